@@ -1,0 +1,38 @@
+package agent
+
+import "time"
+
+// EventType names what happened. Like reasons, event types are stable strings.
+type EventType string
+
+// Event types known so far; the door runtime adds door and alarm events.
+const (
+	EventAccessGranted EventType = "access_granted"
+	EventAccessDenied  EventType = "access_denied"
+)
+
+// Event is one thing that happened at the gateway, as written to the outbox.
+// Credentials are masked; PINs never appear.
+type Event struct {
+	ID         string         `json:"id"`  // unique, for consumer de-duplication
+	Seq        int64          `json:"seq"` // per-gateway monotonic sequence number
+	Time       time.Time      `json:"time"`
+	Type       EventType      `json:"type"`
+	Door       string         `json:"door,omitempty"`
+	Reason     Reason         `json:"reason,omitempty"`
+	User       *UserRef       `json:"user,omitempty"`
+	Group      *GroupRef      `json:"group,omitempty"`
+	Kind       CredentialKind `json:"credential_kind,omitempty"`
+	Credential string         `json:"credential,omitempty"` // masked
+	Detail     string         `json:"detail,omitempty"`
+}
+
+// AccessEvent turns a decision into its event (ID and Seq are assigned by the
+// outbox).
+func AccessEvent(d Decision, at time.Time) Event {
+	t := EventAccessDenied
+	if d.Granted {
+		t = EventAccessGranted
+	}
+	return Event{Time: at, Type: t, Door: d.Door, Reason: d.Reason, User: d.User, Group: d.Group, Kind: d.Kind, Credential: d.Credential, Detail: d.Detail}
+}

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/portier-io/portier/agent"
+	"github.com/portier-io/portier/hal"
+)
+
+// defaultConfig is the embedded configuration used when no --config is given:
+// the demo site's doors on the simulated board, state in the user's state dir.
+//
+//go:embed defaults/portier.yaml
+var defaultConfig []byte
+
+// Config is portier.yaml. Unknown keys are errors, so a typo never silently
+// turns into a default.
+type Config struct {
+	GatewayID  string       `yaml:"gateway_id"`
+	StateDir   string       `yaml:"state_dir"`
+	Database   string       `yaml:"database"`
+	PINKeyFile string       `yaml:"pin_key_file"`
+	Doors      []DoorConfig `yaml:"doors"`
+	Hardware   hal.Config   `yaml:"hardware"`
+
+	path string // file the config came from, "" for the embedded default
+}
+
+// DoorConfig is one door of the config.
+type DoorConfig struct {
+	ID           string   `yaml:"id"`
+	Name         string   `yaml:"name"`
+	Mode         string   `yaml:"mode"`
+	SaltoLocks   []string `yaml:"salto_locks"`
+	SaltoGroups  []string `yaml:"salto_access_groups"`
+	line, column int
+}
+
+// UnmarshalYAML records where the door is, so validation errors can point at it.
+func (d *DoorConfig) UnmarshalYAML(n *yaml.Node) error {
+	type plain DoorConfig
+	var p plain
+	if err := decodeStrict(n, &p); err != nil {
+		return err
+	}
+	*d = DoorConfig(p)
+	d.line, d.column = n.Line, n.Column
+	return nil
+}
+
+// decodeStrict decodes a node rejecting unknown keys (Node.Decode does not
+// honour the decoder's KnownFields, so re-encode through a strict decoder).
+func decodeStrict(n *yaml.Node, v any) error {
+	b, err := yaml.Marshal(n)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		return shiftLines(err, n.Line-1)
+	}
+	return nil
+}
+
+// shiftLines rewrites "line N" in a yaml error made from a re-encoded node so
+// it points into the original file.
+func shiftLines(err error, offset int) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	out := make([]string, len(te.Errors))
+	for i, m := range te.Errors {
+		var line int
+		var rest string
+		if _, e := fmt.Sscanf(m, "line %d:", &line); e == nil {
+			rest = m[strings.Index(m, ":")+1:]
+			m = fmt.Sprintf("line %d:%s", line+offset, rest)
+		}
+		out[i] = m
+	}
+	return &yaml.TypeError{Errors: out}
+}
+
+// loadConfig reads the config at path, or the embedded default when path is "".
+func loadConfig(path string, e *env) (*Config, error) {
+	data, name := defaultConfig, "embedded default config"
+	if path != "" {
+		var err error
+		if data, err = os.ReadFile(path); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		name = path
+	}
+	cfg, err := parseConfig(data, name)
+	if err != nil {
+		return nil, err
+	}
+	cfg.path = path
+	if err := cfg.resolvePaths(e); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return cfg, nil
+}
+
+func parseConfig(data []byte, name string) (*Config, error) {
+	var cfg Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		return nil, configError(name, err)
+	}
+	if err := cfg.validate(name); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+func configError(name string, err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs := make([]string, len(te.Errors))
+		for i, m := range te.Errors {
+			msgs[i] = name + ": " + hint(m)
+		}
+		return errors.New(strings.Join(msgs, "\n"))
+	}
+	return fmt.Errorf("%s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+}
+
+// hint adds advice to the YAML library's messages an installer will meet most.
+func hint(msg string) string {
+	if strings.Contains(msg, "not found in type") {
+		f := msg[strings.Index(msg, "field ")+6:]
+		f = f[:strings.Index(f, " ")]
+		return strings.Replace(msg, msg[strings.Index(msg, "field "):], "unknown key \""+f+"\" (check its spelling and indentation; see packaging/portier.yaml for every key)", 1)
+	}
+	return msg
+}
+
+func (c *Config) validate(name string) error {
+	var errs []string
+	seen := map[string]bool{}
+	for i, d := range c.Doors {
+		where := fmt.Sprintf("%s: line %d: doors[%d]", name, d.line, i)
+		door := d.Door()
+		if err := door.Validate(); err != nil {
+			msg := err.Error()
+			if !slices.Contains(agent.DoorModes, door.Mode) && door.ID != "" {
+				msg += " (valid modes: card, pin, card_or_pin, card_and_pin)"
+			}
+			errs = append(errs, where+": "+msg)
+			continue
+		}
+		if seen[d.ID] {
+			errs = append(errs, fmt.Sprintf("%s: door id %q is used twice", where, d.ID))
+		}
+		seen[d.ID] = true
+	}
+	if len(c.Doors) == 0 {
+		errs = append(errs, name+": no doors: add at least one under doors:")
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "\n"))
+	}
+	return nil
+}
+
+// Door converts the door config to the domain door.
+func (d DoorConfig) Door() agent.Door {
+	return agent.Door{ID: d.ID, Name: d.Name, Mode: agent.DoorMode(d.Mode), LockIDs: d.SaltoLocks, GroupIDs: d.SaltoGroups}
+}
+
+// door finds a configured door by id.
+func (c *Config) door(id string) (agent.Door, error) {
+	ids := make([]string, 0, len(c.Doors))
+	for _, d := range c.Doors {
+		if d.ID == id {
+			return d.Door(), nil
+		}
+		ids = append(ids, d.ID)
+	}
+	return agent.Door{}, fmt.Errorf("no door %q in the config (doors: %s)", id, strings.Join(ids, ", "))
+}
+
+// resolvePaths fills defaults: the state dir from systemd's STATE_DIRECTORY or
+// the XDG state home; the database and PIN key inside it.
+func (c *Config) resolvePaths(e *env) error {
+	if c.StateDir == "" {
+		switch {
+		case e.getenv("STATE_DIRECTORY") != "":
+			c.StateDir = strings.Split(e.getenv("STATE_DIRECTORY"), ":")[0]
+		case e.getenv("XDG_STATE_HOME") != "":
+			c.StateDir = filepath.Join(e.getenv("XDG_STATE_HOME"), "portier")
+		case e.getenv("HOME") != "":
+			c.StateDir = filepath.Join(e.getenv("HOME"), ".local", "state", "portier")
+		default:
+			return errors.New("state_dir is not set and neither STATE_DIRECTORY, XDG_STATE_HOME nor HOME is")
+		}
+	}
+	if c.Database == "" {
+		c.Database = filepath.Join(c.StateDir, "portier.db")
+	}
+	return nil
+}

@@ -37,12 +37,26 @@ type CredentialCache interface {
 type Decider struct {
 	Cache  CredentialCache
 	PINKey PINKey
+	// StaleAfter, when positive, denies every request with ReasonCacheStale
+	// once the last successful sync (SyncedAt) is older than this. Zero keeps
+	// deciding from an old cache (the default policy: report the age instead).
+	StaleAfter time.Duration
+	SyncedAt   func() time.Time
 }
 
 // Decide decides for the presented credential(s) at door. A cache failure
 // denies with ReasonCacheUnavailable (fail secure) and also returns the error
 // so the caller can raise it; a denial for any other reason is not an error.
 func (dc *Decider) Decide(ctx context.Context, door Door, now time.Time, presented ...Presented) (Decision, error) {
+	if dc.StaleAfter > 0 && dc.SyncedAt != nil {
+		if at := dc.SyncedAt(); now.Sub(at) > dc.StaleAfter {
+			d := Decision{Door: door.ID, Reason: ReasonCacheStale, Detail: "the cache was last synced at " + at.UTC().Format(time.RFC3339) + ", longer ago than the configured stale_after"}
+			if len(presented) > 0 {
+				d.Kind, d.Credential = presented[0].Kind, presented[0].Masked()
+			}
+			return d, nil
+		}
+	}
 	in := Input{Door: door, Now: now, Credentials: make([]Resolved, len(presented))}
 	var view *View
 	for i, p := range presented {

@@ -30,9 +30,18 @@ type Config struct {
 	Database   string       `yaml:"database"`
 	PINKeyFile string       `yaml:"pin_key_file"`
 	Doors      []DoorConfig `yaml:"doors"`
+	Salto      SaltoConfig  `yaml:"salto"`
 	Hardware   hal.Config   `yaml:"hardware"`
 
 	path string // file the config came from, "" for the embedded default
+}
+
+// SaltoConfig is the salto: section: how to reach Salto KS and how often to
+// sync. Secrets are never in this file, only paths to 0600 files.
+type SaltoConfig struct {
+	IdentityURL string `yaml:"identity_url"` // e.g. https://identity.eu.my-clay.com
+	APIURL      string `yaml:"api_url"`      // e.g. https://connect.my-clay.com
+	SiteID      string `yaml:"site_id"`      // Salto site UUID
 }
 
 // DoorConfig is one door of the config.

@@ -1,0 +1,128 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/portier-io/portier/agent"
+)
+
+// PutCredential adds or replaces a local credential (an access code's PIN, an
+// imported UID). Local credentials survive every snapshot.
+func (db *DB) PutCredential(ctx context.Context, c agent.Credential) error {
+	if c.Key == "" || !c.Kind.Valid() || c.UserID == "" {
+		return errors.New("sqlite: put credential: key, kind and user are required")
+	}
+	c.Origin = agent.OriginLocal
+	return db.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, upsertSQL(localCredsTable, append([]string{"key"}, credCols...)),
+			c.Key, string(c.Kind), string(c.Origin), c.UserID, c.TagNumber, toUnix(c.StartsAt), toUnix(c.EndsAt), c.Label)
+		if err != nil {
+			return fmt.Errorf("sqlite: put credential: %w", err)
+		}
+		return nil
+	})
+}
+
+// DeleteCredential removes a local credential; it reports whether one existed.
+func (db *DB) DeleteCredential(ctx context.Context, key string) (bool, error) {
+	var n int64
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "DELETE FROM credentials WHERE key = ? AND origin = 'local'", key)
+		if err != nil {
+			return fmt.Errorf("sqlite: delete credential: %w", err)
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	return n > 0, err
+}
+
+// Enrol records that the card with key (uid:… or wg:…) carries tagNumber and
+// derives its credential at once. It returns the holder of the tag number, or
+// nil when no user holds it yet (the card then opens after the sync that
+// brings its holder).
+func (db *DB) Enrol(ctx context.Context, e agent.Enrolment) (*agent.UserRef, error) {
+	if !strings.HasPrefix(e.Key, "uid:") && !strings.HasPrefix(e.Key, "wg:") {
+		return nil, fmt.Errorf("sqlite: enrol: %q is not a card UID or Wiegand key", e.Key)
+	}
+	tag, err := agent.NormalizeTagNumber(e.TagNumber)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: enrol: %w", err)
+	}
+	var holder *agent.UserRef
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO enrolments(key, tag_number, enrolled_at) VALUES(?, ?, ?)
+			ON CONFLICT(key) DO UPDATE SET tag_number = excluded.tag_number, enrolled_at = excluded.enrolled_at`,
+			e.Key, tag, db.now().Unix()); err != nil {
+			return fmt.Errorf("sqlite: enrol: %w", err)
+		}
+		var u agent.User
+		err := tx.QueryRowContext(ctx, "SELECT id, platform_id, first_name, last_name, alias FROM users WHERE tag_number = ?", tag).
+			Scan(&u.ID, &u.PlatformID, &u.FirstName, &u.LastName, &u.Alias)
+		if errors.Is(err, sql.ErrNoRows) {
+			_, err = tx.ExecContext(ctx, "DELETE FROM credentials WHERE key = ? AND origin = 'enrolment'", e.Key)
+			return err
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: enrol: %w", err)
+		}
+		holder = u.Ref()
+		c := derivedCredential(e.Key, tag, u.ID)
+		_, err = tx.ExecContext(ctx, upsertSQL(saltoCredsTable, append([]string{"key"}, credCols...)),
+			c.Key, string(c.Kind), string(c.Origin), c.UserID, c.TagNumber, nil, nil, "")
+		return err
+	})
+	return holder, err
+}
+
+// Counts summarises the cache.
+type Counts struct {
+	Locks       int            `json:"locks"`
+	Users       int            `json:"users"`
+	Groups      int            `json:"access_groups"`
+	Members     int            `json:"memberships"`
+	Credentials map[string]int `json:"credentials"` // by kind
+	Enrolments  int            `json:"enrolments"`
+}
+
+// Counts counts what the cache holds.
+func (db *DB) Counts(ctx context.Context) (Counts, error) {
+	c := Counts{Credentials: map[string]int{}}
+	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return c, db.explain(err)
+	}
+	defer tx.Rollback()
+	for _, q := range []struct {
+		sql string
+		dst *int
+	}{
+		{"SELECT count(*) FROM locks", &c.Locks},
+		{"SELECT count(*) FROM users", &c.Users},
+		{"SELECT count(*) FROM access_groups", &c.Groups},
+		{"SELECT count(*) FROM group_members", &c.Members},
+		{"SELECT count(*) FROM enrolments", &c.Enrolments},
+	} {
+		if err := tx.QueryRowContext(ctx, q.sql).Scan(q.dst); err != nil {
+			return c, db.explain(err)
+		}
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT kind, count(*) FROM credentials GROUP BY kind")
+	if err != nil {
+		return c, db.explain(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k string
+		var n int
+		if err := rows.Scan(&k, &n); err != nil {
+			return c, db.explain(err)
+		}
+		c.Credentials[k] = n
+	}
+	return c, rows.Err()
+}

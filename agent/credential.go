@@ -291,3 +291,33 @@ type Enrolment struct {
 	Key       string // uid:… or wg:… key
 	TagNumber string // 8 digits
 }
+
+// ParseWiegand reads the text form of a Wiegand card used by the CLI and the
+// control socket: "FORMAT:FACILITY:CARD" (e.g. "H10301:12:3456") or
+// "raw:BITS:HEX" for a frame of no known format.
+func ParseWiegand(s string) (Wiegand, error) {
+	parts := strings.Split(strings.TrimSpace(s), ":")
+	if len(parts) != 3 {
+		return Wiegand{}, invalid("Wiegand card %q: want FORMAT:FACILITY:CARD or raw:BITS:HEX", s)
+	}
+	if strings.EqualFold(parts[0], WiegandRaw) {
+		bits, err := strconv.Atoi(parts[1])
+		if err != nil || bits <= 0 || bits > 64 {
+			return Wiegand{}, invalid("Wiegand raw frame length %q: want 1–64 bits", parts[1])
+		}
+		raw, err := strconv.ParseUint(parts[2], 16, 64)
+		if err != nil || (bits < 64 && raw>>uint(bits) != 0) {
+			return Wiegand{}, invalid("Wiegand raw bits %q do not fit %d bits of hex", parts[2], bits)
+		}
+		return Wiegand{Format: WiegandRaw, Bits: bits, Raw: raw}, nil
+	}
+	if !validFormatName(parts[0]) {
+		return Wiegand{}, invalid("Wiegand format name %q", parts[0])
+	}
+	fc, err1 := strconv.ParseUint(parts[1], 10, 64)
+	cn, err2 := strconv.ParseUint(parts[2], 10, 64)
+	if err1 != nil || err2 != nil {
+		return Wiegand{}, invalid("Wiegand facility and card must be decimal numbers in %q", s)
+	}
+	return Wiegand{Format: strings.ToUpper(parts[0]), Facility: fc, Card: cn}, nil
+}

@@ -114,7 +114,7 @@ func Decide(in Input) Decision {
 	if len(in.Credentials) > 1 {
 		return deny(d, ReasonInvalidCredential, fmt.Sprintf("door mode %s takes one credential, got %d", in.Door.Mode, len(in.Credentials)))
 	}
-	if r, ok := checkCredential(&d, first, in.Now); !ok {
+	if r, ok := checkCredential(&d, first, in.Now, in.Location); !ok {
 		return r
 	}
 	return decideAccess(d, in, first.Facts)
@@ -139,7 +139,7 @@ func decideTwoFactor(d Decision, in Input) Decision {
 	if card == nil {
 		return deny(d, ReasonSecondFactorRequired, "present the card first, then type the PIN")
 	}
-	if r, ok := checkCredential(&d, *card, in.Now); !ok {
+	if r, ok := checkCredential(&d, *card, in.Now, in.Location); !ok {
 		return r
 	}
 	if pin == nil {
@@ -150,7 +150,7 @@ func decideTwoFactor(d Decision, in Input) Decision {
 		r.Granted, r.Reason, r.Group, r.Detail = false, ReasonSecondFactorRequired, nil, "card accepted; type the PIN"
 		return r
 	}
-	if r, ok := checkCredential(&d, *pin, in.Now); !ok {
+	if r, ok := checkCredential(&d, *pin, in.Now, in.Location); !ok {
 		r.Kind, r.Credential = KindPIN, pin.Presented.Masked()
 		return r
 	}
@@ -163,7 +163,11 @@ func decideTwoFactor(d Decision, in Input) Decision {
 
 // checkCredential runs the per-credential checks: well-formed, known, holder
 // present and in good standing, and inside the credential's own window.
-func checkCredential(d *Decision, c Resolved, now time.Time) (Decision, bool) {
+func checkCredential(d *Decision, c Resolved, now time.Time, loc *time.Location) (Decision, bool) {
+	if loc == nil {
+		loc = time.UTC
+	}
+	stamp := func(t time.Time) string { return t.In(loc).Format("2006-01-02 15:04 MST") }
 	if c.Err != nil {
 		detail := "malformed credential"
 		if errors.Is(c.Err, ErrInvalidCredential) {
@@ -186,11 +190,11 @@ func checkCredential(d *Decision, c Resolved, now time.Time) (Decision, bool) {
 	case u.Subscription == Suspended:
 		return deny(*d, ReasonUserSuspended, "the user is suspended (no subscription seat on the site)"), false
 	case !u.ExpiresAt.IsZero() && !now.Before(u.ExpiresAt):
-		return deny(*d, ReasonExpired, "the user expired at "+u.ExpiresAt.UTC().Format(time.RFC3339)), false
+		return deny(*d, ReasonExpired, "the user expired at "+stamp(u.ExpiresAt)), false
 	case !cr.StartsAt.IsZero() && now.Before(cr.StartsAt):
-		return deny(*d, ReasonNotYetValid, "the credential is valid from "+cr.StartsAt.UTC().Format(time.RFC3339)), false
+		return deny(*d, ReasonNotYetValid, "the credential is valid from "+stamp(cr.StartsAt)), false
 	case !cr.EndsAt.IsZero() && !now.Before(cr.EndsAt):
-		return deny(*d, ReasonExpired, "the credential ended at "+cr.EndsAt.UTC().Format(time.RFC3339)), false
+		return deny(*d, ReasonExpired, "the credential ended at "+stamp(cr.EndsAt)), false
 	case c.Presented.Kind == KindPIN && !u.UsePIN:
 		return deny(*d, ReasonPINDisabled, "PIN use is switched off for this user in Salto KS"), false
 	}

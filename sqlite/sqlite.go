@@ -71,6 +71,15 @@ func Open(ctx context.Context, path string, opt Options) (*DB, error) {
 	if err := checkHeader(path); err != nil {
 		return nil, err
 	}
+	if !opt.ReadOnly {
+		// The cache holds names and PIN hashes: create it private. SQLite
+		// gives the -wal and -shm files the same mode.
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: %w", err)
+		}
+		f.Close()
+	}
 	db := &DB{path: path, log: opt.Logger, now: opt.Now}
 	if db.log == nil {
 		db.log = slog.New(slog.DiscardHandler)

@@ -41,6 +41,8 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"check", "decide whether a credential opens a door (offline, from the cache)", cmdCheck},
+		{"import", "load a site snapshot file into the cache", cmdImport},
 		{"version", "print the version", cmdVersion},
 	}
 }

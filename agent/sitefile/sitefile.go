@@ -424,12 +424,8 @@ func (c Credential) domain(key agent.PINKey, loc *time.Location) (agent.Credenti
 		if len(key) == 0 {
 			return ac, errors.New("the file has a clear PIN but no PIN key is configured")
 		}
-		ac.Key, err = agent.KeypadPIN(c.PIN).Key(key)
-		if err != nil {
-			err = errors.Unwrap(err) // keep the length message, never the PIN
-			if err == nil {
-				err = errors.New("invalid PIN")
-			}
+		// The error says what is wrong (length, digits), never the PIN.
+		if ac.Key, err = agent.KeypadPIN(c.PIN).Key(key); err != nil {
 			err = fmt.Errorf("pin: %w", err)
 		}
 	case c.PINHash != "":

@@ -48,7 +48,7 @@ func (db *DB) ApplySnapshot(ctx context.Context, snap *agent.Snapshot, opt Apply
 	}
 	var st ApplyStats
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		a := &applier{ctx: ctx, tx: tx, st: &st, now: db.now().UTC()}
+		a := &applier{ctx: ctx, tx: tx, st: &st, now: db.now().UTC(), hook: db.applyHook}
 		a.site(snap.Site)
 		a.diff(locksTable, locksSource(snap.Locks), true)
 		a.diff(usersTable, usersSource(snap.Users), true)
@@ -109,8 +109,9 @@ type source struct {
 }
 
 type applier struct {
-	ctx context.Context
-	now time.Time
+	ctx  context.Context
+	now  time.Time
+	hook func(table string) error
 	tx  *sql.Tx
 	st  *ApplyStats
 	err error
@@ -195,6 +196,7 @@ func (a *applier) diff(t table, src source, deleteMissing bool) {
 	for ; i < src.n; i++ {
 		inserts = append(inserts, i)
 	}
+	defer a.runHook(t.name)
 
 	if len(deletes) > 0 {
 		where := make([]string, len(t.keyCols))
@@ -232,6 +234,12 @@ func (a *applier) diff(t table, src source, deleteMissing bool) {
 				return
 			}
 		}
+	}
+}
+
+func (a *applier) runHook(table string) {
+	if a.hook != nil && a.err == nil {
+		a.err = a.hook(table)
 	}
 }
 

@@ -53,6 +53,10 @@ type DB struct {
 
 	view     atomic.Pointer[agent.View]
 	reloadMu sync.Mutex
+
+	// applyHook, when set (tests only, through export_test.go), runs inside
+	// ApplySnapshot's transaction after each table; an error aborts the apply.
+	applyHook func(table string) error
 }
 
 var _ agent.CredentialCache = (*DB)(nil)
@@ -87,19 +91,11 @@ func Open(ctx context.Context, path string, opt Options) (*DB, error) {
 	if db.now == nil {
 		db.now = time.Now
 	}
-	q := url.Values{}
-	q.Set("_journal_mode", "WAL")
-	q.Set("_busy_timeout", "5000")
-	q.Set("_txlock", "immediate")
-	q.Set("_synchronous", "NORMAL")
-	q.Set("_foreign_keys", "on")
 	var err error
 	if !opt.ReadOnly {
-		if db.w, err = sql.Open("sqlite3", "file:"+escapePath(path)+"?"+q.Encode()); err != nil {
-			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		if db.w, err = openWriter(path); err != nil {
+			return nil, err
 		}
-		db.w.SetMaxOpenConns(1)
-		db.w.SetConnMaxLifetime(0)
 	}
 	rq := url.Values{}
 	rq.Set("_busy_timeout", "5000")
@@ -134,6 +130,25 @@ func Open(ctx context.Context, path string, opt Options) (*DB, error) {
 		return nil, err
 	}
 	return db, nil
+}
+
+// openWriter opens the single writer connection: WAL, immediate transactions
+// (a read-then-write never fails with "database is locked"), and a busy
+// timeout that covers an installer's sqlite3 shell.
+func openWriter(path string) (*sql.DB, error) {
+	q := url.Values{}
+	q.Set("_journal_mode", "WAL")
+	q.Set("_busy_timeout", "5000")
+	q.Set("_txlock", "immediate")
+	q.Set("_synchronous", "NORMAL")
+	q.Set("_foreign_keys", "on")
+	w, err := sql.Open("sqlite3", "file:"+escapePath(path)+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxLifetime(0)
+	return w, nil
 }
 
 // escapePath keeps '?' and '#' in file names from being read as URI syntax.

@@ -1,0 +1,27 @@
+package sqlite
+
+import (
+	"context"
+	"log/slog"
+)
+
+// SetApplyHook installs a hook that runs inside ApplySnapshot's transaction
+// after each table.
+func SetApplyHook(db *DB, fn func(table string) error) { db.applyHook = fn }
+
+// MigrateTo brings the schema to version v only (to build old databases).
+func MigrateTo(ctx context.Context, db *DB, v int) error { return db.migrate(ctx, v) }
+
+// OpenAt opens a database migrated only up to version v.
+func OpenAt(ctx context.Context, path string, v int) (*DB, error) {
+	db := &DB{path: path, log: slog.New(slog.DiscardHandler)}
+	var err error
+	db.w, err = openWriter(path)
+	if err != nil {
+		return nil, err
+	}
+	return db, db.migrate(ctx, v)
+}
+
+// CloseWriter closes a database made by OpenAt.
+func CloseWriter(db *DB) error { return db.w.Close() }

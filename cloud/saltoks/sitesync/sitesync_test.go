@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -203,13 +204,13 @@ func TestFailedSyncKeepsTheOldSnapshot(t *testing.T) {
 			before := dump(t, e.path)
 			// Change the site, so a torn apply would show.
 			e.fake.UpdateUser(saltokstest.UserID(0), func(u *sitefile.User) { u.Blocked = true })
-			n := 0
+			var n atomic.Int64
 			f := tc.fault
 			if f.Kind == saltokstest.After {
 				f.Do = func() {
-					n++
+					i := n.Add(1)
 					u := saltokstest.Generate(saltokstest.SiteShape{Users: 1}).Users[0]
-					u.ID, u.User.ID = fmt.Sprintf("00000000-0000-4000-8000-%012d", n), fmt.Sprintf("00000000-0000-4000-9000-%012d", n)
+					u.ID, u.User.ID = fmt.Sprintf("00000000-0000-4000-8000-%012d", i), fmt.Sprintf("00000000-0000-4000-9000-%012d", i)
 					u.User.TagNumber = nil
 					e.fake.AddUser(u)
 				}

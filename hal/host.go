@@ -1,0 +1,706 @@
+package hal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"periph.io/x/conn/v3/driver/driverreg"
+	"periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/gpio/gpioreg"
+	"periph.io/x/conn/v3/spi"
+	"periph.io/x/conn/v3/spi/spireg"
+	"periph.io/x/host/v3"
+	"periph.io/x/host/v3/gpioioctl"
+
+	"github.com/portier-io/portier/hal/doorio"
+	"github.com/portier-io/portier/hal/keypad"
+	"github.com/portier-io/portier/hal/mfrc522"
+	"github.com/portier-io/portier/hal/wiegand"
+)
+
+// This file is the one place that calls periph's host registries
+// (host.Init, gpioreg, spireg, gpioioctl). Everything else works on
+// periph.io/x/conn interfaces.
+
+// initHost loads periph's host drivers. host.Init only errors for registry
+// problems; a driver that fails lands in State.Failed, so callers must check
+// that what they need resolved.
+func initHost() (*driverreg.State, error) {
+	st, err := host.Init()
+	if err != nil {
+		return nil, fmt.Errorf("hal: periph host drivers: %w", err)
+	}
+	return st, nil
+}
+
+// hostDiagnosis explains why GPIO or SPI may be missing, for error messages.
+func hostDiagnosis(st *driverreg.State) string {
+	var b strings.Builder
+	if len(gpioioctl.Chips) == 0 {
+		b.WriteString(gpioFix())
+	}
+	for _, f := range st.Failed {
+		fmt.Fprintf(&b, "\n  periph driver %s failed: %v", f.D, f.Err)
+	}
+	return b.String()
+}
+
+// gpioFix tells why no GPIO chip was found.
+func gpioFix() string {
+	chips, _ := filepath.Glob("/dev/gpiochip*")
+	if len(chips) == 0 {
+		return "no GPIO character device (/dev/gpiochip*): this machine has no GPIO (not a Raspberry Pi, or a kernel without GPIO support); use driver: sim to dry-run the config"
+	}
+	if f, err := os.Open(chips[0]); err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			return fmt.Sprintf("%s is not accessible: add the service user to the gpio group (sudo usermod -aG gpio portier) and restart", chips[0])
+		}
+		return fmt.Sprintf("%s: %v", chips[0], err)
+	} else {
+		f.Close()
+	}
+	return "GPIO chips exist but periph registered none: check the periph driver errors below"
+}
+
+// spiFix tells why an SPI device could not be opened.
+func spiFix(name string, err error) string {
+	ports := spireg.All()
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "permission denied"):
+		return "add the service user to the spi group (sudo usermod -aG spi portier) and restart"
+	case strings.Contains(msg, "busy"):
+		return "another program or a kernel driver holds the SPI device: stop it (check `sudo lsof /dev/spidev*` and dtoverlay lines in config.txt)"
+	case len(ports) == 0:
+		return "SPI is not enabled: add dtparam=spi=on to /boot/firmware/config.txt (for SPI1: dtoverlay=spi1-1cs) and reboot"
+	}
+	var names []string
+	for _, p := range ports {
+		names = append(names, p.Name)
+	}
+	return fmt.Sprintf("no %s: wrong chip select? This gateway has %s; SDA goes to CE0 (header pin 24) for SPI0.0, CE1 (pin 26) for SPI0.1", name, strings.Join(names, ", "))
+}
+
+// resolver looks every configured name up before anything is driven.
+type resolver struct {
+	problems []string
+	closers  []func() error
+}
+
+func (r *resolver) fail(format string, args ...any) {
+	r.problems = append(r.problems, fmt.Sprintf(format, args...))
+}
+
+func (r *resolver) pin(key, name string) gpio.PinIO {
+	if name == "" {
+		return nil
+	}
+	p := gpioreg.ByName(name)
+	if p == nil {
+		r.fail("%s: %s not found on this gateway", key, name)
+		return nil
+	}
+	return p
+}
+
+// chipFor finds the GPIO chip that has every named line.
+func (r *resolver) chipFor(key string, names ...string) *gpioioctl.GPIOChip {
+	for _, c := range gpioioctl.Chips {
+		all := true
+		for _, n := range names {
+			if c.ByName(n) == nil {
+				all = false
+			}
+		}
+		if all {
+			return c
+		}
+	}
+	r.fail("%s: no GPIO chip has all of %s", key, strings.Join(names, ", "))
+	return nil
+}
+
+func (r *resolver) spi(key, name string) spi.PortCloser {
+	p, err := spireg.Open(name)
+	if err != nil {
+		r.fail("%s: %s: %v (%s)", key, name, err, spiFix(name, err))
+		return nil
+	}
+	r.closers = append(r.closers, p.Close)
+	return p
+}
+
+func (r *resolver) close() {
+	for i := len(r.closers) - 1; i >= 0; i-- {
+		_ = r.closers[i]()
+	}
+	r.closers = nil
+}
+
+// PeriphBoard is the real board: periph host drivers under our device
+// drivers.
+type PeriphBoard struct {
+	log     *slog.Logger
+	doors   []*periphDoor
+	byID    map[string]*periphDoor
+	closers []func() error
+	emitMu  sync.Mutex
+}
+
+type periphDoor struct {
+	id      string
+	outputs map[Output]*doorio.Output
+	inputs  map[Input]*doorio.Input
+	rfid    *mfrc522.Reader
+	wg      *wiegand.Reader
+	kp      *keypad.Keypad
+	halts   []func() error // unblock edge waits at shutdown
+}
+
+// OpenPeriph turns a validated config into devices on this gateway's GPIO
+// and SPI. It resolves every pin and SPI device first and refuses, naming
+// each missing one and why, before driving anything; then it sets every
+// output to its safe state before it configures inputs and readers.
+func OpenPeriph(cfg Config, doorIDs []string, log *slog.Logger) (*PeriphBoard, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.checkWiring(doorIDs); err != nil {
+		return nil, fmt.Errorf("hal: invalid wiring: %w", err)
+	}
+	st, err := initHost()
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range st.Failed {
+		log.Warn("periph driver failed", "driver", f.D.String(), "err", f.Err)
+	}
+	r := &resolver{}
+	type plan struct {
+		id      string
+		w       DoorWiring
+		outs    map[Output]gpio.PinIO
+		ins     map[Input]gpio.PinIO
+		spi     spi.PortCloser
+		rst     gpio.PinIO
+		irq     gpio.PinIO
+		wgChip  *gpioioctl.GPIOChip
+		kpChip  *gpioioctl.GPIOChip
+		kpRows  []gpio.PinIO
+		decoder wiegand.Decoder
+	}
+	var plans []plan
+	for _, id := range orderedDoors(cfg.Doors, doorIDs) {
+		w := cfg.Doors[id]
+		k := "hardware.doors." + id + "."
+		p := plan{id: id, w: w, outs: map[Output]gpio.PinIO{}, ins: map[Input]gpio.PinIO{}}
+		for out, oc := range outputConfigs(w) {
+			p.outs[out] = r.pin(k+string(out)+".pin", oc.Pin)
+		}
+		for in, ic := range inputConfigs(w) {
+			p.ins[in] = r.pin(k+string(in)+".pin", ic.Pin)
+		}
+		if m := w.MFRC522; m != nil {
+			p.rst = r.pin(k+"mfrc522.reset", m.Reset)
+			p.irq = r.pin(k+"mfrc522.irq", m.IRQ)
+			p.spi = r.spi(k+"mfrc522.spi", m.SPI)
+		}
+		if wc := w.Wiegand; wc != nil {
+			p.wgChip = r.chipFor(k+"wiegand", wc.D0, wc.D1)
+			if p.decoder, err = wc.Decoder(); err != nil {
+				r.fail("%swiegand.formats: %v", k, err)
+			}
+		}
+		if kc := w.Keypad; kc != nil {
+			for i, name := range kc.Rows {
+				p.kpRows = append(p.kpRows, r.pin(fmt.Sprintf("%skeypad.rows[%d]", k, i), name))
+			}
+			p.kpChip = r.chipFor(k+"keypad.cols", kc.Cols...)
+		}
+		plans = append(plans, p)
+	}
+	if len(r.problems) > 0 {
+		r.close()
+		return nil, fmt.Errorf("hal: this gateway lacks configured hardware:\n  %s\n%s", strings.Join(r.problems, "\n  "), hostDiagnosis(st))
+	}
+
+	b := &PeriphBoard{log: log, byID: map[string]*periphDoor{}, closers: r.closers}
+	fail := func(err error) (*PeriphBoard, error) {
+		_ = b.Close()
+		return nil, err
+	}
+	// Outputs first: safe state before anything else moves.
+	for _, p := range plans {
+		d := &periphDoor{id: p.id, outputs: map[Output]*doorio.Output{}, inputs: map[Input]*doorio.Input{}}
+		b.doors = append(b.doors, d)
+		b.byID[p.id] = d
+		for out, oc := range outputConfigs(p.w) {
+			o, err := doorio.NewOutput(p.id+" "+string(out), p.outs[out], doorio.OutputConfig{ActiveLow: oc.ActiveLow, SafeOn: oc.SafeOn})
+			if err != nil {
+				return fail(fmt.Errorf("hal: %w", err))
+			}
+			d.outputs[out] = o
+		}
+	}
+	for i, p := range plans {
+		d := b.doors[i]
+		for in, ic := range inputConfigs(p.w) {
+			x, err := doorio.NewInput(p.id+" "+string(in), p.ins[in], doorio.InputConfig{
+				ActiveLow: ic.ActiveLow(), Pull: pull(ic.Pull), Debounce: ic.Debounce,
+			})
+			if err != nil {
+				return fail(fmt.Errorf("hal: %w", err))
+			}
+			d.inputs[in] = x
+			d.halts = append(d.halts, x.Halt)
+		}
+		if m := p.w.MFRC522; m != nil {
+			mc := mfrc522.Config{Logger: log}
+			if p.rst != nil {
+				mc.Reset = p.rst
+			}
+			if p.irq != nil {
+				mc.IRQ = p.irq
+			}
+			dev, err := mfrc522.New(p.spi, mc)
+			if err != nil {
+				return fail(fmt.Errorf("hal: %s: %w", p.id, err))
+			}
+			d.rfid = mfrc522.NewReader(dev, mfrc522.ReaderConfig{PollInterval: m.PollInterval})
+		}
+		if wc := p.w.Wiegand; wc != nil {
+			ls, err := p.wgChip.LineSet(gpioioctl.LineInput, gpio.FallingEdge, gpio.PullUp, wc.D0, wc.D1)
+			if err != nil {
+				return fail(fmt.Errorf("hal: %s: wiegand lines %s/%s: %w", p.id, wc.D0, wc.D1, err))
+			}
+			b.closers = append(b.closers, ls.Close)
+			d.halts = append(d.halts, ls.Halt)
+			d.wg = wiegand.NewReader(ls, wiegand.ReaderConfig{
+				D0: p.wgChip.ByName(wc.D0).Number(), D1: p.wgChip.ByName(wc.D1).Number(),
+				FrameGap: wc.FrameGap, Decoder: p.decoder, Logger: log,
+			})
+		}
+		if kc := p.w.Keypad; kc != nil {
+			ls, err := p.kpChip.LineSet(gpioioctl.LineInput, gpio.FallingEdge, gpio.PullUp, kc.Cols...)
+			if err != nil {
+				return fail(fmt.Errorf("hal: %s: keypad columns: %w", p.id, err))
+			}
+			b.closers = append(b.closers, ls.Close)
+			d.halts = append(d.halts, ls.Halt)
+			rows := make([]gpio.PinOut, len(p.kpRows))
+			for i, r := range p.kpRows {
+				rows[i] = r
+			}
+			kp, err := keypad.New(rows, ls, len(kc.Cols), keypad.Config{Layout: kc.Layout, Debounce: kc.Debounce})
+			if err != nil {
+				return fail(fmt.Errorf("hal: %s: %w", p.id, err))
+			}
+			d.kp = kp
+		}
+	}
+	return b, nil
+}
+
+func pull(s string) gpio.Pull {
+	switch s {
+	case "down":
+		return gpio.PullDown
+	case "none":
+		return gpio.Float
+	}
+	return gpio.PullUp
+}
+
+func outputConfigs(w DoorWiring) map[Output]*OutputConfig {
+	m := map[Output]*OutputConfig{}
+	for out, c := range map[Output]*OutputConfig{Relay: w.Relay, GreenLED: w.GreenLED, RedLED: w.RedLED, Buzzer: w.Buzzer} {
+		if c != nil {
+			m[out] = c
+		}
+	}
+	return m
+}
+
+func inputConfigs(w DoorWiring) map[Input]*InputConfig {
+	m := map[Input]*InputConfig{}
+	for in, c := range map[Input]*InputConfig{DoorContact: w.DoorContact, ExitButton: w.ExitButton, Tamper: w.Tamper} {
+		if c != nil {
+			m[in] = c
+		}
+	}
+	return m
+}
+
+// Run implements Board.
+func (b *PeriphBoard) Run(ctx context.Context, emit func(Event)) error {
+	send := func(e Event) {
+		b.emitMu.Lock()
+		defer b.emitMu.Unlock()
+		emit(e)
+	}
+	var wg sync.WaitGroup
+	start := func(door, device string, fn func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			supervise(ctx, door, device, fn, send)
+		}()
+	}
+	for _, d := range b.doors {
+		for in, x := range d.inputs {
+			start(d.id, string(in), func(ctx context.Context) error {
+				return x.Run(ctx, func(active bool, at time.Time) {
+					send(Event{Door: d.id, Kind: EventInput, At: at, Input: in, Active: active})
+				})
+			})
+		}
+		if d.rfid != nil {
+			start(d.id, "mfrc522", func(ctx context.Context) error {
+				return d.rfid.Run(ctx, func(c mfrc522.Card) {
+					send(CardEvent(d.id, c.UID, time.Now()))
+				}, func(err error) {
+					send(Event{Door: d.id, Kind: EventFault, At: time.Now(), Device: "mfrc522", Err: err})
+				})
+			})
+		}
+		if d.wg != nil {
+			start(d.id, "wiegand", func(ctx context.Context) error {
+				return d.wg.Run(ctx, func(r wiegand.Reading, err error) {
+					send(WiegandEvent(d.id, r, err, time.Now()))
+				})
+			})
+		}
+		if d.kp != nil {
+			start(d.id, "keypad", func(ctx context.Context) error {
+				return d.kp.Run(ctx, func(k rune) {
+					send(Event{Door: d.id, Kind: EventKey, At: time.Now(), Key: k})
+				})
+			})
+		}
+	}
+	<-ctx.Done()
+	for _, d := range b.doors {
+		for _, h := range d.halts {
+			_ = h() // unblock edge waits now rather than at their timeouts
+		}
+	}
+	wg.Wait()
+	return nil
+}
+
+// supervise runs one device loop and restarts it with back-off after a
+// failure, reporting each failure as an EventFault.
+func supervise(ctx context.Context, door, device string, fn func(context.Context) error, emit func(Event)) {
+	backoff := time.Second
+	for {
+		err := fn(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			err = errors.New("device loop stopped")
+		}
+		emit(Event{Door: door, Kind: EventFault, At: time.Now(), Device: device, Err: err})
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// Set implements Board.
+func (b *PeriphBoard) Set(door string, out Output, on bool) error {
+	d, ok := b.byID[door]
+	if !ok {
+		return fmt.Errorf("hal: no door %q on this board", door)
+	}
+	o, ok := d.outputs[out]
+	if !ok {
+		return fmt.Errorf("hal: door %s has no %s wired", door, out)
+	}
+	return o.Set(on)
+}
+
+// Halt implements Board.
+func (b *PeriphBoard) Halt() error {
+	var errs []error
+	for _, d := range b.doors {
+		for _, o := range d.outputs {
+			errs = append(errs, o.Halt())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close implements Board.
+func (b *PeriphBoard) Close() error {
+	errs := []error{b.Halt()}
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		errs = append(errs, b.closers[i]())
+	}
+	b.closers = nil
+	return errors.Join(errs...)
+}
+
+var _ Board = (*PeriphBoard)(nil)
+
+// SelfTest checks a configured gateway's hardware for an installer: periph
+// drivers, the GPIO chip, every pin, each MFRC522 (SPI device, version
+// register, CRC unit), Wiegand idle levels and inputs. Only with actuate does
+// it click relays, flash LEDs and sound buzzers. Each failed check says how
+// to fix it.
+func SelfTest(ctx context.Context, cfg Config, doorIDs []string, actuate bool, log *slog.Logger) []Check {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var checks []Check
+	add := func(c Check) { checks = append(checks, c) }
+	if err := cfg.checkWiring(doorIDs); err != nil {
+		add(Check{Name: "wiring config", Detail: err.Error(), Fix: "correct the hardware: section of the config"})
+		return checks
+	}
+	st, err := initHost()
+	if err != nil {
+		add(Check{Name: "periph host drivers", Detail: err.Error(), Fix: "report this as a bug: periph's driver registry is inconsistent"})
+		return checks
+	}
+	var loaded []string
+	for _, d := range st.Loaded {
+		loaded = append(loaded, d.String())
+	}
+	detail := "loaded: " + strings.Join(loaded, ", ")
+	if len(loaded) == 0 {
+		detail = "no driver loaded"
+	}
+	for _, f := range st.Failed {
+		detail += fmt.Sprintf("; %s failed: %v", f.D, f.Err)
+	}
+	add(Check{Name: "periph host drivers", OK: true, Detail: detail})
+	gpioOK := len(gpioioctl.Chips) > 0
+	if gpioOK {
+		var names []string
+		for _, c := range gpioioctl.Chips {
+			names = append(names, fmt.Sprintf("%s (%s, %d lines)", c.Name(), c.Label(), c.LineCount()))
+		}
+		add(Check{Name: "GPIO chip", OK: true, Detail: strings.Join(names, ", ")})
+	} else {
+		add(Check{Name: "GPIO chip", Detail: "none found", Fix: gpioFix()})
+	}
+	findPin := func(name, pinName string) gpio.PinIO {
+		c := Check{Name: name}
+		if !gpioOK {
+			c.Detail, c.Fix = pinName+" not available", "no GPIO chip (see above)"
+			add(c)
+			return nil
+		}
+		p := gpioreg.ByName(pinName)
+		if p == nil {
+			c.Detail, c.Fix = pinName+" not found", "check the pin name; this gateway's GPIO chip does not have it"
+			add(c)
+			return nil
+		}
+		return p
+	}
+	for _, id := range orderedDoors(cfg.Doors, doorIDs) {
+		w := cfg.Doors[id]
+		if m := w.MFRC522; m != nil {
+			checks = append(checks, testMFRC522(ctx, id, m, gpioOK, log))
+		}
+		if wc := w.Wiegand; wc != nil {
+			name := fmt.Sprintf("%s: Wiegand D0 %s, D1 %s", id, wc.D0, wc.D1)
+			if !gpioOK {
+				add(Check{Name: name, Detail: "lines not available", Fix: "no GPIO chip (see above)"})
+			} else {
+				add(testWiegandLines(name, wc))
+			}
+		}
+		if kc := w.Keypad; kc != nil {
+			name := fmt.Sprintf("%s: keypad rows %s, cols %s", id, strings.Join(kc.Rows, ","), strings.Join(kc.Cols, ","))
+			ok := true
+			for _, p := range append(append([]string(nil), kc.Rows...), kc.Cols...) {
+				if findPin(name, p) == nil {
+					ok = false
+					break
+				}
+			}
+			if ok {
+				add(Check{Name: name, OK: true, Detail: "all lines found"})
+			}
+		}
+		for _, in := range Inputs() {
+			ic := inputConfigs(w)[in]
+			if ic == nil {
+				continue
+			}
+			name := fmt.Sprintf("%s: %s on %s", id, in, ic.Pin)
+			p := findPin(name, ic.Pin)
+			if p == nil {
+				continue
+			}
+			x, err := doorio.NewInput(name, p, doorio.InputConfig{ActiveLow: ic.ActiveLow(), Pull: pull(ic.Pull)})
+			if err != nil {
+				add(Check{Name: name, Detail: err.Error(), Fix: lineFix(err)})
+				continue
+			}
+			add(Check{Name: name, OK: true, Detail: describeInput(in, x.Level())})
+		}
+		for _, out := range Outputs() {
+			oc := outputConfigs(w)[out]
+			if oc == nil {
+				continue
+			}
+			name := fmt.Sprintf("%s: %s on %s", id, out, oc.Pin)
+			p := findPin(name, oc.Pin)
+			if p == nil {
+				continue
+			}
+			if !actuate {
+				add(Check{Name: name, OK: true, Detail: "line found (not switched: run with --actuate to test it)"})
+				continue
+			}
+			add(actuateOutput(ctx, name, out, p, oc))
+		}
+	}
+	return checks
+}
+
+func describeInput(in Input, active bool) string {
+	switch {
+	case in == DoorContact && active:
+		return "reads open"
+	case in == DoorContact:
+		return "reads closed"
+	case in == ExitButton && active:
+		return "reads pressed (if nobody presses it, check switch: no/nc)"
+	case in == ExitButton:
+		return "reads released"
+	case active:
+		return "reads TRIGGERED (check the tamper loop and switch: no/nc)"
+	}
+	return "reads normal"
+}
+
+func lineFix(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "busy"):
+		return "another program or kernel driver holds this line (an overlay in config.txt, another daemon): free it or pick another pin"
+	case strings.Contains(msg, "permission denied"):
+		return "add the service user to the gpio group (sudo usermod -aG gpio portier) and restart"
+	}
+	return "check the pin and its wiring"
+}
+
+func testMFRC522(ctx context.Context, door string, m *MFRC522Config, gpioOK bool, log *slog.Logger) Check {
+	c := Check{Name: fmt.Sprintf("%s: MFRC522 on %s", door, m.SPI)}
+	port, err := spireg.Open(m.SPI)
+	if err != nil {
+		c.Detail, c.Fix = err.Error(), spiFix(m.SPI, err)
+		return c
+	}
+	defer port.Close()
+	mc := mfrc522.Config{Logger: log, CommandTimeout: 50 * time.Millisecond}
+	if gpioOK && m.Reset != "" {
+		if p := gpioreg.ByName(m.Reset); p != nil {
+			mc.Reset = p
+		}
+	}
+	dev, err := mfrc522.New(port, mc)
+	if err != nil {
+		c.Detail, c.Fix = err.Error(), "check the SPI device name"
+		return c
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := dev.Init(ctx); err != nil {
+		c.Detail = err.Error()
+		switch {
+		case errors.Is(err, mfrc522.ErrNoChip):
+			c.Fix = "no chip answers: check 3.3 V (pin 1/17) and GND, MISO→pin 21, MOSI→pin 19, SCK→pin 23, and SDA→CE0 (pin 24) for SPI0.0 or CE1 (pin 26) for SPI0.1"
+		case errors.Is(err, mfrc522.ErrSelfTest), errors.Is(err, mfrc522.ErrTimeout):
+			c.Fix = "the chip answers but does not work: shorten the wires, check 3.3 V under load, or replace the module"
+		default:
+			c.Fix = "check the SPI wiring and that nothing else uses this SPI device"
+		}
+		return c
+	}
+	_ = dev.AntennaOff()
+	c.OK = true
+	c.Detail = fmt.Sprintf("%s (version register 0x%02X), CRC unit OK", mfrc522.ChipName(dev.Version()), dev.Version())
+	return c
+}
+
+func testWiegandLines(name string, wc *WiegandConfig) Check {
+	c := Check{Name: name}
+	var chip *gpioioctl.GPIOChip
+	for _, ch := range gpioioctl.Chips {
+		if ch.ByName(wc.D0) != nil && ch.ByName(wc.D1) != nil {
+			chip = ch
+		}
+	}
+	if chip == nil {
+		c.Detail, c.Fix = "lines not found on one GPIO chip", "check the pin names"
+		return c
+	}
+	ls, err := chip.LineSet(gpioioctl.LineInput, gpio.NoEdge, gpio.PullUp, wc.D0, wc.D1)
+	if err != nil {
+		c.Detail, c.Fix = err.Error(), lineFix(err)
+		return c
+	}
+	defer ls.Close()
+	v, err := ls.Read(0b11)
+	if err != nil {
+		c.Detail, c.Fix = err.Error(), lineFix(err)
+		return c
+	}
+	if v&0b11 != 0b11 {
+		c.Detail = fmt.Sprintf("idle levels D0=%d D1=%d, want both high", v&1, v>>1&1)
+		c.Fix = "idle Wiegand lines are high: check the reader's power, the level shifter or optocoupler orientation, and D0/D1 swapped with GND"
+		return c
+	}
+	c.OK, c.Detail = true, "both lines idle high"
+	return c
+}
+
+func actuateOutput(ctx context.Context, name string, out Output, p gpio.PinIO, oc *OutputConfig) Check {
+	c := Check{Name: name}
+	o, err := doorio.NewOutput(name, p, doorio.OutputConfig{ActiveLow: oc.ActiveLow, SafeOn: oc.SafeOn})
+	if err != nil {
+		c.Detail, c.Fix = err.Error(), lineFix(err)
+		return c
+	}
+	on := map[Output]time.Duration{Relay: 300 * time.Millisecond, Buzzer: 100 * time.Millisecond}[out]
+	if on == 0 {
+		on = 500 * time.Millisecond
+	}
+	err = o.Set(!oc.SafeOn)
+	if err == nil {
+		t := time.NewTimer(on)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	if herr := o.Halt(); err == nil {
+		err = herr
+	}
+	if err != nil {
+		c.Detail, c.Fix = err.Error(), lineFix(err)
+		return c
+	}
+	c.OK = true
+	c.Detail = fmt.Sprintf("switched for %s and back to its safe state: did you hear or see it? If not, check active_low and the wiring", on)
+	return c
+}

@@ -298,11 +298,11 @@ func (k *Fake) removeUser(id string) bool {
 		return false
 	}
 	delete(k.byID, id)
-	delete(k.byPlat, u.User.ID)
+	delete(k.byPlat, u.User.User.ID)
 	delete(k.pins, id)
 	k.users = slices.DeleteFunc(k.users, func(x *user) bool { return x.ID == id })
 	for _, g := range k.groups {
-		g.Users = slices.DeleteFunc(g.Users, func(p string) bool { return p == u.User.ID })
+		g.Users = slices.DeleteFunc(g.Users, func(p string) bool { return p == u.User.User.ID })
 	}
 	return true
 }

@@ -1,0 +1,248 @@
+package sim
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/portier-io/portier/agent"
+	"github.com/portier-io/portier/hal"
+	"github.com/portier-io/portier/hal/wiegand"
+)
+
+// ErrUsage marks a command line that is not a valid command.
+var ErrUsage = errors.New("sim: bad command")
+
+const help = `commands:
+  tap DOOR UID                   present a card UID (hex, 4/7/10 bytes)
+  wiegand DOOR FORMAT [FC] CARD  present a Wiegand card (H10301, H10306, C1000, H10302, H10304)
+  frame DOOR BITS VALUE          send a raw Wiegand frame
+  keys DOOR KEYS                 type keys (0-9 * #)
+  open DOOR | close DOOR         door contact
+  exit DOOR                      press and release the exit button
+  tamper DOOR on|off             tamper switch
+  wait DURATION                  pause (e.g. 2s, 500ms)
+  show [DOOR]                    print the outputs
+  help                           this list`
+
+// Exec runs one command line and writes any output to w. Blank lines and
+// comments do nothing: a line starting with #, or the rest of a line after
+// " # " (# alone is also a key).
+func (b *Board) Exec(ctx context.Context, line string, w io.Writer) error {
+	if strings.HasPrefix(strings.TrimSpace(line), "#") {
+		return nil
+	}
+	if i := strings.Index(line, " # "); i >= 0 {
+		line = line[:i]
+	}
+	f := strings.Fields(line)
+	if len(f) == 0 {
+		return nil
+	}
+	usage := func(form string) error { return fmt.Errorf("%w: usage: %s", ErrUsage, form) }
+	switch cmd, args := f[0], f[1:]; cmd {
+	case "tap":
+		if len(args) != 2 {
+			return usage("tap DOOR UID")
+		}
+		uid, err := agent.ParseUID(args[1])
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrUsage, err)
+		}
+		return b.Tap(args[0], uid)
+	case "wiegand":
+		if len(args) != 3 && len(args) != 4 {
+			return usage("wiegand DOOR FORMAT [FACILITY] CARD")
+		}
+		nums := make([]uint64, 0, 2)
+		for _, a := range args[2:] {
+			n, err := strconv.ParseUint(a, 10, 64)
+			if err != nil {
+				return fmt.Errorf("%w: %q is not a number", ErrUsage, a)
+			}
+			nums = append(nums, n)
+		}
+		var fc uint64
+		if len(nums) == 2 {
+			fc = nums[0]
+		}
+		return b.Wiegand(args[0], strings.ToUpper(args[1]), fc, nums[len(nums)-1])
+	case "frame":
+		if len(args) != 3 {
+			return usage("frame DOOR BITS VALUE")
+		}
+		bits, err := strconv.Atoi(args[1])
+		if err != nil || bits < 1 || bits > wiegand.MaxBits {
+			return fmt.Errorf("%w: BITS must be 1–64", ErrUsage)
+		}
+		v, err := strconv.ParseUint(args[2], 0, 64)
+		if err != nil {
+			return fmt.Errorf("%w: %q is not a number (0x… for hex, 0b… for binary)", ErrUsage, args[2])
+		}
+		return b.Frame(args[0], wiegand.Frame{Bits: bits, Raw: v})
+	case "keys":
+		if len(args) != 2 {
+			return usage("keys DOOR KEYS")
+		}
+		return b.Keys(args[0], args[1])
+	case "open", "close":
+		if len(args) != 1 {
+			return usage(cmd + " DOOR")
+		}
+		return b.SetInput(args[0], hal.DoorContact, cmd == "open")
+	case "exit":
+		if len(args) != 1 {
+			return usage("exit DOOR")
+		}
+		if err := b.SetInput(args[0], hal.ExitButton, true); err != nil {
+			return err
+		}
+		return b.SetInput(args[0], hal.ExitButton, false)
+	case "tamper":
+		if len(args) != 2 || (args[1] != "on" && args[1] != "off") {
+			return usage("tamper DOOR on|off")
+		}
+		return b.SetInput(args[0], hal.Tamper, args[1] == "on")
+	case "wait":
+		if len(args) != 1 {
+			return usage("wait DURATION")
+		}
+		d, err := time.ParseDuration(args[0])
+		if err != nil || d < 0 {
+			return fmt.Errorf("%w: %q is not a duration like 2s or 500ms", ErrUsage, args[0])
+		}
+		return b.clock.Sleep(ctx, d)
+	case "show":
+		doors := b.order
+		if len(args) == 1 {
+			if _, err := b.door(args[0]); err != nil {
+				return err
+			}
+			doors = args
+		} else if len(args) > 1 {
+			return usage("show [DOOR]")
+		}
+		b.show(w, doors)
+		return nil
+	case "help":
+		fmt.Fprintln(w, help)
+		return nil
+	default:
+		return fmt.Errorf("%w: unknown command %q (try help)", ErrUsage, cmd)
+	}
+}
+
+func (b *Board) show(w io.Writer, doors []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, id := range doors {
+		d := b.doors[id]
+		var parts []string
+		for _, out := range hal.Outputs() {
+			if on, ok := d.outputs[out]; ok {
+				parts = append(parts, fmt.Sprintf("%s=%s", out, onOff(on)))
+			}
+		}
+		for _, in := range hal.Inputs() {
+			if v, ok := d.inputs[in]; ok {
+				parts = append(parts, fmt.Sprintf("%s=%s", in, onOff(v)))
+			}
+		}
+		if len(parts) == 0 {
+			parts = []string{"no devices"}
+		}
+		fmt.Fprintf(w, "%s: %s\n", id, strings.Join(parts, " "))
+	}
+}
+
+func onOff(v bool) string {
+	if v {
+		return "on"
+	}
+	return "off"
+}
+
+// RunScript executes commands line by line until r ends or ctx is done. A
+// failing command stops the script with its line number unless keepGoing
+// (interactive use), in which case the error is written to w. With prompt,
+// "> " is written before each line is read.
+func (b *Board) RunScript(ctx context.Context, r io.Reader, w io.Writer, keepGoing, prompt bool) error {
+	sc := bufio.NewScanner(r)
+	for n := 1; ; n++ {
+		if prompt {
+			fmt.Fprint(w, "> ")
+		}
+		if !sc.Scan() {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		err := b.Exec(ctx, sc.Text(), w)
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return nil
+		case keepGoing:
+			fmt.Fprintln(w, "error:", err)
+		default:
+			return fmt.Errorf("line %d: %w", n, err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("sim: read script: %w", err)
+	}
+	return nil
+}
+
+// SelfTest is the simulated counterpart of hal.SelfTest: every configured
+// device is present; with actuate, each output is switched on and back to
+// its safe state (visible in Changes).
+func (b *Board) SelfTest(ctx context.Context, actuate bool) []hal.Check {
+	checks := []hal.Check{{Name: "board", OK: true, Detail: "simulated (driver: sim): no GPIO or SPI is touched"}}
+	for _, id := range b.order {
+		d := b.doors[id]
+		w := d.wiring
+		if m := w.MFRC522; m != nil {
+			checks = append(checks, hal.Check{Name: fmt.Sprintf("%s: MFRC522 on %s", id, m.SPI), OK: true, Detail: "simulated MFRC522 v2.0 (version register 0x92)"})
+		}
+		if wc := w.Wiegand; wc != nil {
+			checks = append(checks, hal.Check{Name: fmt.Sprintf("%s: Wiegand D0 %s, D1 %s", id, wc.D0, wc.D1), OK: true, Detail: "simulated, lines idle high"})
+		}
+		if kp := w.Keypad; kp != nil {
+			checks = append(checks, hal.Check{Name: fmt.Sprintf("%s: keypad rows %s, cols %s", id, strings.Join(kp.Rows, ","), strings.Join(kp.Cols, ",")), OK: true, Detail: "simulated"})
+		}
+		for _, in := range hal.Inputs() {
+			ic := inputConfig(w, in)
+			if ic == nil {
+				continue
+			}
+			v, _ := b.InputState(id, in)
+			checks = append(checks, hal.Check{Name: fmt.Sprintf("%s: %s on %s", id, in, ic.Pin), OK: true, Detail: fmt.Sprintf("simulated, active=%v", v)})
+		}
+		for _, out := range hal.Outputs() {
+			oc := outputConfig(w, out)
+			if oc == nil {
+				continue
+			}
+			c := hal.Check{Name: fmt.Sprintf("%s: %s on %s", id, out, oc.Pin), OK: true, Detail: "simulated (not switched: run with --actuate to test it)"}
+			if actuate {
+				err := b.Set(id, out, !oc.SafeOn)
+				if err == nil {
+					err = b.Set(id, out, oc.SafeOn)
+				}
+				c.OK, c.Detail = err == nil, "simulated, switched and back to its safe state"
+				if err != nil {
+					c.Detail = err.Error()
+				}
+			}
+			checks = append(checks, c)
+		}
+	}
+	return checks
+}

@@ -141,7 +141,7 @@ func (c Config) Wires(doorIDs []string) []Wire {
 				if in.cfg.Pull == "down" {
 					ret = "3V3"
 				}
-				add(in.name, "", ret)
+				add(in.name, ret, ret)
 			}
 		}
 	}

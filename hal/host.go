@@ -481,7 +481,11 @@ func SelfTest(ctx context.Context, cfg Config, doorIDs []string, actuate bool, l
 	}
 	detail := "loaded: " + strings.Join(loaded, ", ")
 	if len(loaded) == 0 {
-		detail = "no driver loaded"
+		var skipped []string
+		for _, f := range st.Skipped {
+			skipped = append(skipped, fmt.Sprintf("%s (%v)", f.D, f.Err))
+		}
+		detail = "none loaded; skipped: " + strings.Join(skipped, ", ")
 	}
 	for _, f := range st.Failed {
 		detail += fmt.Sprintf("; %s failed: %v", f.D, f.Err)
@@ -526,7 +530,7 @@ func SelfTest(ctx context.Context, cfg Config, doorIDs []string, actuate bool, l
 			}
 		}
 		if kc := w.Keypad; kc != nil {
-			name := fmt.Sprintf("%s: keypad rows %s, cols %s", id, strings.Join(kc.Rows, ","), strings.Join(kc.Cols, ","))
+			name := fmt.Sprintf("%s: keypad %dx%d", id, len(kc.Rows), len(kc.Cols))
 			ok := true
 			for _, p := range append(append([]string(nil), kc.Rows...), kc.Cols...) {
 				if findPin(name, p) == nil {
@@ -553,7 +557,7 @@ func SelfTest(ctx context.Context, cfg Config, doorIDs []string, actuate bool, l
 				add(Check{Name: name, Detail: err.Error(), Fix: lineFix(err)})
 				continue
 			}
-			add(Check{Name: name, OK: true, Detail: describeInput(in, x.Level())})
+			add(Check{Name: name, OK: true, Detail: DescribeInput(in, x.Level())})
 		}
 		for _, out := range Outputs() {
 			oc := outputConfigs(w)[out]
@@ -575,7 +579,8 @@ func SelfTest(ctx context.Context, cfg Config, doorIDs []string, actuate bool, l
 	return checks
 }
 
-func describeInput(in Input, active bool) string {
+// DescribeInput says what an input state means, for self-test reports.
+func DescribeInput(in Input, active bool) string {
 	switch {
 	case in == DoorContact && active:
 		return "reads open"

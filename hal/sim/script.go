@@ -215,7 +215,7 @@ func (b *Board) SelfTest(ctx context.Context, actuate bool) []hal.Check {
 			checks = append(checks, hal.Check{Name: fmt.Sprintf("%s: Wiegand D0 %s, D1 %s", id, wc.D0, wc.D1), OK: true, Detail: "simulated, lines idle high"})
 		}
 		if kp := w.Keypad; kp != nil {
-			checks = append(checks, hal.Check{Name: fmt.Sprintf("%s: keypad rows %s, cols %s", id, strings.Join(kp.Rows, ","), strings.Join(kp.Cols, ",")), OK: true, Detail: "simulated"})
+			checks = append(checks, hal.Check{Name: fmt.Sprintf("%s: keypad %dx%d", id, len(kp.Rows), len(kp.Cols)), OK: true, Detail: "simulated"})
 		}
 		for _, in := range hal.Inputs() {
 			ic := inputConfig(w, in)
@@ -223,7 +223,7 @@ func (b *Board) SelfTest(ctx context.Context, actuate bool) []hal.Check {
 				continue
 			}
 			v, _ := b.InputState(id, in)
-			checks = append(checks, hal.Check{Name: fmt.Sprintf("%s: %s on %s", id, in, ic.Pin), OK: true, Detail: fmt.Sprintf("simulated, active=%v", v)})
+			checks = append(checks, hal.Check{Name: fmt.Sprintf("%s: %s on %s", id, in, ic.Pin), OK: true, Detail: "simulated, " + hal.DescribeInput(in, v)})
 		}
 		for _, out := range hal.Outputs() {
 			oc := outputConfig(w, out)

@@ -1,0 +1,119 @@
+package main_test
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var updateGolden = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *updateGolden {
+		require.NoError(t, os.WriteFile(path, []byte(got), 0o644))
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, string(want), got)
+}
+
+func TestPinout(t *testing.T) {
+	svg := filepath.Join(t.TempDir(), "pinout.svg")
+	out, errOut, code := runPortier(t, nil, "pinout", "--svg", svg)
+	require.Equal(t, 0, code, errOut)
+	golden(t, "pinout.txt", strings.Replace(out, svg, "PINOUT.svg", 1))
+	b, err := os.ReadFile(svg)
+	require.NoError(t, err)
+	golden(t, "pinout.svg", string(b))
+	assert.Contains(t, string(b), "front MFRC522 SDA")
+}
+
+const periphConfig = `gateway_id: test
+doors:
+  - id: front
+    name: Front door
+    mode: card
+    salto_locks: [x]
+hardware:
+  driver: periph
+  doors:
+    front:
+      mfrc522: {spi: SPI1.2}
+      wiegand: {d0: GPIO5, d1: GPIO6}
+      relay: {pin: GPIO27, active_low: true}
+      door_contact: {pin: GPIO4, switch: nc}
+`
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "portier.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(body), 0o600))
+	return path
+}
+
+func TestDoctor(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantOut  []string
+		wantErr  string
+	}{
+		{
+			name: "sim config passes", args: []string{"doctor"}, wantCode: 0,
+			wantOut: []string{"driver sim", "pass  front: MFRC522 on SPI0.0", "pass  studio: Wiegand D0 GPIO20, D1 GPIO21", "All 14 checks passed."},
+		},
+		{
+			name: "sim with actuate", args: []string{"doctor", "--actuate"}, wantCode: 0,
+			wantOut: []string{"pass  front: relay on GPIO17", "switched and back to its safe state"},
+		},
+		{
+			// No GPIO or SPI here (and SPI1.2 is rarely enabled on a Pi
+			// either): every device check fails with a fix.
+			name: "periph without the hardware fails helpfully", args: []string{"doctor", "--config", "PERIPH"}, wantCode: 3,
+			wantOut: []string{"driver periph", "FAIL  front: MFRC522 on SPI1.2", "fix: ", "checks failed."},
+		},
+		{
+			name: "bad wiring is a usage error", args: []string{"doctor", "--config", "BAD"}, wantCode: 2,
+			wantErr: "hardware.doors.front.door_contact.pin: GPIO4 is already used by hardware.doors.front.relay.pin",
+		},
+		{name: "stray argument", args: []string{"doctor", "now"}, wantCode: 2, wantErr: "Usage: portier doctor"},
+	}
+	periph := writeConfig(t, periphConfig)
+	bad := writeConfig(t, strings.Replace(periphConfig, "pin: GPIO27", "pin: GPIO4", 1))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := make([]string, len(tt.args))
+			for i, a := range tt.args {
+				args[i] = map[string]string{"PERIPH": periph, "BAD": bad}[a]
+				if args[i] == "" {
+					args[i] = a
+				}
+			}
+			out, errOut, code := runPortier(t, nil, args...)
+			assert.Equal(t, tt.wantCode, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+			for _, w := range tt.wantOut {
+				assert.Contains(t, out, w)
+			}
+			if tt.wantErr != "" {
+				assert.Contains(t, errOut, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestPinoutErrors(t *testing.T) {
+	_, errOut, code := runPortier(t, nil, "pinout", "extra")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "Usage: portier pinout")
+	_, errOut, code = runPortier(t, nil, "pinout", "--svg", filepath.Join(t.TempDir(), "missing", "x.svg"))
+	assert.Equal(t, 3, code)
+	assert.Contains(t, errOut, "pinout: ")
+}

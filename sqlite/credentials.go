@@ -60,9 +60,8 @@ func (db *DB) Enrol(ctx context.Context, e agent.Enrolment) (*agent.UserRef, err
 			e.Key, tag, db.now().Unix()); err != nil {
 			return fmt.Errorf("sqlite: enrol: %w", err)
 		}
-		var u agent.User
-		err := tx.QueryRowContext(ctx, "SELECT id, platform_id, first_name, last_name, alias FROM users WHERE tag_number = ?", tag).
-			Scan(&u.ID, &u.PlatformID, &u.FirstName, &u.LastName, &u.Alias)
+		var id, facts string
+		err := tx.QueryRowContext(ctx, "SELECT id, facts FROM users WHERE tag_number = ?", tag).Scan(&id, &facts)
 		if errors.Is(err, sql.ErrNoRows) {
 			_, err = tx.ExecContext(ctx, "DELETE FROM credentials WHERE key = ? AND origin = 'enrolment'", e.Key)
 			return err
@@ -70,8 +69,12 @@ func (db *DB) Enrol(ctx context.Context, e agent.Enrolment) (*agent.UserRef, err
 		if err != nil {
 			return fmt.Errorf("sqlite: enrol: %w", err)
 		}
+		u, _, err := decodeFacts(id, facts)
+		if err != nil {
+			return err
+		}
 		holder = u.Ref()
-		c := derivedCredential(e.Key, tag, u.ID)
+		c := derivedCredential(e.Key, tag, id)
 		_, err = tx.ExecContext(ctx, upsertSQL(saltoCredsTable, append([]string{"key"}, credCols...)),
 			c.Key, string(c.Kind), string(c.Origin), c.UserID, c.TagNumber, nil, nil, "")
 		return err
@@ -84,7 +87,6 @@ type Counts struct {
 	Locks       int            `json:"locks"`
 	Users       int            `json:"users"`
 	Groups      int            `json:"access_groups"`
-	Members     int            `json:"memberships"`
 	Credentials map[string]int `json:"credentials"` // by kind
 	Enrolments  int            `json:"enrolments"`
 }
@@ -104,7 +106,6 @@ func (db *DB) Counts(ctx context.Context) (Counts, error) {
 		{"SELECT count(*) FROM locks", &c.Locks},
 		{"SELECT count(*) FROM users", &c.Users},
 		{"SELECT count(*) FROM access_groups", &c.Groups},
-		{"SELECT count(*) FROM group_members", &c.Members},
 		{"SELECT count(*) FROM enrolments", &c.Enrolments},
 	} {
 		if err := tx.QueryRowContext(ctx, q.sql).Scan(q.dst); err != nil {

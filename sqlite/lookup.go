@@ -7,22 +7,19 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/portier-io/portier/agent"
 )
 
 // lookupSQL is the whole cache read of a decision: the credential by primary
-// key, its holder, the holder's group ids and the snapshot generation — one
-// statement, so all of it comes from the same committed snapshot.
+// key, its holder's packed facts and the snapshot generation — one statement,
+// so all of it comes from the same committed snapshot.
 const lookupSQL = `
 SELECT c.kind, c.origin, c.user_id, c.tag_number, c.starts_at, c.ends_at, c.label,
-       u.id, u.platform_id, u.first_name, u.last_name, u.alias, u.email, u.tag_number,
-       u.blocked, u.subscription, u.expires_at, u.use_pin,
-       (SELECT group_concat(m.group_id, char(31)) FROM group_members m WHERE m.user_id = u.platform_id),
+       (SELECT u.facts FROM users u WHERE u.id = c.user_id),
        (SELECT value FROM meta WHERE key = 'generation')
-FROM credentials c LEFT JOIN users u ON u.id = c.user_id
+FROM credentials c
 WHERE c.key = ?`
 
 // Lookup implements agent.CredentialCache: the facts for one credential key
@@ -53,15 +50,12 @@ func (db *DB) Lookup(ctx context.Context, key string) (*agent.CredentialFacts, *
 
 func (db *DB) readFacts(ctx context.Context, key string) (*agent.CredentialFacts, int64, error) {
 	var (
-		c                                             agent.Credential
-		kind, origin                                  string
-		cStart, cEnd, uExpires                        sql.NullInt64
-		uID, uPlatform, uFirst, uLast, uAlias, uEmail sql.NullString
-		uTag, uSub, groups, gen                       sql.NullString
-		uBlocked, uUsePIN                             sql.NullBool
+		c              agent.Credential
+		kind, origin   string
+		cStart, cEnd   sql.NullInt64
+		userFacts, gen sql.NullString
 	)
-	err := db.lookup.QueryRowContext(ctx, key).Scan(&kind, &origin, &c.UserID, &c.TagNumber, &cStart, &cEnd, &c.Label,
-		&uID, &uPlatform, &uFirst, &uLast, &uAlias, &uEmail, &uTag, &uBlocked, &uSub, &uExpires, &uUsePIN, &groups, &gen)
+	err := db.lookup.QueryRowContext(ctx, key).Scan(&kind, &origin, &c.UserID, &c.TagNumber, &cStart, &cEnd, &c.Label, &userFacts, &gen)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, 0, nil
 	}
@@ -71,14 +65,9 @@ func (db *DB) readFacts(ctx context.Context, key string) (*agent.CredentialFacts
 	c.Key, c.Kind, c.Origin = key, agent.CredentialKind(kind), agent.Origin(origin)
 	c.StartsAt, c.EndsAt = fromUnix(cStart), fromUnix(cEnd)
 	f := &agent.CredentialFacts{Credential: c}
-	if uID.Valid {
-		f.User = &agent.User{
-			ID: uID.String, PlatformID: uPlatform.String, FirstName: uFirst.String, LastName: uLast.String,
-			Alias: uAlias.String, Email: uEmail.String, TagNumber: uTag.String, Blocked: uBlocked.Bool,
-			Subscription: agent.SubscriptionState(uSub.String), ExpiresAt: fromUnix(uExpires), UsePIN: uUsePIN.Bool,
-		}
-		if groups.String != "" {
-			f.GroupIDs = agent.SortedGroupIDs(strings.Split(groups.String, "\x1f"))
+	if userFacts.Valid {
+		if f.User, f.GroupIDs, err = decodeFacts(c.UserID, userFacts.String); err != nil {
+			return nil, 0, fmt.Errorf("%w of user %s in %s", err, c.UserID, db.path)
 		}
 	}
 	g, _ := strconv.ParseInt(gen.String, 10, 64)

@@ -38,7 +38,7 @@ func (s ApplyStats) RowsWritten() int64 { return s.Inserted + s.Updated + s.Dele
 // until the commit. Only rows that differ are written, so applying an
 // unchanged snapshot writes nothing.
 //
-// Salto data (site, locks, users, groups, memberships, tag credentials) is
+// Salto data (site, locks, users with their memberships, groups, tag credentials) is
 // replaced; local credentials in snap are added or updated (and others
 // removed with ReplaceLocal); enrolments in snap are added; credentials
 // derived from enrolments are recomputed against the new users.
@@ -51,9 +51,8 @@ func (db *DB) ApplySnapshot(ctx context.Context, snap *agent.Snapshot, opt Apply
 		a := &applier{ctx: ctx, tx: tx, st: &st, now: db.now().UTC(), hook: db.applyHook}
 		a.site(snap.Site)
 		a.diff(locksTable, locksSource(snap.Locks), true)
-		a.diff(usersTable, usersSource(snap.Users), true)
+		a.diff(usersTable, usersSource(snap.Users, groupsByMember(snap.Groups)), true)
 		a.diff(groupsTable, groupsSource(snap.Groups), true)
-		a.diff(membersTable, membersSource(snap.Groups), true)
 		var salto, local []agent.Credential
 		for _, c := range snap.Credentials {
 			if c.Origin == agent.OriginLocal {
@@ -90,11 +89,10 @@ type table struct {
 }
 
 var (
-	locksTable   = table{name: "locks", keyCols: []string{"id"}, cols: []string{"name"}}
-	usersTable   = table{name: "users", keyCols: []string{"id"}, cols: []string{"platform_id", "first_name", "last_name", "alias", "email", "tag_number", "blocked", "subscription", "expires_at", "use_pin"}}
-	groupsTable  = table{name: "access_groups", keyCols: []string{"id"}, cols: []string{"name", "locks", "schedules"}}
-	membersTable = table{name: "group_members", keyCols: []string{"user_id", "group_id"}}
-	credCols     = []string{"kind", "origin", "user_id", "tag_number", "starts_at", "ends_at", "label"}
+	locksTable  = table{name: "locks", keyCols: []string{"id"}, cols: []string{"name"}}
+	usersTable  = table{name: "users", keyCols: []string{"id"}, cols: []string{"platform_id", "tag_number", "facts"}}
+	groupsTable = table{name: "access_groups", keyCols: []string{"id"}, cols: []string{"name", "locks", "schedules"}}
+	credCols    = []string{"kind", "origin", "user_id", "tag_number", "starts_at", "ends_at", "label"}
 	// Local credentials win over derived ones with the same key.
 	localCredsTable = table{name: "credentials", keyCols: []string{"key"}, cols: credCols, where: "origin = 'local'"}
 	saltoCredsTable = table{name: "credentials", keyCols: []string{"key"}, cols: credCols, where: "origin IN ('salto', 'enrolment')", guard: "credentials.origin <> 'local'"}
@@ -112,9 +110,9 @@ type applier struct {
 	ctx  context.Context
 	now  time.Time
 	hook func(table string) error
-	tx  *sql.Tx
-	st  *ApplyStats
-	err error
+	tx   *sql.Tx
+	st   *ApplyStats
+	err  error
 }
 
 func (a *applier) exec(q string, args ...any) int64 {
@@ -307,13 +305,6 @@ func sameValues(cur, want []any) bool {
 	return true
 }
 
-func b2i(b bool) int64 {
-	if b {
-		return 1
-	}
-	return 0
-}
-
 func keyed(n int, key func(int) string, keys func(int) []any, vals func(int) []any) source {
 	return source{n: n, key: key, keys: keys, vals: vals}
 }
@@ -331,13 +322,13 @@ func locksSource(in []agent.Lock) source {
 		func(i int) []any { return []any{ls[i].Name} })
 }
 
-func usersSource(in []agent.User) source {
+func usersSource(in []agent.User, groupsOf map[string][]string) source {
 	us := sortedBy(in, func(u agent.User) string { return u.ID })
 	return keyed(len(us), func(i int) string { return us[i].ID },
 		func(i int) []any { return []any{us[i].ID} },
 		func(i int) []any {
 			u := us[i]
-			return []any{u.PlatformID, u.FirstName, u.LastName, u.Alias, u.Email, u.TagNumber, b2i(u.Blocked), string(u.Subscription), toUnix(u.ExpiresAt), b2i(u.UsePIN)}
+			return []any{u.PlatformID, u.TagNumber, encodeFacts(u, groupsOf[u.PlatformID])}
 		})
 }
 
@@ -354,21 +345,6 @@ func groupsSource(in []agent.AccessGroup) source {
 			b, _ := json.Marshal(locks)
 			return []any{gs[i].Name, string(b), encodeSchedules(gs[i].Schedules)}
 		})
-}
-
-func membersSource(groups []agent.AccessGroup) source {
-	type pair struct{ user, group string }
-	var ps []pair
-	for _, g := range groups {
-		for _, m := range g.Members {
-			ps = append(ps, pair{m, g.ID})
-		}
-	}
-	ps = sortedBy(ps, func(p pair) string { return p.user + "\x00" + p.group })
-	ps = slices.Compact(ps)
-	return keyed(len(ps), func(i int) string { return ps[i].user + "\x00" + ps[i].group },
-		func(i int) []any { return []any{ps[i].user, ps[i].group} },
-		func(int) []any { return nil })
 }
 
 func credsSource(in []agent.Credential) source {

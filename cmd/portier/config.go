@@ -36,13 +36,7 @@ type Config struct {
 	path string // file the config came from, "" for the embedded default
 }
 
-// SaltoConfig is the salto: section: how to reach Salto KS and how often to
-// sync. Secrets are never in this file, only paths to 0600 files.
-type SaltoConfig struct {
-	IdentityURL string `yaml:"identity_url"` // e.g. https://identity.eu.my-clay.com
-	APIURL      string `yaml:"api_url"`      // e.g. https://connect.my-clay.com
-	SiteID      string `yaml:"site_id"`      // Salto site UUID
-}
+// SaltoConfig (the salto: section) is in salto.go.
 
 // DoorConfig is one door of the config.
 type DoorConfig struct {

@@ -46,6 +46,8 @@ func commands() []command {
 	return []command{
 		{"check", "decide whether a credential opens a door (offline, from the cache)", cmdCheck},
 		{"import", "load a site snapshot file into the cache", cmdImport},
+		{"sync", "sync the cache from Salto KS once and print the sync state", cmdSync},
+		{"access-code", "create, delete or list access codes (PINs programmed through Salto KS)", cmdAccessCode},
 		{"version", "print the version", cmdVersion},
 	}
 }

@@ -83,7 +83,7 @@ type Config struct {
 	// default 4.
 	Concurrency int
 
-	Progress func(Progress) // optional; called from the syncing goroutine
+	Progress func(Progress) // optional; calls are serialised
 	Logger   *slog.Logger
 	Now      func() time.Time
 	// Wait waits d, or until ctx is done or the trigger fires (tests replace it).
@@ -98,6 +98,7 @@ type Engine struct {
 	log      *slog.Logger
 	trigger  chan struct{}
 	running  sync.Mutex // one sync at a time
+	progMu   sync.Mutex
 	syncedAt atomic.Int64
 }
 
@@ -315,6 +316,8 @@ func (e *Engine) syncOnce(ctx context.Context) (Result, error) {
 
 func (e *Engine) progress(phase string, done, total int) {
 	if e.cfg.Progress != nil {
+		e.progMu.Lock()
+		defer e.progMu.Unlock()
 		e.cfg.Progress(Progress{Phase: phase, Done: done, Total: total})
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"path/filepath"
+	"sort"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -88,14 +90,22 @@ func dump(t *testing.T, path string) string {
 	require.NoError(t, err)
 	defer conn.Close()
 	h := sha256.New()
-	for _, q := range []string{
-		"SELECT id, name FROM locks ORDER BY 1",
-		"SELECT id, platform_id, first_name, last_name, alias, email, tag_number, blocked, subscription, expires_at, use_pin FROM users ORDER BY 1",
-		"SELECT id, name, locks, schedules FROM access_groups ORDER BY 1",
-		"SELECT user_id, group_id FROM group_members ORDER BY 1, 2",
-		"SELECT key, kind, origin, user_id, tag_number, starts_at, ends_at, label FROM credentials ORDER BY 1",
-		"SELECT key, value FROM meta WHERE key NOT LIKE 'sync.%' ORDER BY 1",
-	} {
+	var tables []string
+	trows, err := conn.Query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN ('access_codes') ORDER BY name")
+	require.NoError(t, err)
+	for trows.Next() {
+		var n string
+		require.NoError(t, trows.Scan(&n))
+		tables = append(tables, n)
+	}
+	require.NoError(t, trows.Err())
+	trows.Close()
+	for _, table := range tables {
+		q := "SELECT * FROM " + table
+		if table == "meta" {
+			// Sync bookkeeping and the apply time are not snapshot content.
+			q += " WHERE key NOT LIKE 'sync.%' AND key <> 'snapshot.applied_at'"
+		}
 		rows, err := conn.Query(q)
 		require.NoError(t, err)
 		cols, _ := rows.Columns()
@@ -104,12 +114,15 @@ func dump(t *testing.T, path string) string {
 		for i := range vals {
 			ptrs[i] = &vals[i]
 		}
+		var lines []string
 		for rows.Next() {
 			require.NoError(t, rows.Scan(ptrs...))
-			fmt.Fprintf(h, "%v\n", vals)
+			lines = append(lines, fmt.Sprintf("%v", vals))
 		}
 		require.NoError(t, rows.Err())
 		rows.Close()
+		sort.Strings(lines)
+		fmt.Fprintf(h, "%s\n%s\n", table, strings.Join(lines, "\n"))
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

@@ -1,0 +1,137 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/portier-io/portier/agent"
+)
+
+// Append writes e to the outbox and returns it with its ID (a UUIDv7, unless
+// e already has one) and Seq (per-gateway, monotonic) set. It returns only
+// once the row is committed.
+func (db *DB) Append(ctx context.Context, e agent.Event) (agent.Event, error) {
+	if e.Time.IsZero() {
+		e.Time = db.now()
+	}
+	if e.ID == "" {
+		e.ID = newEventID(e.Time)
+	}
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		var seq int64
+		// The seq is the row's own key: ask SQLite for the next one so the
+		// JSON body can carry it too.
+		err := tx.QueryRowContext(ctx, "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0) + 1").Scan(&seq)
+		if err != nil {
+			return fmt.Errorf("sqlite: append event: %w", err)
+		}
+		e.Seq = seq
+		body, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("sqlite: append event: %w", err)
+		}
+		_, err = tx.ExecContext(ctx, "INSERT INTO outbox(seq, id, at, type, door, body) VALUES(?, ?, ?, ?, ?, ?)",
+			seq, e.ID, e.Time.UnixMilli(), string(e.Type), e.Door, string(body))
+		if err != nil {
+			return fmt.Errorf("sqlite: append event: %w", err)
+		}
+		return nil
+	})
+	return e, err
+}
+
+// Record appends e, for callers that need only the error (agent.EventSink).
+func (db *DB) Record(ctx context.Context, e agent.Event) error {
+	_, err := db.Append(ctx, e)
+	return err
+}
+
+// Pending returns up to limit events with seq > after, oldest first.
+func (db *DB) Pending(ctx context.Context, after int64, limit int) ([]agent.Event, error) {
+	rows, err := db.r.QueryContext(ctx, "SELECT body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", after, limit)
+	if err != nil {
+		return nil, db.explain(err)
+	}
+	defer rows.Close()
+	var out []agent.Event
+	for rows.Next() {
+		var body string
+		if err := rows.Scan(&body); err != nil {
+			return nil, db.explain(err)
+		}
+		var e agent.Event
+		if err := json.Unmarshal([]byte(body), &e); err != nil {
+			return nil, fmt.Errorf("sqlite: outbox row: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// Ack deletes acknowledged events by seq.
+func (db *DB) Ack(ctx context.Context, seqs ...int64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	return db.write(ctx, func(tx *sql.Tx) error {
+		for len(seqs) > 0 {
+			n := min(len(seqs), 500) // stay under SQLite's bound-parameter limit
+			args := make([]any, n)
+			for i, s := range seqs[:n] {
+				args[i] = s
+			}
+			q := "DELETE FROM outbox WHERE seq IN (" + strings.TrimSuffix(strings.Repeat("?,", n), ",") + ")"
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+				return fmt.Errorf("sqlite: ack events: %w", err)
+			}
+			seqs = seqs[n:]
+		}
+		return nil
+	})
+}
+
+// OutboxStats describes the outbox.
+type OutboxStats struct {
+	Depth   int       `json:"depth"`           // events not yet acknowledged
+	Oldest  time.Time `json:"oldest,omitzero"` // time of the oldest pending event
+	LastSeq int64     `json:"last_seq"`        // highest seq ever assigned
+}
+
+// OutboxStats reports depth, oldest pending event and the last seq.
+func (db *DB) OutboxStats(ctx context.Context) (OutboxStats, error) {
+	var st OutboxStats
+	var oldest sql.NullInt64
+	err := db.r.QueryRowContext(ctx, `SELECT count(*), min(at),
+		coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0) FROM outbox`).Scan(&st.Depth, &oldest, &st.LastSeq)
+	if err != nil {
+		return st, db.explain(err)
+	}
+	if oldest.Valid {
+		st.Oldest = time.UnixMilli(oldest.Int64).UTC()
+	}
+	return st, nil
+}
+
+// newEventID makes a UUIDv7: 48 bits of milliseconds, then random bits, so
+// ids sort by time and never collide across gateways.
+func newEventID(t time.Time) string {
+	var b [16]byte
+	if _, err := rand.Read(b[6:]); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	ms := uint64(t.UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	b[6] = b[6]&0x0f | 0x70 // version 7
+	b[8] = b[8]&0x3f | 0x80 // RFC 4122 variant
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}

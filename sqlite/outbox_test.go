@@ -1,0 +1,76 @@
+package sqlite_test
+
+import (
+	"context"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/portier-io/portier/agent"
+	"github.com/portier-io/portier/sqlite"
+)
+
+func TestOutbox(t *testing.T) {
+	db, path := openDB(t)
+	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	uuid7 := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	ids := map[string]bool{}
+	for i := range 5 {
+		e, err := db.Append(ctx, agent.Event{Time: at.Add(time.Duration(i) * time.Second), Type: agent.EventAccessGranted, Door: "front", Credential: "tag:…234"})
+		require.NoError(t, err)
+		assert.EqualValues(t, i+1, e.Seq)
+		assert.Regexp(t, uuid7, e.ID)
+		assert.False(t, ids[e.ID])
+		ids[e.ID] = true
+	}
+	st, err := db.OutboxStats(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, sqlite.OutboxStats{Depth: 5, Oldest: at, LastSeq: 5}, st)
+
+	pending, err := db.Pending(ctx, 2, 2)
+	require.NoError(t, err)
+	require.Len(t, pending, 2)
+	assert.EqualValues(t, 3, pending[0].Seq)
+	assert.EqualValues(t, 4, pending[1].Seq)
+	assert.Equal(t, "tag:…234", pending[0].Credential)
+	assert.Equal(t, at.Add(2*time.Second), pending[0].Time.UTC())
+
+	require.NoError(t, db.Ack(ctx, 1, 2, 3, 4, 5))
+	st, err = db.OutboxStats(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, sqlite.OutboxStats{LastSeq: 5}, st)
+
+	// The sequence survives an empty outbox and a restart.
+	require.NoError(t, db.Close())
+	db2, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	require.NoError(t, err)
+	defer db2.Close()
+	e, err := db2.Append(ctx, agent.Event{Type: agent.EventAccessDenied, Door: "front"})
+	require.NoError(t, err)
+	assert.EqualValues(t, 6, e.Seq)
+	assert.False(t, e.Time.IsZero(), "a missing time is stamped with the injected clock")
+	require.NoError(t, db2.Record(ctx, agent.Event{ID: "given-id", Type: agent.EventAccessDenied}))
+	pending, err = db2.Pending(ctx, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, pending, 2)
+	assert.Equal(t, "given-id", pending[1].ID)
+	assert.EqualValues(t, 7, pending[1].Seq)
+	assert.Error(t, db2.Record(ctx, agent.Event{ID: "given-id"}), "ids are unique")
+}
+
+func TestOutboxAckMany(t *testing.T) {
+	db, _ := openDB(t)
+	var seqs []int64
+	for range 1200 {
+		e, err := db.Append(ctx, agent.Event{Type: agent.EventAccessGranted})
+		require.NoError(t, err)
+		seqs = append(seqs, e.Seq)
+	}
+	require.NoError(t, db.Ack(ctx, seqs[:1100]...))
+	st, err := db.OutboxStats(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 100, st.Depth)
+}

@@ -148,9 +148,10 @@ func (d *Dev) Init(ctx context.Context) error {
 		return err
 	}
 	d.version = v
-	ien, divIEn := byte(0), byte(0)
+	// Which interrupts reach the IRQ pin is set per command (see start).
+	divIEn := byte(0)
 	if d.cfg.IRQ != nil {
-		ien, divIEn = irqInv|irqTx|irqRx|irqErr|irqTimer, irqPushPull
+		divIEn = irqPushPull
 	}
 	err = d.writes(
 		regTMode, timerAuto,
@@ -159,7 +160,7 @@ func (d *Dev) Init(ctx context.Context) error {
 		regMode, crcPreset6363,
 		regTxMode, 0x00,
 		regRxMode, 0x00,
-		regComIEn, ien,
+		regComIEn, 0,
 		regDivIEn, divIEn,
 		regTxControl, 0x80|antennaOn,
 	)
@@ -368,19 +369,28 @@ func (d *Dev) anticollision(ctx context.Context, sel byte) ([4]byte, error) {
 func (d *Dev) HaltCard(ctx context.Context) error {
 	frame := []byte{piccHLTA, 0x00}
 	crc := CRCA(frame)
-	if err := d.start(cmdTransmit, append(frame, crc[0], crc[1]), 0, 0, time.Millisecond); err != nil {
+	const done = irqTx | irqErr
+	if err := d.start(cmdTransmit, append(frame, crc[0], crc[1]), 0, 0, time.Millisecond, done); err != nil {
 		return err
 	}
-	_, err := d.wait(ctx, irqTx|irqErr, 400*time.Microsecond)
+	_, err := d.wait(ctx, done, 400*time.Microsecond)
 	return err
 }
 
 // start loads frame into the FIFO and starts cmd, all in one SPI batch.
-func (d *Dev) start(cmd byte, frame []byte, txLastBits, rxAlign int, timeout time.Duration) error {
+// With an IRQ pin, only the interrupts in done reach it: the pin stays
+// asserted while any enabled flag is set, so an early flag (TxIRq during a
+// Transceive) would swallow the edge of the one we wait for.
+func (d *Dev) start(cmd byte, frame []byte, txLastBits, rxAlign int, timeout time.Duration, done byte) error {
 	ticks := uint16(timeout / (timerTick * time.Microsecond))
 	framing := byte(rxAlign<<4 | txLastBits)
+	ien := byte(0)
+	if d.cfg.IRQ != nil {
+		ien = irqInv | done
+	}
 	p := []packet{
 		wr(regCommand, cmdIdle),
+		wr(regComIEn, ien),
 		wr(regComIrq, 0x7F), // clear every interrupt flag
 		wr(regFIFOLevel, flushFIFO),
 		wr(regFIFOData, frame...),
@@ -399,13 +409,14 @@ func (d *Dev) start(cmd byte, frame []byte, txLastBits, rxAlign int, timeout tim
 // position of the first collision, counted from the first bit of the
 // answer's first FIFO byte (RxAlign included), or -1.
 func (d *Dev) transceive(ctx context.Context, frame []byte, txLastBits, rxAlign int, timeout time.Duration) (resp []byte, coll int, err error) {
-	if err := d.start(cmdTransceive, frame, txLastBits, rxAlign, timeout); err != nil {
+	const done = irqRx | irqErr | irqTimer
+	if err := d.start(cmdTransceive, frame, txLastBits, rxAlign, timeout, done); err != nil {
 		return nil, -1, err
 	}
 	// A frame of n bits takes ~9.4 µs per bit each way plus ~90 µs turnaround;
 	// sleep about that long before the first look.
 	first := 100*time.Microsecond + time.Duration(len(frame)*8+40)*9440*time.Nanosecond
-	irq, err := d.wait(ctx, irqRx|irqErr|irqTimer, first)
+	irq, err := d.wait(ctx, done, first)
 	if err != nil {
 		return nil, -1, err
 	}

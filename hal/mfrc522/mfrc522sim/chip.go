@@ -122,7 +122,7 @@ type Chip struct {
 	regs      [64]byte
 	fifo      []byte
 	field     []*Card
-	pending   *event
+	pending   []event // what the running command will do, in time order
 	faults    Faults
 	trace     []Exchange
 	edges     int // IRQ edges queued (the kernel's event FIFO)
@@ -307,11 +307,15 @@ func (c *Chip) frame(w, r []byte) error {
 	return nil
 }
 
-// tick applies the pending chip event once its time has come.
+// schedule replaces what the chip is doing: a new command aborts the last.
+func (c *Chip) schedule(evs ...event) { c.pending = evs }
+
+// tick applies the pending chip events whose time has come, one by one, so
+// each raises its own IRQ edge.
 func (c *Chip) tick() {
-	if c.pending != nil && !c.now().Before(c.pending.at) {
-		e := c.pending
-		c.pending = nil
+	for len(c.pending) > 0 && !c.now().Before(c.pending[0].at) {
+		e := c.pending[0]
+		c.pending = c.pending[1:]
 		e.apply()
 		c.updateIRQ()
 	}
@@ -380,7 +384,7 @@ func (c *Chip) command(v byte) {
 		c.faults, c.field = faults, field
 		// The chip reports PowerDown for the first part of the reset.
 		c.regs[regCommand] = 0x30
-		c.pending = &event{at: c.now().Add(500 * time.Microsecond), apply: func() { c.regs[regCommand] = 0x20 }}
+		c.schedule(event{at: c.now().Add(500 * time.Microsecond), apply: func() { c.regs[regCommand] = 0x20 }})
 	case cmdCalcCRC:
 		data := append([]byte(nil), c.fifo...)
 		c.fifo = c.fifo[:0]
@@ -388,11 +392,11 @@ func (c *Chip) command(v byte) {
 		if d == 0 {
 			d = 5 * time.Microsecond
 		}
-		c.pending = &event{at: c.now().Add(d), apply: func() {
+		c.schedule(event{at: c.now().Add(d), apply: func() {
 			crc := crcA(data)
 			c.regs[regCRCResultL], c.regs[regCRCResultH] = crc[0], crc[1]
 			c.regs[regDivIrq] |= irqCRC
-		}}
+		}})
 	case cmdTransmit:
 		c.transmit(false)
 	case cmdTransceive:
@@ -427,19 +431,22 @@ func (c *Chip) transmit(receive bool) {
 	}
 	if !receive {
 		c.trace = append(c.trace, ex)
-		c.pending = &event{at: txDone, apply: func() {
+		c.schedule(event{at: txDone, apply: func() {
 			c.regs[regComIrq] |= irqTx | irqIdle
 			c.regs[regCommand] = cmdIdle
-		}}
+		}})
 		return
 	}
+	// TxIRq rises when the frame is out, before any answer: a driver that
+	// enables it on the IRQ pin for a Transceive sees only that edge.
+	sent := event{at: txDone, apply: func() { c.regs[regComIrq] |= irqTx }}
 	if answer == nil {
 		c.trace = append(c.trace, ex)
 		if c.faults.TimerDead || c.regs[regTMode]&0x80 == 0 {
-			c.pending = &event{at: txDone, apply: func() { c.regs[regComIrq] |= irqTx }}
+			c.schedule(sent)
 			return
 		}
-		c.pending = &event{at: txDone.Add(c.timerPeriod()), apply: func() { c.regs[regComIrq] |= irqTx | irqTimer }}
+		c.schedule(sent, event{at: txDone.Add(c.timerPeriod()), apply: func() { c.regs[regComIrq] |= irqTimer }})
 		return
 	}
 	data, lastBits := pack(answer, rxAlign)
@@ -458,7 +465,7 @@ func (c *Chip) transmit(receive bool) {
 		errs |= errParity
 	}
 	done := txDone.Add(fdt + time.Duration(len(answer))*bitTime)
-	c.pending = &event{at: done, apply: func() {
+	c.schedule(sent, event{at: done, apply: func() {
 		c.fifo = append(c.fifo[:0], data...)
 		if len(c.fifo) > fifoSize {
 			c.fifo = c.fifo[:fifoSize]
@@ -466,12 +473,12 @@ func (c *Chip) transmit(receive bool) {
 		}
 		c.regs[regControl] = c.regs[regControl]&^0x07 | byte(lastBits)
 		c.regs[regError] |= errs
-		irq := byte(irqTx | irqRx)
+		irq := byte(irqRx)
 		if errs != 0 {
 			irq |= irqErr
 		}
 		c.regs[regComIrq] |= irq
-	}}
+	}})
 }
 
 // timerPeriod is TReload+1 ticks of the prescaled 13.56 MHz clock.

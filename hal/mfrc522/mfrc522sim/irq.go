@@ -57,8 +57,8 @@ func (p *irqPin) WaitForEdge(timeout time.Duration) bool {
 		return true
 	}
 	deadline := c.now().Add(timeout)
-	if c.pending != nil && !c.pending.at.After(deadline) {
-		c.advance(c.pending.at.Sub(c.now()))
+	for len(c.pending) > 0 && !c.pending[0].at.After(deadline) {
+		c.advance(c.pending[0].at.Sub(c.now()))
 		c.tick()
 		if c.edges > 0 {
 			c.edges--

@@ -218,3 +218,20 @@ func TestWiegandEvent(t *testing.T) {
 	uid[0] = 9
 	assert.Equal(t, agent.CardUID([]byte{1, 2, 3, 4}), e.Credential, "the event owns its UID copy")
 }
+
+// OpenPeriph resolves everything before driving anything. With only an SPI
+// device configured nothing can be driven even on a Pi, and SPI1.2 needs an
+// overlay few gateways have, so this refuses everywhere.
+func TestOpenPeriphRefusesMissingHardware(t *testing.T) {
+	cfg := hal.Config{Driver: "periph", Doors: map[string]hal.DoorWiring{
+		"front": {MFRC522: &hal.MFRC522Config{SPI: "SPI1.2"}},
+	}}
+	_, err := hal.OpenPeriph(cfg, []string{"front"}, nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "hal: this gateway lacks configured hardware")
+	assert.Contains(t, err.Error(), "hardware.doors.front.mfrc522.spi: SPI1.2")
+
+	cfg.Doors["front"] = hal.DoorWiring{Relay: &hal.OutputConfig{Pin: "GPIO99"}}
+	_, err = hal.OpenPeriph(cfg, []string{"front"}, nil)
+	assert.ErrorContains(t, err, `hal: invalid wiring: hardware.doors.front.relay.pin: "GPIO99"`)
+}

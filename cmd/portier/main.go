@@ -49,6 +49,8 @@ func commands() []command {
 		{"sync", "sync the cache from Salto KS once and print the sync state", cmdSync},
 		{"access-code", "create, delete or list access codes (PINs programmed through Salto KS)", cmdAccessCode},
 		{"version", "print the version", cmdVersion},
+		{"doctor", "self-test the gateway's door hardware (--actuate clicks relays)", cmdDoctor},
+		{"pinout", "show which device wire goes to which header pin (--svg FILE)", cmdPinout},
 	}
 }
 

@@ -18,7 +18,9 @@
 // # The board the door runtime consumes
 //
 // A Board (OpenPeriph, or sim.New for `driver: sim`) is all of a gateway's
-// door hardware. The runtime:
+// door hardware. OpenPeriph returns a DeviceBoard, which NewDeviceBoard can
+// also assemble from devices opened elsewhere (an I/O expander's pins, test
+// simulators). The runtime:
 //
 //   - calls Run(ctx, emit) once; every device runs in its own goroutine and
 //     emit receives Events: EventCredential (agent.CardUID from an MFRC522,

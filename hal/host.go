@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"periph.io/x/conn/v3/driver/driverreg"
@@ -144,31 +143,11 @@ func (r *resolver) close() {
 	r.closers = nil
 }
 
-// PeriphBoard is the real board: periph host drivers under our device
-// drivers.
-type PeriphBoard struct {
-	log     *slog.Logger
-	doors   []*periphDoor
-	byID    map[string]*periphDoor
-	closers []func() error
-	emitMu  sync.Mutex
-}
-
-type periphDoor struct {
-	id      string
-	outputs map[Output]*doorio.Output
-	inputs  map[Input]*doorio.Input
-	rfid    *mfrc522.Reader
-	wg      *wiegand.Reader
-	kp      *keypad.Keypad
-	halts   []func() error // unblock edge waits at shutdown
-}
-
 // OpenPeriph turns a validated config into devices on this gateway's GPIO
 // and SPI. It resolves every pin and SPI device first and refuses, naming
 // each missing one and why, before driving anything; then it sets every
 // output to its safe state before it configures inputs and readers.
-func OpenPeriph(cfg Config, doorIDs []string, log *slog.Logger) (*PeriphBoard, error) {
+func OpenPeriph(cfg Config, doorIDs []string, log *slog.Logger) (*DeviceBoard, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -231,26 +210,26 @@ func OpenPeriph(cfg Config, doorIDs []string, log *slog.Logger) (*PeriphBoard, e
 		return nil, fmt.Errorf("hal: this gateway lacks configured hardware:\n  %s\n%s", strings.Join(r.problems, "\n  "), hostDiagnosis(st))
 	}
 
-	b := &PeriphBoard{log: log, byID: map[string]*periphDoor{}, closers: r.closers}
-	fail := func(err error) (*PeriphBoard, error) {
-		_ = b.Close()
+	doors := make([]DoorDevices, len(plans))
+	closers := r.closers
+	fail := func(err error) (*DeviceBoard, error) {
+		_ = NewDeviceBoard(doors, BoardOptions{Closers: closers}).Close()
 		return nil, err
 	}
 	// Outputs first: safe state before anything else moves.
-	for _, p := range plans {
-		d := &periphDoor{id: p.id, outputs: map[Output]*doorio.Output{}, inputs: map[Input]*doorio.Input{}}
-		b.doors = append(b.doors, d)
-		b.byID[p.id] = d
+	for i, p := range plans {
+		d := &doors[i]
+		*d = DoorDevices{Door: p.id, Outputs: map[Output]*doorio.Output{}, Inputs: map[Input]*doorio.Input{}}
 		for out, oc := range outputConfigs(p.w) {
 			o, err := doorio.NewOutput(p.id+" "+string(out), p.outs[out], doorio.OutputConfig{ActiveLow: oc.ActiveLow, SafeOn: oc.SafeOn})
 			if err != nil {
 				return fail(fmt.Errorf("hal: %w", err))
 			}
-			d.outputs[out] = o
+			d.Outputs[out] = o
 		}
 	}
 	for i, p := range plans {
-		d := b.doors[i]
+		d := &doors[i]
 		for in, ic := range inputConfigs(p.w) {
 			x, err := doorio.NewInput(p.id+" "+string(in), p.ins[in], doorio.InputConfig{
 				ActiveLow: ic.ActiveLow(), Pull: pull(ic.Pull), Debounce: ic.Debounce,
@@ -258,8 +237,8 @@ func OpenPeriph(cfg Config, doorIDs []string, log *slog.Logger) (*PeriphBoard, e
 			if err != nil {
 				return fail(fmt.Errorf("hal: %w", err))
 			}
-			d.inputs[in] = x
-			d.halts = append(d.halts, x.Halt)
+			d.Inputs[in] = x
+			d.Halts = append(d.Halts, x.Halt)
 		}
 		if m := p.w.MFRC522; m != nil {
 			mc := mfrc522.Config{Logger: log}
@@ -273,16 +252,16 @@ func OpenPeriph(cfg Config, doorIDs []string, log *slog.Logger) (*PeriphBoard, e
 			if err != nil {
 				return fail(fmt.Errorf("hal: %s: %w", p.id, err))
 			}
-			d.rfid = mfrc522.NewReader(dev, mfrc522.ReaderConfig{PollInterval: m.PollInterval})
+			d.RFID = mfrc522.NewReader(dev, mfrc522.ReaderConfig{PollInterval: m.PollInterval})
 		}
 		if wc := p.w.Wiegand; wc != nil {
 			ls, err := p.wgChip.LineSet(gpioioctl.LineInput, gpio.FallingEdge, gpio.PullUp, wc.D0, wc.D1)
 			if err != nil {
 				return fail(fmt.Errorf("hal: %s: wiegand lines %s/%s: %w", p.id, wc.D0, wc.D1, err))
 			}
-			b.closers = append(b.closers, ls.Close)
-			d.halts = append(d.halts, ls.Halt)
-			d.wg = wiegand.NewReader(ls, wiegand.ReaderConfig{
+			closers = append(closers, ls.Close)
+			d.Halts = append(d.Halts, ls.Halt)
+			d.Wiegand = wiegand.NewReader(ls, wiegand.ReaderConfig{
 				D0: p.wgChip.ByName(wc.D0).Number(), D1: p.wgChip.ByName(wc.D1).Number(),
 				FrameGap: wc.FrameGap, Decoder: p.decoder, Logger: log,
 			})
@@ -292,8 +271,8 @@ func OpenPeriph(cfg Config, doorIDs []string, log *slog.Logger) (*PeriphBoard, e
 			if err != nil {
 				return fail(fmt.Errorf("hal: %s: keypad columns: %w", p.id, err))
 			}
-			b.closers = append(b.closers, ls.Close)
-			d.halts = append(d.halts, ls.Halt)
+			closers = append(closers, ls.Close)
+			d.Halts = append(d.Halts, ls.Halt)
 			rows := make([]gpio.PinOut, len(p.kpRows))
 			for i, r := range p.kpRows {
 				rows[i] = r
@@ -302,10 +281,10 @@ func OpenPeriph(cfg Config, doorIDs []string, log *slog.Logger) (*PeriphBoard, e
 			if err != nil {
 				return fail(fmt.Errorf("hal: %s: %w", p.id, err))
 			}
-			d.kp = kp
+			d.Keypad = kp
 		}
 	}
-	return b, nil
+	return NewDeviceBoard(doors, BoardOptions{Logger: log, Closers: closers}), nil
 }
 
 func pull(s string) gpio.Pull {
@@ -338,122 +317,6 @@ func inputConfigs(w DoorWiring) map[Input]*InputConfig {
 	return m
 }
 
-// Run implements Board.
-func (b *PeriphBoard) Run(ctx context.Context, emit func(Event)) error {
-	send := func(e Event) {
-		b.emitMu.Lock()
-		defer b.emitMu.Unlock()
-		emit(e)
-	}
-	var wg sync.WaitGroup
-	start := func(door, device string, fn func(context.Context) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			supervise(ctx, door, device, fn, send)
-		}()
-	}
-	for _, d := range b.doors {
-		for in, x := range d.inputs {
-			start(d.id, string(in), func(ctx context.Context) error {
-				return x.Run(ctx, func(active bool, at time.Time) {
-					send(Event{Door: d.id, Kind: EventInput, At: at, Input: in, Active: active})
-				})
-			})
-		}
-		if d.rfid != nil {
-			start(d.id, "mfrc522", func(ctx context.Context) error {
-				return d.rfid.Run(ctx, func(c mfrc522.Card) {
-					send(CardEvent(d.id, c.UID, time.Now()))
-				}, func(err error) {
-					send(Event{Door: d.id, Kind: EventFault, At: time.Now(), Device: "mfrc522", Err: err})
-				})
-			})
-		}
-		if d.wg != nil {
-			start(d.id, "wiegand", func(ctx context.Context) error {
-				return d.wg.Run(ctx, func(r wiegand.Reading, err error) {
-					send(WiegandEvent(d.id, r, err, time.Now()))
-				})
-			})
-		}
-		if d.kp != nil {
-			start(d.id, "keypad", func(ctx context.Context) error {
-				return d.kp.Run(ctx, func(k rune) {
-					send(Event{Door: d.id, Kind: EventKey, At: time.Now(), Key: k})
-				})
-			})
-		}
-	}
-	<-ctx.Done()
-	for _, d := range b.doors {
-		for _, h := range d.halts {
-			_ = h() // unblock edge waits now rather than at their timeouts
-		}
-	}
-	wg.Wait()
-	return nil
-}
-
-// supervise runs one device loop and restarts it with back-off after a
-// failure, reporting each failure as an EventFault.
-func supervise(ctx context.Context, door, device string, fn func(context.Context) error, emit func(Event)) {
-	backoff := time.Second
-	for {
-		err := fn(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if err == nil {
-			err = errors.New("device loop stopped")
-		}
-		emit(Event{Door: door, Kind: EventFault, At: time.Now(), Device: device, Err: err})
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		backoff = min(2*backoff, 30*time.Second)
-	}
-}
-
-// Set implements Board.
-func (b *PeriphBoard) Set(door string, out Output, on bool) error {
-	d, ok := b.byID[door]
-	if !ok {
-		return fmt.Errorf("hal: no door %q on this board", door)
-	}
-	o, ok := d.outputs[out]
-	if !ok {
-		return fmt.Errorf("hal: door %s has no %s wired", door, out)
-	}
-	return o.Set(on)
-}
-
-// Halt implements Board.
-func (b *PeriphBoard) Halt() error {
-	var errs []error
-	for _, d := range b.doors {
-		for _, o := range d.outputs {
-			errs = append(errs, o.Halt())
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// Close implements Board.
-func (b *PeriphBoard) Close() error {
-	errs := []error{b.Halt()}
-	for i := len(b.closers) - 1; i >= 0; i-- {
-		errs = append(errs, b.closers[i]())
-	}
-	b.closers = nil
-	return errors.Join(errs...)
-}
-
-var _ Board = (*PeriphBoard)(nil)
 
 // SelfTest checks a configured gateway's hardware for an installer: periph
 // drivers, the GPIO chip, every pin, each MFRC522 (SPI device, version

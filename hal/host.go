@@ -317,7 +317,6 @@ func inputConfigs(w DoorWiring) map[Input]*InputConfig {
 	return m
 }
 
-
 // SelfTest checks a configured gateway's hardware for an installer: periph
 // drivers, the GPIO chip, every pin, each MFRC522 (SPI device, version
 // register, CRC unit), Wiegand idle levels and inputs. Only with actuate does

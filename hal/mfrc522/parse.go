@@ -86,7 +86,7 @@ type level struct {
 	sak  byte
 }
 
-// AssembleUID joins the cascade levels of a selection into the UID. A cascade
+// assembleUID joins the cascade levels of a selection into the UID. A cascade
 // tag must come with SAK's cascade bit and be followed by another level; the
 // last level must not have either.
 func assembleUID(levels []level) ([]byte, error) {

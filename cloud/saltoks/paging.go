@@ -67,6 +67,94 @@ type listQuery struct {
 	extra   url.Values
 }
 
+// pageOf is one decoded list answer.
+type pageOf[T any] struct {
+	items []T
+	next  string
+	count *int
+	bare  bool
+}
+
+// decodePageOf decodes a list answer straight into T in one pass (the
+// envelope, or a bare array).
+func decodePageOf[T any](data []byte) (pageOf[T], error) {
+	var p pageOf[T]
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 {
+		return p, errors.New("empty body where a list was expected")
+	}
+	switch data[0] {
+	case '[':
+		p.bare = true
+		return p, json.Unmarshal(data, &p.items)
+	case '{':
+		var env struct {
+			Items    *[]T         `json:"items"`
+			NextLink *string      `json:"next_page_link"`
+			Count    *json.Number `json:"count"`
+		}
+		if err := json.Unmarshal(data, &env); err != nil {
+			return p, err
+		}
+		if env.Items == nil {
+			return p, errors.New(`list envelope without "items"`)
+		}
+		p.items = *env.Items
+		if env.NextLink != nil {
+			p.next = *env.NextLink
+		}
+		if env.Count != nil {
+			n, err := strconv.Atoi(env.Count.String())
+			if err != nil || n < 0 {
+				return p, fmt.Errorf("list count %q is not a count", env.Count.String())
+			}
+			p.count = &n
+		}
+		return p, nil
+	}
+	return p, errors.New("a list must be a JSON object or array")
+}
+
+// fetchPage requests one page.
+func fetchPage[T any](ctx context.Context, c *Client, path string, lq listQuery, id func(*T) string, skip, top int) (pageOf[T], error) {
+	q := url.Values{}
+	for k, v := range lq.extra {
+		q[k] = v
+	}
+	q.Set("$top", strconv.Itoa(top))
+	q.Set("$skip", strconv.Itoa(skip))
+	q.Set("$count", "true")
+	ob := lq.orderBy
+	if ob == "" {
+		ob = "id"
+	}
+	q.Set("$orderby", ob)
+	if lq.filter != "" {
+		q.Set("$filter", lq.filter)
+	}
+	var pg pageOf[T]
+	req := request{method: "GET", path: path, query: q, idempotent: true}
+	req.decode = func(r *response) error {
+		var err error
+		if pg, err = decodePageOf[T](r.body); err != nil {
+			return &DecodeError{Method: req.method, Path: path, Err: err}
+		}
+		for i := range pg.items {
+			if id(&pg.items[i]) == "" {
+				return &DecodeError{Method: req.method, Path: path, Err: fmt.Errorf("item %d has no id", skip+i)}
+			}
+		}
+		return nil
+	}
+	_, err := c.do(ctx, req)
+	return pg, err
+}
+
+type fetched[T any] struct {
+	pg  pageOf[T]
+	err error
+}
+
 // listAll reads every page of a list and hands each page's new items to fn.
 //
 // Paging uses $top/$skip with $orderby and overlaps pages by one item: each
@@ -78,50 +166,22 @@ type listQuery struct {
 // read as "there is more" (also when the server caps the page size below
 // $top), but not followed blindly: it could point at another host, and the
 // bearer token is only ever sent to the configured API URL.
+//
+// The next page is requested while fn works on the current one.
 func listAll[T any](ctx context.Context, c *Client, path string, lq listQuery, id func(*T) string, fn func([]T) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	top := c.cfg.PageSize
 	skip := 0
 	var prevLast string
 	var count *int
 	seen := map[string]struct{}{}
+	pg, err := fetchPage(ctx, c, path, lq, id, 0, top)
 	for {
-		q := url.Values{}
-		for k, v := range lq.extra {
-			q[k] = v
-		}
-		q.Set("$top", strconv.Itoa(top))
-		q.Set("$skip", strconv.Itoa(skip))
-		q.Set("$count", "true")
-		ob := lq.orderBy
-		if ob == "" {
-			ob = "id"
-		}
-		q.Set("$orderby", ob)
-		if lq.filter != "" {
-			q.Set("$filter", lq.filter)
-		}
-		var pg Page
-		var items []T
-		req := request{method: "GET", path: path, query: q, idempotent: true}
-		req.decode = func(r *response) error {
-			var err error
-			if pg, err = DecodePage(r.body); err != nil {
-				return &DecodeError{Method: req.method, Path: path, Err: err}
-			}
-			items = make([]T, len(pg.Items))
-			for i, raw := range pg.Items {
-				if err := json.Unmarshal(raw, &items[i]); err != nil {
-					return &DecodeError{Method: req.method, Path: path, Err: fmt.Errorf("item %d: %w", skip+i, err)}
-				}
-				if id(&items[i]) == "" {
-					return &DecodeError{Method: req.method, Path: path, Err: fmt.Errorf("item %d has no id", skip+i)}
-				}
-			}
-			return nil
-		}
-		if _, err := c.do(ctx, req); err != nil {
+		if err != nil {
 			return err
 		}
+		items := pg.items
 		n := len(items)
 		fresh := items
 		if skip > 0 {
@@ -130,11 +190,11 @@ func listAll[T any](ctx context.Context, c *Client, path string, lq listQuery, i
 			}
 			fresh = items[1:]
 		}
-		if pg.Count != nil {
-			if count != nil && *count != *pg.Count {
-				return &InconsistentError{Path: path, Reason: fmt.Sprintf("the count moved from %d to %d", *count, *pg.Count)}
+		if pg.count != nil {
+			if count != nil && *count != *pg.count {
+				return &InconsistentError{Path: path, Reason: fmt.Sprintf("the count moved from %d to %d", *count, *pg.count)}
 			}
-			count = pg.Count
+			count = pg.count
 		}
 		for i := range fresh {
 			k := id(&fresh[i])
@@ -143,17 +203,31 @@ func listAll[T any](ctx context.Context, c *Client, path string, lq listQuery, i
 			}
 			seen[k] = struct{}{}
 		}
+		more := len(fresh) > 0 && (pg.next != "" || (n >= top && !(pg.bare && n > top)))
+		var ahead chan fetched[T]
+		if more {
+			prevLast = id(&items[n-1])
+			skip += n - 1
+			ahead = make(chan fetched[T], 1)
+			go func(skip int) {
+				p, err := fetchPage(ctx, c, path, lq, id, skip, top)
+				ahead <- fetched[T]{p, err}
+			}(skip)
+		}
 		if len(fresh) > 0 {
 			if err := fn(fresh); err != nil {
+				if ahead != nil {
+					cancel()
+					<-ahead
+				}
 				return err
 			}
 		}
-		more := pg.NextLink != "" || (n >= top && !(pg.Bare && n > top))
-		if !more || len(fresh) == 0 {
+		if !more {
 			break
 		}
-		prevLast = id(&items[n-1])
-		skip += n - 1
+		f := <-ahead
+		pg, err = f.pg, f.err
 	}
 	if count != nil && len(seen) != *count {
 		return &InconsistentError{Path: path, Reason: fmt.Sprintf("read %d items but the list counts %d", len(seen), *count)}

@@ -65,6 +65,7 @@ func cmdAccessCode(ctx context.Context, e *env, args []string) int {
 		printAccessCodes(e.stdout, list, *asJSON)
 		return exitOK
 	}
+	limitMemory(e)
 	log := saltoLogger(e, *verbose)
 	client, err := newSaltoClient(cfg, log)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -200,6 +201,19 @@ func saltoLogger(e *env, verbose bool) *slog.Logger {
 		level = slog.LevelDebug
 	}
 	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// syncMemoryLimit is the soft heap limit of the commands that sync. A full
+// sync of a 100,000-user site keeps about 90 MB live; without a limit the Go
+// collector lets the heap grow to twice that before collecting, which a
+// Pi-class gateway cannot spare.
+const syncMemoryLimit = 100 << 20
+
+// limitMemory applies syncMemoryLimit unless the operator set GOMEMLIMIT.
+func limitMemory(e *env) {
+	if e.getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(syncMemoryLimit)
+	}
 }
 
 // isTerminal reports whether w is a terminal (progress is drawn only there).

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +42,7 @@ func cmdSync(ctx context.Context, e *env, args []string) int {
 		printState(e, st, *asJSON)
 		return exitOK
 	}
+	limitMemory(e)
 	log := saltoLogger(e, *verbose)
 	client, err := newSaltoClient(cfg, log)
 	if err != nil {
@@ -71,6 +74,9 @@ func cmdSync(ctx context.Context, e *env, args []string) int {
 			"tag_credentials": res.Credentials, "inserted": res.Applied.Inserted, "updated": res.Applied.Updated,
 			"deleted": res.Applied.Deleted, "rows_written": res.Applied.RowsWritten(), "generation": res.Applied.Generation,
 			"pulls": res.Attempts, "duration_ms": res.Duration.Milliseconds(), "warnings": nonNil(res.Warnings)}
+		if kib := peakRSSKiB(); kib > 0 {
+			out["peak_rss_kib"] = kib
+		}
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(out)
@@ -91,6 +97,24 @@ func cmdSync(ctx context.Context, e *env, args []string) int {
 		fmt.Fprint(e.stdout, indent(st.Describe(e.now())))
 	}
 	return exitOK
+}
+
+// peakRSSKiB is this process's peak resident set (VmHWM), or 0 where /proc
+// does not tell. Unlike getrusage's maxrss it is not inflated by the memory
+// of the process that started us (Linux carries the parent's high-water mark
+// over exec).
+func peakRSSKiB() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 func nonNil(s []string) []string {

@@ -83,7 +83,8 @@ type Fake struct {
 
 type user struct {
 	sitefile.User
-	role string
+	role      string
+	enc, menc []byte // cached JSON (see touch)
 }
 
 type group struct {
@@ -282,6 +283,7 @@ func (k *Fake) UpdateUser(id string, fn func(*sitefile.User)) bool {
 		return false
 	}
 	fn(&u.User)
+	u.touch()
 	return true
 }
 

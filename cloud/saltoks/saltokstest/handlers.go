@@ -1,6 +1,7 @@
 package saltokstest
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -242,7 +243,26 @@ func userJSON(u *user) map[string]any {
 	}
 }
 
-func memberJSON(u *user) map[string]any {
+// json is the user's encoded site-user object, cached until it changes.
+func (u *user) json() []byte {
+	if u.enc == nil {
+		u.enc = jsonMarshal(userJSON(u))
+	}
+	return u.enc
+}
+
+// memberJSON is the user as an access-group member item, cached likewise.
+func (u *user) memberJSON() []byte {
+	if u.menc == nil {
+		u.menc = jsonMarshal(memberObject(u))
+	}
+	return u.menc
+}
+
+// touch drops the cached encodings after a change.
+func (u *user) touch() { u.enc, u.menc = nil, nil }
+
+func memberObject(u *user) map[string]any {
 	var email any
 	if u.User.User.Email != nil {
 		email = *u.User.User.Email
@@ -273,17 +293,39 @@ func normTime(s string) string {
 
 // --- lists --------------------------------------------------------------------
 
-// listItem is one element of a list: its id and lazily built JSON object.
+// listItem is one element of a list: its id and lazily encoded JSON.
 type listItem struct {
 	id   string
 	sort string // $orderby customer_reference
-	obj  func() map[string]any
+	raw  func() []byte
 }
+
+func encoded(v any) func() []byte { return func() []byte { return jsonMarshal(v) } }
 
 // serveList applies OData $filter, $orderby, $skip, $top and $count to items
 // (sorted by id) and writes the {items, next_page_link, count} envelope, or a
 // bare array when bare is set (the quirk measured on GET /v1.2/sites).
 func (k *Fake) serveList(w http.ResponseWriter, r *http.Request, items []listItem, bare bool) {
+	k.serveListN(w, r, len(items), func(i int) listItem { return items[i] }, bare)
+}
+
+// serveListN is serveList over n items produced on demand, so paging a large
+// list does not build every item for every page.
+func (k *Fake) serveListN(w http.ResponseWriter, r *http.Request, n int, at func(int) listItem, bare bool) {
+	q := r.URL.Query()
+	ob := strings.TrimSpace(q.Get("$orderby"))
+	if q.Get("$filter") != "" || (ob != "" && ob != "id" && ob != "id asc") {
+		items := make([]listItem, n)
+		for i := range items {
+			items[i] = at(i)
+		}
+		k.serveItems(w, r, items, bare)
+		return
+	}
+	k.page(w, r, n, at, bare)
+}
+
+func (k *Fake) serveItems(w http.ResponseWriter, r *http.Request, items []listItem, bare bool) {
 	q := r.URL.Query()
 	if f := q.Get("$filter"); f != "" {
 		pred, err := parseFilter(f)
@@ -293,7 +335,9 @@ func (k *Fake) serveList(w http.ResponseWriter, r *http.Request, items []listIte
 		}
 		var kept []listItem
 		for _, it := range items {
-			if pred(it.obj()) {
+			var obj map[string]any
+			json.Unmarshal(it.raw(), &obj)
+			if pred(obj) {
 				kept = append(kept, it)
 			}
 		}
@@ -311,7 +355,12 @@ func (k *Fake) serveList(w http.ResponseWriter, r *http.Request, items []listIte
 		k.writeError(w, 400, "1102", "Invalid $orderby: "+ob)
 		return
 	}
-	total := len(items)
+	k.page(w, r, len(items), func(i int) listItem { return items[i] }, bare)
+}
+
+// page applies $skip, $top and $count and writes the answer.
+func (k *Fake) page(w http.ResponseWriter, r *http.Request, total int, at func(int) listItem, bare bool) {
+	q := r.URL.Query()
 	skip, top := 0, k.opt.DefaultPageSize
 	if v := q.Get("$skip"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -336,36 +385,49 @@ func (k *Fake) serveList(w http.ResponseWriter, r *http.Request, items []listIte
 		skip = total
 	}
 	end := min(skip+top, total)
-	out := make([]map[string]any, 0, end-skip)
-	for _, it := range items[skip:end] {
-		out = append(out, it.obj())
+	var buf bytes.Buffer
+	if !bare {
+		buf.WriteString(`{"items":`)
 	}
-	if bare {
-		writeJSON(w, 200, out)
-		return
-	}
-	var next any
-	if end < total {
-		nq := url.Values{}
-		for key, v := range q {
-			nq[key] = v
+	buf.WriteByte('[')
+	for i := skip; i < end; i++ {
+		if i > skip {
+			buf.WriteByte(',')
 		}
-		nq.Set("$skip", strconv.Itoa(end))
-		nq.Set("$top", strconv.Itoa(top))
-		next = "http://" + r.Host + r.URL.Path + "?" + nq.Encode()
+		buf.Write(at(i).raw())
 	}
-	var count any
-	if q.Get("$count") == "true" || q.Get("$inlinecount") == "allpages" {
-		count = total
+	buf.WriteByte(']')
+	if !bare {
+		var next any
+		if end < total {
+			nq := url.Values{}
+			for key, v := range q {
+				nq[key] = v
+			}
+			nq.Set("$skip", strconv.Itoa(end))
+			nq.Set("$top", strconv.Itoa(top))
+			next = "http://" + r.Host + r.URL.Path + "?" + nq.Encode()
+		}
+		var count any
+		if q.Get("$count") == "true" || q.Get("$inlinecount") == "allpages" {
+			count = total
+		}
+		buf.WriteString(`,"next_page_link":`)
+		buf.Write(jsonMarshal(next))
+		buf.WriteString(`,"count":`)
+		buf.Write(jsonMarshal(count))
+		buf.WriteByte('}')
 	}
-	writeJSON(w, 200, map[string]any{"items": out, "next_page_link": next, "count": count})
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(200)
+	w.Write(buf.Bytes())
 }
 
 func (k *Fake) listSites(w http.ResponseWriter, r *http.Request) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	site := k.siteJSON()
-	items := []listItem{{id: k.site.ID, sort: k.site.CustomerReference, obj: func() map[string]any { return site }}}
+	items := []listItem{{id: k.site.ID, sort: k.site.CustomerReference, raw: encoded(site)}}
 	k.serveList(w, r, items, r.PathValue("ver") == "v1.2")
 }
 
@@ -382,7 +444,7 @@ func (k *Fake) getSubscription(w http.ResponseWriter, r *http.Request) {
 func (k *Fake) listLocks(w http.ResponseWriter, r *http.Request) {
 	items := make([]listItem, len(k.locks))
 	for i, l := range k.locks {
-		items[i] = listItem{id: l.ID, sort: l.CustomerReference, obj: func() map[string]any { return lockJSON(l) }}
+		items[i] = listItem{id: l.ID, sort: l.CustomerReference, raw: encoded(lockJSON(l))}
 	}
 	k.serveList(w, r, items, false)
 }
@@ -400,9 +462,7 @@ func (k *Fake) getLock(w http.ResponseWriter, r *http.Request) {
 func (k *Fake) listGroups(w http.ResponseWriter, r *http.Request) {
 	items := make([]listItem, len(k.groups))
 	for i, g := range k.groups {
-		items[i] = listItem{id: g.ID, sort: g.CustomerReference, obj: func() map[string]any {
-			return map[string]any{"id": g.ID, "customer_reference": g.CustomerReference}
-		}}
+		items[i] = listItem{id: g.ID, sort: g.CustomerReference, raw: encoded(map[string]any{"id": g.ID, "customer_reference": g.CustomerReference})}
 	}
 	k.serveList(w, r, items, false)
 }
@@ -425,7 +485,7 @@ func (k *Fake) listGroupLocks(w http.ResponseWriter, r *http.Request) {
 	for _, id := range ids {
 		for _, l := range k.locks {
 			if l.ID == id {
-				items = append(items, listItem{id: l.ID, sort: l.CustomerReference, obj: func() map[string]any { return lockJSON(l) }})
+				items = append(items, listItem{id: l.ID, sort: l.CustomerReference, raw: encoded(lockJSON(l))})
 			}
 		}
 	}
@@ -444,7 +504,7 @@ func (k *Fake) listGroupUsers(w http.ResponseWriter, r *http.Request) {
 		if u == nil {
 			continue
 		}
-		items = append(items, listItem{id: id, sort: u.User.User.LastName, obj: func() map[string]any { return memberJSON(u) }})
+		items = append(items, listItem{id: id, sort: u.User.User.LastName, raw: u.memberJSON})
 	}
 	k.serveList(w, r, items, false)
 }
@@ -458,7 +518,7 @@ func (k *Fake) listGroupSchedules(w http.ResponseWriter, r *http.Request) {
 	slices.SortFunc(ts, func(a, b sitefile.TimeSchedule) int { return strings.Compare(a.ID, b.ID) })
 	items := make([]listItem, len(ts))
 	for i, t := range ts {
-		items[i] = listItem{id: t.ID, obj: func() map[string]any { return scheduleJSON(t) }}
+		items[i] = listItem{id: t.ID, raw: encoded(scheduleJSON(t))}
 	}
 	k.serveList(w, r, items, false)
 }
@@ -501,11 +561,10 @@ func (k *Fake) removeGroupUser(w http.ResponseWriter, r *http.Request) {
 }
 
 func (k *Fake) listUsers(w http.ResponseWriter, r *http.Request) {
-	items := make([]listItem, len(k.users))
-	for i, u := range k.users {
-		items[i] = listItem{id: u.ID, sort: u.User.User.LastName, obj: func() map[string]any { return userJSON(u) }}
-	}
-	k.serveList(w, r, items, false)
+	k.serveListN(w, r, len(k.users), func(i int) listItem {
+		u := k.users[i]
+		return listItem{id: u.ID, sort: u.User.User.LastName, raw: u.json}
+	}, false)
 }
 
 func (k *Fake) getUser(w http.ResponseWriter, r *http.Request) {
@@ -514,7 +573,9 @@ func (k *Fake) getUser(w http.ResponseWriter, r *http.Request) {
 		k.writeError(w, 404, "2202", "User not found")
 		return
 	}
-	writeJSON(w, 200, userJSON(u))
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(200)
+	w.Write(u.json())
 }
 
 // newUser creates a user, suspended when the seats are used up (Salto answers
@@ -555,7 +616,10 @@ func (k *Fake) createUser(w http.ResponseWriter, r *http.Request) {
 	}
 	u := k.newUser(body.FirstName, body.LastName, body.Email, body.Alias, "site_user", body.UsePIN != nil && *body.UsePIN, nil)
 	u.Blocked = body.Blocked
-	writeJSON(w, 201, userJSON(u))
+	u.touch()
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(201)
+	w.Write(u.json())
 }
 
 func (k *Fake) createGuest(w http.ResponseWriter, r *http.Request) {
@@ -574,7 +638,9 @@ func (k *Fake) createGuest(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	u := k.newUser("", "", "", body.Alias, "site_guest", false, body.ExpiresAt)
-	writeJSON(w, 201, userJSON(u))
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(201)
+	w.Write(u.json())
 }
 
 func (k *Fake) patchUser(w http.ResponseWriter, r *http.Request) {
@@ -596,6 +662,7 @@ func (k *Fake) patchUser(w http.ResponseWriter, r *http.Request) {
 				k.writeError(w, 400, "1101", "The "+key+" field is invalid.")
 				return
 			}
+			u.touch()
 			if key == "use_pin" {
 				u.UsePIN = &b
 			} else {
@@ -603,12 +670,15 @@ func (k *Fake) patchUser(w http.ResponseWriter, r *http.Request) {
 			}
 		case "alias":
 			json.Unmarshal(raw, &u.Alias)
+			u.touch()
 		default:
 			k.writeError(w, 400, "1101", "The field "+key+" cannot be changed.")
 			return
 		}
 	}
-	writeJSON(w, 200, userJSON(u))
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(200)
+	w.Write(u.json())
 }
 
 func (k *Fake) deleteUser(w http.ResponseWriter, r *http.Request) {
@@ -678,7 +748,10 @@ func (k *Fake) patchSubscription(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u.SubscriptionState = state
-	writeJSON(w, 200, userJSON(u))
+	u.touch()
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(200)
+	w.Write(u.json())
 }
 
 // --- OData $filter (the subset integrators use) ---------------------------------

@@ -8,8 +8,11 @@ package sitesync
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
@@ -115,6 +118,12 @@ const (
 	KeyCredentials  = "sync.credentials"
 	KeyRowsWritten  = "sync.rows_written"
 	KeyWarnings     = "sync.warnings"
+	// The hash of the last applied snapshot and the cache generation it
+	// produced: an identical pull onto an untouched cache skips the apply.
+	KeySnapshotHash       = "sync.snapshot_hash"
+	KeySnapshotGeneration = "sync.snapshot_generation"
+	// keyCacheGeneration is the cache's own snapshot generation counter.
+	keyCacheGeneration = "generation"
 )
 
 // New checks cfg and loads the last successful sync time from the cache.
@@ -303,15 +312,75 @@ func (e *Engine) syncOnce(ctx context.Context) (Result, error) {
 			return res, err
 		}
 		e.progress("apply", 0, 0)
-		applied, err := e.cfg.Apply(ctx, snap)
+		sum := snapshotHash(snap)
+		applied, skipped, err := e.unchanged(ctx, sum)
 		if err != nil {
-			return res, fmt.Errorf("apply the snapshot: %w", err)
+			return res, err
+		}
+		if !skipped {
+			if applied, err = e.cfg.Apply(ctx, snap); err != nil {
+				return res, fmt.Errorf("apply the snapshot: %w", err)
+			}
+			e.setMeta(ctx, map[string]string{KeySnapshotHash: sum, KeySnapshotGeneration: strconv.FormatInt(applied.Generation, 10)})
 		}
 		e.progress("apply", 1, 1)
 		res.Site, res.Users, res.Groups, res.Locks = snap.Site, len(snap.Users), len(snap.Groups), len(snap.Locks)
 		res.Credentials, res.Applied, res.Warnings = len(snap.Credentials), applied, warnings
 		return res, nil
 	}
+}
+
+// unchanged reports whether the cache already holds exactly this snapshot:
+// the same content hash was applied last, and nothing was applied since.
+func (e *Engine) unchanged(ctx context.Context, sum string) (Applied, bool, error) {
+	m := e.cfg.Meta
+	last, _, err := m.Meta(ctx, KeySnapshotHash)
+	if err != nil || last != sum {
+		return Applied{}, false, err
+	}
+	want, _, err := m.Meta(ctx, KeySnapshotGeneration)
+	if err != nil {
+		return Applied{}, false, err
+	}
+	got, _, err := m.Meta(ctx, keyCacheGeneration)
+	if err != nil || got != want || got == "" {
+		return Applied{}, false, err
+	}
+	gen, _ := strconv.ParseInt(got, 10, 64)
+	return Applied{Generation: gen}, true, nil
+}
+
+// snapshotHash is a digest of everything in the snapshot.
+func snapshotHash(s *agent.Snapshot) string {
+	h := sha256.New()
+	w := func(parts ...string) {
+		for _, p := range parts {
+			io.WriteString(h, p)
+			h.Write([]byte{0})
+		}
+		h.Write([]byte{1})
+	}
+	b := func(v bool) string { return strconv.FormatBool(v) }
+	t := func(v time.Time) string { return strconv.FormatInt(v.UnixNano(), 10) }
+	w("site", s.Site.ID, s.Site.UID, s.Site.Name, s.Site.TimeZone)
+	for _, l := range s.Locks {
+		w("lock", l.ID, l.Name)
+	}
+	for _, u := range s.Users {
+		w("user", u.ID, u.PlatformID, u.FirstName, u.LastName, u.Alias, u.Email, u.TagNumber, b(u.Blocked), string(u.Subscription), t(u.ExpiresAt), b(u.UsePIN))
+	}
+	for _, g := range s.Groups {
+		w("group", g.ID, g.Name)
+		w(g.Members...)
+		w(g.Locks...)
+		for _, sc := range g.Schedules {
+			w("schedule", sc.ID, fmt.Sprint(sc.Days, sc.Start, sc.End, sc.StartDate, sc.EndDate))
+		}
+	}
+	for _, c := range s.Credentials {
+		w("cred", c.Key, string(c.Kind), string(c.Origin), c.UserID, c.TagNumber, t(c.StartsAt), t(c.EndsAt), c.Label)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 func (e *Engine) progress(phase string, done, total int) {
@@ -367,29 +436,36 @@ func (e *Engine) pull(ctx context.Context) (*agent.Snapshot, []string, error) {
 		snap.Locks = append(snap.Locks, agent.Lock{ID: l.ID, Name: l.CustomerReference})
 		lockSet[l.ID] = true
 	}
-	e.progress("groups", 0, 0)
-	groups, err := src.AccessGroups(ctx, site)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read the access groups: %w", err)
-	}
-	snap.Groups, err = e.groups(ctx, groups, lockSet, loc, warn)
-	if err != nil {
-		return nil, nil, err
-	}
-	e.progress("users", 0, 0)
-	if err := src.Users(ctx, site, "", func(page []saltoks.SiteUser) error {
-		for i := range page {
-			u, err := convertUser(&page[i], loc)
-			if err != nil {
-				warn.add("user %s: %v (user left out: they cannot open any door)", page[i].ID, err)
-				continue
-			}
-			snap.Users = append(snap.Users, u)
+	// Groups and users are independent: read them side by side.
+	eg, gctx := errgroup.WithContext(ctx)
+	eg.Go(func() error {
+		e.progress("groups", 0, 0)
+		groups, err := src.AccessGroups(gctx, site)
+		if err != nil {
+			return fmt.Errorf("read the access groups: %w", err)
 		}
-		e.progress("users", len(snap.Users), 0)
+		snap.Groups, err = e.groups(gctx, groups, lockSet, loc, warn)
+		return err
+	})
+	eg.Go(func() error {
+		if err := src.Users(gctx, site, "", func(page []saltoks.SiteUser) error {
+			for i := range page {
+				u, err := convertUser(&page[i], loc)
+				if err != nil {
+					warn.add("user %s: %v (user left out: they cannot open any door)", page[i].ID, err)
+					continue
+				}
+				snap.Users = append(snap.Users, u)
+			}
+			e.progress("users", len(snap.Users), 0)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("read the users: %w", err)
+		}
 		return nil
-	}); err != nil {
-		return nil, nil, fmt.Errorf("read the users: %w", err)
+	})
+	if err := eg.Wait(); err != nil {
+		return nil, nil, err
 	}
 	dedupeTags(snap.Users, warn)
 	dropDangling(snap, warn)

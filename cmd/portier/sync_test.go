@@ -74,6 +74,13 @@ salto:
 	return saltoSetup{dir: dir, config: path, db: filepath.Join(dir, "state", "portier.db")}
 }
 
+func TestBinaryDoesNotLinkTheFake(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	require.NoError(t, err)
+	assert.NotContains(t, string(out), "saltokstest")
+	assert.Contains(t, string(out), "cloud/saltoks/sitesync")
+}
+
 func TestSyncEndToEnd(t *testing.T) {
 	fake := startFake(t, saltokstest.SiteShape{Users: 200, Groups: 8, Locks: 4, BlockedEvery: 5}, saltokstest.Options{})
 	s := writeSaltoConfig(t, fake, 0o600, []string{saltokstest.LockID(0)}, "  page_size: 40\n")

@@ -104,7 +104,7 @@ func dump(t *testing.T, path string) string {
 		q := "SELECT * FROM " + table
 		if table == "meta" {
 			// Sync bookkeeping and the apply time are not snapshot content.
-			q += " WHERE key NOT LIKE 'sync.%' AND key <> 'snapshot.applied_at'"
+			q += " WHERE key NOT LIKE 'sync.%' AND key NOT IN ('snapshot.applied_at', 'generation')"
 		}
 		rows, err := conn.Query(q)
 		require.NoError(t, err)
@@ -250,6 +250,30 @@ func TestFailedSyncKeepsTheOldSnapshot(t *testing.T) {
 			assert.Zero(t, st.ConsecutiveFailures)
 		})
 	}
+}
+
+func TestIdenticalPullSkipsTheApplyOnlyOnAnUntouchedCache(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, nil)
+	_, err := e.eng.SyncOnce(ctx)
+	require.NoError(t, err)
+	want := dump(t, e.path)
+
+	// Something else (an import) replaces the snapshot in between.
+	other := &agent.Snapshot{Site: agent.Site{ID: saltokstest.GeneratedSiteID, TimeZone: "UTC"}}
+	_, err = e.db.ApplySnapshot(ctx, other, sqlite.ApplyOptions{})
+	require.NoError(t, err)
+	require.NotEqual(t, want, dump(t, e.path))
+
+	res, err := e.eng.SyncOnce(ctx)
+	require.NoError(t, err)
+	assert.Positive(t, res.Applied.RowsWritten(), "the same pull is applied again onto a changed cache")
+	assert.Equal(t, want, dump(t, e.path))
+
+	res, err = e.eng.SyncOnce(ctx)
+	require.NoError(t, err)
+	assert.Zero(t, res.Applied.RowsWritten())
+	assert.Equal(t, want, dump(t, e.path))
 }
 
 func TestSyncSurvivesTransientFaults(t *testing.T) {

@@ -216,6 +216,22 @@ func TestTokenLifecycle(t *testing.T) {
 		assert.Equal(t, 3, h.fake.Hits("GET /v1.2/sites/"))
 		assert.Empty(t, h.slept(), "a refresh is not a backoff")
 	})
+	t.Run("concurrent 401s share one refresh", func(t *testing.T) {
+		h := newHarness(t, small, saltokstest.Options{}, nil)
+		_, err := h.client.Site(ctx, site)
+		require.NoError(t, err)
+		h.fake.ExpireTokens()
+		var wg sync.WaitGroup
+		errs := make([]error, 8)
+		for i := range errs {
+			wg.Go(func() { _, errs[i] = h.client.GroupLocks(ctx, site, saltokstest.GroupID(i%5)) })
+		}
+		wg.Wait()
+		for _, err := range errs {
+			require.NoError(t, err)
+		}
+		assert.Equal(t, 2, h.client.TokenFetches(), "requests that saw the same stale token refresh it once")
+	})
 	t.Run("token expiring mid-sync", func(t *testing.T) {
 		h := newHarness(t, small, saltokstest.Options{}, nil)
 		h.fake.Inject(saltokstest.Fault{Kind: saltokstest.ExpireToken, Path: "/users", Skip: 2})

@@ -109,7 +109,7 @@ func TestCardAndPIN(t *testing.T) {
 		r.advance(5 * time.Second)
 		r.present(adaTag)
 		r.keys("111#")
-		assert.Equal(t, agent.ReasonInvalidCredential, r.last(agent.EventAccessDenied).Reason, "digits typed before the expiry were cleared")
+		assert.Equal(t, agent.ReasonInvalidCredential, r.last(agent.EventAccessDenied).Reason, "a new card starts the PIN over")
 		assert.False(t, r.relay.On())
 	})
 	t.Run("PIN of someone else", func(t *testing.T) {

@@ -112,13 +112,16 @@ func (cfg ControllerConfig) Validate() error {
 	case cfg.Events == nil:
 		return fmt.Errorf("door %q: no event sink", cfg.Door.ID)
 	}
-	for name, d := range map[string]time.Duration{
-		"access time": cfg.AccessTime, "held-open time": cfg.HeldOpenTime, "PIN timeout": cfg.PINTimeout,
-		"card_and_pin window": cfg.TwoFactorWindow, "enrolment timeout": cfg.EnrolTimeout,
-		"open grace": cfg.OpenGrace, "maximum unlock": cfg.MaxUnlock,
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"access time", cfg.AccessTime}, {"held-open time", cfg.HeldOpenTime}, {"PIN timeout", cfg.PINTimeout},
+		{"card_and_pin window", cfg.TwoFactorWindow}, {"enrolment timeout", cfg.EnrolTimeout},
+		{"open grace", cfg.OpenGrace}, {"maximum unlock", cfg.MaxUnlock},
 	} {
-		if d < 0 {
-			return fmt.Errorf("door %q: %s is negative", cfg.Door.ID, name)
+		if d.d < 0 {
+			return fmt.Errorf("door %q: %s is negative", cfg.Door.ID, d.name)
 		}
 	}
 	if cfg.PreAlarmAfter >= cfg.HeldOpenTime {

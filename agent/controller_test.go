@@ -225,3 +225,42 @@ func TestCacheFailureDeniesAndKeepsRunning(t *testing.T) {
 	r.present(adaTag)
 	assert.True(t, r.relay.On())
 }
+
+// brokenRelay refuses to energise; switching off works.
+type brokenRelay struct{ *fakeOutput }
+
+func (b brokenRelay) Set(on bool) error {
+	if on {
+		return errors.New("coil open")
+	}
+	return b.fakeOutput.Set(false)
+}
+
+func TestRelayFaultOnGrantLeavesTheDoorLocked(t *testing.T) {
+	var relay *fakeOutput
+	r := newRig(t, agent.ModeCard, func(c *agent.ControllerConfig) {
+		relay = newOutput(c.Clock.(*agenttest.Clock))
+		c.Relay = brokenRelay{relay}
+	}).start()
+	r.present(adaTag)
+	assert.False(t, relay.On())
+	assert.True(t, r.ctl.Status().Locked)
+	assert.Contains(t, r.last(agent.EventAccessGranted).Detail, "relay fault: relay on: coil open")
+	assert.Zero(t, r.count(agent.EventRelayOn))
+	r.input(agent.DoorContact, true)
+	assert.Equal(t, 1, r.count(agent.EventForcedOpen), "nothing was unlocked")
+}
+
+// deadRelay cannot even be switched off.
+type deadRelay struct{}
+
+func (deadRelay) Set(bool) error { return errors.New("gpio gone") }
+
+func TestRunFailsWhenTheRelayCannotReachItsSafeState(t *testing.T) {
+	r := newRig(t, agent.ModeCard, func(c *agent.ControllerConfig) { c.Relay = deadRelay{} })
+	err := r.ctl.Run(context.Background())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "safe state")
+	<-r.ctl.Done()
+	assert.Empty(t, r.sink.all(), "nothing is handled")
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 )
@@ -392,7 +393,10 @@ func (c *Controller) handle(ctx context.Context, m any) {
 		// Requeue behind work that handling queued (relay changes), so a
 		// flush returns only once the controller is idle.
 		c.qmu.Lock()
-		busy := len(c.queue) > 0
+		busy := slices.ContainsFunc(c.queue, func(q queued) bool {
+			_, flush := q.msg.(flushMsg)
+			return !flush // other flushes must not keep each other waiting
+		})
 		if busy {
 			c.queue = append(c.queue, queued{msg: m})
 		}

@@ -264,3 +264,14 @@ func TestRunFailsWhenTheRelayCannotReachItsSafeState(t *testing.T) {
 	<-r.ctl.Done()
 	assert.Empty(t, r.sink.all(), "nothing is handled")
 }
+
+func TestConcurrentFlushesReturn(t *testing.T) {
+	r := newRig(t, agent.ModeCard).start()
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() { errs <- r.ctl.Flush(context.Background()) }()
+	}
+	for range 8 {
+		require.NoError(t, <-errs)
+	}
+}

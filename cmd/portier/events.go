@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/portier-io/portier/agent"
+	"github.com/portier-io/portier/sqlite"
+)
+
+func cmdEvents(ctx context.Context, e *env, args []string) int {
+	flags := newFlags(e, "events", "[--config FILE] [--follow] [--json] [--limit N] [--count N]")
+	cfgPath := flags.String("config", "", "config file (default: the embedded demo config)")
+	follow := flags.Bool("follow", false, "keep printing new events as they are recorded (Ctrl-C stops)")
+	asJSON := flags.Bool("json", false, "print one JSON object per line")
+	limit := flags.Int("limit", 50, "how many of the latest events to print first")
+	count := flags.Int("count", 0, "with --follow: stop after this many new events (0: never)")
+	poll := flags.Duration("poll", 250*time.Millisecond, "with --follow: how often to look for new events")
+	if code, ok := parseFlags(flags, args); !ok {
+		return code
+	}
+	if flags.NArg() != 0 || *limit < 0 || *count < 0 || *poll <= 0 {
+		flags.Usage()
+		return exitUsage
+	}
+	cfg, err := loadConfig(*cfgPath, e)
+	if err != nil {
+		return fail(e, exitUsage, "%v", err)
+	}
+	if _, err := os.Stat(cfg.Database); errors.Is(err, fs.ErrNotExist) {
+		return fail(e, exitUsage, "no cache at %s yet: nothing has been recorded", cfg.Database)
+	}
+	db, err := sqlite.Open(ctx, cfg.Database, sqlite.Options{ReadOnly: true})
+	if err != nil {
+		return fail(e, exitUsage, "%v", err)
+	}
+	defer db.Close()
+
+	st, err := db.OutboxStats(ctx)
+	if err != nil {
+		return fail(e, exitFailed, "%v", err)
+	}
+	after := max(st.LastSeq-int64(*limit), 0)
+	print := func(evs []agent.Event) {
+		for _, ev := range evs {
+			if *asJSON {
+				json.NewEncoder(e.stdout).Encode(ev)
+			} else {
+				fmt.Fprintln(e.stdout, formatEvent(ev))
+			}
+			after = ev.Seq
+		}
+	}
+	evs, err := db.Pending(ctx, after, *limit)
+	if err != nil {
+		return fail(e, exitFailed, "%v", err)
+	}
+	print(evs)
+	if !*follow {
+		if len(evs) == 0 && !*asJSON {
+			fmt.Fprintln(e.stderr, "no events waiting in the outbox")
+		}
+		return exitOK
+	}
+	seen := 0
+	tick := time.NewTicker(*poll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return exitOK
+		case <-tick.C:
+		}
+		evs, err := db.Pending(ctx, after, 1000)
+		if err != nil {
+			return fail(e, exitFailed, "%v", err)
+		}
+		if *count > 0 && seen+len(evs) > *count {
+			evs = evs[:*count-seen]
+		}
+		print(evs)
+		seen += len(evs)
+		if *count > 0 && seen >= *count {
+			return exitOK
+		}
+	}
+}
+
+// formatEvent is the one-line human form of an event.
+func formatEvent(ev agent.Event) string {
+	parts := []string{ev.Time.Local().Format("2006-01-02 15:04:05 MST"), fmt.Sprintf("#%d", ev.Seq), ev.Door, string(ev.Type)}
+	if ev.Reason != "" && ev.Reason != agent.ReasonGranted {
+		parts = append(parts, string(ev.Reason))
+	}
+	if ev.User != nil {
+		parts = append(parts, ev.User.Name)
+	}
+	if ev.Credential != "" {
+		parts = append(parts, ev.Credential)
+	}
+	if ev.Detail != "" && ev.Type != agent.EventAccessGranted {
+		parts = append(parts, "("+ev.Detail+")")
+	}
+	return strings.Join(parts, "  ")
+}

@@ -14,6 +14,12 @@ type Command struct {
 	Actor string
 }
 
+// stamp marks an event as caused by this command.
+func (c Command) stamp(e Event) Event {
+	e.CommandID, e.Actor = c.ID, c.Actor
+	return e
+}
+
 func (c Command) detail(what string) string {
 	return fmt.Sprintf("command %s by %s: %s", orDash(c.ID), orDash(c.Actor), what)
 }
@@ -132,7 +138,7 @@ func (c *Controller) onCommand(ctx context.Context, cmd any) commandReply {
 
 // reject records a refused command and answers it.
 func (c *Controller) reject(ctx context.Context, cmd Command, why CommandReason, detail string) CommandResult {
-	e := Event{Type: EventCommandRejected, Detail: cmd.detail(detail)}
+	e := cmd.stamp(Event{Type: EventCommandRejected, Detail: cmd.detail(detail)})
 	if why == CommandLockdown {
 		e.Reason = ReasonDoorLockdown
 	}
@@ -170,7 +176,7 @@ func (c *Controller) remoteUnlock(ctx context.Context, cmd RemoteUnlock) Command
 		c.log.Error("relay did not switch on for a remote unlock", "err", err)
 		what += "; relay fault: " + err.Error()
 	}
-	c.emit(ctx, Event{Type: EventRemoteUnlock, Detail: cmd.detail(what)})
+	c.emit(ctx, cmd.stamp(Event{Type: EventRemoteUnlock, Detail: cmd.detail(what)}))
 	return accepted(what)
 }
 
@@ -184,7 +190,7 @@ func (c *Controller) setLockdown(ctx context.Context, cmd LockdownCommand) Comma
 			what = "the door was not in lockdown"
 		}
 		c.lockdown = false
-		c.emit(ctx, Event{Type: EventLockdownOff, Detail: cmd.detail(what)})
+		c.emit(ctx, cmd.stamp(Event{Type: EventLockdownOff, Detail: cmd.detail(what)}))
 		return accepted(what)
 	}
 	what := "lockdown on: everything is denied, exit still works"
@@ -199,7 +205,7 @@ func (c *Controller) setLockdown(ctx context.Context, cmd LockdownCommand) Comma
 		what += "; relay fault: " + err.Error()
 	}
 	c.relockOnClose = false
-	c.emit(ctx, Event{Type: EventLockdownOn, Detail: cmd.detail(what)})
+	c.emit(ctx, cmd.stamp(Event{Type: EventLockdownOn, Detail: cmd.detail(what)}))
 	if c.office.mode != OfficeOff {
 		c.office = officeState{}
 		c.disarm(timerOffice)

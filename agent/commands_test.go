@@ -96,6 +96,8 @@ func TestRemoteUnlock(t *testing.T) {
 		assert.False(t, r.relay.On(), "a pulse relocks when the door closes")
 		e := r.last(agent.EventRemoteUnlock)
 		assert.Equal(t, "command c-1 by ops@example.org: unlocked for 5s", e.Detail)
+		assert.Equal(t, "c-1", e.CommandID)
+		assert.Equal(t, "ops@example.org", e.Actor)
 	})
 	t.Run("for a duration", func(t *testing.T) {
 		r := newRig(t, agent.ModeCard).start()

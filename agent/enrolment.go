@@ -49,7 +49,7 @@ func (c *Controller) armEnrolment(ctx context.Context, cmd EnrolCommand) command
 	c.enrol = arm
 	c.arm(timerEnrol, c.cfg.EnrolTimeout)
 	what := fmt.Sprintf("the next card at this door becomes %s (expires in %s)", CardTagNumber(tag).Masked(), c.cfg.EnrolTimeout)
-	c.emit(ctx, Event{Type: EventEnrolmentArmed, Detail: cmd.detail(what)})
+	c.emit(ctx, cmd.stamp(Event{Type: EventEnrolmentArmed, Detail: cmd.detail(what)}))
 	return commandReply{res: accepted(what), enrol: arm.results}
 }
 
@@ -60,7 +60,7 @@ func (c *Controller) enrolTap(ctx context.Context, p Presented) {
 	fail := func(err error) {
 		res.Outcome, res.Err = EnrolFailed, err
 		c.show(fbDenied)
-		c.emit(ctx, Event{Type: EventEnrolmentFailed, Kind: p.Kind, Credential: p.Masked(), Detail: arm.cmd.detail(err.Error())})
+		c.emit(ctx, arm.cmd.stamp(Event{Type: EventEnrolmentFailed, Kind: p.Kind, Credential: p.Masked(), Detail: arm.cmd.detail(err.Error())}))
 		c.finishEnrolment(res)
 	}
 	if p.Kind != KindUID && p.Kind != KindWiegand {
@@ -83,7 +83,7 @@ func (c *Controller) enrolTap(ctx context.Context, p Presented) {
 		what += "; no user holds this tag number yet"
 	}
 	c.show(fbEnrolled)
-	c.emit(ctx, Event{Type: EventEnrolled, User: user, Kind: p.Kind, Credential: p.Masked(), Detail: arm.cmd.detail(what)})
+	c.emit(ctx, arm.cmd.stamp(Event{Type: EventEnrolled, User: user, Kind: p.Kind, Credential: p.Masked(), Detail: arm.cmd.detail(what)}))
 	c.finishEnrolment(res)
 }
 
@@ -92,7 +92,7 @@ func (c *Controller) enrolmentExpired(ctx context.Context) {
 	if arm == nil {
 		return
 	}
-	c.emit(ctx, Event{Type: EventEnrolmentExpired, Detail: arm.cmd.detail(fmt.Sprintf("no card within %s", c.cfg.EnrolTimeout))})
+	c.emit(ctx, arm.cmd.stamp(Event{Type: EventEnrolmentExpired, Detail: arm.cmd.detail(fmt.Sprintf("no card within %s", c.cfg.EnrolTimeout))}))
 	c.finishEnrolment(EnrolResult{Outcome: EnrolExpired, TagNumber: arm.tag})
 }
 

@@ -25,6 +25,8 @@ type Event struct {
 	Kind       CredentialKind `json:"credential_kind,omitempty"`
 	Credential string         `json:"credential,omitempty"` // masked
 	Detail     string         `json:"detail,omitempty"`
+	CommandID  string         `json:"command_id,omitempty"` // the remote or local command that caused it
+	Actor      string         `json:"actor,omitempty"`      // who sent that command
 }
 
 // AccessEvent turns a decision into its event (ID and Seq are assigned by the

@@ -61,7 +61,7 @@ func (c *Controller) setOfficeMode(ctx context.Context, cmd OfficeModeCommand) C
 	} else {
 		c.startOffice(cmd.Until)
 	}
-	c.emit(ctx, Event{Type: EventOfficeModeOn, Detail: cmd.detail(what)})
+	c.emit(ctx, cmd.stamp(Event{Type: EventOfficeModeOn, Detail: cmd.detail(what)}))
 	return accepted(what)
 }
 

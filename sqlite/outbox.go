@@ -43,8 +43,18 @@ func (db *DB) Append(ctx context.Context, e agent.Event) (agent.Event, error) {
 		}
 		return nil
 	})
+	if err == nil {
+		select {
+		case db.appended <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+	}
 	return e, err
 }
+
+// Appended is signalled after events were appended by this process. One
+// signal may stand for several appends; read Pending to see them.
+func (db *DB) Appended() <-chan struct{} { return db.appended }
 
 // Record appends e, for callers that need only the error (agent.EventSink).
 func (db *DB) Record(ctx context.Context, e agent.Event) error {

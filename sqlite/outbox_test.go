@@ -26,6 +26,11 @@ func TestOutbox(t *testing.T) {
 		assert.False(t, ids[e.ID])
 		ids[e.ID] = true
 	}
+	select {
+	case <-db.Appended():
+	default:
+		t.Fatal("appends did not signal")
+	}
 	st, err := db.OutboxStats(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, sqlite.OutboxStats{Depth: 5, Oldest: at, LastSeq: 5}, st)

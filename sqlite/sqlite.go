@@ -54,6 +54,10 @@ type DB struct {
 	view     atomic.Pointer[agent.View]
 	reloadMu sync.Mutex
 
+	// appended is signalled (never blocking) after each outbox append, so an
+	// in-process sender wakes without polling.
+	appended chan struct{}
+
 	// applyHook, when set (tests only, through export_test.go), runs inside
 	// ApplySnapshot's transaction after each table; an error aborts the apply.
 	applyHook func(table string) error
@@ -84,7 +88,7 @@ func Open(ctx context.Context, path string, opt Options) (*DB, error) {
 		}
 		f.Close()
 	}
-	db := &DB{path: path, log: opt.Logger, now: opt.Now}
+	db := &DB{path: path, log: opt.Logger, now: opt.Now, appended: make(chan struct{}, 1)}
 	if db.log == nil {
 		db.log = slog.New(slog.DiscardHandler)
 	}

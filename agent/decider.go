@@ -42,6 +42,10 @@ type Decider struct {
 	// deciding from an old cache (the default policy: report the age instead).
 	StaleAfter time.Duration
 	SyncedAt   func() time.Time
+	// UntrustedClock, when set, is asked on every decision; true applies the
+	// deny_scheduled clock policy (see Input.UntrustedClock). Nil trusts the
+	// clock.
+	UntrustedClock func() bool
 }
 
 // Decide decides for the presented credential(s) at door. A cache failure
@@ -58,6 +62,9 @@ func (dc *Decider) Decide(ctx context.Context, door Door, now time.Time, present
 		}
 	}
 	in := Input{Door: door, Now: now, Credentials: make([]Resolved, len(presented))}
+	if dc.UntrustedClock != nil {
+		in.UntrustedClock = dc.UntrustedClock()
+	}
 	var view *View
 	for i, p := range presented {
 		r := Resolved{Presented: p}

@@ -91,6 +91,12 @@ type Input struct {
 	Groups      GroupLookup
 	Location    *time.Location // site time zone
 	Now         time.Time
+	// UntrustedClock applies the deny_scheduled clock policy: the gateway's
+	// clock is not known to be right (no RTC, no NTP yet, or it went
+	// backwards), so only access that does not depend on the time may be
+	// granted — an always-schedule, with no validity window on the user or
+	// the credential. Everything else is denied with clock_unsynced.
+	UntrustedClock bool
 }
 
 // Decide is the access decision: a pure function of its input, following Salto
@@ -114,7 +120,7 @@ func Decide(in Input) Decision {
 	if len(in.Credentials) > 1 {
 		return deny(d, ReasonInvalidCredential, fmt.Sprintf("door mode %s takes one credential, got %d", in.Door.Mode, len(in.Credentials)))
 	}
-	if r, ok := checkCredential(&d, first, in.Now, in.Location); !ok {
+	if r, ok := checkCredential(&d, first, in); !ok {
 		return r
 	}
 	return decideAccess(d, in, first.Facts)
@@ -139,7 +145,7 @@ func decideTwoFactor(d Decision, in Input) Decision {
 	if card == nil {
 		return deny(d, ReasonSecondFactorRequired, "present the card first, then type the PIN")
 	}
-	if r, ok := checkCredential(&d, *card, in.Now, in.Location); !ok {
+	if r, ok := checkCredential(&d, *card, in); !ok {
 		return r
 	}
 	if pin == nil {
@@ -150,7 +156,7 @@ func decideTwoFactor(d Decision, in Input) Decision {
 		r.Granted, r.Reason, r.Group, r.Detail = false, ReasonSecondFactorRequired, nil, "card accepted; type the PIN"
 		return r
 	}
-	if r, ok := checkCredential(&d, *pin, in.Now, in.Location); !ok {
+	if r, ok := checkCredential(&d, *pin, in); !ok {
 		r.Kind, r.Credential = KindPIN, pin.Presented.Masked()
 		return r
 	}
@@ -163,7 +169,8 @@ func decideTwoFactor(d Decision, in Input) Decision {
 
 // checkCredential runs the per-credential checks: well-formed, known, holder
 // present and in good standing, and inside the credential's own window.
-func checkCredential(d *Decision, c Resolved, now time.Time, loc *time.Location) (Decision, bool) {
+func checkCredential(d *Decision, c Resolved, in Input) (Decision, bool) {
+	now, loc := in.Now, in.Location
 	if loc == nil {
 		loc = time.UTC
 	}
@@ -189,6 +196,8 @@ func checkCredential(d *Decision, c Resolved, now time.Time, loc *time.Location)
 		return deny(*d, ReasonUserBlocked, "the user is blocked in Salto KS"), false
 	case u.Subscription == Suspended:
 		return deny(*d, ReasonUserSuspended, "the user is suspended (no subscription seat on the site)"), false
+	case in.UntrustedClock && timeBound(c.Facts):
+		return deny(*d, ReasonClockUnsynced, "the gateway clock is not trusted, and this user or credential has a validity window"), false
 	case !u.ExpiresAt.IsZero() && !now.Before(u.ExpiresAt):
 		return deny(*d, ReasonExpired, "the user expired at "+stamp(u.ExpiresAt)), false
 	case !cr.StartsAt.IsZero() && now.Before(cr.StartsAt):
@@ -201,9 +210,15 @@ func checkCredential(d *Decision, c Resolved, now time.Time, loc *time.Location)
 	return *d, true
 }
 
+// timeBound reports whether access through f depends on the date: the user
+// expires or the credential has its own window.
+func timeBound(f *CredentialFacts) bool {
+	return !f.User.ExpiresAt.IsZero() || !f.Credential.StartsAt.IsZero() || !f.Credential.EndsAt.IsZero()
+}
+
 // decideAccess applies Salto's access-group semantics for the holder.
 func decideAccess(d Decision, in Input, f *CredentialFacts) Decision {
-	var covering, unscheduled int
+	var covering, unscheduled, untrusted int
 	var before, after, outside int
 	for _, id := range f.GroupIDs {
 		g, ok := in.Groups.Group(id)
@@ -217,6 +232,10 @@ func decideAccess(d Decision, in Input, f *CredentialFacts) Decision {
 		}
 		local := in.Now.In(in.Location)
 		for _, s := range g.Schedules {
+			if in.UntrustedClock && (!s.AlwaysOn() || timeBound(f)) {
+				untrusted++
+				continue
+			}
 			switch s.At(local) {
 			case ScheduleMatch:
 				d.Granted, d.Reason = true, ReasonGranted
@@ -237,6 +256,8 @@ func decideAccess(d Decision, in Input, f *CredentialFacts) Decision {
 		return deny(d, ReasonNoAccessToDoor, "the user is in no access group for this door")
 	case covering == unscheduled:
 		return deny(d, ReasonNoAccessToDoor, "the user's access groups for this door have no time schedule, which grants nothing")
+	case untrusted > 0 && before+after+outside == 0:
+		return deny(d, ReasonClockUnsynced, "the gateway clock is not trusted, and this access depends on the date or time")
 	case outside == 0 && after == 0:
 		return deny(d, ReasonNotYetValid, "the access schedule has not started yet")
 	case outside == 0 && before == 0:

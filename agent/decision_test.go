@@ -124,11 +124,31 @@ func TestDecide(t *testing.T) {
 		require.NoError(t, err)
 		assert.True(t, d.Granted)
 	})
+	t.Run("untrusted clock: only access that does not depend on the time", func(t *testing.T) {
+		untrusted := &agent.Decider{Cache: cache, PINKey: agenttest.PINKey(), UntrustedClock: func() bool { return true }}
+		for _, tt := range []struct {
+			name   string
+			p      agent.Presented
+			reason agent.Reason
+		}{
+			{"resident with an always-schedule", tag("00000001"), agent.ReasonGranted},
+			{"flex schedule depends on the time", tag("00000002"), agent.ReasonClockUnsynced},
+			{"credential with a window", pin("777777"), agent.ReasonClockUnsynced},
+			{"expired user", tag("00000005"), agent.ReasonClockUnsynced},
+			{"blocked stays blocked", tag("00000003"), agent.ReasonUserBlocked},
+			{"unscheduled group still grants nothing", tag("00000006"), agent.ReasonNoAccessToDoor},
+		} {
+			d, err := untrusted.Decide(context.Background(), front, tue10, tt.p)
+			require.NoError(t, err)
+			assert.Equal(t, tt.reason, d.Reason, tt.name)
+			seen[d.Reason] = true
+		}
+	})
 	t.Run("every decision reason the decider produces is covered", func(t *testing.T) {
-		// The runtime produces locked_out, door_lockdown and clock_unsynced.
+		// The door controller produces locked_out and door_lockdown.
 		for _, r := range agent.Reasons {
 			switch r {
-			case agent.ReasonLockedOut, agent.ReasonDoorLockdown, agent.ReasonClockUnsynced:
+			case agent.ReasonLockedOut, agent.ReasonDoorLockdown:
 				continue
 			}
 			assert.True(t, seen[r], "no test produced %s", r)

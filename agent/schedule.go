@@ -108,6 +108,12 @@ func Always(id string) Schedule {
 	return Schedule{ID: id, Days: [7]bool{true, true, true, true, true, true, true}, Start: 0, End: EndOfDay}
 }
 
+// AlwaysOn reports whether the schedule matches at every instant, so a
+// decision through it does not depend on the clock.
+func (s Schedule) AlwaysOn() bool {
+	return s.Days == [7]bool{true, true, true, true, true, true, true} && s.Start == 0 && s.End == EndOfDay && s.StartDate == 0 && s.EndDate == 0
+}
+
 // ScheduleStatus is the outcome of evaluating a schedule at one instant.
 type ScheduleStatus int
 

@@ -167,6 +167,13 @@ func TestEndpoints(t *testing.T) {
 	require.ErrorAs(t, err, &ae)
 	assert.Equal(t, 400, ae.Status)
 	assert.Equal(t, saltoks.CodeInvalidParameter, ae.Code)
+	_, err = c.Locks(ctx, "00000000-0000-4000-8000-000000000000")
+	require.ErrorAs(t, err, &ae)
+	assert.Equal(t, 403, ae.Status)
+	assert.Equal(t, saltoks.CodeForbidden, ae.Code)
+	assert.False(t, saltoks.Retryable(err))
+	_, err = c.Site(ctx, site+"/../x")
+	require.Error(t, err)
 	assert.Equal(t, 1, c.TokenFetches(), "one token serves every call")
 }
 

@@ -184,7 +184,13 @@ func (k *Fake) siteOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		k.mu.Lock()
 		defer k.mu.Unlock()
-		if r.PathValue("site") != k.site.ID {
+		if id := r.PathValue("site"); id != k.site.ID {
+			// A human site uid (DE…) is a bad parameter; another site's UUID
+			// is one the token user has no rights on.
+			if len(id) == 36 && strings.Count(id, "-") == 4 {
+				k.writeError(w, 403, "2203", "User does not have permission to access this site")
+				return
+			}
 			k.writeError(w, 400, "1100", "Invalid site id")
 			return
 		}

@@ -44,6 +44,49 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
 	    echo "== $$pkg $$f"; $(GO) test -tags '$(TAGS)' -run '^$$' -fuzz "^$$f\$$" -fuzztime $${FUZZTIME:-20s} $$pkg || exit 1; \
 	  done; done
 
+# Cross builds: one cgo build per Debian architecture, into dist/<arch>/portier.
+# CGO_ENABLED is exported above: with GOARCH set and cgo not forced, Go
+# silently builds without cgo and go-sqlite3 becomes a stub that fails on the
+# gateway (nocgo.go turns that into a compile error).
+CROSS_ARCHES ?= arm64 armhf amd64
+GOARCH_arm64 := arm64
+GOARCH_armhf := arm
+GOARCH_amd64 := amd64
+GOARM_armhf := 7
+CC_arm64 := aarch64-linux-gnu-gcc
+CC_armhf := arm-linux-gnueabihf-gcc
+CC_amd64 := x86_64-linux-gnu-gcc
+CCPKG_arm64 := gcc-aarch64-linux-gnu
+CCPKG_armhf := gcc-arm-linux-gnueabihf
+CCPKG_amd64 := gcc-x86-64-linux-gnu (on an amd64 machine: gcc)
+
+.PHONY: cross
+cross: $(CROSS_ARCHES:%=dist-%) ## cgo builds for linux/arm64, linux/arm (armv7) and linux/amd64 into dist/<arch>/portier
+
+.PHONY: $(CROSS_ARCHES:%=dist-%)
+$(CROSS_ARCHES:%=dist-%): dist-%: toolcheck
+	@command -v $(CC_$*) >/dev/null || { echo "make cross: $(CC_$*) not found: install Debian's C cross compiler for $*: sudo apt-get install $(CCPKG_$*)"; exit 1; }
+	GOOS=linux GOARCH=$(GOARCH_$*) GOARM=$(GOARM_$*) CC=$(CC_$*) CGO_ENABLED=1 \
+	  $(GO) build -tags '$(TAGS)' -trimpath -ldflags '-s -w $(LDFLAGS)' -o dist/$*/portier ./cmd/portier
+
+# Packages: nfpm pinned in its own module (packaging/tools) so its dependency
+# graph stays out of go.mod; v2.45.2 is the newest that installs from the
+# module proxy. Debian versions must start with a digit: untagged builds
+# become 0.0.0+git<describe>.
+NFPM := .portier/tools/nfpm
+DEB_VERSION ?= $(shell echo '$(VERSION)' | sed -E 's/^v//; /^[0-9]+\./!s/^/0.0.0+git/; s/-/+/; s/-/./g')
+
+$(NFPM): packaging/tools/go.mod packaging/tools/go.sum
+	cd packaging/tools && GOBIN=$(CURDIR)/.portier/tools $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm
+	@touch $@
+
+.PHONY: deb
+deb: cross $(NFPM) ## one .deb per architecture into dist/ (packaging/nfpm.yaml)
+	@set -e; for a in $(CROSS_ARCHES); do \
+	  install -D -m 0755 dist/$$a/portier dist/pkgroot/portier; \
+	  DEB_ARCH=$$a DEB_VERSION='$(DEB_VERSION)' $(NFPM) package --config packaging/nfpm.yaml --packager deb --target dist/; \
+	done
+
 .PHONY: lint
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

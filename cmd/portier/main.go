@@ -52,6 +52,8 @@ func commands() []command {
 		{"version", "print the version", cmdVersion},
 		{"doctor", "self-test the gateway's door hardware (--actuate clicks relays)", cmdDoctor},
 		{"pinout", "show which device wire goes to which header pin (--svg FILE)", cmdPinout},
+		{"init", "write a config and its secret files for a new gateway (--check tests Salto KS)", cmdInit},
+		{"check-config", "validate a config file without touching hardware", cmdCheckConfig},
 	}
 }
 

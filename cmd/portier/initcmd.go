@@ -1,0 +1,672 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/portier-io/portier/agent"
+	"github.com/portier-io/portier/cloud/saltoks"
+	"github.com/portier-io/portier/hal"
+)
+
+// Environment variables init reads secrets from, so they never appear in a
+// command line (which every user can read in ps).
+const (
+	envSaltoPassword     = "PORTIER_SALTO_PASSWORD"
+	envSaltoClientSecret = "PORTIER_SALTO_CLIENT_SECRET"
+)
+
+// initAnswers is everything init asks; flags fill it, prompts complete it.
+type initAnswers struct {
+	gatewayID, stateDir           string
+	doorID, doorName, mode        string
+	wiring, driver                string
+	locks, groups                 string // comma-separated Salto ids
+	identityURL, apiURL, siteID   string
+	clientID, username            string
+	password, clientSecret        string // secrets: never printed
+	passwordFile, clientSecretKey string // where the secrets go
+}
+
+// initFlags are init's flags besides the answers.
+type initFlags struct {
+	config, secretsDir, owner string
+	force, check, interactive bool
+}
+
+// cmdInit writes a config and its secret files for a new gateway.
+func cmdInit(ctx context.Context, e *env, args []string) int {
+	fs := newFlags(e, "init", "[--config FILE] [--force] [--check] [flags]")
+	var f initFlags
+	var a initAnswers
+	fs.StringVar(&f.config, "config", packagedConfig, "write the config to `file`")
+	fs.StringVar(&f.secretsDir, "secrets-dir", "", "`dir` for the Salto secret files (default: the config file's directory)")
+	fs.StringVar(&f.owner, "owner", "", "`user` that must read the secret files and state dir (default: portier, when run as root and that user exists)")
+	fs.BoolVar(&f.force, "force", false, "overwrite an existing config and secret files (the PIN key is never replaced)")
+	fs.BoolVar(&f.check, "check", false, "sign in to Salto KS and look the site, locks and access groups up before writing anything")
+	fs.BoolVar(&f.interactive, "interactive", false, "ask for every value no flag gave (default: when standard input is a terminal)")
+	fs.StringVar(&a.gatewayID, "gateway-id", "", "gateway `id`, unique per site (default: the host name)")
+	fs.StringVar(&a.stateDir, "state-dir", "/var/lib/portier", "state `dir` (cache, outbox, PIN key)")
+	fs.StringVar(&a.doorID, "door", "front", "door `id`")
+	fs.StringVar(&a.doorName, "door-name", "Front door", "door `name`")
+	fs.StringVar(&a.mode, "mode", "", "door `mode`: card, pin, card_or_pin or card_and_pin (default: card for mfrc522, card_or_pin for wiegand)")
+	fs.StringVar(&a.wiring, "wiring", "mfrc522", "`setup` of docs/install.md: mfrc522 (reader, relay, door contact, exit button) or wiegand (reader with keypad, relay, door contact, exit button)")
+	fs.StringVar(&a.driver, "driver", hal.DriverPeriph, "hardware `driver`: periph (the Pi's GPIO and SPI) or sim (simulated)")
+	fs.StringVar(&a.locks, "salto-locks", "", "Salto KS lock `ids` that open the door, comma-separated")
+	fs.StringVar(&a.groups, "salto-groups", "", "Salto KS access group `ids` whose members open the door, comma-separated")
+	fs.StringVar(&a.identityURL, "salto-identity-url", "", "Salto KS identity server `url`, e.g. https://identity.eu.my-clay.com")
+	fs.StringVar(&a.apiURL, "salto-api-url", "", "Salto KS API `url`, e.g. https://connect.my-clay.com")
+	fs.StringVar(&a.siteID, "salto-site-id", "", "Salto KS site `id`")
+	fs.StringVar(&a.clientID, "salto-client-id", "", "Salto KS API client `id`")
+	fs.StringVar(&a.username, "salto-username", "", "the gateway's dedicated Salto KS `user`; the password comes from $"+envSaltoPassword+" or a prompt, the client secret from $"+envSaltoClientSecret+" or a prompt")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	given := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	if !given["interactive"] {
+		f.interactive = isTerminal(e.stdin)
+	}
+	if f.secretsDir == "" {
+		f.secretsDir = filepath.Dir(f.config)
+	}
+	a.password, a.clientSecret = e.getenv(envSaltoPassword), e.getenv(envSaltoClientSecret)
+
+	owner, err := initOwner(f.owner, given["owner"])
+	if err != nil {
+		return fail(e, exitUsage, "init: %v", err)
+	}
+	p := &prompter{e: e, in: bufio.NewReader(e.stdin), ask: f.interactive}
+	if err := a.complete(p, given); err != nil {
+		return fail(e, exitUsage, "init: %v", err)
+	}
+	a.passwordFile = filepath.Join(f.secretsDir, "salto-password")
+	if a.clientSecret != "" {
+		a.clientSecretKey = filepath.Join(f.secretsDir, "salto-client-secret")
+	}
+	cfgText, err := a.render()
+	if err != nil {
+		return fail(e, exitFailed, "init: %v", err)
+	}
+	// The config must pass every check run and check-config make before a
+	// byte is written.
+	cfg, err := parseConfig(cfgText, f.config)
+	if err != nil {
+		return fail(e, exitUsage, "init: the config would be invalid:\n%v", err)
+	}
+	if err := cfg.Hardware.Validate([]string{a.doorID}); err != nil {
+		return fail(e, exitUsage, "init: the hardware section would be invalid:\n%v", err)
+	}
+	if f.check {
+		if a.identityURL == "" {
+			return fail(e, exitUsage, "init: --check needs the salto settings (--salto-identity-url and the others)")
+		}
+		if code := checkSaltoAccess(ctx, e, &a); code != exitOK {
+			return code
+		}
+	}
+	files := []string{f.config}
+	if a.identityURL != "" {
+		files = append(files, a.passwordFile)
+		if a.clientSecretKey != "" {
+			files = append(files, a.clientSecretKey)
+		}
+	}
+	if !f.force {
+		var exist []string
+		for _, path := range files {
+			if _, err := os.Lstat(path); err == nil {
+				exist = append(exist, path)
+			}
+		}
+		if len(exist) > 0 {
+			return fail(e, exitUsage, "init: %s already exist(s): not overwritten (use --force to replace them; the PIN key is kept either way)", strings.Join(exist, ", "))
+		}
+	}
+	if err := a.write(f, owner, cfgText); err != nil {
+		return fail(e, exitFailed, "init: %v", err)
+	}
+	for _, path := range files {
+		fmt.Fprintf(e.stdout, "wrote %s\n", path)
+	}
+	r := checkConfigFile(f.config, e)
+	for _, p := range r.problems {
+		fmt.Fprintln(e.stderr, p)
+	}
+	if len(r.problems) > 0 {
+		return fail(e, exitUsage, "init: the written config does not pass check-config")
+	}
+	fmt.Fprintf(e.stdout, "%s: OK (%s)\n", f.config, r.summary)
+	fmt.Fprintf(e.stdout, "Next: portier pinout --config %s (wiring), sudo -u portier portier doctor --config %s (hardware), sudo systemctl enable --now portier\n", f.config, f.config)
+	return exitOK
+}
+
+// fileOwner is who the secret files and the state dir belong to; nil keeps
+// the current user.
+type fileOwner struct {
+	name     string
+	uid, gid int
+}
+
+// initOwner resolves --owner. Without it, a root init hands the files to the
+// packaged service user, because a root-owned 0600 secret is useless to it.
+func initOwner(name string, given bool) (*fileOwner, error) {
+	if !given {
+		if os.Geteuid() != 0 {
+			return nil, nil
+		}
+		name = "portier"
+	}
+	if name == "" {
+		return nil, nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		if !given {
+			return nil, nil // root without the package installed: keep root
+		}
+		return nil, fmt.Errorf("--owner: %w", err)
+	}
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("--owner %s: uid %q gid %q are not numbers", name, u.Uid, u.Gid)
+	}
+	return &fileOwner{name: name, uid: uid, gid: gid}, nil
+}
+
+var (
+	idPattern    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	saltoPattern = regexp.MustCompile(`^[A-Za-z0-9-]+$`)
+)
+
+// complete validates the flag values and asks for what is missing.
+func (a *initAnswers) complete(p *prompter, given map[string]bool) error {
+	if a.gatewayID == "" {
+		host, _ := os.Hostname()
+		a.gatewayID = host
+	}
+	steps := []struct {
+		flag, question string
+		val            *string
+		check          func(string) error
+		ask            bool // ask even when the default is fine
+	}{
+		{"gateway-id", "Gateway id (unique per site)", &a.gatewayID, checkID, true},
+		{"state-dir", "State directory", &a.stateDir, checkAbs, false},
+		{"door", "Door id", &a.doorID, checkID, true},
+		{"door-name", "Door name", &a.doorName, nonEmpty, true},
+		{"wiring", "Wiring (mfrc522 or wiegand, see docs/install.md)", &a.wiring, oneOf("mfrc522", "wiegand"), true},
+		{"driver", "Hardware driver (periph or sim)", &a.driver, oneOf("periph", "sim"), false},
+	}
+	for _, s := range steps {
+		if err := p.value(s.flag, s.question, s.val, s.check, s.ask && !given[s.flag]); err != nil {
+			return err
+		}
+	}
+	if a.mode == "" {
+		a.mode = "card"
+		if a.wiring == "wiegand" {
+			a.mode = "card_or_pin"
+		}
+	}
+	if err := p.value("mode", "Door mode (card, pin, card_or_pin, card_and_pin)", &a.mode, checkMode, !given["mode"]); err != nil {
+		return err
+	}
+	if err := p.value("salto-locks", "Salto KS lock ids that open the door (comma-separated, may be empty)", &a.locks, checkIDList, !given["salto-locks"]); err != nil {
+		return err
+	}
+	if err := p.value("salto-groups", "Salto KS access group ids whose members open the door (comma-separated, may be empty)", &a.groups, checkIDList, !given["salto-groups"]); err != nil {
+		return err
+	}
+	if a.locks == "" && a.groups == "" {
+		return errors.New("--salto-locks or --salto-groups: the door needs at least one Salto KS lock or access group id (the Salto KS portal shows them), or nobody could open it")
+	}
+	return a.completeSalto(p, given)
+}
+
+// completeSalto fills the salto: section: all of it or none of it.
+func (a *initAnswers) completeSalto(p *prompter, given map[string]bool) error {
+	set := a.identityURL != "" || a.apiURL != "" || a.siteID != "" || a.clientID != "" || a.username != ""
+	if !set && p.ask {
+		if err := p.value("salto-identity-url", "Salto KS identity server URL (empty: no Salto sync)", &a.identityURL, optional(checkURL), true); err != nil {
+			return err
+		}
+		set = a.identityURL != ""
+	}
+	if !set {
+		return nil
+	}
+	steps := []struct {
+		flag, question string
+		val            *string
+		check          func(string) error
+	}{
+		{"salto-identity-url", "Salto KS identity server URL", &a.identityURL, checkURL},
+		{"salto-api-url", "Salto KS API URL", &a.apiURL, checkURL},
+		{"salto-site-id", "Salto KS site id", &a.siteID, checkSaltoID},
+		{"salto-client-id", "Salto KS client id", &a.clientID, nonEmpty},
+		{"salto-username", "Salto KS username of this gateway", &a.username, nonEmpty},
+	}
+	for _, s := range steps {
+		if err := p.value(s.flag, s.question, s.val, s.check, false); err != nil {
+			return err
+		}
+	}
+	if err := p.secret(envSaltoPassword, "Salto KS password", &a.password, true); err != nil {
+		return err
+	}
+	return p.secret(envSaltoClientSecret, "Salto KS client secret (empty if the client has none)", &a.clientSecret, false)
+}
+
+// prompter asks on stdout and reads answers from stdin when ask is set.
+type prompter struct {
+	e   *env
+	in  *bufio.Reader
+	ask bool
+}
+
+// value validates *v; when it is invalid, or force is set, and prompting is
+// on, it asks until the answer is valid. Without prompts an invalid value
+// is an error naming the flag.
+func (p *prompter) value(flagName, question string, v *string, check func(string) error, force bool) error {
+	err := check(*v)
+	if !p.ask {
+		if err != nil {
+			return fmt.Errorf("--%s: %w", flagName, err)
+		}
+		return nil
+	}
+	if err == nil && !force {
+		return nil
+	}
+	for {
+		if *v != "" {
+			fmt.Fprintf(p.e.stdout, "%s [%s]: ", question, *v)
+		} else {
+			fmt.Fprintf(p.e.stdout, "%s: ", question)
+		}
+		line, rerr := p.line()
+		if rerr != nil {
+			return fmt.Errorf("--%s: %w", flagName, rerr)
+		}
+		if line != "" {
+			*v = line
+		}
+		if line == "-" { // an explicit empty answer for optional values
+			*v = ""
+		}
+		if err := check(*v); err != nil {
+			fmt.Fprintf(p.e.stdout, "  %v\n", err)
+			continue
+		}
+		return nil
+	}
+}
+
+// secret asks for a secret with the terminal's echo off. A value from the
+// environment is taken as is.
+func (p *prompter) secret(envName, question string, v *string, required bool) error {
+	if *v != "" {
+		return nil
+	}
+	if !p.ask {
+		if required {
+			return fmt.Errorf("%s: set it in the environment (not on the command line, where every user can read it), or run init on a terminal to be asked", envName)
+		}
+		return nil
+	}
+	for {
+		fmt.Fprintf(p.e.stdout, "%s: ", question)
+		restore := echoOff(p.e.stdin)
+		line, err := p.line()
+		restore()
+		fmt.Fprintln(p.e.stdout)
+		if err != nil {
+			return fmt.Errorf("%s: %w", envName, err)
+		}
+		if line == "" && required {
+			fmt.Fprintln(p.e.stdout, "  required")
+			continue
+		}
+		*v = line
+		return nil
+	}
+}
+
+func (p *prompter) line() (string, error) {
+	s, err := p.in.ReadString('\n')
+	if err != nil && (err != io.EOF || s == "") {
+		if err == io.EOF {
+			return "", errors.New("standard input ended before every question was answered")
+		}
+		return "", err
+	}
+	return strings.TrimSpace(s), nil
+}
+
+// echoOff turns the terminal's echo off for a secret and returns the undo.
+// stty keeps this portable; without it (or without a terminal) the answer
+// is simply read.
+func echoOff(in io.Reader) func() {
+	f, ok := in.(*os.File)
+	if !ok || !isTerminal(f) {
+		return func() {}
+	}
+	stty := func(arg string) error {
+		c := exec.Command("stty", arg)
+		c.Stdin = f
+		return c.Run()
+	}
+	if stty("-echo") != nil {
+		return func() {}
+	}
+	return func() { _ = stty("echo") }
+}
+
+func nonEmpty(s string) error {
+	if strings.TrimSpace(s) == "" {
+		return errors.New("required")
+	}
+	return nil
+}
+
+func checkID(s string) error {
+	if !idPattern.MatchString(s) {
+		return fmt.Errorf("%q: use letters, digits, '.', '_' and '-' (at most 64, no spaces or slashes: ids appear in MQTT topics)", s)
+	}
+	return nil
+}
+
+func checkAbs(s string) error {
+	if !filepath.IsAbs(s) {
+		return fmt.Errorf("%q is not an absolute path", s)
+	}
+	return nil
+}
+
+func checkMode(s string) error {
+	if !slices.Contains(agent.DoorModes, agent.DoorMode(s)) {
+		return fmt.Errorf("%q is not card, pin, card_or_pin or card_and_pin", s)
+	}
+	return nil
+}
+
+func checkSaltoID(s string) error {
+	if !saltoPattern.MatchString(s) {
+		return fmt.Errorf("%q does not look like a Salto KS id (letters, digits and '-', e.g. a UUID)", s)
+	}
+	return nil
+}
+
+func checkIDList(s string) error {
+	for _, id := range splitList(s) {
+		if err := checkSaltoID(id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkURL(s string) error {
+	if s == "" {
+		return errors.New("required")
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("%q is not an http(s) URL such as https://identity.eu.my-clay.com", s)
+	}
+	return nil
+}
+
+func oneOf(vals ...string) func(string) error {
+	return func(s string) error {
+		if !slices.Contains(vals, s) {
+			return fmt.Errorf("%q is not one of %s", s, strings.Join(vals, ", "))
+		}
+		return nil
+	}
+}
+
+func optional(check func(string) error) func(string) error {
+	return func(s string) error {
+		if s == "" {
+			return nil
+		}
+		return check(s)
+	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// checkSaltoAccess signs in with the answers and looks the site, the door's
+// locks and its access groups up, so a typo is found before the gateway is
+// left on its own.
+func checkSaltoAccess(ctx context.Context, e *env, a *initAnswers) int {
+	c, err := saltoks.New(saltoks.Config{IdentityURL: a.identityURL, APIURL: a.apiURL, ClientID: a.clientID, ClientSecret: a.clientSecret,
+		Grant: saltoks.GrantPassword, Username: a.username, Password: a.password, RequestTimeout: 15 * time.Second, MaxAttempts: 2,
+		Logger: slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
+	if err != nil {
+		return fail(e, exitUsage, "init --check: %v", err)
+	}
+	site, err := c.Site(ctx, a.siteID)
+	if err != nil {
+		return fail(e, exitFailed, "init --check: Salto KS site %s: %v", a.siteID, err)
+	}
+	fmt.Fprintf(e.stdout, "Salto KS: signed in as %s; site %s (time zone %s, subscription valid: %t)\n", a.username, site.ID, site.TimeZone, site.SubscriptionValid)
+	var missing []string
+	if want := splitList(a.locks); len(want) > 0 {
+		locks, err := c.Locks(ctx, a.siteID)
+		if err != nil {
+			return fail(e, exitFailed, "init --check: locks of site %s: %v", a.siteID, err)
+		}
+		for _, id := range want {
+			if !slices.ContainsFunc(locks, func(l saltoks.Lock) bool { return l.ID == id }) {
+				missing = append(missing, "lock "+id)
+			}
+		}
+	}
+	if want := splitList(a.groups); len(want) > 0 {
+		groups, err := c.AccessGroups(ctx, a.siteID)
+		if err != nil {
+			return fail(e, exitFailed, "init --check: access groups of site %s: %v", a.siteID, err)
+		}
+		for _, id := range want {
+			if !slices.ContainsFunc(groups, func(g saltoks.AccessGroup) bool { return g.ID == id }) {
+				missing = append(missing, "access group "+id)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return fail(e, exitUsage, "init --check: site %s has no %s", a.siteID, strings.Join(missing, ", no "))
+	}
+	fmt.Fprintf(e.stdout, "Salto KS: the door's locks and access groups exist\n")
+	return exitOK
+}
+
+// configTemplate is the config init writes: the answers plus the wiring of
+// docs/install.md's pictures, commented like packaging/portier.yaml.
+var configTemplate = template.Must(template.New("portier.yaml").Funcs(template.FuncMap{"list": splitList, "q": strconv.Quote}).Parse(
+	`# Portier configuration written by portier init. packaging/portier.yaml (the
+# package's template) and docs/install.md describe every key.
+gateway_id: {{q .GatewayID}}
+state_dir: {{q .StateDir}}
+
+doors:
+  - id: {{q .DoorID}}
+    name: {{q .DoorName}}
+    mode: {{.Mode}}
+{{- with list .Locks}}
+    salto_locks: [{{range $i, $l := .}}{{if $i}}, {{end}}{{q $l}}{{end}}]
+{{- end}}
+{{- with list .Groups}}
+    salto_access_groups: [{{range $i, $g := .}}{{if $i}}, {{end}}{{q $g}}{{end}}]
+{{- end}}
+{{if .IdentityURL}}
+salto:
+  identity_url: {{q .IdentityURL}}
+  api_url: {{q .APIURL}}
+  site_id: {{q .SiteID}}
+  client_id: {{q .ClientID}}
+{{- if .ClientSecretFile}}
+  client_secret_file: {{q .ClientSecretFile}}
+{{- end}}
+  grant: password
+  username: {{q .Username}}
+  password_file: {{q .PasswordFile}}
+{{else}}
+# No salto: section: this gateway decides from what portier import loads.
+{{end}}
+hardware:
+  driver: {{.Driver}}
+  doors:
+    {{q .DoorID}}:
+{{- if eq .Wiring "wiegand"}}
+      # Wiegand reader with keypad: D0→GPIO20 (pin 38), D1→GPIO21 (pin 40)
+      # through a level shifter or optocoupler (readers drive 5 V).
+      wiegand: {d0: GPIO20, d1: GPIO21}
+{{- else}}
+      # MFRC522 on SPI0.0: SDA→CE0 (pin 24), SCK 23, MOSI 19, MISO 21,
+      # RST→GPIO25 (pin 22), 3.3 V only. Needs dtparam=spi=on.
+      mfrc522: {spi: SPI0.0, reset: GPIO25}
+{{- end}}
+      relay: {pin: GPIO17, active_low: true}    # pin 11; opto relay boards are active low
+      door_contact: {pin: GPIO4, switch: nc}    # pin 7 to GND, closed while the door is shut
+      exit_button: {pin: GPIO22, switch: "no"}  # pin 15 to GND
+`))
+
+func (a *initAnswers) render() ([]byte, error) {
+	var b bytes.Buffer
+	err := configTemplate.Execute(&b, map[string]any{
+		"GatewayID": a.gatewayID, "StateDir": a.stateDir, "DoorID": a.doorID, "DoorName": a.doorName, "Mode": a.mode,
+		"Locks": a.locks, "Groups": a.groups, "IdentityURL": a.identityURL, "APIURL": a.apiURL, "SiteID": a.siteID,
+		"ClientID": a.clientID, "ClientSecretFile": a.clientSecretKey, "Username": a.username, "PasswordFile": a.passwordFile,
+		"Driver": a.driver, "Wiring": a.wiring,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("render config: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// write creates the state dir and PIN key (kept when present), the secret
+// files (0600, the owner's) and the config (0640, readable by the owner's
+// group), each atomically.
+func (a *initAnswers) write(f initFlags, owner *fileOwner, cfgText []byte) error {
+	if err := os.MkdirAll(a.stateDir, 0o750); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	if err := owner.chown(a.stateDir); err != nil {
+		return err
+	}
+	keyPath := filepath.Join(a.stateDir, "pin.key")
+	if _, err := os.Lstat(keyPath); errors.Is(err, fs.ErrNotExist) {
+		key := make([]byte, agent.MinPINKeyLength)
+		if _, err := rand.Read(key); err != nil {
+			return fmt.Errorf("pin key: %w", err)
+		}
+		if err := writeFileAtomic(keyPath, []byte(hex.EncodeToString(key)+"\n"), 0o600, owner); err != nil {
+			return fmt.Errorf("pin key: %w", err)
+		}
+	}
+	if a.identityURL != "" {
+		if err := os.MkdirAll(f.secretsDir, 0o755); err != nil {
+			return fmt.Errorf("secrets dir: %w", err)
+		}
+		if err := writeFileAtomic(a.passwordFile, []byte(a.password+"\n"), 0o600, owner); err != nil {
+			return fmt.Errorf("salto password: %w", err)
+		}
+		if a.clientSecretKey != "" {
+			if err := writeFileAtomic(a.clientSecretKey, []byte(a.clientSecret+"\n"), 0o600, owner); err != nil {
+				return fmt.Errorf("salto client secret: %w", err)
+			}
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(f.config), 0o755); err != nil {
+		return fmt.Errorf("config dir: %w", err)
+	}
+	// The config belongs to the current user (root for a packaged install);
+	// only its group is the owner's, so the service reads but cannot edit it.
+	var group *fileOwner
+	if owner != nil {
+		group = &fileOwner{name: owner.name, uid: -1, gid: owner.gid}
+	}
+	if err := writeFileAtomic(f.config, cfgText, 0o640, group); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}
+
+// chown hands path to the owner; nil keeps the current user.
+func (o *fileOwner) chown(path string) error {
+	if o == nil {
+		return nil
+	}
+	if err := os.Chown(path, o.uid, o.gid); err != nil {
+		return fmt.Errorf("give %s to %s: %w", path, o.name, err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes a file through a temporary file in the same
+// directory, with its final mode and owner before it has any content, then
+// renames it into place.
+func writeFileAtomic(path string, data []byte, mode os.FileMode, owner *fileOwner) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".portier-init-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := owner.chown(tmp.Name()); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,200 @@
+package main_test
+
+import (
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/portier-io/portier/cloud/saltoks/saltokstest"
+)
+
+// initSetup is a gateway directory for init: config and secrets in etc/,
+// state in state/.
+type initSetup struct {
+	dir, config, state, password, secret string
+}
+
+func newInitSetup(t *testing.T) initSetup {
+	dir := t.TempDir()
+	return initSetup{dir: dir, config: filepath.Join(dir, "etc", "portier.yaml"), state: filepath.Join(dir, "state"),
+		password: filepath.Join(dir, "etc", "salto-password"), secret: filepath.Join(dir, "etc", "salto-client-secret")}
+}
+
+// saltoArgs are init's flags for the fake's site, door front on lock 0.
+func (s initSetup) saltoArgs(fake *saltokstest.Fake, extra ...string) []string {
+	o := fake.Options()
+	args := []string{"init", "--config", s.config, "--state-dir", s.state, "--owner=", "--gateway-id", "gw-1",
+		"--salto-locks", saltokstest.LockID(0), "--salto-identity-url", fake.URL(), "--salto-api-url", fake.URL(),
+		"--salto-site-id", saltokstest.GeneratedSiteID, "--salto-client-id", o.ClientID, "--salto-username", o.Username}
+	return append(args, extra...)
+}
+
+func saltoEnv(fake *saltokstest.Fake) []string {
+	o := fake.Options()
+	return []string{"PORTIER_SALTO_PASSWORD=" + o.Password, "PORTIER_SALTO_CLIENT_SECRET=" + o.ClientSecret}
+}
+
+func mode(t *testing.T, path string) os.FileMode {
+	t.Helper()
+	st, err := os.Stat(path)
+	require.NoError(t, err)
+	return st.Mode().Perm()
+}
+
+func TestInitWritesAWorkingConfigAndSecrets(t *testing.T) {
+	fake := startFake(t, saltokstest.SiteShape{Users: 3, Groups: 2, Locks: 2}, saltokstest.Options{})
+	s := newInitSetup(t)
+	out, errOut, code := runPortier(t, saltoEnv(fake), s.saltoArgs(fake, "--check", "--driver", "sim")...)
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "Salto KS: signed in as "+fake.Options().Username+"; site "+saltokstest.GeneratedSiteID)
+	assert.Contains(t, out, "Salto KS: the door's locks and access groups exist")
+	assert.Contains(t, out, s.config+": OK (1 door(s), driver sim, state dir "+s.state+", Salto KS site "+saltokstest.GeneratedSiteID+")")
+	for _, secret := range []string{fake.Options().Password, fake.Options().ClientSecret} {
+		assert.NotContains(t, out+errOut, secret, "a secret was printed")
+	}
+
+	assert.Equal(t, os.FileMode(0o640), mode(t, s.config))
+	assert.Equal(t, os.FileMode(0o600), mode(t, s.password))
+	assert.Equal(t, os.FileMode(0o600), mode(t, s.secret))
+	assert.Equal(t, os.FileMode(0o600), mode(t, filepath.Join(s.state, "pin.key")))
+	assert.Equal(t, os.FileMode(0o750), mode(t, s.state))
+	pw, err := os.ReadFile(s.password)
+	require.NoError(t, err)
+	assert.Equal(t, fake.Options().Password+"\n", string(pw))
+	cfg, err := os.ReadFile(s.config)
+	require.NoError(t, err)
+	assert.NotContains(t, string(cfg), fake.Options().Password)
+	assert.Contains(t, string(cfg), "password_file: \""+s.password+"\"")
+
+	// The written config works: check-config passes and a sync with it
+	// reaches the fake.
+	_, errOut, code = runPortier(t, nil, "check-config", "--config", s.config)
+	assert.Equal(t, 0, code, errOut)
+	out, errOut, code = runPortier(t, nil, "sync", "--config", s.config)
+	assert.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "users")
+}
+
+func TestInitRefusesToOverwrite(t *testing.T) {
+	fake := startFake(t, saltokstest.SiteShape{Users: 1, Groups: 1, Locks: 1}, saltokstest.Options{})
+	s := newInitSetup(t)
+	_, errOut, code := runPortier(t, saltoEnv(fake), s.saltoArgs(fake)...)
+	require.Equal(t, 0, code, errOut)
+	key, err := os.ReadFile(filepath.Join(s.state, "pin.key"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(s.config, []byte("# edited by the installer\n"), 0o640))
+
+	_, errOut, code = runPortier(t, saltoEnv(fake), s.saltoArgs(fake)...)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, s.config+", "+s.password+", "+s.secret+" already exist(s): not overwritten (use --force")
+	cfg, err := os.ReadFile(s.config)
+	require.NoError(t, err)
+	assert.Equal(t, "# edited by the installer\n", string(cfg))
+
+	_, errOut, code = runPortier(t, saltoEnv(fake), s.saltoArgs(fake, "--force", "--gateway-id", "gw-2")...)
+	require.Equal(t, 0, code, errOut)
+	cfg, err = os.ReadFile(s.config)
+	require.NoError(t, err)
+	assert.Contains(t, string(cfg), `gateway_id: "gw-2"`)
+	again, err := os.ReadFile(filepath.Join(s.state, "pin.key"))
+	require.NoError(t, err)
+	assert.Equal(t, string(key), string(again), "--force replaced the PIN key")
+}
+
+func TestInitCheckRefusesBadCredentialsAndUnknownLocks(t *testing.T) {
+	fake := startFake(t, saltokstest.SiteShape{Users: 1, Groups: 1, Locks: 1}, saltokstest.Options{})
+	s := newInitSetup(t)
+	env := []string{"PORTIER_SALTO_PASSWORD=wrong-password", "PORTIER_SALTO_CLIENT_SECRET=" + fake.Options().ClientSecret}
+	_, errOut, code := runPortier(t, env, s.saltoArgs(fake, "--check")...)
+	assert.Equal(t, 3, code)
+	assert.Contains(t, errOut, "invalid_grant")
+	assert.Contains(t, errOut, "check the Salto username and password")
+	assert.NotContains(t, errOut, "wrong-password")
+	assert.NoFileExists(t, s.config)
+	assert.NoFileExists(t, s.password)
+
+	args := s.saltoArgs(fake, "--check", "--salto-locks", saltokstest.LockID(7), "--salto-groups", "no-such-group")
+	_, errOut, code = runPortier(t, saltoEnv(fake), args...)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "site "+saltokstest.GeneratedSiteID+" has no lock "+saltokstest.LockID(7)+", no access group no-such-group")
+	assert.NoFileExists(t, s.config)
+}
+
+func TestInitValidatesFlags(t *testing.T) {
+	s := newInitSetup(t)
+	base := []string{"init", "--config", s.config, "--state-dir", s.state, "--owner="}
+	cases := []struct {
+		args []string
+		env  []string
+		want string
+	}{
+		{[]string{"--salto-locks", "l1", "--gateway-id", "a/b"}, nil, `--gateway-id: "a/b": use letters, digits`},
+		{[]string{"--salto-locks", "l1", "--gateway-id", "g", "--mode", "face"}, nil, `--mode: "face" is not card, pin, card_or_pin or card_and_pin`},
+		{[]string{"--gateway-id", "g"}, nil, "--salto-locks or --salto-groups: the door needs at least one Salto KS lock or access group id"},
+		{[]string{"--salto-locks", "l1", "--gateway-id", "g", "--wiring", "bluetooth"}, nil, `--wiring: "bluetooth" is not one of mfrc522, wiegand`},
+		{[]string{"--salto-locks", "l1", "--gateway-id", "g", "--salto-identity-url", "ftp://x"}, nil, `--salto-identity-url: "ftp://x" is not an http(s) URL`},
+		{[]string{"--salto-locks", "l1", "--gateway-id", "g", "--salto-identity-url", "https://id.example"}, nil, "--salto-api-url: required"},
+		{[]string{"--salto-locks", "l1", "--gateway-id", "g", "--salto-identity-url", "https://id.example", "--salto-api-url", "https://api.example",
+			"--salto-site-id", "s1", "--salto-client-id", "c", "--salto-username", "u"}, nil,
+			"PORTIER_SALTO_PASSWORD: set it in the environment (not on the command line"},
+		{[]string{"--salto-locks", "l1", "--gateway-id", "g", "--state-dir", "relative"}, nil, `--state-dir: "relative" is not an absolute path`},
+	}
+	for _, c := range cases {
+		_, errOut, code := runPortier(t, c.env, append(base, c.args...)...)
+		assert.Equal(t, 2, code, "%v", c.args)
+		assert.Contains(t, errOut, c.want, "%v", c.args)
+	}
+	assert.NoFileExists(t, s.config)
+}
+
+func TestInitAsksWhatFlagsDoNotSay(t *testing.T) {
+	s := newInitSetup(t)
+	// Answers in prompt order: gateway id (invalid first), door id, door
+	// name, wiring, mode (default), locks, groups, Salto identity URL (none).
+	answers := strings.Join([]string{"bad id", "gw-7", "side", "Side door", "wiegand", "", "lock-a, lock-b", "", ""}, "\n") + "\n"
+	out, errOut, code := runPortierIn(t, nil, answers, "init", "--interactive", "--config", s.config, "--state-dir", s.state, "--owner=", "--driver", "sim")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, `"bad id": use letters, digits`)
+	assert.Contains(t, out, "Door mode (card, pin, card_or_pin, card_and_pin) [card_or_pin]: ")
+	cfg, err := os.ReadFile(s.config)
+	require.NoError(t, err)
+	for _, want := range []string{`gateway_id: "gw-7"`, `- id: "side"`, `name: "Side door"`, "mode: card_or_pin",
+		`salto_locks: ["lock-a", "lock-b"]`, "wiegand: {d0: GPIO20, d1: GPIO21}", "No salto: section"} {
+		assert.Contains(t, string(cfg), want)
+	}
+	assert.NoFileExists(t, s.password)
+
+	// The Wiegand setup draws (its picture is in docs/install.md).
+	out, errOut, code = runPortier(t, nil, "pinout", "--config", s.config)
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "side Wiegand D0")
+
+	// Input that ends early is an error, not a half-written config.
+	other := newInitSetup(t)
+	_, errOut, code = runPortierIn(t, nil, "gw-8\n", "init", "--interactive", "--config", other.config, "--state-dir", other.state, "--owner=")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "standard input ended before every question was answered")
+	assert.NoFileExists(t, other.config)
+}
+
+func TestInitHandsSecretsToTheOwner(t *testing.T) {
+	fake := startFake(t, saltokstest.SiteShape{Users: 1, Groups: 1, Locks: 1}, saltokstest.Options{})
+	me, err := user.Current()
+	require.NoError(t, err)
+	s := newInitSetup(t)
+	args := s.saltoArgs(fake, "--owner", me.Username)
+	_, errOut, code := runPortier(t, saltoEnv(fake), args...)
+	require.Equal(t, 0, code, errOut)
+	for _, p := range []string{s.password, s.secret, filepath.Join(s.state, "pin.key")} {
+		assert.Equal(t, os.FileMode(0o600), mode(t, p))
+	}
+
+	_, errOut, code = runPortier(t, saltoEnv(fake), s.saltoArgs(fake, "--force", "--owner", "no-such-user-portier-test")...)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "--owner: user: unknown user no-such-user-portier-test")
+}

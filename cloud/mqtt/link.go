@@ -1,0 +1,271 @@
+package mqtt
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// Link is the gateway's MQTT link. Run owns it.
+type Link struct {
+	cfg Config
+	log *slog.Logger
+
+	cur        atomic.Pointer[session] // the connected session, nil between connections
+	reconnects atomic.Int64
+	published  atomic.Int64
+	connected  atomic.Int64 // connections made (reconnects = connected-1)
+
+	outboxMu    sync.Mutex
+	depth       int
+	oldest      time.Time
+	outboxState string
+
+	work     chan struct{} // bounds concurrently running command actions
+	syncing  atomic.Bool
+	doorKick chan string // a door whose state may have changed
+	started  time.Time
+	runCtx   context.Context
+	actions  sync.WaitGroup
+}
+
+// session is one broker connection. paho never reconnects it: when it is
+// lost, every token it issued fails and the supervisor makes a new one.
+type session struct {
+	client paho.Client
+	lost   chan error
+}
+
+// New checks cfg and returns a link; Run connects it.
+func New(cfg Config) (*Link, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	return &Link{
+		cfg:         cfg,
+		log:         cfg.Logger,
+		outboxState: OutboxNormal,
+		work:        make(chan struct{}, 8),
+		doorKick:    make(chan string, 64),
+	}, nil
+}
+
+// Topics returns the link's topics (with defaults applied).
+func (l *Link) Topics() Topics { return l.cfg.Topics }
+
+// Reconnects reports how often the link connected again after a loss.
+func (l *Link) Reconnects() int64 { return l.reconnects.Load() }
+
+// Run keeps the link connected until ctx ends: it connects, restores the
+// subscriptions, publishes the status, door states and telemetry, drains the
+// outbox and answers commands; after a loss it waits a jittered, growing
+// delay and connects again. On return the gateway has published "offline"
+// (when connected) and disconnected.
+func (l *Link) Run(ctx context.Context) error {
+	l.started = l.cfg.Clock.Now()
+	l.runCtx = ctx
+	var bg sync.WaitGroup
+	bg.Add(1)
+	go func() { defer bg.Done(); l.watchOutbox(ctx) }()
+	defer bg.Wait()
+	defer l.actions.Wait()
+
+	b := backoff{min: l.cfg.BackoffMin, max: l.cfg.BackoffMax, jitter: l.cfg.Jitter}
+	for {
+		up, err := l.connection(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if up {
+			b.reset()
+		}
+		d := b.next()
+		l.log.Warn("mqtt connection ended; reconnecting", "err", err, "in", d.Round(time.Millisecond))
+		if err := sleep(ctx, l.cfg.Clock, d); err != nil {
+			return nil
+		}
+	}
+}
+
+// connection runs one connection to its end. up reports whether it was
+// established (so the backoff starts over).
+func (l *Link) connection(ctx context.Context) (up bool, err error) {
+	s := &session{lost: make(chan error, 1)}
+	s.client = paho.NewClient(l.clientOptions(s))
+	tok := s.client.Connect()
+	if err := wait(ctx, tok, l.cfg.ConnectTimeout); err != nil {
+		s.client.Disconnect(0)
+		return false, fmt.Errorf("connect: %w", err)
+	}
+	if l.connected.Add(1) > 1 {
+		l.reconnects.Add(1)
+	}
+	defer func() {
+		l.cur.CompareAndSwap(s, nil)
+		s.client.Disconnect(250)
+	}()
+	if err := l.subscribe(ctx, s); err != nil {
+		return true, err
+	}
+	if err := l.publishStatus(ctx, s, StateOnline); err != nil {
+		return true, err
+	}
+	l.cur.Store(s)
+	l.log.Info("mqtt connected", "client_id", l.cfg.ClientID, "status", l.cfg.Topics.Status())
+
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 3)
+	var wg sync.WaitGroup
+	for _, run := range []func(context.Context, *session) error{l.send, l.publishStates, l.publishTelemetry} {
+		wg.Add(1)
+		go func() { defer wg.Done(); errc <- run(sctx, s) }()
+	}
+	if l.cfg.HomeAssistant.Enabled {
+		l.publishDiscovery(s)
+	}
+	select {
+	case err = <-s.lost:
+		err = fmt.Errorf("connection lost: %w", err)
+	case err = <-errc:
+	case <-ctx.Done():
+	}
+	cancel()
+	wg.Wait()
+	if ctx.Err() != nil {
+		// Orderly shutdown: a clean DISCONNECT discards the will, so say
+		// offline first.
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if perr := l.publishStatus(sctx, s, StateOffline); perr != nil {
+			l.log.Warn("mqtt: offline status not published", "err", perr)
+		}
+		return true, nil
+	}
+	return true, err
+}
+
+func (l *Link) clientOptions(s *session) *paho.ClientOptions {
+	o := paho.NewClientOptions()
+	for _, b := range l.cfg.Brokers {
+		o.AddBroker(b)
+	}
+	will, _ := json.Marshal(l.status(StateOffline))
+	o.SetClientID(l.cfg.ClientID).
+		SetCleanSession(true).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetOrderMatters(false).
+		SetKeepAlive(l.cfg.KeepAlive).
+		SetPingTimeout(10 * time.Second).
+		SetConnectTimeout(l.cfg.ConnectTimeout).
+		SetWriteTimeout(l.cfg.AckTimeout).
+		SetBinaryWill(l.cfg.Topics.Status(), will, 1, true).
+		SetDefaultPublishHandler(func(paho.Client, paho.Message) {}). // never leave a QoS 1 message unacknowledged
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			select {
+			case s.lost <- err:
+			default:
+			}
+		})
+	if l.cfg.Username != "" {
+		o.SetUsername(l.cfg.Username)
+		o.SetPassword(l.cfg.Password)
+	}
+	if l.cfg.TLS != nil {
+		o.SetTLSConfig(l.cfg.TLS)
+	}
+	return o
+}
+
+// subscribe restores the subscriptions; with a clean session the broker
+// forgot them, so this runs on every connect.
+func (l *Link) subscribe(ctx context.Context, s *session) error {
+	filters := map[string]byte{l.cfg.Topics.Commands(): 1}
+	if l.cfg.HomeAssistant.Enabled {
+		filters[l.cfg.Topics.HAStatus()] = 1
+		if l.cfg.HomeAssistant.AllowUnlock {
+			filters[l.cfg.Topics.HALocks()] = 1
+		}
+	}
+	tok := s.client.SubscribeMultiple(filters, l.route)
+	if err := wait(ctx, tok, l.cfg.ConnectTimeout); err != nil {
+		return fmt.Errorf("subscribe: %w", err)
+	}
+	for f, q := range tok.(*paho.SubscribeToken).Result() {
+		if q == 0x80 {
+			return fmt.Errorf("subscribe: broker refused %s", f)
+		}
+	}
+	return nil
+}
+
+// route dispatches a received message. It runs in its own goroutine (order
+// does not matter) and paho acknowledges when it returns, so the command id
+// is recorded before the PUBACK.
+func (l *Link) route(c paho.Client, m paho.Message) {
+	switch t := m.Topic(); {
+	case t == l.cfg.Topics.HAStatus():
+		if string(m.Payload()) == "online" {
+			if s := l.cur.Load(); s != nil {
+				l.publishDiscovery(s)
+			}
+		}
+	case len(t) > len(l.cfg.Topics.Base()+"/ha/") && l.cfg.Topics.Pattern(t) == "{prefix}/{site}/{gateway}/ha/{door}/lock/set":
+		l.onHALock(c, m)
+	default:
+		l.onCommand(c, m)
+	}
+}
+
+func (l *Link) status(state string) StatusPayload {
+	p := StatusPayload{Schema: Schema, State: state, SiteID: l.cfg.Topics.Site, GatewayID: l.cfg.Topics.Gateway}
+	if state == StateOnline {
+		p.Since = l.cfg.Clock.Now().UTC()
+		p.Doors = l.cfg.Doors.DoorIDs()
+		if l.cfg.Telemetry != nil {
+			p.Version = l.cfg.Telemetry.Telemetry(l.runCtx).Version
+		}
+	}
+	return p
+}
+
+func (l *Link) publishStatus(ctx context.Context, s *session, state string) error {
+	return l.publishJSON(ctx, s, l.cfg.Topics.Status(), 1, true, l.status(state))
+}
+
+// publishJSON publishes v and waits for the broker to take it.
+func (l *Link) publishJSON(ctx context.Context, s *session, topic string, qos byte, retained bool, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", topic, err)
+	}
+	if err := wait(ctx, s.client.Publish(topic, qos, retained, b), l.cfg.AckTimeout); err != nil {
+		return fmt.Errorf("publish %s: %w", topic, err)
+	}
+	return nil
+}
+
+var errTimeout = errors.New("timed out")
+
+// wait waits for a paho token, a timeout or ctx (paho's Wait can hang).
+func wait(ctx context.Context, tok paho.Token, timeout time.Duration) error {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	case <-t.C:
+		return errTimeout
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

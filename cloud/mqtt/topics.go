@@ -1,0 +1,188 @@
+package mqtt
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/portier-io/portier/agent"
+)
+
+// Topics builds every topic of the link. All of them live under
+// <prefix>/<site>/<gateway>, so a broker ACL can grant one gateway exactly
+// its own subtree (mosquitto: pattern readwrite portier/+/%c/#).
+type Topics struct {
+	Prefix    string // e.g. "portier"; may contain '/' but no wildcards
+	Site      string
+	Gateway   string
+	Discovery string // Home Assistant discovery prefix, e.g. "homeassistant"
+}
+
+// Base is <prefix>/<site>/<gateway>.
+func (t Topics) Base() string { return t.Prefix + "/" + t.Site + "/" + t.Gateway }
+
+// Status is the retained gateway status (online/offline, also the LWT).
+func (t Topics) Status() string { return t.Base() + "/status" }
+
+// DoorState is the retained state of one door.
+func (t Topics) DoorState(door string) string { return t.Base() + "/door/" + door + "/state" }
+
+// Event is where outbox events of one category are published.
+func (t Topics) Event(category string) string { return t.Base() + "/event/" + category }
+
+// Telemetry is the periodic, retained telemetry.
+func (t Topics) Telemetry() string { return t.Base() + "/telemetry" }
+
+// Command is the topic one command is sent to.
+func (t Topics) Command(name string) string { return t.Base() + "/cmd/" + name }
+
+// Commands is the filter the gateway subscribes to for commands.
+func (t Topics) Commands() string { return t.Base() + "/cmd/+" }
+
+// Response is where every command is answered.
+func (t Topics) Response() string { return t.Base() + "/response" }
+
+// HALock is Home Assistant's lock command topic for one door (subscribed only
+// when home_assistant.allow_unlock is on).
+func (t Topics) HALock(door string) string { return t.Base() + "/ha/" + door + "/lock/set" }
+
+// HALocks is the filter for every door's Home Assistant lock command.
+func (t Topics) HALocks() string { return t.Base() + "/ha/+/lock/set" }
+
+// HAAccess mirrors one door's access events for Home Assistant's event entity.
+func (t Topics) HAAccess(door string) string { return t.Base() + "/ha/" + door + "/access" }
+
+// HAStatus is Home Assistant's birth/will topic.
+func (t Topics) HAStatus() string { return t.Discovery + "/status" }
+
+// HAConfig is the discovery topic of one entity.
+func (t Topics) HAConfig(component, objectID string) string {
+	return t.Discovery + "/" + component + "/" + t.Gateway + "/" + objectID + "/config"
+}
+
+// Event categories: the last level of an event topic.
+const (
+	CategoryAccess  = "access"  // access decisions
+	CategoryAlarm   = "alarm"   // door alarms, lockouts, outbox alarms
+	CategoryDoor    = "door"    // contact, relay and exit button
+	CategoryCommand = "command" // remote commands and the overrides they set
+	CategorySystem  = "system"  // everything else (controller start, …)
+)
+
+// Categories lists the event categories in documentation order.
+var Categories = []string{CategoryAccess, CategoryAlarm, CategoryDoor, CategoryCommand, CategorySystem}
+
+// EventCategory says on which event topic an event type is published.
+func EventCategory(t agent.EventType) string {
+	switch t {
+	case agent.EventAccessGranted, agent.EventAccessDenied, agent.EventAwaitingPIN:
+		return CategoryAccess
+	case agent.EventForcedOpen, agent.EventForcedOpenCleared, agent.EventHeldOpenPreAlarm, agent.EventHeldOpen,
+		agent.EventHeldOpenCleared, agent.EventTamper, agent.EventTamperCleared, agent.EventLockoutStarted,
+		agent.EventLockoutEnded, agent.EventInputQueueOverflow,
+		EventOutboxHighWater, EventOutboxFull, EventOutboxNormal:
+		return CategoryAlarm
+	case agent.EventDoorOpened, agent.EventDoorClosed, agent.EventExitPressed, agent.EventRelayOn, agent.EventRelayOff:
+		return CategoryDoor
+	case agent.EventRemoteUnlock, agent.EventCommandRejected, agent.EventLockdownOn, agent.EventLockdownOff,
+		agent.EventOfficeModeOn, agent.EventOfficeModeStarted, agent.EventOfficeModeOff,
+		agent.EventEnrolmentArmed, agent.EventEnrolled, agent.EventEnrolmentFailed, agent.EventEnrolmentExpired,
+		EventCommandSucceeded, EventCommandFailed:
+		return CategoryCommand
+	}
+	return CategorySystem
+}
+
+// TopicDoc describes one topic for the documentation check: Pattern uses
+// {site}, {gateway}, {door}, {category}, {name} and {discovery} placeholders
+// exactly as docs/mqtt.md and docs/asyncapi.yaml spell them.
+type TopicDoc struct {
+	Pattern  string
+	Build    func(Topics) string // the topic the code uses, built with placeholder values
+	Sub      bool                // the gateway subscribes (else it publishes)
+	Retained bool
+	QoS      byte
+}
+
+// placeholders is a Topics whose ids are the documentation placeholders.
+var placeholders = Topics{Prefix: "{prefix}", Site: "{site}", Gateway: "{gateway}", Discovery: "{discovery}"}
+
+// TopicTable lists every topic the link publishes or subscribes to. The
+// documentation test walks it; add a row whenever code gains a topic.
+func TopicTable() []TopicDoc {
+	return []TopicDoc{
+		{Pattern: "{prefix}/{site}/{gateway}/status", Build: Topics.Status, Retained: true, QoS: 1},
+		{Pattern: "{prefix}/{site}/{gateway}/door/{door}/state", Build: func(t Topics) string { return t.DoorState("{door}") }, Retained: true, QoS: 1},
+		{Pattern: "{prefix}/{site}/{gateway}/event/{category}", Build: func(t Topics) string { return t.Event("{category}") }, QoS: 1},
+		{Pattern: "{prefix}/{site}/{gateway}/telemetry", Build: Topics.Telemetry, Retained: true, QoS: 0},
+		{Pattern: "{prefix}/{site}/{gateway}/cmd/{name}", Build: func(t Topics) string { return t.Command("{name}") }, Sub: true, QoS: 1},
+		{Pattern: "{prefix}/{site}/{gateway}/response", Build: Topics.Response, QoS: 1},
+		{Pattern: "{prefix}/{site}/{gateway}/ha/{door}/lock/set", Build: func(t Topics) string { return t.HALock("{door}") }, Sub: true, QoS: 1},
+		{Pattern: "{prefix}/{site}/{gateway}/ha/{door}/access", Build: func(t Topics) string { return t.HAAccess("{door}") }, QoS: 0},
+		{Pattern: "{discovery}/status", Build: Topics.HAStatus, Sub: true, QoS: 1},
+		{Pattern: "{discovery}/{component}/{gateway}/{object_id}/config", Build: func(t Topics) string { return t.HAConfig("{component}", "{object_id}") }, QoS: 1},
+	}
+}
+
+// Pattern returns the documentation pattern of a concrete topic built by t,
+// or "" when no row of TopicTable matches it.
+func (t Topics) Pattern(topic string) string {
+	for _, row := range TopicTable() {
+		if matchPattern(row.Pattern, topic, t) {
+			return row.Pattern
+		}
+	}
+	return ""
+}
+
+// matchPattern reports whether topic fits a documented pattern once the
+// configured ids are filled in; other placeholders match any one level.
+func matchPattern(pattern, topic string, t Topics) bool {
+	want := strings.Split(expandIDs(pattern, t), "/")
+	got := strings.Split(topic, "/")
+	if len(want) != len(got) {
+		return false
+	}
+	for i := range want {
+		if strings.HasPrefix(want[i], "{") && strings.HasSuffix(want[i], "}") {
+			if got[i] == "" {
+				return false
+			}
+			continue
+		}
+		if want[i] != got[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// expandIDs fills the configured ids into a documentation pattern.
+func expandIDs(pattern string, t Topics) string {
+	return strings.NewReplacer("{prefix}", t.Prefix, "{site}", t.Site, "{gateway}", t.Gateway, "{discovery}", t.Discovery).Replace(pattern)
+}
+
+// validID reports whether s can be one topic level and an HA object id.
+func validID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// validPrefix checks a topic prefix: levels of ids, no wildcards.
+func validPrefix(p string) error {
+	if p == "" || strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") {
+		return fmt.Errorf("topic prefix %q must be one or more levels like \"portier\" or \"acme/doors\"", p)
+	}
+	for _, l := range strings.Split(p, "/") {
+		if !validID(l) {
+			return fmt.Errorf("topic prefix %q: level %q may hold only letters, digits, '_' and '-'", p, l)
+		}
+	}
+	return nil
+}

@@ -19,8 +19,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/stretchr/testify/require"
 
 	"github.com/portier-io/portier/agent"
@@ -86,7 +86,7 @@ func (h *allowAll) Provides(b byte) bool {
 	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
 }
 func (h *allowAll) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
-func (h *allowAll) OnACLCheck(*mochi.Client, string, bool) bool            { return true }
+func (h *allowAll) OnACLCheck(*mochi.Client, string, bool) bool              { return true }
 
 // mosquittoBroker is Debian's mosquitto as a child process.
 type mosquittoBroker struct {

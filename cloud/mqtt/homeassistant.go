@@ -49,10 +49,10 @@ func (l *Link) discovery() []haEntity {
 	}
 	base := func(name, uniq string) map[string]any {
 		return map[string]any{
-			"name":               name,
-			"unique_id":          "portier_" + gw + "_" + uniq,
-			"device":             device,
-			"availability_topic": t.Status(),
+			"name":                  name,
+			"unique_id":             "portier_" + gw + "_" + uniq,
+			"device":                device,
+			"availability_topic":    t.Status(),
 			"availability_template": "{{ value_json.state }}",
 			"payload_available":     StateOnline,
 			"payload_not_available": StateOffline,

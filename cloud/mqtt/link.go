@@ -165,7 +165,7 @@ func (l *Link) clientOptions(s *session) *paho.ClientOptions {
 		SetConnectRetry(false).
 		SetOrderMatters(false).
 		SetKeepAlive(l.cfg.KeepAlive).
-		SetPingTimeout(10 * time.Second).
+		SetPingTimeout(10*time.Second).
 		SetConnectTimeout(l.cfg.ConnectTimeout).
 		SetWriteTimeout(l.cfg.AckTimeout).
 		SetBinaryWill(l.cfg.Topics.Status(), will, 1, true).

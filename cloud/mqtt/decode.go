@@ -94,9 +94,13 @@ const sigMember = `,"sig":"`
 // Sign returns payload with its signature appended: the HMAC-SHA256, under
 // key, of the command's topic, a newline and the JSON object exactly as
 // written, added as a last member "sig" in lower-case hex. Senders sign the
-// bytes they send; no JSON canonicalisation is involved.
+// bytes they send; no JSON canonicalisation is involved. Anything that does
+// not end in '}' is returned unchanged (it is no command object).
 func Sign(key []byte, topic string, object []byte) []byte {
 	object = bytes.TrimRight(object, " \t\r\n")
+	if len(object) < 2 || object[len(object)-1] != '}' {
+		return object
+	}
 	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte(topic))
 	mac.Write([]byte{'\n'})

@@ -89,7 +89,7 @@ func cmdInit(ctx context.Context, e *env, args []string) int {
 	given := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
 	if !given["interactive"] {
-		f.interactive = isTerminal(e.stdin)
+		f.interactive = isInteractive(e.stdin)
 	}
 	if f.secretsDir == "" {
 		f.secretsDir = filepath.Dir(f.config)
@@ -369,12 +369,28 @@ func (p *prompter) line() (string, error) {
 	return strings.TrimSpace(s), nil
 }
 
+// isInteractive reports whether r is a terminal someone can answer at.
+// /dev/null is a character device too (systemd, cron and CI give it as
+// standard input), so it is told apart explicitly.
+func isInteractive(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok || !isTerminal(f) {
+		return false
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	null, err := os.Stat(os.DevNull)
+	return err == nil && !os.SameFile(st, null)
+}
+
 // echoOff turns the terminal's echo off for a secret and returns the undo.
 // stty keeps this portable; without it (or without a terminal) the answer
 // is simply read.
 func echoOff(in io.Reader) func() {
 	f, ok := in.(*os.File)
-	if !ok || !isTerminal(f) {
+	if !ok || !isInteractive(f) {
 		return func() {}
 	}
 	stty := func(arg string) error {

@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strings"
@@ -197,4 +198,22 @@ func TestInitHandsSecretsToTheOwner(t *testing.T) {
 	_, errOut, code = runPortier(t, saltoEnv(fake), s.saltoArgs(fake, "--force", "--owner", "no-such-user-portier-test")...)
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "--owner: user: unknown user no-such-user-portier-test")
+}
+
+// /dev/null as standard input (systemd, cron, CI) is a character device but
+// nobody to ask: init must not prompt there.
+func TestInitDoesNotPromptOnDevNull(t *testing.T) {
+	null, err := os.Open(os.DevNull)
+	require.NoError(t, err)
+	defer null.Close()
+	s := newInitSetup(t)
+	cmd := exec.Command(portierBin, "init", "--config", s.config, "--state-dir", s.state, "--owner=", "--gateway-id", "g")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	cmd.Stdin = null
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee, "%s", out)
+	assert.Equal(t, 2, ee.ExitCode())
+	assert.Contains(t, string(out), "--salto-locks or --salto-groups: the door needs at least one")
+	assert.NotContains(t, string(out), "Door id")
 }

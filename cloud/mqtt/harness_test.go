@@ -43,12 +43,20 @@ type mochiBroker struct {
 	addr   string
 	tls    *tls.Config
 	scheme string
+	auth   *allowAll
 	srv    *mochi.Server
 }
 
 func startMochi(t testing.TB, tlsCfg *tls.Config) *mochiBroker {
 	t.Helper()
-	b := &mochiBroker{addr: "127.0.0.1:0", tls: tlsCfg, scheme: "tcp"}
+	return startMochiAuth(t, tlsCfg, "", "")
+}
+
+// startMochiAuth starts the embedded broker accepting only user/password
+// (when user is set).
+func startMochiAuth(t testing.TB, tlsCfg *tls.Config, user, password string) *mochiBroker {
+	t.Helper()
+	b := &mochiBroker{addr: "127.0.0.1:0", tls: tlsCfg, scheme: "tcp", auth: &allowAll{user: user, password: password}}
 	if tlsCfg != nil {
 		b.scheme = "ssl"
 	}
@@ -62,7 +70,7 @@ func (b *mochiBroker) URL() string { return b.scheme + "://" + b.addr }
 func (b *mochiBroker) Start(t testing.TB) {
 	t.Helper()
 	srv := mochi.New(&mochi.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, srv.AddHook(new(allowAll), nil))
+	require.NoError(t, srv.AddHook(b.auth, nil))
 	l := listeners.NewTCP(listeners.Config{ID: "t", Address: b.addr, TLSConfig: b.tls})
 	require.NoError(t, srv.AddListener(l))
 	b.addr = l.Address()
@@ -79,13 +87,18 @@ func (b *mochiBroker) Stop(testing.TB) {
 
 // allowAll lets every client connect and use every topic (the auth hook of
 // mochi pulls in a YAML module this repository does not need).
-type allowAll struct{ mochi.HookBase }
+type allowAll struct {
+	mochi.HookBase
+	user, password string // when set, the only accepted credentials
+}
 
 func (h *allowAll) ID() string { return "allow-all" }
 func (h *allowAll) Provides(b byte) bool {
 	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
 }
-func (h *allowAll) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
+func (h *allowAll) OnConnectAuthenticate(_ *mochi.Client, pk packets.Packet) bool {
+	return h.user == "" || string(pk.Connect.Username) == h.user && string(pk.Connect.Password) == h.password
+}
 func (h *allowAll) OnACLCheck(*mochi.Client, string, bool) bool              { return true }
 
 // mosquittoBroker is Debian's mosquitto as a child process.
@@ -219,9 +232,14 @@ type dashboard struct {
 
 func newDashboard(t testing.TB, url string, tlsCfg *tls.Config, filters ...string) *dashboard {
 	t.Helper()
+	return newDashboardAuth(t, url, tlsCfg, "", "", filters...)
+}
+
+func newDashboardAuth(t testing.TB, url string, tlsCfg *tls.Config, user, password string, filters ...string) *dashboard {
+	t.Helper()
 	d := &dashboard{notify: make(chan struct{}, 1)}
 	o := paho.NewClientOptions().AddBroker(url).SetClientID(fmt.Sprintf("dash-%d", time.Now().UnixNano())).
-		SetAutoReconnect(false).SetOrderMatters(true).SetTLSConfig(tlsCfg)
+		SetAutoReconnect(false).SetOrderMatters(true).SetTLSConfig(tlsCfg).SetUsername(user).SetPassword(password)
 	d.client = paho.NewClient(o)
 	tok := d.client.Connect()
 	require.True(t, tok.WaitTimeout(waitFor), "dashboard connect timed out")

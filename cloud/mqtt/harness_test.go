@@ -28,7 +28,7 @@ import (
 )
 
 // waitFor bounds every wait on a real event.
-const waitFor = 20 * time.Second
+const waitFor = 60 * time.Second
 
 // testBroker is a real broker on loopback that a test can stop and start
 // again on the same address.
@@ -69,7 +69,12 @@ func (b *mochiBroker) URL() string { return b.scheme + "://" + b.addr }
 
 func (b *mochiBroker) Start(t testing.TB) {
 	t.Helper()
-	srv := mochi.New(&mochi.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
+	// A slow subscriber (the race detector) must not make the broker drop
+	// messages: raise mochi's per-client queues well above a test's volume.
+	caps := mochi.NewDefaultServerCapabilities()
+	caps.MaximumInflight = 65535
+	caps.MaximumClientWritesPending = 1 << 20
+	srv := mochi.New(&mochi.Options{InlineClient: true, Capabilities: caps, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, srv.AddHook(b.auth, nil))
 	l := listeners.NewTCP(listeners.Config{ID: "t", Address: b.addr, TLSConfig: b.tls})
 	require.NoError(t, srv.AddListener(l))
@@ -99,7 +104,7 @@ func (h *allowAll) Provides(b byte) bool {
 func (h *allowAll) OnConnectAuthenticate(_ *mochi.Client, pk packets.Packet) bool {
 	return h.user == "" || string(pk.Connect.Username) == h.user && string(pk.Connect.Password) == h.password
 }
-func (h *allowAll) OnACLCheck(*mochi.Client, string, bool) bool              { return true }
+func (h *allowAll) OnACLCheck(*mochi.Client, string, bool) bool { return true }
 
 // mosquittoBroker is Debian's mosquitto as a child process.
 type mosquittoBroker struct {

@@ -383,6 +383,32 @@ func (s *Service) Resume(ctx context.Context) ([]agent.AccessCode, error) {
 	return touched, errors.Join(errs...)
 }
 
+// Expire deletes the codes whose validity ended (as Seam removes them after
+// ends_at), freeing their Salto seats. The runtime calls it periodically.
+func (s *Service) Expire(ctx context.Context) ([]agent.AccessCode, error) {
+	list, err := s.cfg.Store.AccessCodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := s.cfg.Now()
+	var done []agent.AccessCode
+	var errs []error
+	for _, ac := range list {
+		if ac.Status != agent.AccessCodeSet || ac.EndsAt.IsZero() || ac.EndsAt.After(now) {
+			continue
+		}
+		if err := s.rollback(ctx, &ac, "expired"); err != nil {
+			errs = append(errs, fmt.Errorf("access code %s: %w", ac.ID, err))
+			continue
+		}
+		done = append(done, ac)
+	}
+	if len(done) > 0 {
+		s.changed(ctx)
+	}
+	return done, errors.Join(errs...)
+}
+
 func (s *Service) changed(ctx context.Context) {
 	if s.cfg.Changed == nil {
 		return

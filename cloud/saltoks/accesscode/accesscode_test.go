@@ -325,3 +325,33 @@ func TestSaltoFailureDuringCreateRollsBack(t *testing.T) {
 	assert.Equal(t, agent.AccessCodeUnset, got.Status)
 	assert.Equal(t, shape.Users, e.fake.UserCount())
 }
+
+func TestExpire(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, saltokstest.Options{})
+	svc := e.service(t, nil, nil)
+	now := e.fake.Now()
+	short, _, err := svc.Create(ctx, accesscode.Request{Door: "kiosk", EndsAt: now.Add(time.Hour)})
+	require.NoError(t, err)
+	long, _, err := svc.Create(ctx, accesscode.Request{Door: "kiosk", EndsAt: now.Add(48 * time.Hour)})
+	require.NoError(t, err)
+	ongoing, _, err := svc.Create(ctx, accesscode.Request{Door: "kiosk"})
+	require.NoError(t, err)
+
+	done, err := svc.Expire(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, done)
+
+	e.fake.Advance(2 * time.Hour)
+	done, err = svc.Expire(ctx)
+	require.NoError(t, err)
+	require.Len(t, done, 1)
+	assert.Equal(t, short.ID, done[0].ID)
+	for id, want := range map[string]agent.AccessCodeStatus{short.ID: agent.AccessCodeUnset, long.ID: agent.AccessCodeSet, ongoing.ID: agent.AccessCodeSet} {
+		got, err := e.db.AccessCode(ctx, id)
+		require.NoError(t, err)
+		assert.Equal(t, want, got.Status, id)
+	}
+	_, ok := e.fake.FindUser(short.SaltoUserID)
+	assert.False(t, ok, "the seat is free again")
+}

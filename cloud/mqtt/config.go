@@ -96,12 +96,7 @@ func (c Config) withDefaults() Config {
 			*d = v
 		}
 	}
-	if c.Topics.Prefix == "" {
-		c.Topics.Prefix = DefaultPrefix
-	}
-	if c.Topics.Discovery == "" {
-		c.Topics.Discovery = DefaultDiscoveryPrefix
-	}
+	c.Topics = c.Topics.WithDefaults()
 	if c.ClientID == "" {
 		c.ClientID = "portier-" + c.Topics.Site + "-" + c.Topics.Gateway
 	}
@@ -156,17 +151,8 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("broker url %q: scheme must be tcp, mqtt, ssl, tls or mqtts", b))
 		}
 	}
-	if err := validPrefix(c.Topics.Prefix); err != nil {
+	if err := c.Topics.Validate(); err != nil {
 		errs = append(errs, err)
-	}
-	if err := validPrefix(c.Topics.Discovery); err != nil {
-		errs = append(errs, fmt.Errorf("discovery prefix: %w", err))
-	}
-	if !validID(c.Topics.Site) {
-		errs = append(errs, fmt.Errorf("site id %q: 1–64 letters, digits, '_' or '-'", c.Topics.Site))
-	}
-	if !validID(c.Topics.Gateway) {
-		errs = append(errs, fmt.Errorf("gateway id %q: 1–64 letters, digits, '_' or '-'", c.Topics.Gateway))
 	}
 	if c.CommandKey != nil && len(c.CommandKey) < 16 {
 		errs = append(errs, errors.New("command key: at least 16 bytes"))

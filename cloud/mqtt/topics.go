@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -159,6 +160,36 @@ func matchPattern(pattern, topic string, t Topics) bool {
 // expandIDs fills the configured ids into a documentation pattern.
 func expandIDs(pattern string, t Topics) string {
 	return strings.NewReplacer("{prefix}", t.Prefix, "{site}", t.Site, "{gateway}", t.Gateway, "{discovery}", t.Discovery).Replace(pattern)
+}
+
+// Validate checks the ids and prefixes (after defaults, an empty Prefix or
+// Discovery is refused).
+func (t Topics) Validate() error {
+	var errs []error
+	if err := validPrefix(t.Prefix); err != nil {
+		errs = append(errs, err)
+	}
+	if err := validPrefix(t.Discovery); err != nil {
+		errs = append(errs, fmt.Errorf("discovery prefix: %w", err))
+	}
+	if !validID(t.Site) {
+		errs = append(errs, fmt.Errorf("site id %q: 1–64 letters, digits, '_' or '-'", t.Site))
+	}
+	if !validID(t.Gateway) {
+		errs = append(errs, fmt.Errorf("gateway id %q: 1–64 letters, digits, '_' or '-'", t.Gateway))
+	}
+	return errors.Join(errs...)
+}
+
+// WithDefaults fills an empty Prefix and Discovery.
+func (t Topics) WithDefaults() Topics {
+	if t.Prefix == "" {
+		t.Prefix = DefaultPrefix
+	}
+	if t.Discovery == "" {
+		t.Discovery = DefaultDiscoveryPrefix
+	}
+	return t
 }
 
 // validID reports whether s can be one topic level and an HA object id.

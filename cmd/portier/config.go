@@ -32,6 +32,7 @@ type Config struct {
 	Doors      []DoorConfig `yaml:"doors"`
 	Salto      SaltoConfig  `yaml:"salto"`
 	Hardware   hal.Config   `yaml:"hardware"`
+	MQTT       MQTTConfig   `yaml:"mqtt"`
 
 	path string // file the config came from, "" for the embedded default
 }

@@ -19,7 +19,7 @@ const (
 	DefaultOutboxLimit       = 100_000
 	DefaultHighWater         = 0.5
 	DefaultTelemetryInterval = time.Minute
-	DefaultInFlight          = 64
+	DefaultInFlight          = 256
 	DefaultMaxCommandTTL     = time.Hour
 	DefaultClockSkew         = 5 * time.Second
 	DefaultBackoffMin        = time.Second

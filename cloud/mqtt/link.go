@@ -167,7 +167,6 @@ func (l *Link) clientOptions(s *session) *paho.ClientOptions {
 		SetKeepAlive(l.cfg.KeepAlive).
 		SetPingTimeout(10*time.Second).
 		SetConnectTimeout(l.cfg.ConnectTimeout).
-		SetWriteTimeout(l.cfg.AckTimeout).
 		SetBinaryWill(l.cfg.Topics.Status(), will, 1, true).
 		SetDefaultPublishHandler(func(paho.Client, paho.Message) {}). // never leave a QoS 1 message unacknowledged
 		SetConnectionLostHandler(func(_ paho.Client, err error) {

@@ -19,9 +19,10 @@ import (
 const helperEnv = "PORTIER_MQTT_TEST_HELPER"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(helperEnv) == "drain" {
-		if err := drainHelper(os.Getenv("PORTIER_DB"), os.Getenv("PORTIER_BROKER")); err != nil {
-			fmt.Fprintln(os.Stderr, "drain helper:", err)
+	helpers := map[string]func(path, url string) error{"drain": drainHelper, "drain-rss": drainRSSHelper}
+	if h, ok := helpers[os.Getenv(helperEnv)]; ok {
+		if err := h(os.Getenv("PORTIER_DB"), os.Getenv("PORTIER_BROKER")); err != nil {
+			fmt.Fprintln(os.Stderr, os.Getenv(helperEnv)+" helper:", err)
 			os.Exit(1)
 		}
 		os.Exit(0)

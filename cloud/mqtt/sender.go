@@ -3,6 +3,7 @@ package mqtt
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -12,14 +13,23 @@ import (
 )
 
 // pendingBatch is how many outbox rows one read fetches.
-const pendingBatch = 512
+const pendingBatch = 2048
 
 // ackBatch is how many acknowledged events are deleted in one transaction.
-const ackBatch = 256
+const ackBatch = 1024
 
 // idlePoll re-reads the outbox when nothing signalled an append, for events
 // written by other processes (operator commands).
 const idlePoll = time.Second
+
+// outgoing is one event read from the outbox and encoded for publishing.
+type outgoing struct {
+	seq     int64
+	door    string
+	topic   string
+	payload []byte
+	ha      []byte // Home Assistant access mirror, nil when none
+}
 
 type flight struct {
 	seq  int64
@@ -34,108 +44,185 @@ type flight struct {
 // means the broker's PUBACK arrived. When the session breaks, the remaining
 // events stay in the outbox and the next session sends them again, from the
 // oldest, in order (at-least-once; consumers de-duplicate by event_id).
+//
+// Three goroutines form a pipeline so neither SQLite nor JSON stalls the
+// publishing: a reader reads and encodes the next batch, this loop
+// publishes and collects PUBACKs, an acker deletes acknowledged events.
 func (l *Link) send(ctx context.Context, s *session) error {
-	var (
-		after  int64 // highest seq published on this session
-		queue  []agent.Event
-		window = make([]flight, 0, l.cfg.InFlight)
-		acks   = make([]int64, 0, ackBatch)
-	)
-	flush := func() error {
-		if len(acks) == 0 {
-			return nil
-		}
-		// The acks must land even when ctx just ended: they are PUBACKs.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if err := l.cfg.Outbox.Ack(actx, acks...); err != nil {
-			return fmt.Errorf("ack outbox: %w", err)
-		}
-		acks = acks[:0]
+	rctx, stopReader := context.WithCancel(ctx)
+	batches := make(chan []outgoing, 2)
+	readErr := make(chan error, 1)
+	go func() { readErr <- l.readOutbox(rctx, batches) }()
+
+	acks := make(chan []int64, 8)
+	ackErr := make(chan error, 1)
+	go func() { ackErr <- l.ackOutbox(ctx, acks) }()
+
+	err := l.publishLoop(ctx, s, batches, readErr, acks)
+	stopReader()
+	close(acks)
+	if aerr := <-ackErr; aerr != nil && err == nil {
+		err = aerr
+	}
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return nil
 	}
+	return err
+}
+
+func (l *Link) publishLoop(ctx context.Context, s *session, batches <-chan []outgoing, readErr <-chan error, acks chan<- []int64) error {
+	var (
+		cur    []outgoing
+		window = make([]flight, 0, l.cfg.InFlight)
+		done   = make([]int64, 0, ackBatch)
+	)
+	flush := func() {
+		if len(done) > 0 {
+			acks <- done
+			done = make([]int64, 0, ackBatch)
+		}
+	}
+	defer flush() // PUBACKs already received are acknowledged whatever ends the loop
 	ackTimer := time.NewTimer(l.cfg.AckTimeout)
 	defer ackTimer.Stop()
+	var headSeq int64 = -1
 	for {
-		if len(queue) == 0 && len(window) < l.cfg.InFlight {
-			evs, err := l.cfg.Outbox.Pending(ctx, after, pendingBatch)
-			if err != nil {
-				if ctx.Err() != nil {
-					return flush()
+		for len(cur) > 0 && len(window) < l.cfg.InFlight {
+			o := cur[0]
+			cur = cur[1:]
+			window = append(window, flight{seq: o.seq, door: o.door, tok: s.client.Publish(o.topic, 1, false, o.payload)})
+			if o.ha != nil {
+				s.client.Publish(l.cfg.Topics.HAAccess(o.door), 0, false, o.ha)
+			}
+		}
+		var in <-chan []outgoing
+		if len(cur) == 0 {
+			in = batches
+		}
+		var headDone <-chan struct{}
+		if len(window) > 0 {
+			headDone = window[0].tok.Done()
+			if window[0].seq != headSeq {
+				headSeq = window[0].seq
+				ackTimer.Reset(l.cfg.AckTimeout)
+			}
+		} else {
+			flush()
+		}
+		select {
+		case b := <-in:
+			cur = b
+		case err := <-readErr:
+			return err
+		case <-ctx.Done():
+			return nil
+		case <-ackTimer.C:
+			if len(window) > 0 {
+				return fmt.Errorf("no PUBACK for event seq %d within %s", window[0].seq, l.cfg.AckTimeout)
+			}
+		case <-headDone:
+			// Take every completed token at the head, in order.
+			for len(window) > 0 && isDone(window[0].tok) {
+				f := window[0]
+				if err := f.tok.Error(); err != nil {
+					return fmt.Errorf("publish event seq %d: %w", f.seq, err)
 				}
-				return fmt.Errorf("read outbox: %w", err)
+				window = window[1:]
+				done = append(done, f.seq)
+				l.published.Add(1)
+				if f.door != "" {
+					select {
+					case l.doorKick <- f.door:
+					default:
+					}
+				}
+				if len(done) == cap(done) {
+					flush()
+				}
 			}
-			queue = evs
 		}
-		for len(queue) > 0 && len(window) < l.cfg.InFlight {
-			e := queue[0]
-			queue = queue[1:]
-			tok, err := l.publishEvent(s, e)
-			if err != nil {
-				return err
+	}
+}
+
+func isDone(t paho.Token) bool {
+	select {
+	case <-t.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// readOutbox reads the outbox from the oldest event on, encodes each batch
+// and hands it over; when the outbox is empty it waits for an append.
+func (l *Link) readOutbox(ctx context.Context, out chan<- []outgoing) error {
+	var after int64
+	for {
+		evs, err := l.cfg.Outbox.Pending(ctx, after, pendingBatch)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
 			}
-			window = append(window, flight{seq: e.Seq, door: e.Door, tok: tok})
-			after = e.Seq
+			return fmt.Errorf("read outbox: %w", err)
 		}
-		if len(window) == 0 {
-			if err := flush(); err != nil {
-				return err
-			}
+		if len(evs) == 0 {
 			idle, stop := l.after(idlePoll)
 			select {
 			case <-l.cfg.Outbox.Appended():
 			case <-idle:
 			case <-ctx.Done():
 				stop()
-				return nil
+				return ctx.Err()
 			}
 			stop()
 			continue
 		}
-		head := window[0]
-		ackTimer.Reset(l.cfg.AckTimeout)
-		select {
-		case <-head.tok.Done():
-		case <-ackTimer.C:
-			ferr := flush()
-			return fmt.Errorf("no PUBACK for event seq %d within %s (%v)", head.seq, l.cfg.AckTimeout, ferr)
-		case <-ctx.Done():
-			return flush()
-		}
-		if err := head.tok.Error(); err != nil {
-			ferr := flush()
-			return fmt.Errorf("publish event seq %d: %w (%v)", head.seq, err, ferr)
-		}
-		window = window[1:]
-		acks = append(acks, head.seq)
-		l.published.Add(1)
-		if head.door != "" {
-			select {
-			case l.doorKick <- head.door:
-			default:
-			}
-		}
-		if len(acks) == cap(acks) {
-			if err := flush(); err != nil {
+		batch := make([]outgoing, len(evs))
+		for i, e := range evs {
+			o, err := l.encodeEvent(e)
+			if err != nil {
 				return err
 			}
+			batch[i] = o
+		}
+		after = evs[len(evs)-1].Seq
+		select {
+		case out <- batch:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }
 
-// publishEvent publishes one outbox event at QoS 1, not retained.
-func (l *Link) publishEvent(s *session, e agent.Event) (paho.Token, error) {
-	p := l.eventPayload(e)
-	b, err := json.Marshal(p)
-	if err != nil {
-		return nil, fmt.Errorf("encode event seq %d: %w", e.Seq, err)
+// ackOutbox deletes acknowledged events, batch by batch, until acks is
+// closed. The deletes run even after ctx ended: they record PUBACKs.
+func (l *Link) ackOutbox(ctx context.Context, acks <-chan []int64) error {
+	var first error
+	for seqs := range acks {
+		if first != nil {
+			continue // keep draining so the publisher never blocks
+		}
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		if err := l.cfg.Outbox.Ack(actx, seqs...); err != nil {
+			first = fmt.Errorf("ack outbox: %w", err)
+		}
+		cancel()
 	}
-	tok := s.client.Publish(l.cfg.Topics.Event(p.Category), 1, false, b)
-	if l.cfg.HomeAssistant.Enabled && p.Category == CategoryAccess && p.Door != "" {
-		ha, _ := json.Marshal(map[string]any{"event_type": string(e.Type), "reason": e.Reason, "event_id": e.ID, "ts": p.Time})
-		s.client.Publish(l.cfg.Topics.HAAccess(p.Door), 0, false, ha)
+	return first
+}
+
+// encodeEvent encodes one outbox event for publishing at QoS 1.
+func (l *Link) encodeEvent(e agent.Event) (outgoing, error) {
+	cat := EventCategory(e.Type)
+	o := outgoing{seq: e.Seq, door: e.Door, topic: l.cfg.Topics.Event(cat), payload: l.appendEvent(make([]byte, 0, 512), e, cat)}
+	if l.cfg.HomeAssistant.Enabled && cat == CategoryAccess && e.Door != "" {
+		var err error
+		o.ha, err = json.Marshal(map[string]any{"event_type": string(e.Type), "reason": e.Reason, "event_id": e.ID, "ts": e.Time.UTC()})
+		if err != nil {
+			return outgoing{}, fmt.Errorf("encode event seq %d: %w", e.Seq, err)
+		}
 	}
-	return tok, nil
+	return o, nil
 }
 
 // after returns a channel closed once d has passed on the link's clock, and

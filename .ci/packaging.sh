@@ -4,7 +4,8 @@
 #   2. their binaries (architecture, cgo, glibc floor) and contents, modes,
 #      conffiles and maintainer scripts;
 #   3. systemd-analyze verify and security of the unit;
-#   4. a Debian bookworm arm64 root (debootstrap) run under qemu-user-static:
+#   4. a Debian bookworm arm64 root (debootstrap) run under qemu-user-static
+#      through binfmt_misc (mounted and registered here when missing):
 #      install, owners and modes, portier version and check-config (as root
 #      and as the service user), reinstall, an upgrade to a second build that
 #      keeps a modified config and the database, remove and purge;
@@ -55,7 +56,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
 	make gcc git ca-certificates binutils \
 	gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross libc6-dev-armhf-cross \
-	debootstrap qemu-user-static proot systemd >/dev/null
+	debootstrap qemu-user-static systemd >/dev/null
 
 # --- 1. build ---------------------------------------------------------------
 step "make deb (arm64, armhf, amd64)"
@@ -170,52 +171,44 @@ cleanup_mounts() {
 	done
 }
 trap cleanup_mounts EXIT
+# remove_tree DIR: delete a root only when nothing is mounted inside it.
+remove_tree() {
+	cleanup_mounts
+	if awk -v r="$1/" 'index($2, r) == 1 {found=1} END {exit !found}' /proc/mounts; then
+		die "refusing to delete $1: something is still mounted inside it"
+	fi
+	rm -rf "$1"
+}
 
-# How foreign binaries run: binfmt_misc with qemu-aarch64-static (chroot),
-# or, where binfmt_misc cannot be used, proot routing every exec through
-# qemu. Plain `chroot … qemu-aarch64-static /bin/sh` is not enough: dpkg and
-# the maintainer scripts exec further arm64 programs.
-emulation=""
+# How foreign binaries run: binfmt_misc hands every arm64 ELF to
+# qemu-aarch64-static, so chroot works as on a Pi. It is required: running
+# `chroot … qemu-aarch64-static /bin/sh` by hand is not enough, because dpkg
+# and the maintainer scripts exec further arm64 programs, and proot -q qemu
+# (the usual way around binfmt_misc) aborts in systemd-sysusers here
+# (proot 5.1.0: path.c compare_paths2 assertion), which both debootstrap
+# and our postinst run. Probe: an existing handler; else mount binfmt_misc
+# if needed and register Debian's qemu-aarch64 handler (flag F: the
+# interpreter is opened now, so the root needs no copy of it).
 binfmt_ready() { # ROOT
 	cp /usr/bin/qemu-aarch64-static "$1/usr/bin/" 2>/dev/null || true
 	chroot "$1" /bin/true 2>/dev/null
 }
-setup_emulation() { # ROOT (with /bin/true of the target)
-	# PORTIER_QEMU_MODE=proot forces the fallback (to test it, or where
-	# registering binfmt_misc handlers on the host is unwelcome).
-	if [ "${PORTIER_QEMU_MODE:-}" = proot ]; then
-		proot -q qemu-aarch64-static -r "$1" /bin/true || die "proot -q qemu-aarch64-static cannot run the root's /bin/true"
-		emulation=proot
-		echo "   arm64 programs run via proot (forced)"
-		return
-	fi
-	if binfmt_ready "$1"; then
-		emulation=binfmt
-	else
+setup_emulation() { # ROOT (with the target's /bin/true)
+	if ! binfmt_ready "$1"; then
 		if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
 			mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true
 		fi
 		if [ -w /proc/sys/fs/binfmt_misc/register ] && [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
 			cat /usr/lib/binfmt.d/qemu-aarch64.conf >/proc/sys/fs/binfmt_misc/register 2>/dev/null || true
 		fi
-		if binfmt_ready "$1"; then
-			emulation=binfmt
-		elif proot -q qemu-aarch64-static -r "$1" /bin/true 2>/dev/null; then
-			emulation=proot
-		else
-			die "cannot run arm64 programs: binfmt_misc is unavailable (mount -t binfmt_misc failed or is not permitted) and proot -q qemu-aarch64-static failed too"
-		fi
+		binfmt_ready "$1" || die "cannot run arm64 programs: binfmt_misc is not available (mounting it or registering /usr/lib/binfmt.d/qemu-aarch64.conf failed: a container needs --privileged, or register qemu-aarch64 on its host with systemctl restart systemd-binfmt)"
 	fi
-	echo "   arm64 programs run via $emulation"
+	echo "   arm64 programs run via binfmt_misc: $(head -2 /proc/sys/fs/binfmt_misc/qemu-aarch64 2>/dev/null | tr '\n' ' ')"
 }
 
 # in_root CMD…: run a command inside the root, with a clean environment.
 in_root() {
-	local envv=(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive)
-	case $emulation in
-	binfmt) chroot "$root" "${envv[@]}" "$@" ;;
-	proot) proot -q qemu-aarch64-static -r "$root" -b /dev -b /proc -b /sys -w / "${envv[@]}" "$@" ;;
-	esac
+	chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"
 }
 # as_portier CMD…: run a command inside the root as the service user, with
 # its supplementary groups, the way the unit runs it.
@@ -224,7 +217,7 @@ as_portier() {
 }
 
 mount_proc() { # ROOT: /proc for dpkg, systemd-sysusers and the Go runtime
-	if [ "$emulation" = binfmt ] && ! grep -q " $1/proc " /proc/mounts; then
+	if ! grep -q " $1/proc " /proc/mounts; then
 		mount -t proc proc "$1/proc"
 	fi
 }
@@ -232,34 +225,26 @@ mount_proc() { # ROOT: /proc for dpkg, systemd-sysusers and the Go runtime
 mkdir -p "$work" "$cache"
 if [ ! -e "$base/.portier-base-ok" ]; then
 	step "debootstrap $suite arm64 (first stage) from $mirror"
-	cleanup_mounts
-	rm -rf "$base"
+	remove_tree "$base"
 	debootstrap --arch=arm64 --variant=minbase --include=systemd --foreign \
 		--cache-dir="$cache" "$suite" "$base" "$mirror" >"$work/debootstrap.log" 2>&1 ||
 		die "debootstrap first stage failed, see $work/debootstrap.log"
 	# In a container the first stage makes /proc a symlink to the host's;
-	# proot cannot bind over it. The second stage wants a directory anyway.
+	# the second stage wants a directory.
 	if [ -L "$base/proc" ]; then
 		rm "$base/proc"
 		mkdir "$base/proc"
 	fi
 	setup_emulation "$base"
-	step "debootstrap second stage (under qemu, $emulation)"
-	if [ "$emulation" = binfmt ]; then
-		chroot "$base" /debootstrap/debootstrap --second-stage >>"$work/debootstrap.log" 2>&1 ||
-			die "debootstrap second stage failed, see $work/debootstrap.log"
-	else
-		proot -q qemu-aarch64-static -r "$base" -b /dev -b /proc -b /sys -w / \
-			env DEBOOTSTRAP_DIR=/debootstrap /debootstrap/debootstrap --second-stage >>"$work/debootstrap.log" 2>&1 ||
-			die "debootstrap second stage failed, see $work/debootstrap.log"
-	fi
+	step "debootstrap second stage (under qemu)"
+	chroot "$base" /debootstrap/debootstrap --second-stage >>"$work/debootstrap.log" 2>&1 ||
+		die "debootstrap second stage failed, see $work/debootstrap.log"
 	cleanup_mounts
 	touch "$base/.portier-base-ok"
 fi
 
 step "fresh root from the base"
-cleanup_mounts
-rm -rf "$root"
+remove_tree "$root"
 cp -a "$base" "$root"
 setup_emulation "$root"
 mount_proc "$root"

@@ -107,6 +107,7 @@ check_deb() { # ARCH
 			-rwxr-xr-x root/root ./usr/bin/portier
 			-rw-r--r-- root/root ./usr/lib/systemd/system/portier.service
 			-rw-r--r-- root/root ./usr/lib/sysusers.d/portier.conf
+			-rw-r--r-- root/root ./usr/lib/udev/rules.d/60-portier.rules
 			-rw-r--r-- root/root ./usr/share/doc/portier/copyright
 			-rw-r--r-- root/root ./usr/share/doc/portier/portier.yaml.example
 		EOF
@@ -274,6 +275,7 @@ check_installed() {
 	expect "/etc/portier/portier.yaml" "$(in_root stat -c '%U:%G %a' /etc/portier/portier.yaml)" "root:portier 640"
 	expect "/usr/bin/portier" "$(in_root stat -c '%U:%G %a' /usr/bin/portier)" "root:root 755"
 	expect "unit" "$(in_root stat -c '%a' /usr/lib/systemd/system/portier.service)" 644
+	expect "udev rules" "$(in_root stat -c '%a' /usr/lib/udev/rules.d/60-portier.rules)" 644
 	[ ! -e "$root/etc/systemd/system/multi-user.target.wants/portier.service" ] ||
 		die "the package enabled the unit: a fresh install must wait for the installer's config"
 }
@@ -368,6 +370,31 @@ in_root dpkg -P portier </dev/null || die "dpkg -P failed"
 [ ! -e "$root/var/lib/portier" ] || die "purge left /var/lib/portier"
 in_root getent passwd portier >/dev/null || die "purge removed the portier user (Debian keeps system users)"
 echo "   ok"
+
+# --- maintainer scripts with systemd running ----------------------------------
+# A chroot has no running systemd, so the branch above skipped systemctl.
+# Pretend it runs (/run/systemd/system) with systemctl and udevadm stubs that
+# log their arguments, and check what each step asks of systemd.
+step "maintainer scripts when systemd runs (stubbed systemctl, udevadm)"
+mkdir -p "$root/run/systemd/system" "$root/usr/local/sbin"
+for tool in systemctl udevadm; do
+	printf '#!/bin/sh
+echo "%s $*" >>/tmp/systemd-calls
+' "$tool" >"$root/usr/local/sbin/$tool"
+	chmod 0755 "$root/usr/local/sbin/$tool"
+done
+calls() { # DPKG-ARGS…: run dpkg, print the stubbed calls it made
+	rm -f "$root/tmp/systemd-calls"
+	chroot "$root" env -i PATH=/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+		DEBIAN_FRONTEND=noninteractive dpkg "$@" </dev/null >/dev/null || die "dpkg $* failed with systemd running"
+	tr '\n' ';' <"$root/tmp/systemd-calls" 2>/dev/null || true
+}
+udev='udevadm control --reload-rules;udevadm trigger --action=change --subsystem-match=gpio --subsystem-match=spidev --subsystem-match=i2c-dev;'
+expect "fresh install: reload only, nothing enabled or started" "$(calls -i /tmp/portier-1.deb)" "${udev}systemctl daemon-reload;"
+expect "upgrade: restart a running agent" "$(calls -i /tmp/portier-2.deb)" "${udev}systemctl daemon-reload;systemctl try-restart portier.service;"
+expect "remove: stop, reload" "$(calls -r portier)" "systemctl stop portier.service;systemctl daemon-reload;"
+expect "purge: reload" "$(calls -P portier)" "systemctl daemon-reload;"
+rm -rf "$root/run/systemd/system" "$root/usr/local/sbin/systemctl" "$root/usr/local/sbin/udevadm"
 
 cleanup_mounts
 step "packaging checks passed in $((SECONDS - started))s"

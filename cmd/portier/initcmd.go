@@ -144,7 +144,11 @@ func cmdInit(ctx context.Context, e *env, args []string) int {
 			}
 		}
 		if len(exist) > 0 {
-			return fail(e, exitUsage, "init: %s already exist(s): not overwritten (use --force to replace them; the PIN key is kept either way)", strings.Join(exist, ", "))
+			hint := ""
+			if b, err := os.ReadFile(f.config); err == nil && bytes.Contains(b, []byte(placeholderLock)) {
+				hint = fmt.Sprintf(" (%s still maps the template's placeholder lock: it looks like the package's template, which --force replaces)", f.config)
+			}
+			return fail(e, exitUsage, "init: %s already exist(s): not overwritten (use --force to replace them; the PIN key is kept either way)%s", strings.Join(exist, ", "), hint)
 		}
 	}
 	if err := a.write(f, owner, cfgText); err != nil {

@@ -107,6 +107,23 @@ func TestInitRefusesToOverwrite(t *testing.T) {
 	assert.Equal(t, string(key), string(again), "--force replaced the PIN key")
 }
 
+func TestInitPointsAtThePackagedTemplate(t *testing.T) {
+	s := newInitSetup(t)
+	require.NoError(t, os.MkdirAll(filepath.Dir(s.config), 0o755))
+	b, err := os.ReadFile(filepath.Join("..", "..", "packaging", "portier.yaml"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(s.config, b, 0o640))
+	args := []string{"init", "--config", s.config, "--state-dir", s.state, "--owner=", "--gateway-id", "g", "--salto-locks", "lock-1"}
+	_, errOut, code := runPortier(t, nil, args...)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "still maps the template's placeholder lock: it looks like the package's template, which --force replaces")
+	_, errOut, code = runPortier(t, nil, append(args, "--force")...)
+	require.Equal(t, 0, code, errOut)
+	cfg, err := os.ReadFile(s.config)
+	require.NoError(t, err)
+	assert.Contains(t, string(cfg), `salto_locks: ["lock-1"]`)
+}
+
 func TestInitCheckRefusesBadCredentialsAndUnknownLocks(t *testing.T) {
 	fake := startFake(t, saltokstest.SiteShape{Users: 1, Groups: 1, Locks: 1}, saltokstest.Options{})
 	s := newInitSetup(t)

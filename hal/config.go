@@ -10,6 +10,11 @@ type Config struct {
 	Driver string `yaml:"driver"`
 	// Doors maps a door id from the top-level doors: list to its wiring.
 	Doors map[string]DoorWiring `yaml:"doors"`
+	// SimLatchFile (driver sim only) keeps the simulated output levels in a
+	// file across process lifetimes, the way GPIO lines keep their level when
+	// a process dies: a killed agent leaves its relay "on" there, and the next
+	// start must drive it off. End-to-end tests and demos read it.
+	SimLatchFile string `yaml:"sim_latch_file"`
 }
 
 // Drivers.

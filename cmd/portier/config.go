@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -25,14 +26,21 @@ var defaultConfig []byte
 // Config is portier.yaml. Unknown keys are errors, so a typo never silently
 // turns into a default.
 type Config struct {
-	GatewayID  string       `yaml:"gateway_id"`
-	StateDir   string       `yaml:"state_dir"`
-	Database   string       `yaml:"database"`
-	PINKeyFile string       `yaml:"pin_key_file"`
-	Doors      []DoorConfig `yaml:"doors"`
-	Salto      SaltoConfig  `yaml:"salto"`
-	Hardware   hal.Config   `yaml:"hardware"`
-	MQTT       MQTTConfig   `yaml:"mqtt"`
+	GatewayID  string `yaml:"gateway_id"`
+	StateDir   string `yaml:"state_dir"`
+	Database   string `yaml:"database"`
+	PINKeyFile string `yaml:"pin_key_file"`
+	// LogLevel is debug, info (default), warn or error.
+	LogLevel string `yaml:"log_level"`
+	// ClockPolicy is what decisions do while the clock is untrusted: trust
+	// (default: decide by the system clock and report it) or deny_scheduled.
+	ClockPolicy string `yaml:"clock_policy"`
+	// ControlSocket is the local control socket; default <state_dir>/portier.sock.
+	ControlSocket string       `yaml:"control_socket"`
+	Doors         []DoorConfig `yaml:"doors"`
+	Salto         SaltoConfig  `yaml:"salto"`
+	Hardware      hal.Config   `yaml:"hardware"`
+	MQTT          MQTTConfig   `yaml:"mqtt"`
 
 	path string // file the config came from, "" for the embedded default
 }
@@ -41,12 +49,29 @@ type Config struct {
 
 // DoorConfig is one door of the config.
 type DoorConfig struct {
-	ID           string   `yaml:"id"`
-	Name         string   `yaml:"name"`
-	Mode         string   `yaml:"mode"`
-	SaltoLocks   []string `yaml:"salto_locks"`
-	SaltoGroups  []string `yaml:"salto_access_groups"`
+	ID          string   `yaml:"id"`
+	Name        string   `yaml:"name"`
+	Mode        string   `yaml:"mode"`
+	SaltoLocks  []string `yaml:"salto_locks"`
+	SaltoGroups []string `yaml:"salto_access_groups"`
+
+	// Door runtime timings; zero means the default (docs/door-runtime.md).
+	AccessTime      time.Duration `yaml:"access_time"`       // relay pulse for a grant, default 5s
+	HeldOpenTime    time.Duration `yaml:"held_open_time"`    // before held_open, default 30s
+	PINTimeout      time.Duration `yaml:"pin_timeout"`       // between keys, default 10s
+	TwoFactorWindow time.Duration `yaml:"two_factor_window"` // card then PIN, default 15s
+	EasyOfficeMode  bool          `yaml:"easy_office_mode"`  // office mode starts at the first grant
+	Lockout         LockoutConfig `yaml:"lockout"`
+
 	line, column int
+}
+
+// LockoutConfig is a door's wrong-PIN lockout; zero values are defaults.
+type LockoutConfig struct {
+	MaxFailures int           `yaml:"max_failures"` // default 5
+	Window      time.Duration `yaml:"window"`       // default 60s
+	Duration    time.Duration `yaml:"duration"`     // default 60s, doubling on repeats
+	MaxDuration time.Duration `yaml:"max_duration"` // default 15m
 }
 
 // UnmarshalYAML records where the door is, so validation errors can point at it.
@@ -174,6 +199,44 @@ func (c *Config) validate(name string) error {
 	if len(c.Doors) == 0 {
 		errs = append(errs, name+": no doors: add at least one under doors:")
 	}
+	for i, d := range c.Doors {
+		for _, v := range []struct {
+			key string
+			d   time.Duration
+		}{{"access_time", d.AccessTime}, {"held_open_time", d.HeldOpenTime}, {"pin_timeout", d.PINTimeout}, {"two_factor_window", d.TwoFactorWindow},
+			{"lockout.window", d.Lockout.Window}, {"lockout.duration", d.Lockout.Duration}, {"lockout.max_duration", d.Lockout.MaxDuration}} {
+			if v.d < 0 {
+				errs = append(errs, fmt.Sprintf("%s: line %d: doors[%d].%s must not be negative", name, d.line, i, v.key))
+			}
+		}
+		if d.AccessTime > 10*time.Minute {
+			errs = append(errs, fmt.Sprintf("%s: line %d: doors[%d].access_time %s is longer than 10m: use office mode to hold a door open", name, d.line, i, d.AccessTime))
+		}
+		if d.Lockout.MaxFailures < 0 {
+			errs = append(errs, fmt.Sprintf("%s: line %d: doors[%d].lockout.max_failures must not be negative", name, d.line, i))
+		}
+	}
+	switch c.LogLevel {
+	case "", "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Sprintf("%s: log_level %q: want debug, info, warn or error", name, c.LogLevel))
+	}
+	switch agent.ClockPolicy(c.ClockPolicy) {
+	case "", agent.ClockTrust, agent.ClockDenyScheduled:
+	default:
+		errs = append(errs, fmt.Sprintf("%s: clock_policy %q: want trust or deny_scheduled", name, c.ClockPolicy))
+	}
+	// The hardware section matters to run and doctor only; import, check and
+	// sync work from a config without one.
+	if len(errs) == 0 && (c.Hardware.Driver != "" || len(c.Hardware.Doors) > 0) {
+		ids := make([]string, len(c.Doors))
+		for i, d := range c.Doors {
+			ids[i] = d.ID
+		}
+		if err := c.Hardware.Validate(ids); err != nil {
+			errs = append(errs, name+": hardware: "+err.Error())
+		}
+	}
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "\n"))
 	}
@@ -214,6 +277,9 @@ func (c *Config) resolvePaths(e *env) error {
 	}
 	if c.Database == "" {
 		c.Database = filepath.Join(c.StateDir, "portier.db")
+	}
+	if c.ControlSocket == "" {
+		c.ControlSocket = filepath.Join(c.StateDir, "portier.sock")
 	}
 	return nil
 }

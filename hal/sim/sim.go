@@ -23,9 +23,12 @@ package sim
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -74,6 +77,7 @@ type Change struct {
 
 // Board is the simulated board.
 type Board struct {
+	latch  string // SimLatchFile, "" for none
 	clock  Clock
 	log    *slog.Logger
 	order  []string
@@ -111,7 +115,7 @@ func New(cfg hal.Config, doorIDs []string, opts Options) (*Board, error) {
 	if opts.Queue <= 0 {
 		opts.Queue = 256
 	}
-	b := &Board{clock: opts.Clock, log: opts.Logger, doors: map[string]*door{},
+	b := &Board{latch: cfg.SimLatchFile, clock: opts.Clock, log: opts.Logger, doors: map[string]*door{},
 		events: make(chan hal.Event, opts.Queue), subs: map[int]chan Change{}}
 	for _, id := range doorIDs {
 		w := cfg.Doors[id]
@@ -136,7 +140,62 @@ func New(cfg hal.Config, doorIDs []string, opts Options) (*Board, error) {
 		b.order = append(b.order, id)
 		b.doors[id] = d
 	}
+	if err := b.loadLatch(); err != nil {
+		return nil, err
+	}
 	return b, nil
+}
+
+// loadLatch takes the output levels a previous process left in the latch
+// file: until someone drives them, they stay as they were.
+func (b *Board) loadLatch() error {
+	if b.latch == "" {
+		return nil
+	}
+	data, err := os.ReadFile(b.latch)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("sim: latch file: %w", err)
+	}
+	var levels map[string]map[hal.Output]bool
+	if err := json.Unmarshal(data, &levels); err != nil {
+		return fmt.Errorf("sim: latch file %s: %w", b.latch, err)
+	}
+	for id, outs := range levels {
+		d, ok := b.doors[id]
+		if !ok {
+			continue
+		}
+		for out, on := range outs {
+			if _, wired := d.outputs[out]; wired {
+				d.outputs[out] = on
+			}
+		}
+	}
+	return nil
+}
+
+// saveLatchLocked writes every output level to the latch file (atomically,
+// so a kill never leaves half a file).
+func (b *Board) saveLatchLocked() {
+	if b.latch == "" {
+		return
+	}
+	levels := map[string]map[hal.Output]bool{}
+	for id, d := range b.doors {
+		levels[id] = maps.Clone(d.outputs)
+	}
+	data, _ := json.Marshal(levels) // plain maps: cannot fail
+	tmp := b.latch + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		b.log.Error("sim latch file", "err", err)
+		return
+	}
+	if err := os.Rename(tmp, b.latch); err != nil {
+		b.log.Error("sim latch file", "err", err)
+	}
 }
 
 func outputConfig(w hal.DoorWiring, out hal.Output) *hal.OutputConfig {
@@ -185,6 +244,7 @@ func (b *Board) setLocked(d *door, out hal.Output, on bool) {
 		return
 	}
 	d.outputs[out] = on
+	b.saveLatchLocked()
 	c := Change{At: b.clock.Now(), Door: d.id, Output: out, On: on}
 	b.changes = append(b.changes, c)
 	for _, ch := range b.subs {

@@ -3,6 +3,7 @@ package sim_test
 import (
 	"bytes"
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -234,4 +235,29 @@ func TestQueueFull(t *testing.T) {
 	require.NoError(t, b.Tap("front", []byte{1, 2, 3, 4}))
 	require.NoError(t, b.Tap("front", []byte{1, 2, 3, 4}))
 	assert.ErrorContains(t, b.Tap("front", []byte{1, 2, 3, 4}), "event queue full")
+}
+
+func TestLatchFileKeepsLevelsAcrossProcesses(t *testing.T) {
+	cfg := hal.Config{Driver: hal.DriverSim, SimLatchFile: filepath.Join(t.TempDir(), "latch.json"),
+		Doors: map[string]hal.DoorWiring{"front": {Relay: &hal.OutputConfig{Pin: "GPIO17"}, GreenLED: &hal.OutputConfig{Pin: "GPIO22"}}}}
+	b, err := sim.New(cfg, []string{"front"}, sim.Options{})
+	require.NoError(t, err)
+	require.NoError(t, b.Set("front", hal.Relay, true))
+	// The process dies here without Halt: the line keeps its level.
+
+	again, err := sim.New(cfg, []string{"front"}, sim.Options{})
+	require.NoError(t, err)
+	on, err := again.Output("front", hal.Relay)
+	require.NoError(t, err)
+	assert.True(t, on, "a new process finds the relay as the dead one left it")
+	require.NoError(t, again.Halt())
+	on, err = again.Output("front", hal.Relay)
+	require.NoError(t, err)
+	assert.False(t, on)
+
+	third, err := sim.New(cfg, []string{"front"}, sim.Options{})
+	require.NoError(t, err)
+	on, err = third.Output("front", hal.Relay)
+	require.NoError(t, err)
+	assert.False(t, on, "Halt was written through to the latch")
 }

@@ -1,0 +1,467 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	sdnotify "github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/portier-io/portier/agent"
+	"github.com/portier-io/portier/agent/sitefile"
+	"github.com/portier-io/portier/cloud/saltoks/sitesync"
+	"github.com/portier-io/portier/hal"
+	"github.com/portier-io/portier/hal/sim"
+	"github.com/portier-io/portier/sqlite"
+)
+
+// demoSite is loaded into an empty cache when portier runs on its embedded
+// default config, so the demo doors have people to let in.
+//
+//go:embed defaults/demo-site.json
+var demoSite []byte
+
+func cmdRun(ctx context.Context, e *env, args []string) int {
+	fs := newFlags(e, "run", "[--config FILE] [--sim-input FILE|-]")
+	cfgPath := fs.String("config", "", "config file (default: the embedded demo config on a simulated board)")
+	simInput := fs.String("sim-input", "", "with driver sim: read sim commands (tap, keys, open, exit, …) from FILE, or - for standard input")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	cfg, err := loadConfig(*cfgPath, e)
+	if err != nil {
+		return fail(e, exitUsage, "%v", err)
+	}
+	log := newLogger(e, cfg.LogLevel)
+	d := &daemon{cfg: cfg, e: e, log: log, simInput: *simInput}
+	if err := d.run(ctx); err != nil {
+		log.Error("portier stopped", "err", err)
+		fmt.Fprintf(e.stderr, "portier: %v\n", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			return exitUsage
+		}
+		return exitFailed
+	}
+	return exitOK
+}
+
+// usageError marks start-up errors caused by the configuration or data (exit 2).
+type usageError struct{ error }
+
+func (u usageError) Unwrap() error { return u.error }
+
+func newLogger(e *env, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil || level == "" {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// daemon is one running gateway: the board, the cache, a controller per door,
+// the clock guard, the sync loop and the control socket.
+type daemon struct {
+	cfg      *Config
+	e        *env
+	log      *slog.Logger
+	simInput string
+
+	board   hal.Board
+	sim     *sim.Board
+	db      *sqlite.DB
+	key     agent.PINKey
+	guard   *agent.ClockGuard
+	engine  *sitesync.Engine
+	doors   map[string]*agent.Controller
+	order   []string
+	started time.Time
+}
+
+func (d *daemon) run(ctx context.Context) (err error) {
+	d.started = d.e.now()
+	// Outputs first: nothing else happens before every relay is in its safe
+	// state (DESIGN decision 5), including after a crash that left one on.
+	if err := d.openBoard(); err != nil {
+		return err
+	}
+	defer func() {
+		if herr := d.board.Close(); herr != nil {
+			d.log.Error("close board", "err", herr)
+			err = errors.Join(err, herr)
+		}
+	}()
+	if err := d.openCache(ctx); err != nil {
+		return err
+	}
+	defer d.db.Close()
+	if err := d.startClockGuard(ctx); err != nil {
+		return err
+	}
+	if err := d.buildControllers(); err != nil {
+		return err
+	}
+	if err := d.buildSync(ctx); err != nil {
+		return err
+	}
+	ctl, err := d.listenControl()
+	if err != nil {
+		return err
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	goRun := func(name string, fn func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(runCtx); err != nil && runCtx.Err() == nil {
+				errs <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	for _, id := range d.order {
+		goRun("door "+id, d.doors[id].Run)
+	}
+	for _, id := range d.order {
+		<-d.doorStarted(runCtx, id)
+	}
+	d.reportInitialInputs()
+	goRun("board", func(ctx context.Context) error { return d.board.Run(ctx, d.dispatch) })
+	goRun("clock", func(ctx context.Context) error { return d.guard.Run(ctx, time.Minute, agent.NewSystemClock()) })
+	goRun("control", ctl.serve)
+	if d.engine != nil {
+		goRun("sync", d.engine.Run)
+	}
+	if d.sim != nil && d.simInput != "" {
+		// Not waited for at shutdown: a read of standard input cannot be
+		// interrupted, and the reader holds nothing that needs cleaning up.
+		go func() {
+			if err := d.runSimInput(runCtx); err != nil && runCtx.Err() == nil {
+				errs <- fmt.Errorf("sim input: %w", err)
+			}
+		}()
+	}
+	d.notify(sdnotify.SdNotifyReady, "STATUS=deciding locally for "+strings.Join(d.order, ", "))
+	d.log.Info("portier running", "doors", d.order, "driver", d.cfg.Hardware.Driver, "cache", d.db.Path(), "control", d.cfg.ControlSocket)
+	goRun("watchdog", d.watchdog)
+
+	select {
+	case <-ctx.Done():
+		d.log.Info("stopping")
+	case err = <-errs:
+		d.log.Error("stopping after a failure", "err", err)
+	}
+	d.notify(sdnotify.SdNotifyStopping)
+	cancel()
+	ctl.close()
+	wg.Wait()
+	// Controllers leave their relays off when Run returns; Halt covers every
+	// other output (LEDs, buzzer) before the board is closed.
+	if herr := d.board.Halt(); herr != nil {
+		err = errors.Join(err, fmt.Errorf("halt outputs: %w", herr))
+	}
+	d.log.Info("stopped: every output is in its safe state")
+	return err
+}
+
+func (d *daemon) openBoard() error {
+	ids := make([]string, len(d.cfg.Doors))
+	for i, dc := range d.cfg.Doors {
+		ids[i] = dc.ID
+	}
+	switch d.cfg.Hardware.Driver {
+	case hal.DriverSim:
+		b, err := sim.New(d.cfg.Hardware, ids, sim.Options{Logger: d.log.With("board", "sim")})
+		if err != nil {
+			return usageError{err}
+		}
+		d.board, d.sim = b, b
+	case hal.DriverPeriph:
+		b, err := hal.OpenPeriph(d.cfg.Hardware, ids, d.log.With("board", "periph"))
+		if err != nil {
+			return err
+		}
+		d.board = b
+	case "":
+		return usageError{errors.New("hardware.driver is not set in the config: use sim (simulated board) or periph (GPIO/SPI)")}
+	default:
+		return usageError{fmt.Errorf("hardware.driver %q: use sim or periph", d.cfg.Hardware.Driver)}
+	}
+	return d.board.Halt()
+}
+
+func (d *daemon) openCache(ctx context.Context) error {
+	db, key, err := openCache(ctx, d.e, d.cfg)
+	if err != nil {
+		return usageError{err}
+	}
+	d.db, d.key = db, key
+	if db.View().Generation == 0 && d.cfg.path == "" {
+		snap, err := sitefile.Read(bytes.NewReader(demoSite), key)
+		if err != nil {
+			return fmt.Errorf("demo site: %w", err)
+		}
+		if _, err := db.ApplySnapshot(ctx, snap, sqlite.ApplyOptions{}); err != nil {
+			return err
+		}
+		d.log.Info("empty cache: loaded the embedded demo site", "site", snap.Site.Name)
+	}
+	if db.View().Generation == 0 {
+		d.log.Warn("the cache holds no site yet: every credential is unknown until a sync or import")
+	}
+	return nil
+}
+
+func (d *daemon) startClockGuard(ctx context.Context) error {
+	d.guard = agent.NewClockGuard(agent.ClockGuardConfig{
+		Now: d.e.now, Synchronised: kernelClockSynchronised, Store: metaLastGood{d.db},
+		Events: d.db, Logger: d.log.With("component", "clock"),
+	})
+	return d.guard.Check(ctx)
+}
+
+func (d *daemon) buildControllers() error {
+	dec := &agent.Decider{Cache: d.db, PINKey: d.key}
+	if agent.ClockPolicy(d.cfg.ClockPolicy) == agent.ClockDenyScheduled {
+		dec.UntrustedClock = d.guard.Untrusted
+	}
+	if d.cfg.Salto.StaleAfter > 0 {
+		dec.StaleAfter = d.cfg.Salto.StaleAfter
+		dec.SyncedAt = d.syncedAt
+	}
+	d.doors = map[string]*agent.Controller{}
+	for _, dc := range d.cfg.Doors {
+		w := d.cfg.Hardware.Doors[dc.ID]
+		if w.Relay == nil {
+			return usageError{fmt.Errorf("door %q has no relay in hardware.doors: a door the gateway cannot unlock cannot be run", dc.ID)}
+		}
+		cc := agent.ControllerConfig{
+			Door: dc.Door(), Relay: boardOutput{d.board, dc.ID, hal.Relay}, Decider: dec, Events: d.db, Enrolments: d.db,
+			Logger: d.log, AccessTime: dc.AccessTime, HeldOpenTime: dc.HeldOpenTime,
+			PINTimeout: dc.PINTimeout, TwoFactorWindow: dc.TwoFactorWindow, EasyOfficeMode: dc.EasyOfficeMode,
+			Lockout: agent.LockoutPolicy{MaxFailures: dc.Lockout.MaxFailures, Window: dc.Lockout.Window, Duration: dc.Lockout.Duration, MaxDuration: dc.Lockout.MaxDuration},
+		}
+		if w.GreenLED != nil {
+			cc.GreenLED = boardOutput{d.board, dc.ID, hal.GreenLED}
+		}
+		if w.RedLED != nil {
+			cc.RedLED = boardOutput{d.board, dc.ID, hal.RedLED}
+		}
+		if w.Buzzer != nil {
+			cc.Buzzer = boardOutput{d.board, dc.ID, hal.Buzzer}
+		}
+		ctl := agent.NewController(cc)
+		if err := cc.Validate(); err != nil {
+			return usageError{fmt.Errorf("door %q: %w", dc.ID, err)}
+		}
+		d.doors[dc.ID] = ctl
+		d.order = append(d.order, dc.ID)
+	}
+	return nil
+}
+
+// syncedAt is the last successful sync, for the stale-cache policy.
+func (d *daemon) syncedAt() time.Time {
+	if d.engine != nil {
+		return d.engine.SyncedAt()
+	}
+	t, _ := sitesync.LastSuccess(context.Background(), d.db)
+	return t
+}
+
+func (d *daemon) buildSync(ctx context.Context) error {
+	if d.cfg.Salto.configured() != nil {
+		if d.cfg.Salto.APIURL != "" || d.cfg.Salto.SiteID != "" {
+			return usageError{fmt.Errorf("salto section incomplete: %w", d.cfg.Salto.configured())}
+		}
+		d.log.Info("no salto section: the cache changes only by `portier import`")
+		return nil
+	}
+	client, err := newSaltoClient(d.cfg, d.log.With("component", "salto"))
+	if err != nil {
+		return usageError{err}
+	}
+	d.engine, err = newSyncEngine(ctx, d.cfg, d.db, client, d.log.With("component", "sync"), nil)
+	if err != nil {
+		return usageError{err}
+	}
+	return nil
+}
+
+func (d *daemon) doorStarted(ctx context.Context, id string) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		defer close(ch)
+		// Flush returns once the controller's loop is up and idle (its
+		// relay is in the safe state by then).
+		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := d.doors[id].Flush(fctx); err != nil && ctx.Err() == nil {
+			d.log.Error("door did not start", "door", id, "err", err)
+		}
+	}()
+	return ch
+}
+
+// inputStater is a board that can tell an input's level at start (a door may
+// already be open when the gateway boots).
+type inputStater interface {
+	InputState(door string, in hal.Input) (bool, error)
+}
+
+func (d *daemon) reportInitialInputs() {
+	is, ok := d.board.(inputStater)
+	if !ok {
+		return
+	}
+	for _, id := range d.order {
+		if d.cfg.Hardware.Doors[id].DoorContact == nil {
+			continue
+		}
+		if open, err := is.InputState(id, hal.DoorContact); err == nil && open {
+			d.doors[id].SetInput(agent.DoorContact, true)
+		}
+	}
+}
+
+// dispatch hands a board event to its door's controller without blocking the
+// board.
+func (d *daemon) dispatch(ev hal.Event) {
+	ctl, ok := d.doors[ev.Door]
+	if !ok {
+		d.log.Warn("event for an unknown door", "event", ev.String())
+		return
+	}
+	var err error
+	switch ev.Kind {
+	case hal.EventCredential:
+		err = ctl.Present(ev.Credential)
+	case hal.EventKey:
+		err = ctl.PressKey(ev.Key)
+	case hal.EventInput:
+		err = ctl.SetInput(agent.DoorInput(ev.Input), ev.Active)
+	case hal.EventFault:
+		d.log.Warn("device fault", "door", ev.Door, "device", ev.Device, "err", ev.Err)
+		rerr := d.db.Record(context.Background(), agent.Event{Time: ev.At, Type: eventDeviceFault, Door: ev.Door, Detail: ev.Device + ": " + ev.Err.Error()})
+		if rerr != nil {
+			d.log.Error("record device fault", "err", rerr)
+		}
+	}
+	if err != nil {
+		d.log.Error("door input lost", "door", ev.Door, "event", ev.String(), "err", err)
+	}
+}
+
+// eventDeviceFault is recorded when a reader or input misbehaves (a rejected
+// Wiegand frame, an MFRC522 error); the door keeps running.
+const eventDeviceFault agent.EventType = "device_fault"
+
+// watchdog pings systemd only while every door loop answers: a wedged door
+// gets the service restarted, which puts its relay in the safe state.
+func (d *daemon) watchdog(ctx context.Context) error {
+	every, err := sdnotify.SdWatchdogEnabled(false)
+	if err != nil || every <= 0 {
+		return nil
+	}
+	t := time.NewTicker(every / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := d.healthy(ctx, every/3); err != nil {
+			d.log.Error("health check failed: not feeding the watchdog", "err", err)
+			continue
+		}
+		d.notify(sdnotify.SdNotifyWatchdog)
+	}
+}
+
+// healthy checks that every door loop answers within limit.
+func (d *daemon) healthy(ctx context.Context, limit time.Duration) error {
+	hctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	for _, id := range d.order {
+		if err := d.doors[id].Flush(hctx); err != nil {
+			return fmt.Errorf("door %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+func (d *daemon) notify(states ...string) {
+	if _, err := sdnotify.SdNotify(false, strings.Join(states, "\n")); err != nil {
+		d.log.Warn("sd_notify", "err", err)
+	}
+}
+
+// runSimInput reads sim commands (a script or a person typing) and runs them
+// on the simulated board.
+func (d *daemon) runSimInput(ctx context.Context) error {
+	var r io.Reader = d.e.stdin
+	if d.simInput != "-" {
+		f, err := os.Open(d.simInput)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		r = f
+	}
+	return d.sim.RunScript(ctx, r, d.e.stdout, d.simInput == "-", false)
+}
+
+// boardOutput is one door output as the controller sees it.
+type boardOutput struct {
+	b    hal.Board
+	door string
+	out  hal.Output
+}
+
+func (o boardOutput) Set(on bool) error { return o.b.Set(o.door, o.out, on) }
+
+// metaLastGood keeps the clock's last good time in the cache's meta table.
+type metaLastGood struct{ db *sqlite.DB }
+
+const metaClockLastGood = "clock.last_good"
+
+func (m metaLastGood) LastGoodTime(ctx context.Context) (time.Time, error) {
+	v, ok, err := m.db.Meta(ctx, metaClockLastGood)
+	if err != nil || !ok {
+		return time.Time{}, err
+	}
+	return time.Parse(time.RFC3339, v)
+}
+
+func (m metaLastGood) SetLastGoodTime(ctx context.Context, t time.Time) error {
+	return m.db.SetMeta(ctx, map[string]string{metaClockLastGood: t.UTC().Format(time.RFC3339)})
+}
+
+// kernelClockSynchronised asks the kernel whether NTP has synchronised the
+// clock (adjtimex reports TIME_ERROR while it has not).
+func kernelClockSynchronised() (bool, error) {
+	var tx syscall.Timex
+	state, err := syscall.Adjtimex(&tx)
+	if err != nil {
+		return false, fmt.Errorf("adjtimex: %w", err)
+	}
+	const timeError = 5 // TIME_ERROR in <sys/timex.h>
+	return state != timeError, nil
+}

@@ -3,6 +3,7 @@ package mqtt_test
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -179,3 +180,36 @@ func TestOutboxAlarms(t *testing.T) {
 	clock.Advance(time.Second)
 	eventually(t, "outbox_normal", func() bool { a := alarms(); return len(a) == 3 && a[2] == mqtt.EventOutboxNormal })
 }
+
+// TestPruneCommandIDs: expired command ids are pruned hourly, by a trusted
+// clock only.
+func TestPruneCommandIDs(t *testing.T) {
+	for _, trusted := range []bool{true, false} {
+		clock := agenttest.NewClock(t0)
+		url := unreachableURL(t)
+		r := newRig(t, url, func(c *mqtt.Config) {
+			c.Clock, c.Jitter = clock, func() float64 { return 0 }
+			c.BackoffMin, c.BackoffMax = 10*time.Minute, 10*time.Minute
+			c.OutboxCheck, c.StateInterval, c.TelemetryInterval = 20*time.Minute, time.Hour, time.Hour
+			c.Telemetry = telemetryOK{}
+			if !trusted {
+				c.Telemetry = telemetryUntrusted{}
+			}
+		}).start(t)
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		for i := 1; i <= 4; i++ {
+			require.NoError(t, clock.WaitArmed(ctx, t0.Add(time.Duration(i)*20*time.Minute)))
+			clock.Advance(20 * time.Minute)
+		}
+		require.NoError(t, clock.WaitArmed(ctx, t0.Add(100*time.Minute)), "the fourth check ran")
+		cancel()
+		if trusted {
+			assert.Equal(t, []time.Time{t0.Add(-mqtt.DefaultClockSkew), t0.Add(time.Hour - mqtt.DefaultClockSkew)}, r.cmds.pruned())
+		} else {
+			assert.Empty(t, r.cmds.pruned(), "an untrusted clock prunes nothing")
+		}
+	}
+}
+
+// unreachableURL is a broker address where nothing listens.
+func unreachableURL(t *testing.T) string { return "tcp://127.0.0.1:" + strconv.Itoa(freePort(t)) }

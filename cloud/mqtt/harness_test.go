@@ -397,8 +397,9 @@ func (o *memOutbox) events() []agent.Event {
 
 // memCommands is an in-memory command log.
 type memCommands struct {
-	mu  sync.Mutex
-	ids map[string]string
+	mu     sync.Mutex
+	ids    map[string]string
+	prunes []time.Time
 }
 
 func (c *memCommands) ClaimCommand(_ context.Context, id, _ string, _ time.Time) (bool, error) {
@@ -421,7 +422,18 @@ func (c *memCommands) FinishCommand(_ context.Context, id, status, _ string) err
 	return nil
 }
 
-func (c *memCommands) PruneCommands(context.Context, time.Time) (int, error) { return 0, nil }
+func (c *memCommands) PruneCommands(_ context.Context, before time.Time) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.prunes = append(c.prunes, before)
+	return 0, nil
+}
+
+func (c *memCommands) pruned() []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]time.Time(nil), c.prunes...)
+}
 
 // fakeDoors answers door commands like a controller would.
 type fakeDoors struct {

@@ -161,7 +161,9 @@ func (l *Link) watchOutbox(ctx context.Context) {
 			}
 			l.log.Warn("mqtt: outbox "+next, "depth", depth, "high_water", hw, "limit", l.cfg.OutboxLimit)
 		}
-		if now := l.cfg.Clock.Now(); now.Sub(lastPrune) >= time.Hour {
+		// Ids are pruned by the clock only while it is trusted: a clock that
+		// jumped ahead would forget ids whose commands are still valid.
+		if now := l.cfg.Clock.Now(); now.Sub(lastPrune) >= time.Hour && l.clockTrusted() {
 			lastPrune = now
 			if _, err := l.cfg.CommandLog.PruneCommands(ctx, now.Add(-l.cfg.ClockSkew)); err != nil {
 				l.log.Warn("mqtt: command ids not pruned", "err", err)

@@ -1,110 +1,424 @@
-// Command portier-demo shows Portier on its embedded defaults with no
-// hardware and no network: it imports the demo coworking site into a
-// throw-away cache and puts a day's worth of taps and PINs to the real
-// portier binary, printing each command and its answer.
+// Command portier-demo is `make demo`: the whole door system on one laptop,
+// with no hardware and no network. It starts a fake Salto KS serving the demo
+// coworking site, runs the real portier daemon on simulated doors synced from
+// it, and shows a live panel of decisions, relay changes and events while you
+// tap cards, type PINs, open doors and press exit buttons. Without a terminal
+// it plays a short guided tour instead.
 package main
 
 import (
-	"bytes"
+	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/portier-io/portier/agent"
+	"github.com/portier-io/portier/agent/sitefile"
+	"github.com/portier-io/portier/cloud/saltoks/saltokstest"
 )
 
-// step is one thing a person does at a door, and the command that asks
-// Portier about it.
-type step struct {
-	story string
-	args  []string
-	stdin string
-}
-
-func steps() []step {
-	return []step{
-		{"Ada (resident, 24/7) taps her enrolled card at the front door on Tuesday morning",
-			[]string{"check", "--door", "front", "--uid", "04:A1:B2:C3:D4:E5:F6", "--at", "2026-11-24T09:12"}, ""},
-		{"Grace (flex desk, weekdays 08–20) types her PIN at the front door",
-			[]string{"check", "--door", "front", "--pin-stdin", "--at", "2026-11-24T09:30"}, "135790\n"},
-		{"…and tries again on Saturday",
-			[]string{"check", "--door", "front", "--tag", "02301235", "--at", "2026-11-28T11:00"}, ""},
-		{"The studio needs card AND PIN: Ada taps only her card",
-			[]string{"check", "--door", "studio", "--tag", "02301234", "--at", "2026-11-24T10:00"}, ""},
-		{"…then taps and types her PIN",
-			[]string{"check", "--door", "studio", "--tag", "02301234", "--pin-stdin", "--at", "2026-11-24T10:00"}, "482915\n"},
-		{"Linus presents his Wiegand fob at the maker lab (weekdays 09–18)",
-			[]string{"check", "--door", "lab", "--wiegand", "H10301:12:3456", "--at", "2026-11-24T14:00"}, ""},
-		{"Dana's day pass code, the day before her pass",
-			[]string{"check", "--door", "front", "--pin", "975310", "--at", "2026-11-22T10:00"}, ""},
-		{"Dana's day pass code on the day",
-			[]string{"check", "--door", "front", "--pin", "975310", "--at", "2026-11-23T10:00"}, ""},
-		{"Omar (night shift 22:00–06:00) arrives at 02:30",
-			[]string{"check", "--door", "front", "--tag", "02301238", "--at", "2026-11-24T02:30"}, ""},
-		{"Mallory was blocked in Salto KS",
-			[]string{"check", "--door", "front", "--tag", "02301236", "--at", "2026-11-24T09:00"}, ""},
-		{"Gus's party code: the site ran out of Salto seats, so Gus is suspended",
-			[]string{"check", "--door", "front", "--pin", "246810", "--at", "2026-12-05T18:00"}, ""},
-		{"Carl's cleaning-crew group has no time schedule yet (Salto: that grants nothing)",
-			[]string{"check", "--door", "front", "--tag", "02301239", "--at", "2026-11-24T06:00"}, ""},
-		{"A card nobody knows",
-			[]string{"check", "--door", "front", "--uid", "01:02:03:04", "--at", "2026-11-24T12:00"}, ""},
-	}
-}
-
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	bin := flag.String("portier", "bin/portier", "the portier binary to drive")
-	site := flag.String("site", "cmd/portier/defaults/demo-site.json", "the site snapshot to import")
+	bin := flag.String("portier", "bin/portier", "the portier binary to run")
+	site := flag.String("site", "cmd/portier/defaults/demo-site.json", "the site the fake Salto KS serves")
+	config := flag.String("config", "cmd/portier/defaults/portier.yaml", "the gateway config to start from (doors and sim wiring)")
+	tour := flag.Bool("tour", false, "play the guided tour even on a terminal")
 	flag.Parse()
-	if err := run(ctx, os.Stdout, *bin, *site); err != nil {
+	interactive := !*tour && isTerminal(os.Stdin)
+	if err := run(ctx, os.Stdin, os.Stdout, *bin, *site, *config, interactive); err != nil {
 		fmt.Fprintln(os.Stderr, "portier-demo:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, w io.Writer, bin, site string) error {
-	state, err := os.MkdirTemp("", "portier-demo-")
+// isTerminal asks the kernel whether f is a tty (/dev/null is a character
+// device too, but no terminal).
+func isTerminal(f *os.File) bool {
+	var t syscall.Termios
+	_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), syscall.TCGETS, uintptr(unsafe.Pointer(&t)))
+	return errno == 0
+}
+
+func run(ctx context.Context, in io.Reader, out io.Writer, bin, sitePath, configPath string, interactive bool) error {
+	dir, err := os.MkdirTemp("", "portier-demo-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(state)
-	env := append(os.Environ(), "STATE_DIRECTORY="+state)
+	defer os.RemoveAll(dir)
 
-	fmt.Fprintf(w, "Portier demo — Hive Coworking Berlin, decided offline from the local cache.\n")
-	fmt.Fprintf(w, "Cache: %s (thrown away at the end)\n\n", filepath.Join(state, "portier.db"))
-	if err := show(ctx, w, bin, env, "Load the demo site (the same JSON a Salto KS sync produces)", []string{"import", site}, ""); err != nil {
+	// The cloud: a fake Salto KS on loopback, serving the demo site.
+	raw, err := os.ReadFile(sitePath)
+	if err != nil {
 		return err
 	}
-	for _, s := range steps() {
-		if err := show(ctx, w, bin, env, s.story, s.args, s.stdin); err != nil {
-			return err
-		}
+	site, err := sitefile.Decode(raw)
+	if err != nil {
+		return fmt.Errorf("%s: %w", sitePath, err)
 	}
-	fmt.Fprintf(w, "Try your own: %s check --door front --tag 02301234 (after `%s import %s`).\n", bin, bin, site)
+	fake, err := saltokstest.New(site, saltokstest.Options{RealTime: true})
+	if err != nil {
+		return err
+	}
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+
+	cfg, err := demoConfig(configPath, dir, srv.URL, site.Site.ID, fake.Options())
+	if err != nil {
+		return err
+	}
+	env := append(os.Environ(), "STATE_DIRECTORY="+dir)
+	// PINs and enrolled cards are the gateway's own knowledge (Salto never
+	// returns a PIN), so they come from the site file; everything else syncs.
+	if msg, err := exec.CommandContext(ctx, bin, "import", "--config", cfg, sitePath).CombinedOutput(); err != nil {
+		return fmt.Errorf("import: %v\n%s", err, msg)
+	}
+	if msg, err := exec.CommandContext(ctx, bin, "sync", "--config", cfg).CombinedOutput(); err != nil {
+		return fmt.Errorf("sync from the fake Salto KS: %v\n%s", err, msg)
+	}
+
+	d, err := startDaemon(ctx, bin, cfg, dir, env)
+	if err != nil {
+		return err
+	}
+	defer d.stop()
+	panel := &panel{w: out, seen: make(chan agent.Event, 256)}
+	if err := panel.follow(ctx, bin, cfg, env); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nPortier demo — Hive Coworking Berlin, three simulated doors synced from a fake Salto KS.\n")
+	fmt.Fprintf(out, "Agent log: %s\n\n", filepath.Join(dir, "portier.log"))
+	if interactive {
+		fmt.Fprint(out, help)
+		err = d.interact(ctx, in, out, bin, cfg, env, filepath.Join(dir, "outputs.json"))
+	} else {
+		err = d.tour(ctx, out, panel)
+	}
+	if err != nil {
+		return err
+	}
+	if err := d.stop(); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "\nportier stopped; every relay is in its safe state.")
 	return nil
 }
 
-func show(ctx context.Context, w io.Writer, bin string, env []string, story string, args []string, stdin string) error {
-	fmt.Fprintf(w, "── %s\n$ %s %s", story, filepath.Base(bin), strings.Join(args, " "))
-	if stdin != "" {
-		fmt.Fprint(w, "   # PIN typed on stdin")
+const help = `Try (door ids: front = card or PIN, studio = card then PIN, lab = card only):
+  tap front 04:A1:B2:C3:D4:E5:F6   Ada's card (resident, 24/7)
+  keys front 482915#               Ada's PIN at the front keypad
+  tap front DE:AD:BE:EF            Grace's card (flex desk: weekdays 08–20)
+  tap front 04:66:77:88            Mallory's card (blocked in Salto KS)
+  keys front 111111# (5 times)     wrong PINs: the keypad locks out
+  open front / close front         open the door without a grant: forced open, then held open
+  exit front                       press the exit button (then open front: no alarm)
+  wiegand studio H10301 12 1001    Ada's fob at the studio's Wiegand reader (then keys studio 482915#)
+  show front                       the door's outputs (relay, LEDs)
+  status                           the agent's status      help   this text      quit   stop
+`
+
+func demoConfig(path, dir, saltoURL, siteID string, o saltokstest.Options) (string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
 	}
-	fmt.Fprintln(w)
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = env
-	cmd.Stdin = strings.NewReader(stdin)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	if _, denied := err.(*exec.ExitError); err != nil && !(denied && cmd.ProcessState.ExitCode() == 1) {
-		return fmt.Errorf("%s %s: %v\n%s", bin, strings.Join(args, " "), err, out.String())
+	var cfg map[string]any
+	if err := yaml.Unmarshal(raw, &cfg); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
 	}
-	fmt.Fprintln(w, out.String())
+	for name, v := range map[string]string{"client.secret": o.ClientSecret, "salto.password": o.Password} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(v+"\n"), 0o600); err != nil {
+			return "", err
+		}
+	}
+	cfg["state_dir"] = dir
+	cfg["salto"] = map[string]any{
+		"identity_url": saltoURL, "api_url": saltoURL, "site_id": siteID, "client_id": o.ClientID,
+		"client_secret_file": filepath.Join(dir, "client.secret"), "username": o.Username,
+		"password_file": filepath.Join(dir, "salto.password"), "sync_interval": "1m",
+	}
+	hw, _ := cfg["hardware"].(map[string]any)
+	if hw == nil {
+		return "", fmt.Errorf("%s has no hardware section", path)
+	}
+	hw["sim_latch_file"] = filepath.Join(dir, "outputs.json")
+	for _, dv := range cfg["doors"].([]any) {
+		if door, ok := dv.(map[string]any); ok {
+			door["held_open_time"] = "8s" // long enough to walk through, short enough to see the alarm
+		}
+	}
+	out, err := yaml.Marshal(cfg)
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(dir, "portier.yaml")
+	return p, os.WriteFile(p, out, 0o600)
+}
+
+// daemon is the running portier.
+type daemon struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	once  sync.Once
+	err   error
+}
+
+func startDaemon(ctx context.Context, bin, cfg, dir string, env []string) (*daemon, error) {
+	sock := filepath.Join(dir, "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	logf, err := os.Create(filepath.Join(dir, "portier.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "run", "--config", cfg, "--sim-input", "-")
+	cmd.Env = append(env, "NOTIFY_SOCKET="+sock)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	d := &daemon{cmd: cmd}
+	if d.stdin, err = cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	// Ready when the agent says so over sd_notify, as under systemd.
+	buf := make([]byte, 4096)
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for {
+		n, err := conn.Read(buf)
+		if err != nil {
+			d.stop()
+			log, _ := os.ReadFile(logf.Name())
+			return nil, fmt.Errorf("portier did not become ready: %v\n%s", err, log)
+		}
+		if strings.Contains(string(buf[:n]), "READY=1") {
+			return d, nil
+		}
+	}
+}
+
+func (d *daemon) sim(line string) error {
+	_, err := io.WriteString(d.stdin, line+"\n")
+	return err
+}
+
+// stop sends SIGTERM (the agent puts every output in its safe state) and waits.
+func (d *daemon) stop() error {
+	d.once.Do(func() {
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		err := d.cmd.Wait()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			d.err = fmt.Errorf("portier exited with status %d", ee.ExitCode())
+		}
+	})
+	return d.err
+}
+
+func (d *daemon) interact(ctx context.Context, in io.Reader, out io.Writer, bin, cfg string, env []string, latch string) error {
+	lines := bufio.NewScanner(in)
+	for {
+		fmt.Fprint(out, "door> ")
+		if !lines.Scan() {
+			return lines.Err()
+		}
+		line := strings.TrimSpace(lines.Text())
+		switch {
+		case line == "":
+		case line == "quit" || line == "q":
+			return nil
+		case line == "help":
+			fmt.Fprint(out, help)
+		case line == "show" || strings.HasPrefix(line, "show "):
+			showOutputs(out, latch, strings.TrimSpace(strings.TrimPrefix(line, "show")))
+		case line == "status":
+			c := exec.CommandContext(ctx, bin, "status", "--config", cfg)
+			c.Env, c.Stdout, c.Stderr = env, out, out
+			c.Run()
+		default:
+			if err := d.sim(line); err != nil {
+				return err
+			}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// showOutputs prints the simulated outputs as the board drives them (the sim
+// board mirrors them into its latch file).
+func showOutputs(out io.Writer, latch, door string) {
+	raw, err := os.ReadFile(latch)
+	if err != nil {
+		fmt.Fprintln(out, "no outputs yet:", err)
+		return
+	}
+	var levels map[string]map[string]bool
+	if err := json.Unmarshal(raw, &levels); err != nil {
+		fmt.Fprintln(out, "outputs:", err)
+		return
+	}
+	for _, id := range []string{"front", "studio", "lab"} {
+		outs, ok := levels[id]
+		if !ok || (door != "" && door != id) {
+			continue
+		}
+		var parts []string
+		for _, o := range []string{"relay", "green_led", "red_led", "buzzer"} {
+			if on, wired := outs[o]; wired {
+				state := "off"
+				if on {
+					state = "ON"
+				}
+				parts = append(parts, o+"="+state)
+			}
+		}
+		fmt.Fprintf(out, "  %-7s %s\n", id, strings.Join(parts, "  "))
+	}
+}
+
+// tourStep is one thing a person does, and the event (door and type) that
+// shows the answer.
+type tourStep struct {
+	say    string
+	pause  time.Duration // a person's pace before acting
+	sim    string
+	door   string
+	expect agent.EventType
+}
+
+func (d *daemon) tour(ctx context.Context, out io.Writer, p *panel) error {
+	steps := []tourStep{
+		{"Ada taps her card at the front door", 0, "tap front 04:A1:B2:C3:D4:E5:F6", "front", agent.EventRelayOn},
+		{"…and the strike relocks after the access time", 0, "", "front", agent.EventRelayOff},
+		{"Ada types her PIN at the front keypad", 0, "keys front 482915#", "front", agent.EventAccessGranted},
+		{"Mallory (blocked in Salto KS) taps her card", 0, "tap front 04:66:77:88", "front", agent.EventAccessDenied},
+		{"Someone types a PIN nobody has", 0, "keys front 111111#", "front", agent.EventAccessDenied},
+		{"The studio wants card and PIN: Ada presents her fob to the Wiegand reader…", 0, "wiegand studio H10301 12 1001", "studio", agent.EventAwaitingPIN},
+		{"…and types her PIN", 0, "keys studio 482915#", "studio", agent.EventAccessGranted},
+		{"The front door relocks", 0, "", "front", agent.EventRelayOff},
+		{"A little later, the front door is pushed open without a grant", 2 * time.Second, "open front", "front", agent.EventForcedOpen},
+		{"…and closed again", 0, "close front", "front", agent.EventDoorClosed},
+		{"Someone inside presses the exit button", 0, "exit front", "front", agent.EventExitPressed},
+	}
+	for _, s := range steps {
+		fmt.Fprintf(out, "\n▶ %s\n", s.say)
+		time.Sleep(s.pause)
+		if s.sim != "" {
+			fmt.Fprintf(out, "  door> %s\n", s.sim)
+			if err := d.sim(s.sim); err != nil {
+				return err
+			}
+		}
+		if err := p.await(ctx, s.door, s.expect, 20*time.Second); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(out, "\nRun `make demo` in a terminal to tap and type yourself.")
 	return nil
+}
+
+// panel prints the agent's events as they are recorded.
+type panel struct {
+	w    io.Writer
+	mu   sync.Mutex
+	seen chan agent.Event
+}
+
+func (p *panel) follow(ctx context.Context, bin, cfg string, env []string) error {
+	c := exec.CommandContext(ctx, bin, "events", "--config", cfg, "--follow", "--json", "--limit", "100000", "--poll", "50ms")
+	c.Env = env
+	stdout, err := c.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := c.Start(); err != nil {
+		return err
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var e agent.Event
+			if json.Unmarshal(sc.Bytes(), &e) != nil {
+				continue
+			}
+			p.print(e)
+			select {
+			case p.seen <- e:
+			default:
+			}
+		}
+		c.Wait()
+	}()
+	return nil
+}
+
+// await waits until an event of type t at door has been shown.
+func (p *panel) await(ctx context.Context, door string, t agent.EventType, limit time.Duration) error {
+	deadline := time.After(limit)
+	for {
+		select {
+		case e := <-p.seen:
+			if e.Type == t && e.Door == door {
+				return nil
+			}
+		case <-deadline:
+			return fmt.Errorf("no %s event at %s within %s (see the agent log)", t, door, limit)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (p *panel) print(e agent.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	mark := "  "
+	switch e.Type {
+	case agent.EventAccessGranted:
+		mark = "✔ "
+	case agent.EventAccessDenied, agent.EventForcedOpen, agent.EventHeldOpen, agent.EventLockoutStarted:
+		mark = "✘ "
+	case agent.EventRelayOn:
+		mark = "🔓"
+	case agent.EventRelayOff:
+		mark = "🔒"
+	}
+	line := fmt.Sprintf("  %s %s  %-7s %-18s", mark, e.Time.Local().Format("15:04:05"), e.Door, e.Type)
+	if e.Reason != "" && e.Reason != agent.ReasonGranted {
+		line += " " + string(e.Reason)
+	}
+	if e.User != nil {
+		line += "  " + e.User.Name
+	}
+	if e.Group != nil {
+		line += " (" + e.Group.Name + ")"
+	}
+	if e.Credential != "" {
+		line += "  " + e.Credential
+	}
+	if e.Detail != "" && e.Type != agent.EventAccessGranted {
+		line += "  — " + e.Detail
+	}
+	fmt.Fprintln(p.w, "\r"+line)
 }

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestTour plays `make demo`'s guided tour against the real portier binary
+// and the fake Salto KS: what the README promises a newcomer.
+func TestTour(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "portier")
+	build := exec.Command("go", "build", "-o", bin, "../portier")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, string(out))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var buf bytes.Buffer
+	err = run(ctx, nil, &buf, bin, "../portier/defaults/demo-site.json", "../portier/defaults/portier.yaml", false)
+	require.NoError(t, err, buf.String())
+	text := buf.String()
+	for _, want := range []string{
+		"access_granted      Ada Lovelace (Resident (24/7))  uid:7 bytes …E5F6",
+		"relay_on",
+		"access_denied      user_blocked  Mallory Blocked",
+		"access_denied      unknown_credential  pin:******",
+		"awaiting_pin       second_factor_required  Ada Lovelace",
+		"forced_open",
+		"exit_pressed",
+		"portier stopped; every relay is in its safe state.",
+	} {
+		assert.Contains(t, text, want)
+	}
+	// The tour echoes what the person types; the agent's events never carry it.
+	for _, line := range strings.Split(text, "\n") {
+		if !strings.Contains(line, "door> ") {
+			assert.NotContains(t, line, "482915", "a PIN reached the event panel")
+		}
+	}
+}

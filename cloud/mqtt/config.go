@@ -64,9 +64,7 @@ type Config struct {
 	// MaxCommandTTL refuses commands whose expires_at is further ahead.
 	MaxCommandTTL time.Duration
 	// ClockSkew is allowed between the sender's clock and the gateway's.
-	ClockSkew time.Duration
-	// MaxUnlock bounds unlock durations (default agent.DefaultMaxUnlock).
-	MaxUnlock     time.Duration
+	ClockSkew     time.Duration
 	HomeAssistant HomeAssistant
 
 	BackoffMin, BackoffMax time.Duration
@@ -112,7 +110,6 @@ func (c Config) withDefaults() Config {
 	def(&c.TelemetryInterval, DefaultTelemetryInterval)
 	def(&c.MaxCommandTTL, DefaultMaxCommandTTL)
 	def(&c.ClockSkew, DefaultClockSkew)
-	def(&c.MaxUnlock, agent.DefaultMaxUnlock)
 	def(&c.BackoffMin, DefaultBackoffMin)
 	def(&c.BackoffMax, DefaultBackoffMax)
 	def(&c.ConnectTimeout, DefaultConnectTimeout)

@@ -99,11 +99,14 @@ func TestStatusStatesTelemetryAndEvents(t *testing.T) {
 
 		// An orderly stop says offline.
 		r.stop()
-		msgs = d.waitUntil(t, "offline", func(m []message) bool {
+		d.waitUntil(t, "offline", func(m []message) bool {
 			s := on(m, tp.Status())
 			return len(s) > 1 && decode[mqtt.StatusPayload](t, s[len(s)-1].Payload).State == "offline"
 		}, nil)
-		assert.True(t, on(msgs, tp.Status())[len(on(msgs, tp.Status()))-1].Retained || b.URL() != "", "offline is retained")
+		after := newDashboard(t, b.URL(), nil, tp.Status())
+		msgs = after.waitUntil(t, "the retained status", func(m []message) bool { return len(m) == 1 }, nil)
+		assert.True(t, msgs[0].Retained)
+		assert.Equal(t, mqtt.StatusPayload{Schema: 1, State: "offline", SiteID: "site1", GatewayID: "gw1"}, decode[mqtt.StatusPayload](t, msgs[0].Payload))
 	})
 }
 

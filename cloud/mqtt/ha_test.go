@@ -213,3 +213,22 @@ func TestPruneCommandIDs(t *testing.T) {
 
 // unreachableURL is a broker address where nothing listens.
 func unreachableURL(t *testing.T) string { return "tcp://127.0.0.1:" + strconv.Itoa(freePort(t)) }
+
+// TestHomeAssistantUnlockWithCommandKey: a gateway that demands signed commands
+// refuses Home Assistant's unsigned UNLOCK.
+func TestHomeAssistantUnlockWithCommandKey(t *testing.T) {
+	b := startMochi(t, nil)
+	tp := mqtt.Topics{Prefix: "portier", Site: "site1", Gateway: "gw1", Discovery: "homeassistant"}
+	ha := newDashboard(t, b.URL(), nil, tp.Response(), tp.Status())
+	r := newRig(t, b.URL(), func(c *mqtt.Config) {
+		c.HomeAssistant = mqtt.HomeAssistant{Enabled: true, AllowUnlock: true}
+		c.CommandKey = []byte("0123456789abcdef0123456789abcdef")
+	}).start(t)
+	ha.waitUntil(t, "online", func(m []message) bool { return len(on(m, tp.Status())) > 0 }, nil)
+	ha.publish(t, tp.HALock("front"), []byte("UNLOCK"), false)
+	msgs := ha.waitUntil(t, "the refusal", func(m []message) bool { return len(on(m, tp.Response())) == 1 }, nil)
+	p := decode[mqtt.ResponsePayload](t, on(msgs, tp.Response())[0].Payload)
+	require.NotNil(t, p.Error)
+	assert.Equal(t, mqtt.ErrSignatureMissing, p.Error.Type)
+	assert.Empty(t, r.doors.Calls())
+}

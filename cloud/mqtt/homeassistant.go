@@ -134,6 +134,10 @@ func (l *Link) onHALock(c paho.Client, m paho.Message) {
 	case string(m.Payload()) == "LOCK":
 	case string(m.Payload()) != "UNLOCK":
 		l.rejected(c, cmd, reject(ErrMalformed, "Home Assistant lock payload must be UNLOCK or LOCK"))
+	case l.cfg.CommandKey != nil:
+		// Home Assistant cannot sign; a gateway that demands signatures
+		// takes no unsigned unlock, whatever the discovery settings.
+		l.rejected(c, cmd, reject(ErrSignatureMissing, "this gateway requires signed commands; Home Assistant cannot sign"))
 	default:
 		l.run(c, cmd)
 	}

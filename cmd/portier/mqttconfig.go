@@ -134,6 +134,9 @@ func (m MQTTConfig) Validate() error {
 	if m.RequireSignature && m.CommandKeyFile == "" {
 		errs = append(errs, "require_signature is on but command_key_file is not set")
 	}
+	if m.CommandKeyFile != "" && m.HomeAssistant.AllowUnlock {
+		errs = append(errs, "home_assistant.allow_unlock cannot be used with command_key_file: Home Assistant cannot sign its unlocks")
+	}
 	if m.OutboxLimit < 0 {
 		errs = append(errs, "outbox_limit must not be negative")
 	}

@@ -38,6 +38,7 @@ func TestMQTTConfigValidate(t *testing.T) {
 		{"mqtt: {broker: \"tcp://b:1883\", outbox_high_water: 1.5}", "outbox_high_water"},
 		{"mqtt: {broker: \"tcp://b:1883\", password_file: pw}", "username is not"},
 		{"mqtt: {broker: \"tcp://b:1883\", brokr: x}", "unknown key \"brokr\""},
+		{"mqtt: {broker: \"tcp://b:1883\", command_key_file: k, home_assistant: {enabled: true, allow_unlock: true}}", "cannot sign"},
 	} {
 		_, err := parseConfig([]byte(mqttDoors+tc.yaml+"\n"), "t.yaml")
 		require.Error(t, err, tc.yaml)
@@ -65,7 +66,7 @@ mqtt:
   outbox_limit: 5000
   outbox_high_water: 0.25
   telemetry_interval: 30s
-  home_assistant: {enabled: true, allow_unlock: true}
+  home_assistant: {enabled: true}
 `
 	path := filepath.Join(dir, "portier.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(y), 0o644))
@@ -86,7 +87,7 @@ mqtt:
 	assert.False(t, lc.TLS.InsecureSkipVerify)
 	assert.Equal(t, 5000, lc.OutboxLimit)
 	assert.InDelta(t, 0.25, lc.HighWater, 1e-9)
-	assert.True(t, lc.HomeAssistant.AllowUnlock)
+	assert.True(t, lc.HomeAssistant.Enabled)
 
 	// A secret others can read is refused.
 	require.NoError(t, os.Chmod(filepath.Join(dir, "pw"), 0o644))

@@ -67,7 +67,6 @@ func BenchmarkLink(b *testing.B) {
 		raws = append(raws, rawPaho(b, broker.URL(), benchRaw))
 	}
 	drainRate, rawRate := median(drains), median(raws)
-	b.Logf("drain rounds %.0f, raw rounds %.0f", drains, raws)
 
 	rss := backlogRSS(b, broker.URL(), filepath.Join(dir, "backlog.db"))
 
@@ -204,7 +203,9 @@ func drainRSSHelper(path, url string) error {
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- link.Run(rctx) }()
-	for {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for range tick.C {
 		left, err := db.Pending(ctx, 0, 1)
 		if err != nil {
 			cancel()
@@ -213,7 +214,6 @@ func drainRSSHelper(path, url string) error {
 		if len(left) == 0 {
 			break
 		}
-		time.Sleep(20 * time.Millisecond) // polling a child process's own progress, not a test wait
 	}
 	cancel()
 	if err := <-done; err != nil {

@@ -22,7 +22,7 @@
 //     outbox like everything else.
 //   - CommandLog: ClaimCommand, FinishCommand, PruneCommands — *sqlite.DB.
 //   - Doors: DoorIDs, DoorStatus, Unlock, Lockdown, OfficeMode,
-//     ArmEnrolment — an adapter over the agent.Controllers.
+//     ArmEnrolment — DoorMap adapts the gateway's *agent.Controller.
 //   - AccessCodes (optional): CreateAccessCode, DeleteAccessCode,
 //     ListAccessCodes — an adapter over the access code service.
 //   - Syncer (optional): SyncNow.
@@ -36,6 +36,9 @@
 // the connection that sent it. When a connection breaks, every unacknowledged
 // event is sent again on the next one, oldest first: at-least-once, in seq
 // order, de-duplicated by event_id.
+//
+// Run may be called once. An empty mqtt: section in the config means no
+// link at all: events then simply stay in the outbox.
 //
 // Commands: see docs/mqtt.md. Every command is checked (size, retain flag,
 // form, signature, expiry, id never seen, door), its id is recorded before

@@ -56,7 +56,9 @@ func isTerminal(f *os.File) bool {
 	return errno == 0
 }
 
-func run(ctx context.Context, in io.Reader, out io.Writer, bin, sitePath, configPath string, interactive bool) error {
+func run(ctx context.Context, in io.Reader, w io.Writer, bin, sitePath, configPath string, interactive bool) error {
+	// The panel prints events from its own goroutine: one lock for all output.
+	out := &lockedWriter{w: w}
 	dir, err := os.MkdirTemp("", "portier-demo-")
 	if err != nil {
 		return err
@@ -99,6 +101,7 @@ func run(ctx context.Context, in io.Reader, out io.Writer, bin, sitePath, config
 	}
 	defer d.stop()
 	panel := &panel{w: out, seen: make(chan agent.Event, 256)}
+	defer panel.stop()
 	if err := panel.follow(ctx, bin, cfg, env); err != nil {
 		return err
 	}
@@ -338,14 +341,29 @@ func (d *daemon) tour(ctx context.Context, out io.Writer, p *panel) error {
 	return nil
 }
 
+// lockedWriter serialises writes from several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
 // panel prints the agent's events as they are recorded.
 type panel struct {
 	w    io.Writer
-	mu   sync.Mutex
 	seen chan agent.Event
+	done chan struct{}
+	quit context.CancelFunc
 }
 
 func (p *panel) follow(ctx context.Context, bin, cfg string, env []string) error {
+	ctx, p.quit = context.WithCancel(ctx)
+	p.done = make(chan struct{})
 	c := exec.CommandContext(ctx, bin, "events", "--config", cfg, "--follow", "--json", "--limit", "100000", "--poll", "50ms")
 	c.Env = env
 	stdout, err := c.StdoutPipe()
@@ -356,6 +374,7 @@ func (p *panel) follow(ctx context.Context, bin, cfg string, env []string) error
 		return err
 	}
 	go func() {
+		defer close(p.done)
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			var e agent.Event
@@ -371,6 +390,14 @@ func (p *panel) follow(ctx context.Context, bin, cfg string, env []string) error
 		c.Wait()
 	}()
 	return nil
+}
+
+// stop ends the follower and waits until the panel printed its last line.
+func (p *panel) stop() {
+	if p.quit != nil {
+		p.quit()
+		<-p.done
+	}
 }
 
 // await waits until an event of type t at door has been shown.
@@ -391,8 +418,6 @@ func (p *panel) await(ctx context.Context, door string, t agent.EventType, limit
 }
 
 func (p *panel) print(e agent.Event) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	mark := "  "
 	switch e.Type {
 	case agent.EventAccessGranted:

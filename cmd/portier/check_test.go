@@ -3,6 +3,7 @@ package main_test
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -225,4 +226,14 @@ func TestVersionAndHelp(t *testing.T) {
 	assert.Equal(t, 0, code)
 	assert.Contains(t, out, "check")
 	assert.Contains(t, out, "import")
+}
+
+// TestBuildWithoutCGOFails: go-sqlite3 without cgo is a stub that fails on
+// the gateway at run time, so the build itself must refuse, and say why.
+func TestBuildWithoutCGOFails(t *testing.T) {
+	cmd := exec.Command("go", "build", "-o", os.DevNull, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := cmd.CombinedOutput()
+	require.Error(t, err, "a build without cgo succeeded")
+	assert.Contains(t, string(out), "portierNeedsCGOSetCGOEnabled1")
 }

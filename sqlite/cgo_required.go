@@ -1,6 +1,6 @@
 //go:build !cgo
 
-package main
+package sqlite
 
 // Portier stores its cache in SQLite through github.com/mattn/go-sqlite3, which
 // needs cgo. Without cgo the driver compiles to a stub that fails at run time,

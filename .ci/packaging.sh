@@ -143,6 +143,9 @@ check_deb() { # ARCH
 check_binary arm64 AArch64
 check_binary armhf ARM
 check_binary amd64 "Advanced Micro Devices X86-64"
+# Each one starts (arm64 is exercised fully in the root below).
+contains "armhf binary runs" "$(qemu-arm-static -L /usr/arm-linux-gnueabihf dist/armhf/portier version)" "linux/arm)"
+contains "amd64 binary runs" "$(dist/amd64/portier version)" "linux/amd64)"
 for a in arm64 armhf amd64; do check_deb "$a"; done
 
 # --- 3. the unit --------------------------------------------------------------

@@ -28,12 +28,14 @@ type Link struct {
 	oldest      time.Time
 	outboxState string
 
-	work     chan struct{} // bounds concurrently running command actions
-	syncing  atomic.Bool
-	doorKick chan string // a door whose state may have changed
-	started  time.Time
-	runCtx   context.Context
-	actions  sync.WaitGroup
+	work    chan struct{} // bounds concurrently running command actions
+	syncing atomic.Bool
+	dirtyMu sync.Mutex
+	dirty   map[string]bool // doors whose state may have changed
+	kick    chan struct{}   // signalled when a door became dirty
+	started time.Time
+	runCtx  context.Context
+	actions sync.WaitGroup
 }
 
 // session is one broker connection. paho never reconnects it: when it is
@@ -54,7 +56,8 @@ func New(cfg Config) (*Link, error) {
 		log:         cfg.Logger,
 		outboxState: OutboxNormal,
 		work:        make(chan struct{}, 8),
-		doorKick:    make(chan string, 64),
+		dirty:       map[string]bool{},
+		kick:        make(chan struct{}, 1),
 	}, nil
 }
 

@@ -131,10 +131,7 @@ func (l *Link) publishLoop(ctx context.Context, s *session, batches <-chan []out
 				done = append(done, f.seq)
 				l.published.Add(1)
 				if f.door != "" {
-					select {
-					case l.doorKick <- f.door:
-					default:
-					}
+					l.markDoor(f.door)
 				}
 				if len(done) == cap(done) {
 					flush()

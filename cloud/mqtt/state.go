@@ -50,8 +50,22 @@ func (l *Link) publishStates(ctx context.Context, s *session) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case d := <-l.doorKick:
-			err = publish(d)
+		case <-l.kick:
+			// Let a burst of events settle, then publish each changed door
+			// once: a drain of thousands of events is not thousands of
+			// state messages.
+			settle, stopSettle := l.after(stateSettle)
+			select {
+			case <-settle:
+			case <-ctx.Done():
+				stopSettle()
+				return nil
+			}
+			for _, d := range l.takeDirty() {
+				if err = publish(d); err != nil {
+					break
+				}
+			}
 		case <-due:
 			err = all()
 			due, stop = l.after(l.cfg.StateInterval)
@@ -60,6 +74,37 @@ func (l *Link) publishStates(ctx context.Context, s *session) error {
 			return ctxOr(ctx, err)
 		}
 	}
+}
+
+// stateSettle is how long door state publishing waits after an event so a
+// burst of events costs one state message.
+const stateSettle = 50 * time.Millisecond
+
+// markDoor notes that door's state may have changed.
+func (l *Link) markDoor(door string) {
+	l.dirtyMu.Lock()
+	if l.dirty[door] {
+		l.dirtyMu.Unlock()
+		return
+	}
+	l.dirty[door] = true
+	l.dirtyMu.Unlock()
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// takeDirty returns and clears the doors marked since the last call.
+func (l *Link) takeDirty() []string {
+	l.dirtyMu.Lock()
+	defer l.dirtyMu.Unlock()
+	out := make([]string, 0, len(l.dirty))
+	for d := range l.dirty {
+		out = append(out, d)
+	}
+	clear(l.dirty)
+	return out
 }
 
 // ctxOr hides errors caused by the session ending.

@@ -90,6 +90,21 @@ func TestStatusStatesTelemetryAndEvents(t *testing.T) {
 		}
 		eventually(t, "the outbox to empty", func() bool { return r.outbox.depth() == 0 })
 
+		// A door's state follows its events: the unlock shows at once, as
+		// one state message for a burst of events.
+		r.doors.mu.Lock()
+		r.doors.unlocked["front"] = true
+		r.doors.mu.Unlock()
+		before := len(on(d.all(), tp.DoorState("front")))
+		for range 50 {
+			require.NoError(t, r.outbox.Record(context.Background(), agent.Event{Type: agent.EventRemoteUnlock, Door: "front"}))
+		}
+		msgs = d.waitUntil(t, "the unlocked state", func(m []message) bool {
+			st := on(m, tp.DoorState("front"))
+			return len(st) > before && !decode[mqtt.DoorStatePayload](t, st[len(st)-1].Payload).Locked
+		}, nil)
+		assert.Less(t, len(on(msgs, tp.DoorState("front")))-before, 10, "a burst is not a state message per event")
+
 		// Retained messages as a late subscriber sees them.
 		late := newDashboard(t, b.URL(), nil, tp.Status(), tp.DoorState("+"))
 		late.waitUntil(t, "retained status and door states", func(m []message) bool { return len(m) == 3 }, nil)

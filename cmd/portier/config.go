@@ -35,6 +35,10 @@ type Config struct {
 	// ClockPolicy is what decisions do while the clock is untrusted: trust
 	// (default: decide by the system clock and report it) or deny_scheduled.
 	ClockPolicy string `yaml:"clock_policy"`
+	// ClockSyncCheck is kernel (default: ask the kernel whether NTP has
+	// synchronised the clock) or off (a VM or container whose host keeps
+	// time; the clock is then untrusted only when it goes backwards).
+	ClockSyncCheck string `yaml:"clock_sync_check"`
 	// ControlSocket is the local control socket; default <state_dir>/portier.sock.
 	ControlSocket string       `yaml:"control_socket"`
 	Doors         []DoorConfig `yaml:"doors"`
@@ -220,6 +224,11 @@ func (c *Config) validate(name string) error {
 	case "", "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Sprintf("%s: log_level %q: want debug, info, warn or error", name, c.LogLevel))
+	}
+	switch c.ClockSyncCheck {
+	case "", "kernel", "off":
+	default:
+		errs = append(errs, fmt.Sprintf("%s: clock_sync_check %q: want kernel or off", name, c.ClockSyncCheck))
 	}
 	switch agent.ClockPolicy(c.ClockPolicy) {
 	case "", agent.ClockTrust, agent.ClockDenyScheduled:

@@ -18,6 +18,8 @@ import (
 
 	"github.com/portier-io/portier/agent"
 	"github.com/portier-io/portier/agent/sitefile"
+	"github.com/portier-io/portier/cloud/mqtt"
+	"github.com/portier-io/portier/cloud/saltoks/accesscode"
 	"github.com/portier-io/portier/cloud/saltoks/sitesync"
 	"github.com/portier-io/portier/hal"
 	"github.com/portier-io/portier/hal/sim"
@@ -86,6 +88,8 @@ type daemon struct {
 	key     agent.PINKey
 	guard   *agent.ClockGuard
 	engine  *sitesync.Engine
+	codes   *accesscode.Service
+	link    *mqtt.Link
 	doors   map[string]*agent.Controller
 	order   []string
 	started time.Time
@@ -117,6 +121,11 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	if err := d.buildSync(ctx); err != nil {
 		return err
 	}
+	if d.cfg.MQTT.Enabled() {
+		if d.link, err = d.buildLink(); err != nil {
+			return err
+		}
+	}
 	ctl, err := d.listenControl()
 	if err != nil {
 		return err
@@ -147,6 +156,10 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	goRun("control", ctl.serve)
 	if d.engine != nil {
 		goRun("sync", d.engine.Run)
+		goRun("access codes", d.expireCodes)
+	}
+	if d.link != nil {
+		goRun("mqtt", d.link.Run)
 	}
 	if d.sim != nil && d.simInput != "" {
 		// Not waited for at shutdown: a read of standard input cannot be
@@ -229,8 +242,12 @@ func (d *daemon) openCache(ctx context.Context) error {
 }
 
 func (d *daemon) startClockGuard(ctx context.Context) error {
+	synced := kernelClockSynchronised
+	if d.cfg.ClockSyncCheck == "off" {
+		synced = nil
+	}
 	d.guard = agent.NewClockGuard(agent.ClockGuardConfig{
-		Now: d.e.now, Synchronised: kernelClockSynchronised, Store: metaLastGood{d.db},
+		Now: d.e.now, Synchronised: synced, Store: metaLastGood{d.db},
 		Events: d.db, Logger: d.log.With("component", "clock"),
 	})
 	return d.guard.Check(ctx)
@@ -301,7 +318,37 @@ func (d *daemon) buildSync(ctx context.Context) error {
 	if err != nil {
 		return usageError{err}
 	}
+	// Access codes: finish or roll back what a crash interrupted, before any
+	// new command can arrive.
+	d.codes, err = newAccessCodes(d.cfg, d.db, d.key, client, d.log.With("component", "access_codes"),
+		func(context.Context) error { d.engine.Trigger(); return nil })
+	if err != nil {
+		return usageError{err}
+	}
+	if resumed, err := d.codes.Resume(ctx); err != nil {
+		d.log.Error("resume access codes", "err", err)
+	} else if len(resumed) > 0 {
+		d.log.Info("access codes resumed after a restart", "count", len(resumed))
+	}
 	return nil
+}
+
+// expireCodes removes access codes past their end, once a minute.
+func (d *daemon) expireCodes(ctx context.Context) error {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if gone, err := d.codes.Expire(ctx); err != nil {
+			d.log.Error("expire access codes", "err", err)
+		} else if len(gone) > 0 {
+			d.log.Info("expired access codes removed", "count", len(gone))
+		}
+	}
 }
 
 func (d *daemon) doorStarted(ctx context.Context, id string) <-chan struct{} {

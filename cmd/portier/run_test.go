@@ -63,11 +63,12 @@ type gateway struct {
 
 // newGateway writes the config, imports the demo site and returns an
 // unstarted gateway.
-func newGateway(t *testing.T, accessTime string) *gateway {
+func newGateway(t *testing.T, accessTime string, extraConfig ...string) *gateway {
 	t.Helper()
 	dir := t.TempDir()
 	g := &gateway{t: t, dir: dir, cfg: filepath.Join(dir, "portier.yaml")}
-	require.NoError(t, os.WriteFile(g.cfg, []byte(fmt.Sprintf(runConfig, dir, accessTime)), 0o600))
+	cfg := fmt.Sprintf(runConfig, dir, accessTime) + strings.Join(extraConfig, "")
+	require.NoError(t, os.WriteFile(g.cfg, []byte(cfg), 0o600))
 	g.env = []string{"HOME=" + dir, "PATH=" + os.Getenv("PATH")}
 	_, errOut, code := runPortier(t, g.env, "import", "--config", g.cfg, demoSite)
 	require.Equal(t, 0, code, errOut)

@@ -1,0 +1,100 @@
+package main_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// openBroker lets every client in (the test's own loopback broker).
+type openBroker struct{ mochi.HookBase }
+
+func (openBroker) ID() string { return "open" }
+func (openBroker) Provides(b byte) bool {
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+}
+func (openBroker) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
+func (openBroker) OnACLCheck(*mochi.Client, string, bool) bool           { return true }
+
+type message struct {
+	topic   string
+	payload map[string]any
+}
+
+// TestRunMQTT runs the real agent against an embedded broker: events reach
+// the broker, a remote unlock is answered and acted on, a replay is refused.
+func TestRunMQTT(t *testing.T) {
+	srv := mochi.New(&mochi.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, srv.AddHook(new(openBroker), nil))
+	l := listeners.NewTCP(listeners.Config{ID: "e2e", Address: "127.0.0.1:0"})
+	require.NoError(t, srv.AddListener(l))
+	go srv.Serve()
+	t.Cleanup(func() { srv.Close() })
+
+	msgs := make(chan message, 1000)
+	require.NoError(t, srv.Subscribe("portier/site1/e2e/#", 1, func(_ *mochi.Client, _ packets.Subscription, pk packets.Packet) {
+		var m map[string]any
+		json.Unmarshal(pk.Payload, &m)
+		msgs <- message{topic: pk.TopicName, payload: m}
+	}))
+	// await finds a matching message among everything received so far, or
+	// waits for it: messages on other topics may arrive in any order.
+	var seen []message
+	await := func(topic string, match func(map[string]any) bool) map[string]any {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		for i := 0; ; i++ {
+			for ; i < len(seen); i++ {
+				if seen[i].topic == topic && match(seen[i].payload) {
+					return seen[i].payload
+				}
+			}
+			select {
+			case m := <-msgs:
+				seen = append(seen, m)
+				i--
+			case <-deadline:
+				t.Fatalf("nothing on %s within 30s", topic)
+				return nil
+			}
+		}
+	}
+	is := func(k, v string) func(map[string]any) bool {
+		return func(m map[string]any) bool { return m[k] == v }
+	}
+
+	g := newGateway(t, "300ms", fmt.Sprintf("clock_sync_check: \"off\"\nmqtt:\n  broker: tcp://%s\n  site_id: site1\n  telemetry_interval: 1s\n", l.Address()))
+	g.start()
+	await("portier/site1/e2e/status", is("state", "online"))
+
+	g.sim("tap front 04:A1:B2:C3:D4:E5:F6")
+	ev := await("portier/site1/e2e/event/access", is("type", "access_granted"))
+	assert.Equal(t, "front", ev["door"])
+	assert.NotEmpty(t, ev["event_id"])
+	assert.Contains(t, fmt.Sprint(ev), "Ada Lovelace")
+
+	cmd := fmt.Sprintf(`{"id":"e2e-unlock-1","expires_at":%q,"actor":"dashboard:test","door":"front"}`, time.Now().Add(time.Minute).UTC().Format(time.RFC3339))
+	require.NoError(t, srv.Publish("portier/site1/e2e/cmd/unlock", []byte(cmd), false, 1))
+	await("portier/site1/e2e/response", func(m map[string]any) bool { return m["id"] == "e2e-unlock-1" && m["status"] == "success" })
+	remote := await("portier/site1/e2e/event/command", is("type", "remote_unlock"))
+	assert.Equal(t, "dashboard:test", remote["actor"])
+
+	require.NoError(t, srv.Publish("portier/site1/e2e/cmd/unlock", []byte(cmd), false, 1))
+	dup := await("portier/site1/e2e/response", func(m map[string]any) bool { return m["id"] == "e2e-unlock-1" && m["status"] == "error" })
+	assert.Contains(t, fmt.Sprint(dup["error"]), "duplicate")
+
+	await("portier/site1/e2e/telemetry", func(m map[string]any) bool { return m["schema"] != nil })
+	assert.Equal(t, 0, g.signal(syscall.SIGTERM))
+	await("portier/site1/e2e/status", is("state", "offline"))
+	assert.False(t, strings.Contains(g.stderr.String(), "level=ERROR"), g.stderr.String())
+}

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/portier-io/portier/agent"
+	"github.com/portier-io/portier/cloud/mqtt"
+	"github.com/portier-io/portier/cloud/saltoks/accesscode"
+	"github.com/portier-io/portier/cloud/saltoks/sitesync"
+	"github.com/portier-io/portier/sqlite"
+)
+
+// buildLink wires the MQTT link to the daemon: the outbox and command log
+// (SQLite), the door controllers, access codes and the sync trigger.
+func (d *daemon) buildLink() (*mqtt.Link, error) {
+	lc, err := d.cfg.MQTT.LinkConfig(d.cfg)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	lc.Outbox, lc.Meter, lc.Events, lc.CommandLog = d.db, outboxMeter{d.db}, d.db, d.db
+	lc.Doors = doorsAdapter{d}
+	lc.Telemetry = telemetry{d}
+	lc.Logger = d.log.With("component", "mqtt")
+	if d.engine != nil {
+		lc.Syncer = syncTrigger{d.engine}
+	}
+	if d.codes != nil {
+		lc.AccessCodes = accessCodes{d.codes}
+	}
+	link, err := mqtt.New(lc)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return link, nil
+}
+
+type outboxMeter struct{ db *sqlite.DB }
+
+func (m outboxMeter) OutboxDepth(ctx context.Context) (int, time.Time, error) {
+	st, err := m.db.OutboxStats(ctx)
+	return st.Depth, st.Oldest, err
+}
+
+// doorsAdapter exposes the door controllers by door id.
+type doorsAdapter struct{ d *daemon }
+
+func (a doorsAdapter) DoorIDs() []string { return append([]string(nil), a.d.order...) }
+
+func (a doorsAdapter) DoorStatus(door string) (agent.DoorStatus, bool) {
+	ctl, ok := a.d.doors[door]
+	if !ok {
+		return agent.DoorStatus{}, false
+	}
+	return ctl.Status(), true
+}
+
+func (a doorsAdapter) ctl(door string) (*agent.Controller, error) {
+	ctl, ok := a.d.doors[door]
+	if !ok {
+		return nil, &mqtt.ActionError{Type: "unknown_door", Message: "no door " + door}
+	}
+	return ctl, nil
+}
+
+func (a doorsAdapter) Unlock(ctx context.Context, door string, cmd agent.RemoteUnlock) (agent.CommandResult, error) {
+	ctl, err := a.ctl(door)
+	if err != nil {
+		return agent.CommandResult{}, err
+	}
+	return ctl.Unlock(ctx, cmd)
+}
+
+func (a doorsAdapter) Lockdown(ctx context.Context, door string, cmd agent.LockdownCommand) (agent.CommandResult, error) {
+	ctl, err := a.ctl(door)
+	if err != nil {
+		return agent.CommandResult{}, err
+	}
+	return ctl.Lockdown(ctx, cmd)
+}
+
+func (a doorsAdapter) OfficeMode(ctx context.Context, door string, cmd agent.OfficeModeCommand) (agent.CommandResult, error) {
+	ctl, err := a.ctl(door)
+	if err != nil {
+		return agent.CommandResult{}, err
+	}
+	return ctl.OfficeMode(ctx, cmd)
+}
+
+func (a doorsAdapter) ArmEnrolment(ctx context.Context, door string, cmd agent.EnrolCommand) (agent.CommandResult, <-chan agent.EnrolResult, error) {
+	ctl, err := a.ctl(door)
+	if err != nil {
+		return agent.CommandResult{}, nil, err
+	}
+	return ctl.ArmEnrolment(ctx, cmd)
+}
+
+type syncTrigger struct{ e *sitesync.Engine }
+
+func (s syncTrigger) SyncNow(context.Context) error {
+	s.e.Trigger()
+	return nil
+}
+
+type accessCodes struct{ s *accesscode.Service }
+
+func (a accessCodes) CreateAccessCode(ctx context.Context, req mqtt.AccessCodeRequest) (agent.AccessCode, string, error) {
+	return a.s.Create(ctx, accesscode.Request{Door: req.Door, Name: req.Name, StartsAt: req.StartsAt, EndsAt: req.EndsAt})
+}
+
+func (a accessCodes) DeleteAccessCode(ctx context.Context, id string) (agent.AccessCode, error) {
+	return a.s.Delete(ctx, id)
+}
+
+func (a accessCodes) ListAccessCodes(ctx context.Context) ([]agent.AccessCode, error) {
+	return a.s.List(ctx)
+}
+
+// telemetry reports what the dashboards' telemetry shows.
+type telemetry struct{ d *daemon }
+
+func (t telemetry) Telemetry(ctx context.Context) mqtt.Telemetry {
+	d := t.d
+	tel := mqtt.Telemetry{Version: version, StartedAt: d.started, LastSyncResult: "never", ClockTrusted: !d.guard.Untrusted(), ClockStatus: "synchronized"}
+	if !tel.ClockTrusted {
+		tel.ClockStatus = "untrusted: " + d.guard.Reason()
+	}
+	if st, err := sitesync.ReadState(ctx, d.db); err == nil {
+		tel.LastSyncAt = st.LastSuccess
+		switch {
+		case st.ConsecutiveFailures > 0:
+			tel.LastSyncResult, tel.LastSyncError = "failed", st.LastError
+		case !st.LastSuccess.IsZero():
+			tel.LastSyncResult = "ok"
+		}
+	}
+	if c, err := d.db.Counts(ctx); err == nil {
+		tel.Cache = map[string]int{"users": c.Users, "access_groups": c.Groups, "locks": c.Locks, "enrolments": c.Enrolments}
+		for k, n := range c.Credentials {
+			tel.Cache["credentials_"+k] = n
+		}
+	}
+	return tel
+}

@@ -10,11 +10,13 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 )
 
 const mqttDoors = "gateway_id: gw1\ndoors:\n  - {id: front, mode: card, salto_locks: [l1]}\n"
@@ -113,4 +115,25 @@ func testCAPEM(t *testing.T) string {
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	require.NoError(t, err)
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+// TestMQTTConfigDocumented: the mqtt: example in docs/mqtt.md is a valid
+// section with every key.
+func TestMQTTConfigDocumented(t *testing.T) {
+	md, err := os.ReadFile("../../docs/mqtt.md")
+	require.NoError(t, err)
+	doc := string(md)
+	start := strings.Index(doc, "```yaml\nmqtt:")
+	require.GreaterOrEqual(t, start, 0, "docs/mqtt.md has the mqtt: example")
+	block := doc[start+len("```yaml\n"):]
+	block = block[:strings.Index(block, "```")]
+	_, err = parseConfig([]byte(mqttDoors+block), "docs/mqtt.md")
+	require.NoError(t, err)
+	var keys map[string]any
+	require.NoError(t, yaml.Unmarshal([]byte(block), &keys))
+	sec := keys["mqtt"].(map[string]any)
+	for _, k := range []string{"broker", "brokers", "client_id", "prefix", "site_id", "username", "password_file", "tls", "command_key_file",
+		"require_signature", "outbox_limit", "outbox_high_water", "telemetry_interval", "home_assistant"} {
+		assert.Contains(t, sec, k)
+	}
 }

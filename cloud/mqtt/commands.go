@@ -96,8 +96,16 @@ func (l *Link) checkTime(cmd Command) *Rejection {
 	return nil
 }
 
+// clockTrusted asks the clock guard, else the telemetry source; with
+// neither the clock is trusted.
 func (l *Link) clockTrusted() bool {
-	return l.cfg.Telemetry == nil || l.cfg.Telemetry.Telemetry(l.runCtx).ClockTrusted
+	switch {
+	case l.cfg.ClockGuard != nil:
+		return !l.cfg.ClockGuard.Untrusted()
+	case l.cfg.Telemetry != nil:
+		return l.cfg.Telemetry.Telemetry(l.runCtx).ClockTrusted
+	}
+	return true
 }
 
 // checkTarget refuses commands for doors the gateway does not have, services

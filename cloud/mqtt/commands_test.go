@@ -279,8 +279,21 @@ func TestSignedCommands(t *testing.T) {
 	assert.Len(t, c.doors.Calls(), 1)
 }
 
+type guardUntrusted struct{}
+
+func (guardUntrusted) Untrusted() bool { return true }
+
 func TestUntrustedClockPolicy(t *testing.T) {
-	c := newCmdRig(t, startMochi(t, nil), func(cfg *mqtt.Config) { cfg.Telemetry = telemetryUntrusted{} })
+	for name, edit := range map[string]func(*mqtt.Config){
+		"telemetry":   func(cfg *mqtt.Config) { cfg.Telemetry = telemetryUntrusted{} },
+		"clock guard": func(cfg *mqtt.Config) { cfg.ClockGuard = guardUntrusted{} }, // wins over telemetry saying trusted
+	} {
+		t.Run(name, func(t *testing.T) { testUntrustedClock(t, edit) })
+	}
+}
+
+func testUntrustedClock(t *testing.T, edit func(*mqtt.Config)) {
+	c := newCmdRig(t, startMochi(t, nil), edit)
 	id := c.newID()
 	r := c.final(t, "unlock", id, c.body(id, map[string]any{"door": "front"}), false)
 	require.NotNil(t, r.Error)

@@ -82,6 +82,10 @@ type Config struct {
 	AccessCodes AccessCodes     // optional: access_code_* commands are refused without it
 	Syncer      Syncer          // optional: sync is refused without it
 	Telemetry   TelemetrySource // optional
+	// ClockGuard (optional) decides the expiry policy; without it the
+	// telemetry source's ClockTrusted does, and without both the clock is
+	// trusted.
+	ClockGuard ClockGuard
 
 	Clock  agent.Clock    // default agent.SystemClock
 	Logger *slog.Logger   // default discard

@@ -90,6 +90,15 @@ type Telemetry struct {
 	ClockStatus    string         // e.g. "synchronized", "unsynchronized", "went_backwards"
 }
 
+// ClockGuard says whether the gateway clock is untrusted (not synchronised,
+// or it went backwards); *agent.ClockGuard implements it. The link asks it
+// for every command, so it must be cheap.
+type ClockGuard interface {
+	Untrusted() bool
+}
+
+var _ ClockGuard = (*agent.ClockGuard)(nil)
+
 // TelemetrySource reports the gateway's telemetry; it must not block for long.
 type TelemetrySource interface {
 	Telemetry(ctx context.Context) Telemetry

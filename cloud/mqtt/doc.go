@@ -28,6 +28,8 @@
 //   - Syncer (optional): SyncNow.
 //   - TelemetrySource (optional): Telemetry — version, sync, cache counts,
 //     clock trust.
+//   - ClockGuard (optional): Untrusted — *agent.ClockGuard; asked for every
+//     command to apply the clock policy.
 //
 // Delivery: paho's own reconnect is off (a token completed after one of its
 // reconnects does not prove a PUBACK), so the link supervises connections

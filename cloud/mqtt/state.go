@@ -20,6 +20,7 @@ func (l *Link) publishStates(ctx context.Context, s *session) error {
 		if !ok {
 			return nil
 		}
+		st.Door = door // a controller that has not run yet reports no id
 		p := l.doorState(st, time.Time{})
 		key, _ := json.Marshal(p) // without the time: a change, not a tick
 		if bytes.Equal(last[door], key) {

@@ -62,9 +62,21 @@ func (db *DB) Record(ctx context.Context, e agent.Event) error {
 	return err
 }
 
-// Pending returns up to limit events with seq > after, oldest first.
+// Pending returns up to limit events not yet acknowledged with seq > after,
+// oldest first.
 func (db *DB) Pending(ctx context.Context, after int64, limit int) ([]agent.Event, error) {
-	rows, err := db.r.QueryContext(ctx, "SELECT body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", after, limit)
+	return db.events(ctx, "SELECT body FROM outbox WHERE sent_at IS NULL AND seq > ? ORDER BY seq LIMIT ?", after, limit)
+}
+
+// Events returns up to limit recorded events with seq > after, oldest first,
+// whether already acknowledged by the broker or not (the local history keeps
+// the newest KeepSent acknowledged ones).
+func (db *DB) Events(ctx context.Context, after int64, limit int) ([]agent.Event, error) {
+	return db.events(ctx, "SELECT body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", after, limit)
+}
+
+func (db *DB) events(ctx context.Context, q string, after int64, limit int) ([]agent.Event, error) {
+	rows, err := db.r.QueryContext(ctx, q, after, limit)
 	if err != nil {
 		return nil, db.explain(err)
 	}
@@ -84,26 +96,52 @@ func (db *DB) Pending(ctx context.Context, after int64, limit int) ([]agent.Even
 	return out, rows.Err()
 }
 
-// Ack deletes acknowledged events by seq.
+// KeepSent is how many acknowledged events the local history keeps (it may
+// briefly hold up to pruneEvery more, until the next prune).
+const KeepSent = 10_000
+
+// pruneEvery is how many acknowledgements pass between two prunes of the
+// history, so pruning costs one statement per batch of deliveries.
+const pruneEvery = 1_000
+
+// Ack marks events as acknowledged by the broker: they leave the outbox and
+// join the local history, whose oldest entries beyond KeepSent are pruned.
 func (db *DB) Ack(ctx context.Context, seqs ...int64) error {
 	if len(seqs) == 0 {
 		return nil
 	}
-	return db.write(ctx, func(tx *sql.Tx) error {
-		for len(seqs) > 0 {
-			n := min(len(seqs), 500) // stay under SQLite's bound-parameter limit
-			args := make([]any, n)
-			for i, s := range seqs[:n] {
-				args[i] = s
+	now := db.now().UnixMilli()
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		for rest := seqs; len(rest) > 0; {
+			n := min(len(rest), 500) // stay under SQLite's bound-parameter limit
+			args := make([]any, 0, n+1)
+			args = append(args, now)
+			for _, s := range rest[:n] {
+				args = append(args, s)
 			}
-			q := "DELETE FROM outbox WHERE seq IN (" + strings.TrimSuffix(strings.Repeat("?,", n), ",") + ")"
+			q := "UPDATE outbox SET sent_at = ? WHERE sent_at IS NULL AND seq IN (" + strings.TrimSuffix(strings.Repeat("?,", n), ",") + ")"
 			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 				return fmt.Errorf("sqlite: ack events: %w", err)
 			}
-			seqs = seqs[n:]
+			rest = rest[n:]
+		}
+		if db.acked.Add(int64(len(seqs))) >= pruneEvery {
+			db.acked.Store(0)
+			return pruneSent(ctx, tx)
 		}
 		return nil
 	})
+	return err
+}
+
+// pruneSent deletes acknowledged events older than the newest KeepSent.
+func pruneSent(ctx context.Context, tx *sql.Tx) error {
+	_, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE sent_at IS NOT NULL AND seq <
+		(SELECT seq FROM outbox WHERE sent_at IS NOT NULL ORDER BY seq DESC LIMIT 1 OFFSET ?)`, KeepSent-1)
+	if err != nil {
+		return fmt.Errorf("sqlite: prune event history: %w", err)
+	}
+	return nil
 }
 
 // OutboxStats describes the outbox.
@@ -118,7 +156,7 @@ func (db *DB) OutboxStats(ctx context.Context) (OutboxStats, error) {
 	var st OutboxStats
 	var oldest sql.NullInt64
 	err := db.r.QueryRowContext(ctx, `SELECT count(*), min(at),
-		coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0) FROM outbox`).Scan(&st.Depth, &oldest, &st.LastSeq)
+		coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0) FROM outbox WHERE sent_at IS NULL`).Scan(&st.Depth, &oldest, &st.LastSeq)
 	if err != nil {
 		return st, db.explain(err)
 	}

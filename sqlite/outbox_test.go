@@ -79,3 +79,40 @@ func TestOutboxAckMany(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 100, st.Depth)
 }
+
+func TestAcknowledgedEventsStayAsBoundedHistory(t *testing.T) {
+	db, _ := openDB(t)
+	total := sqlite.KeepSent + 1500
+	seqs := make([]int64, 0, total)
+	for range total {
+		e, err := db.Append(ctx, agent.Event{Type: agent.EventAccessGranted, Door: "front"})
+		require.NoError(t, err)
+		seqs = append(seqs, e.Seq)
+	}
+	pending, err := db.Pending(ctx, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, pending, 10)
+
+	require.NoError(t, db.Ack(ctx, seqs[:100]...))
+	pending, err = db.Pending(ctx, 0, 1)
+	require.NoError(t, err)
+	assert.EqualValues(t, 101, pending[0].Seq, "acknowledged events leave the outbox")
+	history, err := db.Events(ctx, 0, 1)
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, history[0].Seq, "…and stay in the history")
+
+	for i := 100; i < total; i += 500 {
+		require.NoError(t, db.Ack(ctx, seqs[i:min(i+500, total)]...))
+	}
+	st, err := db.OutboxStats(ctx)
+	require.NoError(t, err)
+	assert.Zero(t, st.Depth)
+	history, err = db.Events(ctx, 0, total)
+	require.NoError(t, err)
+	// Pruning runs once per 1,000 acknowledgements, so the history holds
+	// between KeepSent and KeepSent+1,000 events.
+	n := len(history)
+	assert.True(t, n >= sqlite.KeepSent && n <= sqlite.KeepSent+1000, "history of %d events", n)
+	assert.Less(t, n, total, "the oldest acknowledged events were pruned")
+	assert.EqualValues(t, total, history[n-1].Seq, "the newest are kept")
+}

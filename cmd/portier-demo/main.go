@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -26,6 +27,9 @@ import (
 	"time"
 	"unsafe"
 
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/portier-io/portier/agent"
@@ -81,7 +85,14 @@ func run(ctx context.Context, in io.Reader, w io.Writer, bin, sitePath, configPa
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
 
-	cfg, err := demoConfig(configPath, dir, srv.URL, site.Site.ID, fake.Options())
+	// The dashboards' side: an MQTT broker on loopback (1883 when free).
+	broker, brokerAddr, err := startBroker()
+	if err != nil {
+		return err
+	}
+	defer broker.Close()
+
+	cfg, err := demoConfig(configPath, dir, srv.URL, site.Site.ID, fake.Options(), brokerAddr)
 	if err != nil {
 		return err
 	}
@@ -106,7 +117,9 @@ func run(ctx context.Context, in io.Reader, w io.Writer, bin, sitePath, configPa
 		return err
 	}
 	fmt.Fprintf(out, "\nPortier demo — Hive Coworking Berlin, three simulated doors synced from a fake Salto KS.\n")
-	fmt.Fprintf(out, "Agent log: %s\n\n", filepath.Join(dir, "portier.log"))
+	fmt.Fprintf(out, "Agent log: %s\n", filepath.Join(dir, "portier.log"))
+	host, port, _ := net.SplitHostPort(brokerAddr)
+	fmt.Fprintf(out, "MQTT: the events are also on a broker at %s — watch them with\n  mosquitto_sub -h %s -p %s -t 'portier/#' -v\n\n", brokerAddr, host, port)
 	if interactive {
 		fmt.Fprint(out, help)
 		err = d.interact(ctx, in, out, bin, cfg, env, filepath.Join(dir, "outputs.json"))
@@ -136,7 +149,38 @@ const help = `Try (door ids: front = card or PIN, studio = card then PIN, lab = 
   status                           the agent's status      help   this text      quit   stop
 `
 
-func demoConfig(path, dir, saltoURL, siteID string, o saltokstest.Options) (string, error) {
+// openBroker lets every local client in: the demo broker listens on
+// loopback only.
+type openBroker struct{ mochi.HookBase }
+
+func (openBroker) ID() string { return "open" }
+func (openBroker) Provides(b byte) bool {
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+}
+func (openBroker) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
+func (openBroker) OnACLCheck(*mochi.Client, string, bool) bool              { return true }
+
+// startBroker runs an embedded MQTT broker (mochi) on loopback.
+func startBroker() (*mochi.Server, string, error) {
+	srv := mochi.New(&mochi.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
+	if err := srv.AddHook(new(openBroker), nil); err != nil {
+		return nil, "", err
+	}
+	addr := "127.0.0.1:1883"
+	if ln, err := net.Listen("tcp", addr); err != nil {
+		addr = "127.0.0.1:0" // 1883 is taken (a real broker?): any free port
+	} else {
+		ln.Close()
+	}
+	l := listeners.NewTCP(listeners.Config{ID: "demo", Address: addr})
+	if err := srv.AddListener(l); err != nil {
+		return nil, "", err
+	}
+	go srv.Serve()
+	return srv, l.Address(), nil
+}
+
+func demoConfig(path, dir, saltoURL, siteID string, o saltokstest.Options, brokerAddr string) (string, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return "", err
@@ -158,6 +202,7 @@ func demoConfig(path, dir, saltoURL, siteID string, o saltokstest.Options) (stri
 		"client_secret_file": filepath.Join(dir, "client.secret"), "username": o.Username,
 		"password_file": filepath.Join(dir, "salto.password"), "sync_interval": "1m",
 	}
+	cfg["mqtt"] = map[string]any{"broker": "tcp://" + brokerAddr, "telemetry_interval": "30s"}
 	hw, _ := cfg["hardware"].(map[string]any)
 	if hw == nil {
 		return "", fmt.Errorf("%s has no hardware section", path)

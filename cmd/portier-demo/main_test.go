@@ -36,6 +36,7 @@ func TestTour(t *testing.T) {
 		"forced_open",
 		"exit_pressed",
 		"portier stopped; every relay is in its safe state.",
+		"mosquitto_sub -h 127.0.0.1 -p ",
 	} {
 		assert.Contains(t, text, want)
 	}

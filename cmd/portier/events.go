@@ -57,14 +57,14 @@ func cmdEvents(ctx context.Context, e *env, args []string) int {
 			after = ev.Seq
 		}
 	}
-	evs, err := db.Pending(ctx, after, *limit)
+	evs, err := db.Events(ctx, after, *limit)
 	if err != nil {
 		return fail(e, exitFailed, "%v", err)
 	}
 	print(evs)
 	if !*follow {
 		if len(evs) == 0 && !*asJSON {
-			fmt.Fprintln(e.stderr, "no events waiting in the outbox")
+			fmt.Fprintln(e.stderr, "no events recorded yet")
 		}
 		return exitOK
 	}
@@ -77,7 +77,7 @@ func cmdEvents(ctx context.Context, e *env, args []string) int {
 			return exitOK
 		case <-tick.C:
 		}
-		evs, err := db.Pending(ctx, after, 1000)
+		evs, err := db.Events(ctx, after, 1000)
 		if err != nil {
 			return fail(e, exitFailed, "%v", err)
 		}

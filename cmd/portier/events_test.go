@@ -31,7 +31,7 @@ func TestEvents(t *testing.T) {
 	defer db.Close()
 	_, errOut, code = runPortier(t, env, "events")
 	assert.Equal(t, 0, code)
-	assert.Contains(t, errOut, "no events waiting")
+	assert.Contains(t, errOut, "no events recorded yet")
 
 	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
 	for _, e := range []agent.Event{

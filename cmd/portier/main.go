@@ -55,7 +55,7 @@ func commands() []command {
 		{"import", "load a site snapshot file into the cache", cmdImport},
 		{"sync", "sync the cache from Salto KS once and print the sync state", cmdSync},
 		{"access-code", "create, delete or list access codes (PINs programmed through Salto KS)", cmdAccessCode},
-		{"events", "print the events waiting in the outbox (--follow to keep watching)", cmdEvents},
+		{"events", "print the recorded events, sent or waiting (--follow to keep watching)", cmdEvents},
 		{"version", "print the version", cmdVersion},
 		{"doctor", "self-test the gateway's door hardware (--actuate clicks relays)", cmdDoctor},
 		{"pinout", "show which device wire goes to which header pin (--svg FILE)", cmdPinout},

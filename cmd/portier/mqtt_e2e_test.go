@@ -24,7 +24,7 @@ func (openBroker) Provides(b byte) bool {
 	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
 }
 func (openBroker) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
-func (openBroker) OnACLCheck(*mochi.Client, string, bool) bool           { return true }
+func (openBroker) OnACLCheck(*mochi.Client, string, bool) bool              { return true }
 
 type message struct {
 	topic   string

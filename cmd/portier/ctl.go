@@ -186,7 +186,7 @@ func printCommandResult(e *env, what string, res agent.CommandResult, asJSON boo
 func cmdUnlock(ctx context.Context, e *env, args []string) int {
 	var dur *time.Duration
 	var override *bool
-	cfg, fs, code, ok := clientSetup(e, "unlock", "[--duration D] [--override] DOOR", args, func(fs *flagSet) {
+	cfg, fs, code, ok := clientSetup(e, "unlock", "DOOR [--duration D] [--override]", args, func(fs *flagSet) {
 		dur = fs.Duration("duration", 0, "hold the door unlocked this long (default: one access-time pulse that relocks when the door closes)")
 		override = fs.Bool("override", false, "unlock even in lockdown")
 	})
@@ -242,7 +242,7 @@ func cmdSwitch(name, path, what string) func(ctx context.Context, e *env, args [
 func cmdEnroll(ctx context.Context, e *env, args []string) int {
 	var tag *string
 	var wait *time.Duration
-	cfg, fs, code, ok := clientSetup(e, "enroll", "--tag-number N DOOR", args, func(fs *flagSet) {
+	cfg, fs, code, ok := clientSetup(e, "enroll", "DOOR --tag-number N", args, func(fs *flagSet) {
 		tag = fs.String("tag-number", "", "the Salto tag number of the card that will be tapped next")
 		wait = fs.Duration("timeout", 70*time.Second, "how long to wait for the tap")
 	})

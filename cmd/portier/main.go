@@ -107,14 +107,33 @@ func newFlags(e *env, name, synopsis string) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses and turns -h into exit 0 and other errors into usage.
+// parseFlags parses args, accepting flags before and after positional
+// arguments (`portier enroll front --tag-number 1` as well as
+// `portier enroll --tag-number 1 front`); everything after "--" is positional.
+// -h gives exit 0, other errors exit 2.
 func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK, false
+	var pos, tail []string
+	for i, a := range args {
+		if a == "--" {
+			args, tail = args[:i], args[i+1:]
+			break
 		}
-		return exitUsage, false
 	}
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return exitOK, false
+			}
+			return exitUsage, false
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	// Leave the positional arguments where fs.Arg finds them.
+	fs.Parse(append(append([]string{"--"}, pos...), tail...))
 	return 0, true
 }
 

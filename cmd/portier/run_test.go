@@ -300,7 +300,7 @@ func TestRunControlSocket(t *testing.T) {
 	assert.Contains(t, out, "door front")
 	assert.Contains(t, out, "locked, closed")
 
-	out, errOut, code = runPortier(t, g.env, "unlock", "--config", g.cfg, "front")
+	out, errOut, code = runPortier(t, g.env, "unlock", "front", "--config", g.cfg)
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, "unlock front: done")
 	remote := g.waitEvent(agent.EventRemoteUnlock)
@@ -324,7 +324,7 @@ func TestRunControlSocket(t *testing.T) {
 
 	// Enrol an unknown card to Ada's tag number (a 24/7 resident, so the
 	// test does not depend on the time of day), then it opens for her.
-	enrol := exec.Command(portierBin, "enroll", "--config", g.cfg, "--tag-number", "02301234", "--json", "front")
+	enrol := exec.Command(portierBin, "enroll", "front", "--config", g.cfg, "--tag-number", "02301234", "--json")
 	enrol.Env = g.env
 	enrolOut := &strings.Builder{}
 	enrol.Stdout = enrolOut

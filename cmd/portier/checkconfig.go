@@ -98,6 +98,13 @@ func checkConfigFile(path string, e *env) configReport {
 		}
 	}
 	r.problems = append(r.problems, checkSalto(cfg, loc)...)
+	// The link's own configuration step reads the password, command key and
+	// TLS files with their mode checks, and touches no network.
+	if cfg.MQTT.Enabled() {
+		if _, err := cfg.MQTT.LinkConfig(cfg); err != nil {
+			r.problems = append(r.problems, loc.place(err.Error()))
+		}
+	}
 	r.problems = append(r.problems, checkPINKeyFile(cfg, loc)...)
 	stateErr := checkWritableDir(cfg.StateDir)
 	if stateErr != nil {
@@ -113,7 +120,11 @@ func checkConfigFile(path string, e *env) configReport {
 	if cfg.Salto != (SaltoConfig{}) {
 		salto = "Salto KS site " + cfg.Salto.SiteID
 	}
-	r.summary = fmt.Sprintf("%d door(s), driver %s, state dir %s, %s", len(cfg.Doors), cfg.Hardware.Driver, cfg.StateDir, salto)
+	mqttLink := "no MQTT broker"
+	if cfg.MQTT.Enabled() {
+		mqttLink = "MQTT " + strings.Join(cfg.MQTT.urls(), ", ")
+	}
+	r.summary = fmt.Sprintf("%d door(s), driver %s, state dir %s, %s, %s", len(cfg.Doors), cfg.Hardware.Driver, cfg.StateDir, salto, mqttLink)
 	return r
 }
 
@@ -285,7 +296,7 @@ var (
 	// "line 12: …" as config.go and the YAML library write it.
 	lineMsg = regexp.MustCompile(`^line (\d+): (.*)$`)
 	// A config key path at the start of a message, e.g. hardware.doors.front.relay.pin.
-	keyMsg = regexp.MustCompile(`^((?:hardware|salto|doors\[\d+\])(?:\.[a-z0-9_-]+|\[\d+\])*|[a-z_]+):`)
+	keyMsg = regexp.MustCompile(`^((?:hardware|salto|mqtt|doors\[\d+\])(?:\.[a-z0-9_-]+|\[\d+\])*|[a-z_]+):`)
 )
 
 // place formats one message. Messages may carry the file name and a

@@ -134,7 +134,7 @@ hardware: {driver: sim}
 			out, errOut, code := runPortier(t, nil, "check-config", "--config", path)
 			if c.want == "" {
 				assert.Equal(t, 0, code, errOut)
-				assert.Contains(t, out, "OK (1 door(s), driver sim, state dir "+dir+", Salto KS site site-1)")
+				assert.Contains(t, out, "OK (1 door(s), driver sim, state dir "+dir+", Salto KS site site-1, no MQTT broker)")
 				return
 			}
 			assert.Equal(t, 2, code)
@@ -162,4 +162,30 @@ func TestCheckConfigRefusesAStateDirItCannotWrite(t *testing.T) {
 	_, errOut, code := runPortier(t, nil, "check-config", "--config", path)
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "does not exist and "+ro+" is not writable by this user to create it")
+}
+
+func TestCheckConfigMQTTSecrets(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "mqtt-password")
+	require.NoError(t, os.WriteFile(pw, []byte("mqtt-secret\n"), 0o644))
+	path := writeConfig(t, fmt.Sprintf(`gateway_id: test
+state_dir: %s
+doors:
+  - {id: front, mode: card, salto_locks: [lock-1]}
+hardware: {driver: sim}
+mqtt:
+  broker: tcp://127.0.0.1:1883
+  site_id: site-1
+  username: gw
+  password_file: %s
+`, dir, pw))
+	_, errOut, code := runPortier(t, nil, "check-config", "--config", path)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, path+":10: mqtt.password_file: "+pw+" is readable by other users (mode 0644)")
+	assert.NotContains(t, errOut, "mqtt-secret")
+
+	require.NoError(t, os.Chmod(pw, 0o600))
+	out, errOut, code := runPortier(t, nil, "check-config", "--config", path)
+	assert.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "no salto: section (offline: decides from the cache only), MQTT tcp://127.0.0.1:1883)")
 }

@@ -34,6 +34,7 @@ import (
 const (
 	envSaltoPassword     = "PORTIER_SALTO_PASSWORD"
 	envSaltoClientSecret = "PORTIER_SALTO_CLIENT_SECRET"
+	envMQTTPassword      = "PORTIER_MQTT_PASSWORD"
 )
 
 // initAnswers is everything init asks; flags fill it, prompts complete it.
@@ -46,6 +47,10 @@ type initAnswers struct {
 	clientID, username            string
 	password, clientSecret        string // secrets: never printed
 	passwordFile, clientSecretKey string // where the secrets go
+	mqttBroker, mqttUsername      string
+	mqttSiteID                    string
+	mqttPassword                  string // secret: never printed
+	mqttPasswordFile              string
 }
 
 // initFlags are init's flags besides the answers.
@@ -78,6 +83,9 @@ func cmdInit(ctx context.Context, e *env, args []string) int {
 	fs.StringVar(&a.apiURL, "salto-api-url", "", "Salto KS API `url`, e.g. https://connect.my-clay.com")
 	fs.StringVar(&a.siteID, "salto-site-id", "", "Salto KS site `id`")
 	fs.StringVar(&a.clientID, "salto-client-id", "", "Salto KS API client `id`")
+	fs.StringVar(&a.mqttBroker, "mqtt-broker", "", "MQTT broker `url`, e.g. ssl://broker.example:8883 (docs/mqtt.md)")
+	fs.StringVar(&a.mqttUsername, "mqtt-username", "", "MQTT `user`; the password comes from $"+envMQTTPassword+" or a prompt")
+	fs.StringVar(&a.mqttSiteID, "mqtt-site-id", "", "site `id` in the MQTT topics (default: the Salto KS site id)")
 	fs.StringVar(&a.username, "salto-username", "", "the gateway's dedicated Salto KS `user`; the password comes from $"+envSaltoPassword+" or a prompt, the client secret from $"+envSaltoClientSecret+" or a prompt")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -95,6 +103,7 @@ func cmdInit(ctx context.Context, e *env, args []string) int {
 		f.secretsDir = filepath.Dir(f.config)
 	}
 	a.password, a.clientSecret = e.getenv(envSaltoPassword), e.getenv(envSaltoClientSecret)
+	a.mqttPassword = e.getenv(envMQTTPassword)
 
 	owner, err := initOwner(f.owner, given["owner"])
 	if err != nil {
@@ -107,6 +116,9 @@ func cmdInit(ctx context.Context, e *env, args []string) int {
 	a.passwordFile = filepath.Join(f.secretsDir, "salto-password")
 	if a.clientSecret != "" {
 		a.clientSecretKey = filepath.Join(f.secretsDir, "salto-client-secret")
+	}
+	if a.mqttPassword != "" {
+		a.mqttPasswordFile = filepath.Join(f.secretsDir, "mqtt-password")
 	}
 	cfgText, err := a.render()
 	if err != nil {
@@ -135,6 +147,9 @@ func cmdInit(ctx context.Context, e *env, args []string) int {
 		if a.clientSecretKey != "" {
 			files = append(files, a.clientSecretKey)
 		}
+	}
+	if a.mqttPasswordFile != "" {
+		files = append(files, a.mqttPasswordFile)
 	}
 	if !f.force {
 		var exist []string
@@ -250,7 +265,36 @@ func (a *initAnswers) complete(p *prompter, given map[string]bool) error {
 	if a.locks == "" && a.groups == "" {
 		return errors.New("--salto-locks or --salto-groups: the door needs at least one Salto KS lock or access group id (the Salto KS portal shows them), or nobody could open it")
 	}
-	return a.completeSalto(p, given)
+	if err := a.completeSalto(p, given); err != nil {
+		return err
+	}
+	return a.completeMQTT(p)
+}
+
+// completeMQTT fills the mqtt: section: a broker, optionally a user and
+// password, and a site id for the topics when there is no Salto site.
+func (a *initAnswers) completeMQTT(p *prompter) error {
+	if err := p.value("mqtt-broker", "MQTT broker URL, e.g. ssl://broker.example:8883 (empty: no MQTT)", &a.mqttBroker, optional(checkBroker), a.mqttBroker == "" && a.mqttUsername == ""); err != nil {
+		return err
+	}
+	if a.mqttBroker == "" {
+		if a.mqttUsername != "" || a.mqttSiteID != "" {
+			return errors.New("--mqtt-broker: required with --mqtt-username or --mqtt-site-id")
+		}
+		return nil
+	}
+	if a.siteID == "" {
+		if err := p.value("mqtt-site-id", "Site id for the MQTT topics (no Salto KS site to take it from)", &a.mqttSiteID, checkID, false); err != nil {
+			return err
+		}
+	}
+	if err := p.value("mqtt-username", "MQTT username (empty: none)", &a.mqttUsername, func(string) error { return nil }, a.mqttUsername == ""); err != nil {
+		return err
+	}
+	if a.mqttUsername == "" {
+		return nil
+	}
+	return p.secret(envMQTTPassword, "MQTT password", &a.mqttPassword, true)
 }
 
 // completeSalto fills the salto: section: all of it or none of it.
@@ -416,6 +460,9 @@ func nonEmpty(s string) error {
 }
 
 func checkID(s string) error {
+	if s == "" {
+		return errors.New("required")
+	}
 	if !idPattern.MatchString(s) {
 		return fmt.Errorf("%q: use letters, digits, '.', '_' and '-' (at most 64, no spaces or slashes: ids appear in MQTT topics)", s)
 	}
@@ -448,6 +495,14 @@ func checkIDList(s string) error {
 		if err := checkSaltoID(id); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+func checkBroker(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.Port() == "" || !slices.Contains([]string{"tcp", "mqtt", "ssl", "tls", "mqtts"}, u.Scheme) {
+		return fmt.Errorf("%q is not a broker URL such as ssl://broker.example:8883 or tcp://broker.example:1883", s)
 	}
 	return nil
 }
@@ -569,6 +624,19 @@ salto:
 {{else}}
 # No salto: section: this gateway decides from what portier import loads.
 {{end}}
+{{- if .MQTTBroker}}
+mqtt:
+  broker: {{q .MQTTBroker}}
+{{- if .MQTTSiteID}}
+  site_id: {{q .MQTTSiteID}}
+{{- end}}
+{{- if .MQTTUsername}}
+  username: {{q .MQTTUsername}}
+  password_file: {{q .MQTTPasswordFile}}
+{{- end}}
+{{else}}
+# No mqtt: section: events stay in the outbox (docs/mqtt.md).
+{{end}}
 hardware:
   driver: {{.Driver}}
   doors:
@@ -594,6 +662,7 @@ func (a *initAnswers) render() ([]byte, error) {
 		"Locks": a.locks, "Groups": a.groups, "IdentityURL": a.identityURL, "APIURL": a.apiURL, "SiteID": a.siteID,
 		"ClientID": a.clientID, "ClientSecretFile": a.clientSecretKey, "Username": a.username, "PasswordFile": a.passwordFile,
 		"Driver": a.driver, "Wiring": a.wiring,
+		"MQTTBroker": a.mqttBroker, "MQTTSiteID": a.mqttSiteID, "MQTTUsername": a.mqttUsername, "MQTTPasswordFile": a.mqttPasswordFile,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("render config: %w", err)
@@ -632,6 +701,14 @@ func (a *initAnswers) write(f initFlags, owner *fileOwner, cfgText []byte) error
 			if err := writeFileAtomic(a.clientSecretKey, []byte(a.clientSecret+"\n"), 0o600, owner); err != nil {
 				return fmt.Errorf("salto client secret: %w", err)
 			}
+		}
+	}
+	if a.mqttPasswordFile != "" {
+		if err := os.MkdirAll(f.secretsDir, 0o755); err != nil {
+			return fmt.Errorf("secrets dir: %w", err)
+		}
+		if err := writeFileAtomic(a.mqttPasswordFile, []byte(a.mqttPassword+"\n"), 0o600, owner); err != nil {
+			return fmt.Errorf("mqtt password: %w", err)
 		}
 	}
 	if err := os.MkdirAll(filepath.Dir(f.config), 0o755); err != nil {

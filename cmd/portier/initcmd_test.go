@@ -50,18 +50,21 @@ func mode(t *testing.T, path string) os.FileMode {
 func TestInitWritesAWorkingConfigAndSecrets(t *testing.T) {
 	fake := startFake(t, saltokstest.SiteShape{Users: 3, Groups: 2, Locks: 2}, saltokstest.Options{})
 	s := newInitSetup(t)
-	out, errOut, code := runPortier(t, saltoEnv(fake), s.saltoArgs(fake, "--check", "--driver", "sim")...)
+	env := append(saltoEnv(fake), "PORTIER_MQTT_PASSWORD=mqtt-secret")
+	out, errOut, code := runPortier(t, env, s.saltoArgs(fake, "--check", "--driver", "sim",
+		"--mqtt-broker", "tcp://127.0.0.1:1883", "--mqtt-username", "gw-1")...)
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, "Salto KS: signed in as "+fake.Options().Username+"; site "+saltokstest.GeneratedSiteID)
 	assert.Contains(t, out, "Salto KS: the door's locks and access groups exist")
-	assert.Contains(t, out, s.config+": OK (1 door(s), driver sim, state dir "+s.state+", Salto KS site "+saltokstest.GeneratedSiteID+")")
-	for _, secret := range []string{fake.Options().Password, fake.Options().ClientSecret} {
+	assert.Contains(t, out, s.config+": OK (1 door(s), driver sim, state dir "+s.state+", Salto KS site "+saltokstest.GeneratedSiteID+", MQTT tcp://127.0.0.1:1883)")
+	for _, secret := range []string{fake.Options().Password, fake.Options().ClientSecret, "mqtt-secret"} {
 		assert.NotContains(t, out+errOut, secret, "a secret was printed")
 	}
 
 	assert.Equal(t, os.FileMode(0o640), mode(t, s.config))
 	assert.Equal(t, os.FileMode(0o600), mode(t, s.password))
 	assert.Equal(t, os.FileMode(0o600), mode(t, s.secret))
+	assert.Equal(t, os.FileMode(0o600), mode(t, filepath.Join(s.dir, "etc", "mqtt-password")))
 	assert.Equal(t, os.FileMode(0o600), mode(t, filepath.Join(s.state, "pin.key")))
 	assert.Equal(t, os.FileMode(0o750), mode(t, s.state))
 	pw, err := os.ReadFile(s.password)
@@ -71,6 +74,8 @@ func TestInitWritesAWorkingConfigAndSecrets(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotContains(t, string(cfg), fake.Options().Password)
 	assert.Contains(t, string(cfg), "password_file: \""+s.password+"\"")
+	assert.Contains(t, string(cfg), "mqtt:\n  broker: \"tcp://127.0.0.1:1883\"\n  username: \"gw-1\"\n  password_file: \""+filepath.Join(s.dir, "etc", "mqtt-password")+"\"")
+	assert.NotContains(t, string(cfg), "mqtt-secret")
 
 	// The written config works: check-config passes and a sync with it
 	// reaches the fake.
@@ -161,6 +166,11 @@ func TestInitValidatesFlags(t *testing.T) {
 			"--salto-site-id", "s1", "--salto-client-id", "c", "--salto-username", "u"}, nil,
 			"PORTIER_SALTO_PASSWORD: set it in the environment (not on the command line"},
 		{[]string{"--salto-locks", "l1", "--gateway-id", "g", "--state-dir", "relative"}, nil, `--state-dir: "relative" is not an absolute path`},
+		{[]string{"--salto-locks", "l1", "--gateway-id", "g", "--mqtt-broker", "broker.example"}, nil, `--mqtt-broker: "broker.example" is not a broker URL`},
+		{[]string{"--salto-locks", "l1", "--gateway-id", "g", "--mqtt-username", "u"}, nil, "--mqtt-broker: required with --mqtt-username"},
+		{[]string{"--salto-locks", "l1", "--gateway-id", "g", "--mqtt-broker", "tcp://b:1883"}, nil, "--mqtt-site-id: required"},
+		{[]string{"--salto-locks", "l1", "--gateway-id", "g", "--mqtt-broker", "tcp://b:1883", "--mqtt-site-id", "s", "--mqtt-username", "u"}, nil,
+			"PORTIER_MQTT_PASSWORD: set it in the environment"},
 	}
 	for _, c := range cases {
 		_, errOut, code := runPortier(t, c.env, append(base, c.args...)...)
@@ -173,8 +183,9 @@ func TestInitValidatesFlags(t *testing.T) {
 func TestInitAsksWhatFlagsDoNotSay(t *testing.T) {
 	s := newInitSetup(t)
 	// Answers in prompt order: gateway id (invalid first), door id, door
-	// name, wiring, mode (default), locks, groups, Salto identity URL (none).
-	answers := strings.Join([]string{"bad id", "gw-7", "side", "Side door", "wiegand", "", "lock-a, lock-b", "", ""}, "\n") + "\n"
+	// name, wiring, mode (default), locks, groups, Salto identity URL
+	// (none), MQTT broker, MQTT site id (no Salto site), MQTT user (none).
+	answers := strings.Join([]string{"bad id", "gw-7", "side", "Side door", "wiegand", "", "lock-a, lock-b", "", "", "tcp://broker:1883", "site-7", ""}, "\n") + "\n"
 	out, errOut, code := runPortierIn(t, nil, answers, "init", "--interactive", "--config", s.config, "--state-dir", s.state, "--owner=", "--driver", "sim")
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, `"bad id": use letters, digits`)
@@ -182,7 +193,8 @@ func TestInitAsksWhatFlagsDoNotSay(t *testing.T) {
 	cfg, err := os.ReadFile(s.config)
 	require.NoError(t, err)
 	for _, want := range []string{`gateway_id: "gw-7"`, `- id: "side"`, `name: "Side door"`, "mode: card_or_pin",
-		`salto_locks: ["lock-a", "lock-b"]`, "wiegand: {d0: GPIO20, d1: GPIO21}", "No salto: section"} {
+		`salto_locks: ["lock-a", "lock-b"]`, "wiegand: {d0: GPIO20, d1: GPIO21}", "No salto: section",
+		"mqtt:\n  broker: \"tcp://broker:1883\"\n  site_id: \"site-7\"\n"} {
 		assert.Contains(t, string(cfg), want)
 	}
 	assert.NoFileExists(t, s.password)

@@ -93,6 +93,12 @@ func TestRunMQTT(t *testing.T) {
 	dup := await("portier/site1/e2e/response", func(m map[string]any) bool { return m["id"] == "e2e-unlock-1" && m["status"] == "error" })
 	assert.Contains(t, fmt.Sprint(dup["error"]), "duplicate")
 
+	// No salto: section, so a sync command cannot run, and says so.
+	syncCmd := fmt.Sprintf(`{"id":"e2e-sync-1","expires_at":%q,"actor":"dashboard:test"}`, time.Now().Add(time.Minute).UTC().Format(time.RFC3339))
+	require.NoError(t, srv.Publish("portier/site1/e2e/cmd/sync", []byte(syncCmd), false, 1))
+	unavailable := await("portier/site1/e2e/response", func(m map[string]any) bool { return m["id"] == "e2e-sync-1" && m["status"] == "error" })
+	assert.Contains(t, fmt.Sprint(unavailable["error"]), "unavailable")
+
 	await("portier/site1/e2e/telemetry", func(m map[string]any) bool { return m["schema"] != nil })
 	assert.Equal(t, 0, g.signal(syscall.SIGTERM))
 	await("portier/site1/e2e/status", is("state", "offline"))

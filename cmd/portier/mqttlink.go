@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/portier-io/portier/agent"
@@ -21,6 +22,8 @@ func (d *daemon) buildLink() (*mqtt.Link, error) {
 	lc.Outbox, lc.Meter, lc.Events, lc.CommandLog = d.db, outboxMeter{d.db}, d.db, d.db
 	lc.Doors = doorsAdapter{d}
 	lc.Telemetry = telemetry{d}
+	lc.ClockGuard = d.guard // per-command clock policy without a database read
+	lc.Clock = agent.NewSystemClock()
 	lc.Logger = d.log.With("component", "mqtt")
 	if d.engine != nil {
 		lc.Syncer = syncTrigger{d.engine}
@@ -95,25 +98,42 @@ func (a doorsAdapter) ArmEnrolment(ctx context.Context, door string, cmd agent.E
 	return ctl.ArmEnrolment(ctx, cmd)
 }
 
+// syncTrigger runs a sync now and answers when it landed or failed (the
+// engine runs one sync at a time, so this queues behind a running one).
 type syncTrigger struct{ e *sitesync.Engine }
 
-func (s syncTrigger) SyncNow(context.Context) error {
-	s.e.Trigger()
+func (s syncTrigger) SyncNow(ctx context.Context) error {
+	if _, err := s.e.SyncOnce(ctx); err != nil {
+		return &mqtt.ActionError{Type: "sync_failed", Message: err.Error()}
+	}
 	return nil
 }
 
 type accessCodes struct{ s *accesscode.Service }
 
 func (a accessCodes) CreateAccessCode(ctx context.Context, req mqtt.AccessCodeRequest) (agent.AccessCode, string, error) {
-	return a.s.Create(ctx, accesscode.Request{Door: req.Door, Name: req.Name, StartsAt: req.StartsAt, EndsAt: req.EndsAt})
+	c, pin, err := a.s.Create(ctx, accesscode.Request{Door: req.Door, Name: req.Name, StartsAt: req.StartsAt, EndsAt: req.EndsAt})
+	return c, pin, typed(err)
 }
 
 func (a accessCodes) DeleteAccessCode(ctx context.Context, id string) (agent.AccessCode, error) {
-	return a.s.Delete(ctx, id)
+	c, err := a.s.Delete(ctx, id)
+	return c, typed(err)
 }
 
 func (a accessCodes) ListAccessCodes(ctx context.Context) ([]agent.AccessCode, error) {
-	return a.s.List(ctx)
+	cs, err := a.s.List(ctx)
+	return cs, typed(err)
+}
+
+// typed keeps an access code error's type (e.g. salto_site_user_not_subscribed)
+// in the command's response, where dashboards key on it.
+func typed(err error) error {
+	var ae *accesscode.Error
+	if errors.As(err, &ae) {
+		return &mqtt.ActionError{Type: string(ae.Type), Message: ae.Message}
+	}
+	return err
 }
 
 // telemetry reports what the dashboards' telemetry shows.

@@ -9,7 +9,9 @@
 #      install, owners and modes, portier version and check-config (as root
 #      and as the service user), reinstall, an upgrade to a second build that
 #      keeps a modified config and the database, remove and purge;
-#   5. the hal/sim smoke test with the arm64 binary in that root.
+#   5. the hal/sim smoke test with the arm64 binary in that root;
+#   6. that root booted with systemd (systemd-nspawn): the packaged unit runs
+#      (check-config as ExecStartPre, notify readiness, watchdog, stop).
 # Installs its own apt packages; idempotent (each run starts from a fresh
 # copy of the base root). Locally the debootstrap downloads and the base
 # root are cached under .portier/ (gitignored); CI starts clean.
@@ -56,7 +58,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
 	make gcc git ca-certificates binutils \
 	gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross libc6-dev-armhf-cross \
-	debootstrap qemu-user-static systemd >/dev/null
+	debootstrap qemu-user-static systemd systemd-container >/dev/null
 
 # --- 1. build ---------------------------------------------------------------
 step "make deb (arm64, armhf, amd64)"
@@ -399,6 +401,44 @@ expect "upgrade: restart a running agent" "$(calls -i /tmp/portier-2.deb)" "${ud
 expect "remove: stop, reload" "$(calls -r portier)" "systemctl stop portier.service;systemctl daemon-reload;"
 expect "purge: reload" "$(calls -P portier)" "systemctl daemon-reload;"
 rm -rf "$root/run/systemd/system" "$root/usr/local/sbin/systemctl" "$root/usr/local/sbin/udevadm"
+
+# --- 6. the unit under a running systemd ---------------------------------------
+# Boot the arm64 root with systemd as PID 1 (systemd-nspawn, qemu through
+# binfmt_misc) and let systemd run the packaged unit with the packaged config
+# switched to driver sim: ExecStartPre=check-config as portier inside the
+# sandbox, Type=notify readiness, the watchdog (shortened to 2s by a drop-in
+# so a few intervals pass quickly), then a clean stop at poweroff. A probe
+# unit records what systemd saw and powers the container off.
+step "the unit under systemd (systemd-nspawn, arm64 under qemu)"
+remove_tree "$root"
+cp -a "$base" "$root"
+cp "$deb1" "$root/tmp/portier-1.deb"
+mount_proc "$root"
+in_root dpkg -i /tmp/portier-1.deb </dev/null >/dev/null || die "install for the boot test failed"
+cleanup_mounts
+sed -i 's/^  driver: periph$/  driver: sim/' "$root/etc/portier/portier.yaml"
+grep -q '^  driver: sim$' "$root/etc/portier/portier.yaml" || die "could not switch the template to driver sim"
+ln -s /usr/lib/systemd/system/portier.service "$root/etc/systemd/system/multi-user.target.wants/portier.service"
+mkdir -p "$root/etc/systemd/system/portier.service.d"
+printf '[Service]\nWatchdogSec=2s\n' >"$root/etc/systemd/system/portier.service.d/ci-watchdog.conf"
+printf '%s\n' '[Unit]' 'After=portier.service' '[Service]' 'Type=oneshot' \
+	"ExecStart=/bin/sh -c 'sleep 8; systemctl show portier -p ActiveState -p SubState -p NRestarts -p StatusText -p WatchdogUSec >/root/probe.txt; journalctl -u portier --no-pager >/root/journal.txt; systemctl poweroff'" \
+	'[Install]' 'WantedBy=multi-user.target' >"$root/etc/systemd/system/ci-probe.service"
+ln -s /etc/systemd/system/ci-probe.service "$root/etc/systemd/system/multi-user.target.wants/ci-probe.service"
+timeout 300 systemd-nspawn -D "$root" --register=no --keep-unit -q -b >"$work/nspawn.log" 2>&1 ||
+	die "the container did not boot and power off cleanly, see $work/nspawn.log"
+[ -f "$root/root/probe.txt" ] || die "the probe did not run, see $work/nspawn.log"
+probe=$(tr '\n' ' ' <"$root/root/probe.txt")
+contains "portier.service active" "$probe" "ActiveState=active"
+contains "portier.service running" "$probe" "SubState=running"
+contains "no restarts (readiness and watchdog pings arrived)" "$probe" "NRestarts=0"
+contains "watchdog armed" "$probe" "WatchdogUSec=2s"
+contains "status text from sd_notify" "$probe" "StatusText=deciding locally for front"
+journal=$(cat "$root/root/journal.txt")
+contains "ExecStartPre check-config as portier" "$journal" "/etc/portier/portier.yaml: OK"
+contains "agent started" "$journal" "Started portier.service"
+sed 's/\x1b\[[0-9;]*m//g' "$work/nspawn.log" | grep -q "Stopped portier.service" || die "portier.service did not stop cleanly at poweroff, see $work/nspawn.log"
+echo "   ok: stopped cleanly at poweroff"
 
 cleanup_mounts
 step "packaging checks passed in $((SECONDS - started))s"

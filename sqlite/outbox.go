@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -17,39 +16,52 @@ import (
 // e already has one) and Seq (per-gateway, monotonic) set. It returns only
 // once the row is committed.
 func (db *DB) Append(ctx context.Context, e agent.Event) (agent.Event, error) {
-	if e.Time.IsZero() {
-		e.Time = db.now()
+	out, err := db.AppendAll(ctx, []agent.Event{e})
+	if err != nil {
+		return e, err
 	}
-	if e.ID == "" {
-		e.ID = newEventID(e.Time)
-	}
+	return out[0], nil
+}
+
+// AppendAll writes events in one transaction (all or none) and returns them
+// with their IDs and Seqs set.
+func (db *DB) AppendAll(ctx context.Context, events []agent.Event) ([]agent.Event, error) {
+	out := make([]agent.Event, len(events))
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		var seq int64
-		// The seq is the row's own key: ask SQLite for the next one so the
-		// JSON body can carry it too.
-		err := tx.QueryRowContext(ctx, "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0) + 1").Scan(&seq)
+		var next int64
+		// Seqs are the rows' own keys, assigned here so the caller gets them.
+		err := tx.QueryRowContext(ctx, "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0) + 1").Scan(&next)
 		if err != nil {
 			return fmt.Errorf("sqlite: append event: %w", err)
 		}
-		e.Seq = seq
-		body, err := json.Marshal(e)
+		stmt, err := tx.PrepareContext(ctx, "INSERT INTO outbox(seq, id, at, type, door, body) VALUES(?, ?, ?, ?, ?, ?)")
 		if err != nil {
 			return fmt.Errorf("sqlite: append event: %w", err)
 		}
-		_, err = tx.ExecContext(ctx, "INSERT INTO outbox(seq, id, at, type, door, body) VALUES(?, ?, ?, ?, ?, ?)",
-			seq, e.ID, e.Time.UnixMilli(), string(e.Type), e.Door, string(body))
-		if err != nil {
-			return fmt.Errorf("sqlite: append event: %w", err)
+		defer stmt.Close()
+		for i, e := range events {
+			if e.Time.IsZero() {
+				e.Time = db.now()
+			}
+			if e.ID == "" {
+				e.ID = newEventID(e.Time)
+			}
+			e.Seq = next + int64(i)
+			if _, err := stmt.ExecContext(ctx, e.Seq, e.ID, e.Time.UnixMilli(), string(e.Type), e.Door, encodeEvent(e)); err != nil {
+				return fmt.Errorf("sqlite: append event: %w", err)
+			}
+			out[i] = e
 		}
 		return nil
 	})
-	if err == nil {
-		select {
-		case db.appended <- struct{}{}:
-		default: // a wake-up is already pending
-		}
+	if err != nil {
+		return nil, err
 	}
-	return e, err
+	select {
+	case db.appended <- struct{}{}:
+	default: // a wake-up is already pending
+	}
+	return out, nil
 }
 
 // Appended is signalled after events were appended by this process. One
@@ -65,14 +77,14 @@ func (db *DB) Record(ctx context.Context, e agent.Event) error {
 // Pending returns up to limit events not yet acknowledged with seq > after,
 // oldest first.
 func (db *DB) Pending(ctx context.Context, after int64, limit int) ([]agent.Event, error) {
-	return db.events(ctx, "SELECT body FROM outbox WHERE sent_at IS NULL AND seq > ? ORDER BY seq LIMIT ?", after, limit)
+	return db.events(ctx, "SELECT seq, body FROM outbox WHERE sent_at IS NULL AND seq > ? ORDER BY seq LIMIT ?", after, limit)
 }
 
 // Events returns up to limit recorded events with seq > after, oldest first,
 // whether already acknowledged by the broker or not (the local history keeps
 // the newest KeepSent acknowledged ones).
 func (db *DB) Events(ctx context.Context, after int64, limit int) ([]agent.Event, error) {
-	return db.events(ctx, "SELECT body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", after, limit)
+	return db.events(ctx, "SELECT seq, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", after, limit)
 }
 
 func (db *DB) events(ctx context.Context, q string, after int64, limit int) ([]agent.Event, error) {
@@ -82,14 +94,15 @@ func (db *DB) events(ctx context.Context, q string, after int64, limit int) ([]a
 	}
 	defer rows.Close()
 	var out []agent.Event
+	var body []byte
 	for rows.Next() {
-		var body string
-		if err := rows.Scan(&body); err != nil {
+		var seq int64
+		if err := rows.Scan(&seq, &body); err != nil {
 			return nil, db.explain(err)
 		}
-		var e agent.Event
-		if err := json.Unmarshal([]byte(body), &e); err != nil {
-			return nil, fmt.Errorf("sqlite: outbox row: %w", err)
+		e, err := decodeEvent(body, seq)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: outbox row %d: %w", seq, err)
 		}
 		out = append(out, e)
 	}

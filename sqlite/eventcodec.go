@@ -56,15 +56,17 @@ func decodeEvent(b []byte, seq int64) (agent.Event, error) {
 	if n <= 0 {
 		return e, errEventBody
 	}
-	b = b[n:]
+	// One string for the whole row; the fields are slices of it (one
+	// allocation per event instead of one per field).
+	all := string(b[n:])
 	var f [15]string
 	for i := range f {
-		l, n := binary.Uvarint(b)
-		if n <= 0 || uint64(len(b)-n) < l {
+		l, n := uvarint(all)
+		if n <= 0 || uint64(len(all)-n) < l {
 			return e, errEventBody
 		}
-		f[i] = string(b[n : n+int(l)])
-		b = b[n+int(l):]
+		f[i] = all[n : n+int(l)]
+		all = all[n+int(l):]
 	}
 	e = agent.Event{ID: f[0], Seq: seq, Time: time.Unix(0, ns).UTC(), Type: agent.EventType(f[1]), Door: f[2],
 		Reason: agent.Reason(f[3]), Kind: agent.CredentialKind(f[10]), Credential: f[11], Detail: f[12], CommandID: f[13], Actor: f[14]}
@@ -75,4 +77,17 @@ func decodeEvent(b []byte, seq int64) (agent.Event, error) {
 		e.Group = &agent.GroupRef{ID: f[7], Name: f[8]}
 	}
 	return e, nil
+}
+
+// uvarint is binary.Uvarint over a string.
+func uvarint(s string) (uint64, int) {
+	var x uint64
+	for i := 0; i < len(s) && i < binary.MaxVarintLen64; i++ {
+		c := s[i]
+		if c < 0x80 {
+			return x | uint64(c)<<(7*i), i + 1
+		}
+		x |= uint64(c&0x7f) << (7 * i)
+	}
+	return 0, 0
 }

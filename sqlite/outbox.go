@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/portier-io/portier/agent"
@@ -125,18 +124,18 @@ func (db *DB) Ack(ctx context.Context, seqs ...int64) error {
 	}
 	now := db.now().UnixMilli()
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		for rest := seqs; len(rest) > 0; {
-			n := min(len(rest), 500) // stay under SQLite's bound-parameter limit
-			args := make([]any, 0, n+1)
-			args = append(args, now)
-			for _, s := range rest[:n] {
-				args = append(args, s)
+		// Acknowledgements come in seq order: mark each run of consecutive
+		// seqs with one range update instead of binding every seq.
+		for start := 0; start < len(seqs); {
+			end := start + 1
+			for end < len(seqs) && seqs[end] == seqs[end-1]+1 {
+				end++
 			}
-			q := "UPDATE outbox SET sent_at = ? WHERE sent_at IS NULL AND seq IN (" + strings.TrimSuffix(strings.Repeat("?,", n), ",") + ")"
-			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			if _, err := tx.ExecContext(ctx, "UPDATE outbox SET sent_at = ? WHERE seq BETWEEN ? AND ? AND sent_at IS NULL",
+				now, seqs[start], seqs[end-1]); err != nil {
 				return fmt.Errorf("sqlite: ack events: %w", err)
 			}
-			rest = rest[n:]
+			start = end
 		}
 		if db.acked.Add(int64(len(seqs))) >= pruneEvery {
 			db.acked.Store(0)

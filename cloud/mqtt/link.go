@@ -33,9 +33,12 @@ type Link struct {
 	dirtyMu sync.Mutex
 	dirty   map[string]bool // doors whose state may have changed
 	kick    chan struct{}   // signalled when a door became dirty
-	started time.Time
-	runCtx  context.Context
-	actions sync.WaitGroup
+	// eventTopics holds the topic of each event category, built once: the
+	// drain publishes tens of thousands of events a second.
+	eventTopics map[string]string
+	started     time.Time
+	runCtx      context.Context
+	actions     sync.WaitGroup
 }
 
 // session is one broker connection. paho never reconnects it: when it is
@@ -51,6 +54,10 @@ func New(cfg Config) (*Link, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	topics := make(map[string]string, len(Categories))
+	for _, c := range Categories {
+		topics[c] = cfg.Topics.Event(c)
+	}
 	return &Link{
 		cfg:         cfg,
 		log:         cfg.Logger,
@@ -58,6 +65,7 @@ func New(cfg Config) (*Link, error) {
 		work:        make(chan struct{}, 8),
 		dirty:       map[string]bool{},
 		kick:        make(chan struct{}, 1),
+		eventTopics: topics,
 	}, nil
 }
 

@@ -211,7 +211,11 @@ func (l *Link) ackOutbox(ctx context.Context, acks <-chan []int64) error {
 // encodeEvent encodes one outbox event for publishing at QoS 1.
 func (l *Link) encodeEvent(e agent.Event) (outgoing, error) {
 	cat := EventCategory(e.Type)
-	o := outgoing{seq: e.Seq, door: e.Door, topic: l.cfg.Topics.Event(cat), payload: l.appendEvent(make([]byte, 0, 512), e, cat)}
+	topic, ok := l.eventTopics[cat]
+	if !ok {
+		topic = l.cfg.Topics.Event(cat)
+	}
+	o := outgoing{seq: e.Seq, door: e.Door, topic: topic, payload: l.appendEvent(make([]byte, 0, 512), e, cat)}
 	if l.cfg.HomeAssistant.Enabled && cat == CategoryAccess && e.Door != "" {
 		var err error
 		o.ha, err = json.Marshal(map[string]any{"event_type": string(e.Type), "reason": e.Reason, "event_id": e.ID, "ts": e.Time.UTC()})

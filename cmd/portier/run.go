@@ -283,11 +283,10 @@ func (d *daemon) buildControllers() error {
 		if w.Buzzer != nil {
 			cc.Buzzer = boardOutput{d.board, dc.ID, hal.Buzzer}
 		}
-		ctl := agent.NewController(cc)
 		if err := cc.Validate(); err != nil {
 			return usageError{fmt.Errorf("door %q: %w", dc.ID, err)}
 		}
-		d.doors[dc.ID] = ctl
+		d.doors[dc.ID] = agent.NewController(cc)
 		d.order = append(d.order, dc.ID)
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"github.com/portier-io/portier/hal/doorio"
 	"github.com/portier-io/portier/hal/keypad"
 	"github.com/portier-io/portier/hal/mfrc522"
+	"github.com/portier-io/portier/hal/wallclock"
 	"github.com/portier-io/portier/hal/wiegand"
 )
 
@@ -33,21 +34,6 @@ type DoorDevices struct {
 type Clock interface {
 	Now() time.Time
 	Sleep(ctx context.Context, d time.Duration) error
-}
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
-
-func (systemClock) Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // BoardOptions configures a DeviceBoard.
@@ -74,7 +60,7 @@ func NewDeviceBoard(doors []DoorDevices, opts BoardOptions) *DeviceBoard {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Clock == nil {
-		opts.Clock = systemClock{}
+		opts.Clock = wallclock.Clock{}
 	}
 	b := &DeviceBoard{log: opts.Logger, clock: opts.Clock, doors: doors, byID: map[string]*DoorDevices{}, closers: opts.Closers}
 	for i := range b.doors {

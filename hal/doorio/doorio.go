@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"periph.io/x/conn/v3/gpio"
+
+	"github.com/portier-io/portier/hal/wallclock"
 )
 
 // OutputConfig configures an Output.
@@ -81,10 +83,6 @@ type Clock interface {
 	Now() time.Time
 }
 
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
-
 // Input defaults.
 const (
 	// DefaultDebounce is how long a new level must hold before it counts:
@@ -127,7 +125,7 @@ func NewInput(name string, pin gpio.PinIn, cfg InputConfig) (*Input, error) {
 	}
 	clock := cfg.Clock
 	if clock == nil {
-		clock = systemClock{}
+		clock = wallclock.Clock{}
 	}
 	if err := pin.In(cfg.Pull, gpio.BothEdges); err != nil {
 		return nil, fmt.Errorf("doorio: %s: configure %s as input: %w", name, pin, err)

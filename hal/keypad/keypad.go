@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"periph.io/x/conn/v3/gpio"
+
+	"github.com/portier-io/portier/hal/wallclock"
 )
 
 // Columns reads the column lines as one group. periph's gpioioctl.LineSet
@@ -34,21 +36,6 @@ type Columns interface {
 type Clock interface {
 	Now() time.Time
 	Sleep(ctx context.Context, d time.Duration) error
-}
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
-
-func (systemClock) Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // Defaults.
@@ -100,7 +87,7 @@ func New(rows []gpio.PinOut, cols Columns, ncols int, cfg Config) (*Keypad, erro
 	}
 	clock := cfg.Clock
 	if clock == nil {
-		clock = systemClock{}
+		clock = wallclock.Clock{}
 	}
 	if len(cfg.Layout) != len(rows) {
 		return nil, fmt.Errorf("keypad: layout has %d rows, %d row lines wired", len(cfg.Layout), len(rows))

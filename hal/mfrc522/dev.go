@@ -21,27 +21,14 @@ import (
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/physic"
 	"periph.io/x/conn/v3/spi"
+
+	"github.com/portier-io/portier/hal/wallclock"
 )
 
 // Clock is the time source. Sleep must return early with ctx's error.
 type Clock interface {
 	Now() time.Time
 	Sleep(ctx context.Context, d time.Duration) error
-}
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
-
-func (systemClock) Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // DefaultSPISpeed is the SPI clock: the chip allows 10 MHz, 4 MHz leaves
@@ -81,7 +68,7 @@ func New(port spi.Port, cfg Config) (*Dev, error) {
 	}
 	clock := cfg.Clock
 	if clock == nil {
-		clock = systemClock{}
+		clock = wallclock.Clock{}
 	}
 	log := cfg.Logger
 	if log == nil {

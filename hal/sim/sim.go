@@ -35,6 +35,7 @@ import (
 
 	"github.com/portier-io/portier/agent"
 	"github.com/portier-io/portier/hal"
+	"github.com/portier-io/portier/hal/wallclock"
 	"github.com/portier-io/portier/hal/wiegand"
 )
 
@@ -42,21 +43,6 @@ import (
 type Clock interface {
 	Now() time.Time
 	Sleep(ctx context.Context, d time.Duration) error
-}
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
-
-func (systemClock) Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // Options configures a Board.
@@ -107,7 +93,7 @@ func New(cfg hal.Config, doorIDs []string, opts Options) (*Board, error) {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
 	if opts.Clock == nil {
-		opts.Clock = systemClock{}
+		opts.Clock = wallclock.Clock{}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

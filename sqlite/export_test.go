@@ -9,9 +9,6 @@ import (
 // after each table.
 func SetApplyHook(db *DB, fn func(table string) error) { db.applyHook = fn }
 
-// MigrateTo brings the schema to version v only (to build old databases).
-func MigrateTo(ctx context.Context, db *DB, v int) error { return db.migrate(ctx, v) }
-
 // OpenAt opens a database migrated only up to version v.
 func OpenAt(ctx context.Context, path string, v int) (*DB, error) {
 	db := &DB{path: path, log: slog.New(slog.DiscardHandler)}

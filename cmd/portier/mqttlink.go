@@ -20,7 +20,11 @@ func (d *daemon) buildLink() (*mqtt.Link, error) {
 		return nil, usageError{err}
 	}
 	lc.Outbox, lc.Meter, lc.Events, lc.CommandLog = d.db, outboxMeter{d.db}, d.db, d.db
-	lc.Doors = doorsAdapter{d}
+	doors := mqtt.NewDoorMap()
+	for _, id := range d.order {
+		doors.Add(id, d.doors[id])
+	}
+	lc.Doors = doors
 	lc.Telemetry = telemetry{d}
 	lc.ClockGuard = d.guard // per-command clock policy without a database read
 	lc.Clock = agent.NewSystemClock()
@@ -43,59 +47,6 @@ type outboxMeter struct{ db *sqlite.DB }
 func (m outboxMeter) OutboxDepth(ctx context.Context) (int, time.Time, error) {
 	st, err := m.db.OutboxStats(ctx)
 	return st.Depth, st.Oldest, err
-}
-
-// doorsAdapter exposes the door controllers by door id.
-type doorsAdapter struct{ d *daemon }
-
-func (a doorsAdapter) DoorIDs() []string { return append([]string(nil), a.d.order...) }
-
-func (a doorsAdapter) DoorStatus(door string) (agent.DoorStatus, bool) {
-	ctl, ok := a.d.doors[door]
-	if !ok {
-		return agent.DoorStatus{}, false
-	}
-	return ctl.Status(), true
-}
-
-func (a doorsAdapter) ctl(door string) (*agent.Controller, error) {
-	ctl, ok := a.d.doors[door]
-	if !ok {
-		return nil, &mqtt.ActionError{Type: "unknown_door", Message: "no door " + door}
-	}
-	return ctl, nil
-}
-
-func (a doorsAdapter) Unlock(ctx context.Context, door string, cmd agent.RemoteUnlock) (agent.CommandResult, error) {
-	ctl, err := a.ctl(door)
-	if err != nil {
-		return agent.CommandResult{}, err
-	}
-	return ctl.Unlock(ctx, cmd)
-}
-
-func (a doorsAdapter) Lockdown(ctx context.Context, door string, cmd agent.LockdownCommand) (agent.CommandResult, error) {
-	ctl, err := a.ctl(door)
-	if err != nil {
-		return agent.CommandResult{}, err
-	}
-	return ctl.Lockdown(ctx, cmd)
-}
-
-func (a doorsAdapter) OfficeMode(ctx context.Context, door string, cmd agent.OfficeModeCommand) (agent.CommandResult, error) {
-	ctl, err := a.ctl(door)
-	if err != nil {
-		return agent.CommandResult{}, err
-	}
-	return ctl.OfficeMode(ctx, cmd)
-}
-
-func (a doorsAdapter) ArmEnrolment(ctx context.Context, door string, cmd agent.EnrolCommand) (agent.CommandResult, <-chan agent.EnrolResult, error) {
-	ctl, err := a.ctl(door)
-	if err != nil {
-		return agent.CommandResult{}, nil, err
-	}
-	return ctl.ArmEnrolment(ctx, cmd)
 }
 
 // syncTrigger runs a sync now and answers when it landed or failed (the

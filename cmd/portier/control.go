@@ -16,6 +16,7 @@ import (
 
 	"github.com/portier-io/portier/agent"
 	"github.com/portier-io/portier/cloud/saltoks/sitesync"
+	"github.com/portier-io/portier/sqlite"
 )
 
 // The control socket is HTTP over a unix socket that only the service user
@@ -156,7 +157,7 @@ type Status struct {
 	Doors      []agent.DoorStatus `json:"doors"`
 	Sync       *sitesync.State    `json:"sync,omitempty"`
 	Clock      ClockStatus        `json:"clock"`
-	Outbox     outboxStatus       `json:"outbox"`
+	Outbox     sqlite.OutboxStats `json:"outbox"`
 }
 
 // ClockStatus reports the clock guard.
@@ -164,12 +165,6 @@ type ClockStatus struct {
 	Trusted bool   `json:"trusted"`
 	Reason  string `json:"reason,omitempty"`
 	Policy  string `json:"policy"`
-}
-
-type outboxStatus struct {
-	Depth   int       `json:"depth"`
-	Oldest  time.Time `json:"oldest,omitzero"`
-	LastSeq int64     `json:"last_seq"`
 }
 
 func (c *controlServer) status(w http.ResponseWriter, r *http.Request) {
@@ -187,7 +182,7 @@ func (c *controlServer) status(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if o, err := d.db.OutboxStats(r.Context()); err == nil {
-		st.Outbox = outboxStatus{Depth: o.Depth, Oldest: o.Oldest, LastSeq: o.LastSeq}
+		st.Outbox = o
 	}
 	writeJSON(w, http.StatusOK, st)
 }

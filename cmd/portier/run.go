@@ -115,10 +115,10 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	if err := d.startClockGuard(ctx); err != nil {
 		return err
 	}
-	if err := d.buildControllers(); err != nil {
+	if err := d.buildSync(ctx); err != nil {
 		return err
 	}
-	if err := d.buildSync(ctx); err != nil {
+	if err := d.buildControllers(); err != nil {
 		return err
 	}
 	if d.cfg.MQTT.Enabled() {
@@ -258,9 +258,14 @@ func (d *daemon) buildControllers() error {
 	if agent.ClockPolicy(d.cfg.ClockPolicy) == agent.ClockDenyScheduled {
 		dec.UntrustedClock = d.guard.Untrusted
 	}
-	if d.cfg.Salto.StaleAfter > 0 {
+	// The stale-cache policy asks the sync engine, which keeps the last
+	// success in memory: no database read on the tap path.
+	switch {
+	case d.cfg.Salto.StaleAfter > 0 && d.engine != nil:
 		dec.StaleAfter = d.cfg.Salto.StaleAfter
-		dec.SyncedAt = d.syncedAt
+		dec.SyncedAt = d.engine.SyncedAt
+	case d.cfg.Salto.StaleAfter > 0:
+		d.log.Warn("salto.stale_after is set but this gateway does not sync from Salto KS: the stale-cache policy is off")
 	}
 	d.doors = map[string]*agent.Controller{}
 	for _, dc := range d.cfg.Doors {
@@ -290,15 +295,6 @@ func (d *daemon) buildControllers() error {
 		d.order = append(d.order, dc.ID)
 	}
 	return nil
-}
-
-// syncedAt is the last successful sync, for the stale-cache policy.
-func (d *daemon) syncedAt() time.Time {
-	if d.engine != nil {
-		return d.engine.SyncedAt()
-	}
-	t, _ := sitesync.LastSuccess(context.Background(), d.db)
-	return t
 }
 
 func (d *daemon) buildSync(ctx context.Context) error {

@@ -18,13 +18,11 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
-	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/stretchr/testify/require"
 
 	"github.com/portier-io/portier/agent"
 	"github.com/portier-io/portier/cloud/mqtt"
+	"github.com/portier-io/portier/cloud/mqtt/mqtttest"
 )
 
 // waitFor bounds every wait on a real event.
@@ -38,13 +36,12 @@ type testBroker interface {
 	Start(t testing.TB)
 }
 
-// mochiBroker is the embedded broker.
+// mochiBroker is the embedded broker (mqtttest), restartable on the same
+// address.
 type mochiBroker struct {
-	addr   string
-	tls    *tls.Config
-	scheme string
-	auth   *allowAll
-	srv    *mochi.Server
+	opts mqtttest.Options
+	url  string
+	b    *mqtttest.Broker
 }
 
 func startMochi(t testing.TB, tlsCfg *tls.Config) *mochiBroker {
@@ -56,55 +53,27 @@ func startMochi(t testing.TB, tlsCfg *tls.Config) *mochiBroker {
 // (when user is set).
 func startMochiAuth(t testing.TB, tlsCfg *tls.Config, user, password string) *mochiBroker {
 	t.Helper()
-	b := &mochiBroker{addr: "127.0.0.1:0", tls: tlsCfg, scheme: "tcp", auth: &allowAll{user: user, password: password}}
-	if tlsCfg != nil {
-		b.scheme = "ssl"
-	}
+	b := &mochiBroker{opts: mqtttest.Options{TLS: tlsCfg, Username: user, Password: password}}
 	b.Start(t)
 	t.Cleanup(func() { b.Stop(t) })
 	return b
 }
 
-func (b *mochiBroker) URL() string { return b.scheme + "://" + b.addr }
+func (b *mochiBroker) URL() string { return b.url }
 
 func (b *mochiBroker) Start(t testing.TB) {
 	t.Helper()
-	// A slow subscriber (the race detector) must not make the broker drop
-	// messages: raise mochi's per-client queues well above a test's volume.
-	caps := mochi.NewDefaultServerCapabilities()
-	caps.MaximumInflight = 65535
-	caps.MaximumClientWritesPending = 1 << 20
-	srv := mochi.New(&mochi.Options{InlineClient: true, Capabilities: caps, Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, srv.AddHook(b.auth, nil))
-	l := listeners.NewTCP(listeners.Config{ID: "t", Address: b.addr, TLSConfig: b.tls})
-	require.NoError(t, srv.AddListener(l))
-	b.addr = l.Address()
-	go func() { _ = srv.Serve() }()
-	b.srv = srv
+	br, err := mqtttest.Start(b.opts)
+	require.NoError(t, err)
+	b.opts.Addr, b.url, b.b = br.Addr(), br.URL(), br
 }
 
-func (b *mochiBroker) Stop(testing.TB) {
-	if b.srv != nil {
-		_ = b.srv.Close()
-		b.srv = nil
+func (b *mochiBroker) Stop(t testing.TB) {
+	if b.b != nil {
+		require.NoError(t, b.b.Close())
+		b.b = nil
 	}
 }
-
-// allowAll lets every client connect and use every topic (the auth hook of
-// mochi pulls in a YAML module this repository does not need).
-type allowAll struct {
-	mochi.HookBase
-	user, password string // when set, the only accepted credentials
-}
-
-func (h *allowAll) ID() string { return "allow-all" }
-func (h *allowAll) Provides(b byte) bool {
-	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
-}
-func (h *allowAll) OnConnectAuthenticate(_ *mochi.Client, pk packets.Packet) bool {
-	return h.user == "" || string(pk.Connect.Username) == h.user && string(pk.Connect.Password) == h.password
-}
-func (h *allowAll) OnACLCheck(*mochi.Client, string, bool) bool { return true }
 
 // mosquittoBroker is Debian's mosquitto as a child process.
 type mosquittoBroker struct {

@@ -14,7 +14,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -27,13 +26,11 @@ import (
 	"time"
 	"unsafe"
 
-	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
-	"github.com/mochi-mqtt/server/v2/packets"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/portier-io/portier/agent"
 	"github.com/portier-io/portier/agent/sitefile"
+	"github.com/portier-io/portier/cloud/mqtt/mqtttest"
 	"github.com/portier-io/portier/cloud/saltoks/saltokstest"
 )
 
@@ -149,35 +146,19 @@ const help = `Try (door ids: front = card or PIN, studio = card then PIN, lab = 
   status                           the agent's status      help   this text      quit   stop
 `
 
-// openBroker lets every local client in: the demo broker listens on
-// loopback only.
-type openBroker struct{ mochi.HookBase }
-
-func (openBroker) ID() string { return "open" }
-func (openBroker) Provides(b byte) bool {
-	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
-}
-func (openBroker) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
-func (openBroker) OnACLCheck(*mochi.Client, string, bool) bool              { return true }
-
-// startBroker runs an embedded MQTT broker (mochi) on loopback.
-func startBroker() (*mochi.Server, string, error) {
-	srv := mochi.New(&mochi.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
-	if err := srv.AddHook(new(openBroker), nil); err != nil {
-		return nil, "", err
-	}
+// startBroker runs an embedded MQTT broker on loopback, on 1883 when free.
+func startBroker() (*mqtttest.Broker, string, error) {
 	addr := "127.0.0.1:1883"
 	if ln, err := net.Listen("tcp", addr); err != nil {
 		addr = "127.0.0.1:0" // 1883 is taken (a real broker?): any free port
 	} else {
 		ln.Close()
 	}
-	l := listeners.NewTCP(listeners.Config{ID: "demo", Address: addr})
-	if err := srv.AddListener(l); err != nil {
+	b, err := mqtttest.Start(mqtttest.Options{Addr: addr})
+	if err != nil {
 		return nil, "", err
 	}
-	go srv.Serve()
-	return srv, l.Address(), nil
+	return b, b.Addr(), nil
 }
 
 func demoConfig(path, dir, saltoURL, siteID string, o saltokstest.Options, brokerAddr string) (string, error) {

@@ -3,28 +3,16 @@ package main_test
 import (
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
-	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/portier-io/portier/cloud/mqtt/mqtttest"
 )
-
-// openBroker lets every client in (the test's own loopback broker).
-type openBroker struct{ mochi.HookBase }
-
-func (openBroker) ID() string { return "open" }
-func (openBroker) Provides(b byte) bool {
-	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
-}
-func (openBroker) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
-func (openBroker) OnACLCheck(*mochi.Client, string, bool) bool              { return true }
 
 type message struct {
 	topic   string
@@ -34,18 +22,15 @@ type message struct {
 // TestRunMQTT runs the real agent against an embedded broker: events reach
 // the broker, a remote unlock is answered and acted on, a replay is refused.
 func TestRunMQTT(t *testing.T) {
-	srv := mochi.New(&mochi.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, srv.AddHook(new(openBroker), nil))
-	l := listeners.NewTCP(listeners.Config{ID: "e2e", Address: "127.0.0.1:0"})
-	require.NoError(t, srv.AddListener(l))
-	go srv.Serve()
-	t.Cleanup(func() { srv.Close() })
+	srv, err := mqtttest.Start(mqtttest.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, srv.Close()) })
 
 	msgs := make(chan message, 1000)
-	require.NoError(t, srv.Subscribe("portier/site1/e2e/#", 1, func(_ *mochi.Client, _ packets.Subscription, pk packets.Packet) {
+	require.NoError(t, srv.Subscribe("portier/site1/e2e/#", func(topic string, payload []byte) {
 		var m map[string]any
-		json.Unmarshal(pk.Payload, &m)
-		msgs <- message{topic: pk.TopicName, payload: m}
+		json.Unmarshal(payload, &m)
+		msgs <- message{topic: topic, payload: m}
 	}))
 	// await finds a matching message among everything received so far, or
 	// waits for it: messages on other topics may arrive in any order.
@@ -73,7 +58,7 @@ func TestRunMQTT(t *testing.T) {
 		return func(m map[string]any) bool { return m[k] == v }
 	}
 
-	g := newGateway(t, "300ms", fmt.Sprintf("clock_sync_check: \"off\"\nmqtt:\n  broker: tcp://%s\n  site_id: site1\n  telemetry_interval: 1s\n", l.Address()))
+	g := newGateway(t, "300ms", fmt.Sprintf("clock_sync_check: \"off\"\nmqtt:\n  broker: tcp://%s\n  site_id: site1\n  telemetry_interval: 1s\n", srv.Addr()))
 	g.start()
 	await("portier/site1/e2e/status", is("state", "online"))
 
@@ -84,18 +69,18 @@ func TestRunMQTT(t *testing.T) {
 	assert.Contains(t, fmt.Sprint(ev), "Ada Lovelace")
 
 	cmd := fmt.Sprintf(`{"id":"e2e-unlock-1","expires_at":%q,"actor":"dashboard:test","door":"front"}`, time.Now().Add(time.Minute).UTC().Format(time.RFC3339))
-	require.NoError(t, srv.Publish("portier/site1/e2e/cmd/unlock", []byte(cmd), false, 1))
+	require.NoError(t, srv.Publish("portier/site1/e2e/cmd/unlock", []byte(cmd), false))
 	await("portier/site1/e2e/response", func(m map[string]any) bool { return m["id"] == "e2e-unlock-1" && m["status"] == "success" })
 	remote := await("portier/site1/e2e/event/command", is("type", "remote_unlock"))
 	assert.Equal(t, "dashboard:test", remote["actor"])
 
-	require.NoError(t, srv.Publish("portier/site1/e2e/cmd/unlock", []byte(cmd), false, 1))
+	require.NoError(t, srv.Publish("portier/site1/e2e/cmd/unlock", []byte(cmd), false))
 	dup := await("portier/site1/e2e/response", func(m map[string]any) bool { return m["id"] == "e2e-unlock-1" && m["status"] == "error" })
 	assert.Contains(t, fmt.Sprint(dup["error"]), "duplicate")
 
 	// No salto: section, so a sync command cannot run, and says so.
 	syncCmd := fmt.Sprintf(`{"id":"e2e-sync-1","expires_at":%q,"actor":"dashboard:test"}`, time.Now().Add(time.Minute).UTC().Format(time.RFC3339))
-	require.NoError(t, srv.Publish("portier/site1/e2e/cmd/sync", []byte(syncCmd), false, 1))
+	require.NoError(t, srv.Publish("portier/site1/e2e/cmd/sync", []byte(syncCmd), false))
 	unavailable := await("portier/site1/e2e/response", func(m map[string]any) bool { return m["id"] == "e2e-sync-1" && m["status"] == "error" })
 	assert.Contains(t, fmt.Sprint(unavailable["error"]), "unavailable")
 

@@ -64,9 +64,10 @@ func (c *cmdRig) waitOnline(t *testing.T, n int) {
 	}, func() { c.clock.Advance(time.Second) })
 }
 
-// body builds a command object.
+// body builds a command object expiring a minute after the rig's clock
+// (which waits move on while the link connects).
 func (c *cmdRig) body(id string, fields map[string]any) []byte {
-	m := map[string]any{"id": id, "expires_at": t0.Add(time.Minute).Format(time.RFC3339), "actor": "user:42"}
+	m := map[string]any{"id": id, "expires_at": c.clock.Now().Add(time.Minute).Format(time.RFC3339), "actor": "user:42"}
 	for k, v := range fields {
 		if v == nil {
 			delete(m, k)
@@ -236,6 +237,8 @@ func TestCommandRejections(t *testing.T) {
 		c.b.Start(t)
 		c.dash = newDashboard(t, c.b.URL(), nil, c.tp.Response(), c.tp.Status())
 		c.waitOnline(t, 1)
+		// The replay is built now, after waitOnline moved the clock through
+		// the reconnect: the refusal seen is the duplicate one, not an expiry.
 		r = c.final(t, "unlock", valid, c.body(valid, map[string]any{"door": "front", "duration_s": 3}), false)
 		require.NotNil(t, r.Error)
 		assert.Equal(t, mqtt.ErrDuplicate, r.Error.Type)

@@ -46,6 +46,7 @@ func decodeEvent(b []byte, seq int64) (agent.Event, error) {
 	var e agent.Event
 	if len(b) > 0 && b[0] == '{' {
 		err := json.Unmarshal(b, &e)
+		e.Seq = seq // the row's key, whatever the JSON says
 		return e, err
 	}
 	if len(b) == 0 || b[0] != eventCodecV1 {

@@ -73,15 +73,15 @@ func (db *DB) Record(ctx context.Context, e agent.Event) error {
 	return err
 }
 
-// Pending returns up to limit events not yet acknowledged with seq > after,
+// Pending returns up to limit events not yet delivered with seq > after,
 // oldest first.
 func (db *DB) Pending(ctx context.Context, after int64, limit int) ([]agent.Event, error) {
-	return db.events(ctx, "SELECT seq, body FROM outbox WHERE sent_at IS NULL AND seq > ? ORDER BY seq LIMIT ?", after, limit)
+	return db.events(ctx, "SELECT seq, body FROM outbox WHERE seq > max(?, (SELECT through FROM outbox_delivered)) ORDER BY seq LIMIT ?", after, limit)
 }
 
 // Events returns up to limit recorded events with seq > after, oldest first,
-// whether already acknowledged by the broker or not (the local history keeps
-// the newest KeepSent acknowledged ones).
+// whether already delivered to the broker or not (the local history keeps
+// about the newest KeepSent delivered ones).
 func (db *DB) Events(ctx context.Context, after int64, limit int) ([]agent.Event, error) {
 	return db.events(ctx, "SELECT seq, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", after, limit)
 }
@@ -92,8 +92,8 @@ func (db *DB) events(ctx context.Context, q string, after int64, limit int) ([]a
 		return nil, db.explain(err)
 	}
 	defer rows.Close()
-	var out []agent.Event
-	var body []byte
+	out := make([]agent.Event, 0, min(limit, 1024))
+	var body sql.RawBytes // decodeEvent copies what it keeps
 	for rows.Next() {
 		var seq int64
 		if err := rows.Scan(&seq, &body); err != nil {
@@ -108,57 +108,31 @@ func (db *DB) events(ctx context.Context, q string, after int64, limit int) ([]a
 	return out, rows.Err()
 }
 
-// KeepSent is how many acknowledged events the local history keeps (it may
-// briefly hold up to pruneEvery more, until the next prune).
+// KeepSent is about how many delivered events the local history keeps: the
+// ones within KeepSent seqs of the newest delivered one.
 const KeepSent = 10_000
 
-// pruneEvery is how many acknowledgements pass between two prunes of the
-// history, so pruning costs one statement per batch of deliveries.
-const pruneEvery = 1_000
-
-// Ack marks events as acknowledged by the broker: they leave the outbox and
-// join the local history, whose oldest entries beyond KeepSent are pruned.
-func (db *DB) Ack(ctx context.Context, seqs ...int64) error {
-	if len(seqs) == 0 {
-		return nil
-	}
-	now := db.now().UnixMilli()
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		// Acknowledgements come in seq order: mark each run of consecutive
-		// seqs with one range update instead of binding every seq.
-		for start := 0; start < len(seqs); {
-			end := start + 1
-			for end < len(seqs) && seqs[end] == seqs[end-1]+1 {
-				end++
-			}
-			if _, err := tx.ExecContext(ctx, "UPDATE outbox SET sent_at = ? WHERE seq BETWEEN ? AND ? AND sent_at IS NULL",
-				now, seqs[start], seqs[end-1]); err != nil {
-				return fmt.Errorf("sqlite: ack events: %w", err)
-			}
-			start = end
+// AckThrough records that every event with seq <= through reached the
+// broker: they leave the outbox and join the local history, whose oldest
+// entries are pruned. The caller must have delivered all of them — the MQTT
+// link calls it with the end of the contiguous prefix the broker PUBACKed.
+// The watermark never moves back.
+func (db *DB) AckThrough(ctx context.Context, through int64) error {
+	return db.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "UPDATE outbox_delivered SET through = max(through, ?)", through); err != nil {
+			return fmt.Errorf("sqlite: ack events: %w", err)
 		}
-		if db.acked.Add(int64(len(seqs))) >= pruneEvery {
-			db.acked.Store(0)
-			return pruneSent(ctx, tx)
+		// A range delete on the primary key: nothing to do costs one seek.
+		if _, err := tx.ExecContext(ctx, "DELETE FROM outbox WHERE seq <= (SELECT through FROM outbox_delivered) - ?", KeepSent); err != nil {
+			return fmt.Errorf("sqlite: prune event history: %w", err)
 		}
 		return nil
 	})
-	return err
-}
-
-// pruneSent deletes acknowledged events older than the newest KeepSent.
-func pruneSent(ctx context.Context, tx *sql.Tx) error {
-	_, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE sent_at IS NOT NULL AND seq <
-		(SELECT seq FROM outbox WHERE sent_at IS NOT NULL ORDER BY seq DESC LIMIT 1 OFFSET ?)`, KeepSent-1)
-	if err != nil {
-		return fmt.Errorf("sqlite: prune event history: %w", err)
-	}
-	return nil
 }
 
 // OutboxStats describes the outbox.
 type OutboxStats struct {
-	Depth   int       `json:"depth"`           // events not yet acknowledged
+	Depth   int       `json:"depth"`           // events not yet delivered
 	Oldest  time.Time `json:"oldest,omitzero"` // time of the oldest pending event
 	LastSeq int64     `json:"last_seq"`        // highest seq ever assigned
 }
@@ -168,7 +142,8 @@ func (db *DB) OutboxStats(ctx context.Context) (OutboxStats, error) {
 	var st OutboxStats
 	var oldest sql.NullInt64
 	err := db.r.QueryRowContext(ctx, `SELECT count(*), min(at),
-		coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0) FROM outbox WHERE sent_at IS NULL`).Scan(&st.Depth, &oldest, &st.LastSeq)
+		coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0)
+		FROM outbox WHERE seq > (SELECT through FROM outbox_delivered)`).Scan(&st.Depth, &oldest, &st.LastSeq)
 	if err != nil {
 		return st, db.explain(err)
 	}

@@ -2,6 +2,9 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
 	"regexp"
 	"testing"
 	"time"
@@ -43,7 +46,16 @@ func TestOutbox(t *testing.T) {
 	assert.Equal(t, "tag:…234", pending[0].Credential)
 	assert.Equal(t, at.Add(2*time.Second), pending[0].Time.UTC())
 
-	require.NoError(t, db.Ack(ctx, 1, 2, 3, 4, 5))
+	require.NoError(t, db.AckThrough(ctx, 2))
+	pending, err = db.Pending(ctx, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, pending, 3, "delivered events leave the outbox")
+	assert.EqualValues(t, 3, pending[0].Seq)
+	st, err = db.OutboxStats(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, sqlite.OutboxStats{Depth: 3, Oldest: at.Add(2 * time.Second), LastSeq: 5}, st)
+	require.NoError(t, db.AckThrough(ctx, 5))
+	require.NoError(t, db.AckThrough(ctx, 1), "a stale acknowledgement does not move the watermark back")
 	st, err = db.OutboxStats(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, sqlite.OutboxStats{LastSeq: 5}, st)
@@ -74,7 +86,7 @@ func TestOutboxAckMany(t *testing.T) {
 		require.NoError(t, err)
 		seqs = append(seqs, e.Seq)
 	}
-	require.NoError(t, db.Ack(ctx, seqs[:1100]...))
+	require.NoError(t, db.AckThrough(ctx, seqs[1099]))
 	st, err := db.OutboxStats(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, 100, st.Depth)
@@ -93,7 +105,7 @@ func TestAcknowledgedEventsStayAsBoundedHistory(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, pending, 10)
 
-	require.NoError(t, db.Ack(ctx, seqs[:100]...))
+	require.NoError(t, db.AckThrough(ctx, seqs[99]))
 	pending, err = db.Pending(ctx, 0, 1)
 	require.NoError(t, err)
 	assert.EqualValues(t, 101, pending[0].Seq, "acknowledged events leave the outbox")
@@ -102,17 +114,64 @@ func TestAcknowledgedEventsStayAsBoundedHistory(t *testing.T) {
 	assert.EqualValues(t, 1, history[0].Seq, "…and stay in the history")
 
 	for i := 100; i < total; i += 500 {
-		require.NoError(t, db.Ack(ctx, seqs[i:min(i+500, total)]...))
+		require.NoError(t, db.AckThrough(ctx, seqs[min(i+500, total)-1]))
 	}
 	st, err := db.OutboxStats(ctx)
 	require.NoError(t, err)
 	assert.Zero(t, st.Depth)
 	history, err = db.Events(ctx, 0, total)
 	require.NoError(t, err)
-	// Pruning runs once per 1,000 acknowledgements, so the history holds
-	// between KeepSent and KeepSent+1,000 events.
 	n := len(history)
-	assert.True(t, n >= sqlite.KeepSent && n <= sqlite.KeepSent+1000, "history of %d events", n)
-	assert.Less(t, n, total, "the oldest acknowledged events were pruned")
+	assert.Equal(t, sqlite.KeepSent, n, "the oldest acknowledged events were pruned")
 	assert.EqualValues(t, total, history[n-1].Seq, "the newest are kept")
+}
+
+// TestOutboxMigratesDeliveryMarks: a database from before the watermark
+// (schema 6, a sent_at mark per row) keeps exactly its undelivered events.
+func TestOutboxMigratesDeliveryMarks(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		sent    int // the first this many of 5 events were marked sent
+		pending []int64
+	}{
+		{"some delivered", 3, []int64{4, 5}},
+		{"none delivered", 0, []int64{1, 2, 3, 4, 5}},
+		{"all delivered", 5, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "old.db")
+			old, err := sqlite.OpenAt(ctx, path, 6)
+			require.NoError(t, err)
+			require.NoError(t, sqlite.CloseWriter(old))
+			raw, err := sql.Open("sqlite3", "file:"+path)
+			require.NoError(t, err)
+			for i := 1; i <= 5; i++ {
+				var sentAt any
+				if i <= tc.sent {
+					sentAt = 1
+				}
+				_, err := raw.Exec("INSERT INTO outbox(seq, id, at, type, door, body, sent_at) VALUES(?, ?, 0, 'access_granted', 'front', ?, ?)",
+					i, fmt.Sprintf("ev-%d", i), fmt.Sprintf(`{"id":"ev-%d","type":"access_granted","door":"front"}`, i), sentAt)
+				require.NoError(t, err)
+			}
+			require.NoError(t, raw.Close())
+
+			db, err := sqlite.Open(ctx, path, sqlite.Options{})
+			require.NoError(t, err)
+			defer db.Close()
+			pending, err := db.Pending(ctx, 0, 10)
+			require.NoError(t, err)
+			var seqs []int64
+			for _, e := range pending {
+				seqs = append(seqs, e.Seq)
+			}
+			assert.Equal(t, tc.pending, seqs)
+			history, err := db.Events(ctx, 0, 10)
+			require.NoError(t, err)
+			assert.Len(t, history, 5, "delivered events stay in the history")
+			e, err := db.Append(ctx, agent.Event{Type: agent.EventAccessDenied})
+			require.NoError(t, err)
+			assert.EqualValues(t, 6, e.Seq)
+		})
+	}
 }

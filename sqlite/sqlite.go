@@ -57,8 +57,6 @@ type DB struct {
 	// appended is signalled (never blocking) after each outbox append, so an
 	// in-process sender wakes without polling.
 	appended chan struct{}
-	// acked counts acknowledgements since the event history was last pruned.
-	acked atomic.Int64
 
 	// applyHook, when set (tests only, through export_test.go), runs inside
 	// ApplySnapshot's transaction after each table; an error aborts the apply.

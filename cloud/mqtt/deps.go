@@ -8,11 +8,13 @@ import (
 )
 
 // Outbox is the durable event outbox the sender drains; *sqlite.DB
-// implements it. Pending returns events with seq > after, oldest first; Ack
-// deletes them by seq; Appended wakes the sender after local appends.
+// implements it. Pending returns undelivered events with seq > after,
+// oldest first; AckThrough records that every event up to a seq was
+// delivered (the sender passes the end of the contiguous prefix the broker
+// PUBACKed); Appended wakes the sender after local appends.
 type Outbox interface {
 	Pending(ctx context.Context, after int64, limit int) ([]agent.Event, error)
-	Ack(ctx context.Context, seqs ...int64) error
+	AckThrough(ctx context.Context, through int64) error
 	Appended() <-chan struct{}
 }
 

@@ -325,20 +325,11 @@ func (o *memOutbox) Pending(_ context.Context, after int64, limit int) ([]agent.
 	return append([]agent.Event(nil), o.pending[i:j]...), nil
 }
 
-func (o *memOutbox) Ack(_ context.Context, seqs ...int64) error {
+func (o *memOutbox) AckThrough(_ context.Context, through int64) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	drop := map[int64]bool{}
-	for _, s := range seqs {
-		drop[s] = true
-	}
-	kept := o.pending[:0]
-	for _, e := range o.pending {
-		if !drop[e.Seq] {
-			kept = append(kept, e)
-		}
-	}
-	o.pending = kept
+	i := sort.Search(len(o.pending), func(i int) bool { return o.pending[i].Seq > through })
+	o.pending = o.pending[i:]
 	return nil
 }
 

@@ -15,7 +15,8 @@ import (
 // pendingBatch is how many outbox rows one read fetches.
 const pendingBatch = 2048
 
-// ackBatch is how many acknowledged events are deleted in one transaction.
+// ackBatch is how many PUBACKed events at most wait before the outbox
+// records them (one small write per batch).
 const ackBatch = 1024
 
 // idlePoll re-reads the outbox when nothing signalled an append, for events
@@ -41,20 +42,23 @@ type flight struct {
 // InFlight events awaiting their PUBACK. An event is acknowledged in the
 // outbox only when its token completed without error on this session: paho
 // never reconnects a session (AutoReconnect is off), so a completed token
-// means the broker's PUBACK arrived. When the session breaks, the remaining
-// events stay in the outbox and the next session sends them again, from the
-// oldest, in order (at-least-once; consumers de-duplicate by event_id).
+// means the broker's PUBACK arrived. Tokens are taken only at the head of
+// the window, so what is acknowledged is always a contiguous prefix of the
+// outbox and one watermark records it. When the session breaks, the
+// remaining events stay in the outbox and the next session sends them
+// again, from the oldest, in order (at-least-once; consumers de-duplicate
+// by event_id).
 //
 // Three goroutines form a pipeline so neither SQLite nor JSON stalls the
 // publishing: a reader reads and encodes the next batch, this loop
-// publishes and collects PUBACKs, an acker deletes acknowledged events.
+// publishes and collects PUBACKs, an acker records the watermark.
 func (l *Link) send(ctx context.Context, s *session) error {
 	rctx, stopReader := context.WithCancel(ctx)
 	batches := make(chan []outgoing, 2)
 	readErr := make(chan error, 1)
 	go func() { readErr <- l.readOutbox(rctx, batches) }()
 
-	acks := make(chan []int64, 8)
+	acks := make(chan int64, 8)
 	ackErr := make(chan error, 1)
 	go func() { ackErr <- l.ackOutbox(ctx, acks) }()
 
@@ -70,16 +74,17 @@ func (l *Link) send(ctx context.Context, s *session) error {
 	return err
 }
 
-func (l *Link) publishLoop(ctx context.Context, s *session, batches <-chan []outgoing, readErr <-chan error, acks chan<- []int64) error {
+func (l *Link) publishLoop(ctx context.Context, s *session, batches <-chan []outgoing, readErr <-chan error, acks chan<- int64) error {
 	var (
-		cur    []outgoing
-		window = make([]flight, 0, l.cfg.InFlight)
-		done   = make([]int64, 0, ackBatch)
+		cur     []outgoing
+		window  = make([]flight, 0, l.cfg.InFlight)
+		through int64 // the newest PUBACKed seq not yet handed to the acker
+		unacked int   // how many PUBACKs that covers
 	)
 	flush := func() {
-		if len(done) > 0 {
-			acks <- done
-			done = make([]int64, 0, ackBatch)
+		if unacked > 0 {
+			acks <- through
+			unacked = 0
 		}
 	}
 	defer flush() // PUBACKs already received are acknowledged whatever ends the loop
@@ -128,12 +133,13 @@ func (l *Link) publishLoop(ctx context.Context, s *session, batches <-chan []out
 					return fmt.Errorf("publish event seq %d: %w", f.seq, err)
 				}
 				window = window[1:]
-				done = append(done, f.seq)
+				through = f.seq
+				unacked++
 				l.published.Add(1)
 				if f.door != "" {
 					l.markDoor(f.door)
 				}
-				if len(done) == cap(done) {
+				if unacked == ackBatch {
 					flush()
 				}
 			}
@@ -191,16 +197,16 @@ func (l *Link) readOutbox(ctx context.Context, out chan<- []outgoing) error {
 	}
 }
 
-// ackOutbox deletes acknowledged events, batch by batch, until acks is
-// closed. The deletes run even after ctx ended: they record PUBACKs.
-func (l *Link) ackOutbox(ctx context.Context, acks <-chan []int64) error {
+// ackOutbox records the delivered watermark, batch by batch, until acks is
+// closed. The writes run even after ctx ended: they record PUBACKs.
+func (l *Link) ackOutbox(ctx context.Context, acks <-chan int64) error {
 	var first error
-	for seqs := range acks {
+	for through := range acks {
 		if first != nil {
 			continue // keep draining so the publisher never blocks
 		}
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		if err := l.cfg.Outbox.Ack(actx, seqs...); err != nil {
+		if err := l.cfg.Outbox.AckThrough(actx, through); err != nil {
 			first = fmt.Errorf("ack outbox: %w", err)
 		}
 		cancel()

@@ -21,13 +21,15 @@ import (
 
 // The control socket is HTTP over a unix socket that only the service user
 // and its group may connect to (mode 0660). The operator CLI (status, unlock,
-// enroll, lockdown, office-mode, sync-now) talks to the running daemon
-// through it. Every command it carries is recorded with the caller's uid.
+// enroll, lockdown, office-mode, sync-now, events --follow) talks to the
+// running daemon through it. Every command it carries is recorded with the
+// caller's uid.
 
 type controlServer struct {
-	d   *daemon
-	ln  net.Listener
-	srv *http.Server
+	d    *daemon
+	ln   net.Listener
+	srv  *http.Server
+	stop chan struct{} // closed at shutdown: ends the event streams
 }
 
 type peerKey struct{}
@@ -45,7 +47,7 @@ func (d *daemon) listenControl() (*controlServer, error) {
 		ln.Close()
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	c := &controlServer{d: d, ln: ln}
+	c := &controlServer{d: d, ln: ln, stop: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", c.status)
 	mux.HandleFunc("POST /v1/doors/{door}/unlock", c.unlock)
@@ -53,6 +55,7 @@ func (d *daemon) listenControl() (*controlServer, error) {
 	mux.HandleFunc("POST /v1/doors/{door}/office_mode", c.officeMode)
 	mux.HandleFunc("POST /v1/doors/{door}/enroll", c.enroll)
 	mux.HandleFunc("POST /v1/sync", c.syncNow)
+	mux.HandleFunc("GET /v1/events", c.events)
 	c.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -85,6 +88,7 @@ func (c *controlServer) serve(ctx context.Context) error {
 }
 
 func (c *controlServer) close() {
+	close(c.stop)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	c.srv.Shutdown(ctx)
@@ -315,4 +319,72 @@ func (c *controlServer) syncNow(w http.ResponseWriter, r *http.Request) {
 	}
 	c.d.engine.Trigger()
 	writeJSON(w, http.StatusAccepted, map[string]string{"sync": "triggered"})
+}
+
+// eventsPoll bounds how often an event stream looks for new events.
+const (
+	eventsPollDefault = 250 * time.Millisecond
+	eventsPollMin     = 10 * time.Millisecond
+)
+
+// events streams recorded events with seq > after as JSON lines: what is
+// there, then, with follow=1, every new event until the client goes away or
+// the daemon stops (the stream then simply ends). poll (a Go duration, at
+// least 10ms) sets how often the stream looks for new events.
+func (c *controlServer) events(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var after int64
+	if v := q.Get("after"); v != "" {
+		var err error
+		if after, err = strconv.ParseInt(v, 10, 64); err != nil || after < 0 {
+			writeJSON(w, http.StatusBadRequest, errorBody{fmt.Sprintf("after %q: want a sequence number", v)})
+			return
+		}
+	}
+	poll := eventsPollDefault
+	if v := q.Get("poll"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < eventsPollMin {
+			writeJSON(w, http.StatusBadRequest, errorBody{fmt.Sprintf("poll %q: want a Go duration of at least %s", v, eventsPollMin)})
+			return
+		}
+		poll = d
+	}
+	follow := q.Get("follow") == "1"
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	flusher, _ := w.(http.Flusher)
+	enc := json.NewEncoder(w)
+	tick := time.NewTicker(poll)
+	defer tick.Stop()
+	for started := false; ; started = true {
+		evs, err := c.d.db.Events(r.Context(), after, 1000)
+		if err != nil {
+			if !started {
+				writeJSON(w, http.StatusInternalServerError, errorBody{err.Error()})
+			}
+			return // mid-stream the client sees the stream end
+		}
+		for _, ev := range evs {
+			if enc.Encode(ev) != nil {
+				return // the client went away
+			}
+			after = ev.Seq
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		if len(evs) == 1000 {
+			continue // more are waiting
+		}
+		if !follow {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-r.Context().Done():
+			return
+		case <-c.stop:
+			return
+		}
+	}
 }

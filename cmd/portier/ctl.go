@@ -40,16 +40,8 @@ func (c *controlClient) do(ctx context.Context, method, path string, body, out a
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://portier"+path, rd)
+	resp, err := c.send(ctx, method, path, rd)
 	if err != nil {
-		return 0, err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		var ne *net.OpError
-		if errors.As(err, &ne) {
-			return 0, fmt.Errorf("portier is not running, or this user may not use its control socket %s (%v): start it with `systemctl start portier` or `portier run`, or run this as the portier user or a member of its group", c.path, ne.Err)
-		}
 		return 0, err
 	}
 	defer resp.Body.Close()
@@ -58,11 +50,7 @@ func (c *controlClient) do(ctx context.Context, method, path string, body, out a
 		return resp.StatusCode, err
 	}
 	if resp.StatusCode >= 300 && !(resp.StatusCode == http.StatusConflict && out != nil) {
-		var eb errorBody
-		if json.Unmarshal(data, &eb) == nil && eb.Error != "" {
-			return resp.StatusCode, errors.New(eb.Error)
-		}
-		return resp.StatusCode, fmt.Errorf("%s %s: %s", method, path, resp.Status)
+		return resp.StatusCode, answerError(method, path, resp, data)
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
@@ -70,6 +58,47 @@ func (c *controlClient) do(ctx context.Context, method, path string, body, out a
 		}
 	}
 	return resp.StatusCode, nil
+}
+
+// stream GETs path and returns the open body of a 2xx answer, for answers
+// that go on (event streams); the caller closes it.
+func (c *controlClient) stream(ctx context.Context, path string) (io.ReadCloser, error) {
+	resp, err := c.send(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return nil, answerError(http.MethodGet, path, resp, data)
+	}
+	return resp.Body, nil
+}
+
+// send makes one request, turning "cannot connect" into advice.
+func (c *controlClient) send(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://portier"+path, body)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var ne *net.OpError
+		if errors.As(err, &ne) {
+			return nil, fmt.Errorf("portier is not running, or this user may not use its control socket %s (%v): start it with `systemctl start portier` or `portier run`, or run this as the portier user or a member of its group", c.path, ne.Err)
+		}
+		return nil, err
+	}
+	return resp, nil
+}
+
+// answerError is the error a non-2xx answer stands for.
+func answerError(method, path string, resp *http.Response, data []byte) error {
+	var eb errorBody
+	if json.Unmarshal(data, &eb) == nil && eb.Error != "" {
+		return errors.New(eb.Error)
+	}
+	return fmt.Errorf("%s %s: %s", method, path, resp.Status)
 }
 
 // clientSetup parses the common flags of the control commands.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/portier-io/portier/agent"
 	"github.com/portier-io/portier/sqlite"
@@ -17,15 +17,15 @@ import (
 func cmdEvents(ctx context.Context, e *env, args []string) int {
 	flags := newFlags(e, "events", "[--config FILE] [--follow] [--json] [--limit N] [--count N]")
 	cfgPath := flags.String("config", "", "config file (default: the embedded demo config)")
-	follow := flags.Bool("follow", false, "keep printing new events as they are recorded (Ctrl-C stops)")
+	follow := flags.Bool("follow", false, "keep printing new events from the running agent as they are recorded (Ctrl-C stops)")
 	asJSON := flags.Bool("json", false, "print one JSON object per line")
 	limit := flags.Int("limit", 50, "how many of the latest events to print first")
 	count := flags.Int("count", 0, "with --follow: stop after this many new events (0: never)")
-	poll := flags.Duration("poll", 250*time.Millisecond, "with --follow: how often to look for new events")
+	poll := flags.Duration("poll", eventsPollDefault, "with --follow: how often the agent looks for new events (at least 10ms)")
 	if code, ok := parseFlags(flags, args); !ok {
 		return code
 	}
-	if flags.NArg() != 0 || *limit < 0 || *count < 0 || *poll <= 0 {
+	if flags.NArg() != 0 || *limit < 0 || *count < 0 || *poll < eventsPollMin {
 		flags.Usage()
 		return exitUsage
 	}
@@ -68,28 +68,36 @@ func cmdEvents(ctx context.Context, e *env, args []string) int {
 		}
 		return exitOK
 	}
-	seen := 0
-	tick := time.NewTicker(*poll)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return exitOK
-		case <-tick.C:
-		}
-		evs, err := db.Events(ctx, after, 1000)
-		if err != nil {
-			return fail(e, exitFailed, "%v", err)
-		}
-		if *count > 0 && seen+len(evs) > *count {
-			evs = evs[:*count-seen]
-		}
-		print(evs)
-		seen += len(evs)
-		if *count > 0 && seen >= *count {
+	// New events come from the running agent over its control socket, so
+	// a follower ends when the agent stops instead of watching a database
+	// nobody writes any more.
+	body, err := newControlClient(cfg, 0).stream(ctx, fmt.Sprintf("/v1/events?follow=1&after=%d&poll=%s", after, *poll))
+	if err != nil {
+		if ctx.Err() != nil {
 			return exitOK
 		}
+		return fail(e, exitFailed, "--follow: %v", err)
 	}
+	defer body.Close()
+	sc := bufio.NewScanner(body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for seen := 0; *count == 0 || seen < *count; seen++ {
+		if !sc.Scan() {
+			if ctx.Err() != nil {
+				return exitOK // Ctrl-C
+			}
+			if err := sc.Err(); err != nil {
+				return fail(e, exitFailed, "event stream: %v", err)
+			}
+			return fail(e, exitFailed, "portier stopped: no more events to follow")
+		}
+		var ev agent.Event
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			return fail(e, exitFailed, "event stream: %v", err)
+		}
+		print([]agent.Event{ev})
+	}
+	return exitOK
 }
 
 // formatEvent is the one-line human form of an event.

@@ -4,10 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -54,32 +54,63 @@ func TestEvents(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &e))
 	assert.EqualValues(t, 2, e.Seq)
 
-	t.Run("follow", func(t *testing.T) {
+	_, errOut, code = runPortier(t, env, "events", "--follow")
+	assert.Equal(t, 3, code)
+	assert.Contains(t, errOut, "portier is not running", "--follow needs the running agent")
+}
+
+// TestEventsFollow follows a running agent over its control socket: the
+// latest event first, then new ones as they happen, until --count, or until
+// the agent stops.
+func TestEventsFollow(t *testing.T) {
+	g := newGateway(t, "300ms")
+	g.start()
+	g.follow()
+	g.waitEvent(agent.EventControllerStarted)
+
+	follower := func(extra ...string) (*exec.Cmd, *bufio.Scanner, *strings.Builder) {
 		// A bound on a broken follower: the test fails instead of hanging.
-		cctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(cctx, portierBin, "events", "--follow", "--json", "--limit", "1", "--count", "2", "--poll", "10ms")
-		cmd.Stderr = os.Stderr
-		cmd.Env = append(env, "HOME="+t.TempDir())
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		t.Cleanup(cancel)
+		cmd := exec.CommandContext(ctx, portierBin, append([]string{"events", "--config", g.cfg, "--follow", "--json", "--limit", "1", "--poll", "10ms"}, extra...)...)
+		cmd.Env = g.env
+		errOut := &strings.Builder{}
+		cmd.Stderr = errOut
 		stdout, err := cmd.StdoutPipe()
 		require.NoError(t, err)
 		require.NoError(t, cmd.Start())
-		// The follower first prints the latest event (--limit 1); once it has,
-		// it is watching, so what is appended next must show up.
-		sc := bufio.NewScanner(stdout)
-		require.True(t, sc.Scan())
-		var last agent.Event
-		require.NoError(t, json.Unmarshal(sc.Bytes(), &last))
-		require.EqualValues(t, 2, last.Seq)
-		for i := range 2 {
-			_, err := db.Append(ctx, agent.Event{Type: agent.EventAccessGranted, Door: "studio"})
-			require.NoError(t, err)
-			require.True(t, sc.Scan(), "follower printed event %d", i)
-			var got agent.Event
-			require.NoError(t, json.Unmarshal(sc.Bytes(), &got))
-			assert.EqualValues(t, 3+i, got.Seq)
-			assert.Equal(t, "studio", got.Door)
-		}
-		require.NoError(t, cmd.Wait(), "--count 2 ends the follower")
-	})
+		return cmd, bufio.NewScanner(stdout), errOut
+	}
+	next := func(sc *bufio.Scanner) agent.Event {
+		t.Helper()
+		require.True(t, sc.Scan(), "the follower printed an event")
+		var e agent.Event
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &e))
+		return e
+	}
+
+	counted, csc, _ := follower("--count", "2")
+	forever, fsc, ferr := follower()
+	latest := next(csc)
+	assert.Equal(t, latest, next(fsc), "both start from the latest recorded event")
+
+	g.sim("tap front 04:A1:B2:C3:D4:E5:F6")
+	for _, sc := range []*bufio.Scanner{csc, fsc} {
+		e := next(sc)
+		assert.Equal(t, agent.EventAccessGranted, e.Type)
+		assert.Equal(t, latest.Seq+1, e.Seq, "nothing skipped")
+		assert.Equal(t, agent.EventRelayOn, next(sc).Type)
+	}
+	require.NoError(t, counted.Wait(), "--count 2 ends the follower")
+
+	// The agent stops: the follower ends too, saying why, instead of
+	// watching a database nobody writes any more.
+	assert.Equal(t, 0, g.signal(syscall.SIGTERM))
+	for fsc.Scan() { // the events of the shutdown itself
+	}
+	err := forever.Wait()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, 3, ee.ExitCode())
+	assert.Contains(t, ferr.String(), "portier stopped")
 }

@@ -128,7 +128,7 @@ func (g *gateway) sim(line string) {
 func (g *gateway) follow() {
 	t := g.t
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, portierBin, "events", "--config", g.cfg, "--follow", "--json", "--limit", "100000", "--poll", "5ms")
+	cmd := exec.CommandContext(ctx, portierBin, "events", "--config", g.cfg, "--follow", "--json", "--limit", "100000", "--poll", "10ms")
 	cmd.Env = g.env
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)

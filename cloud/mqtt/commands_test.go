@@ -217,6 +217,7 @@ func TestCommandRejections(t *testing.T) {
 		// (re)subscribes: refused, and again on every reconnect.
 		rid := "r1"
 		c.dash.publish(t, c.tp.Command("lockdown"), c.body(rid, map[string]any{"on": false}), true)
+		c.dash.settle(t)
 		late := newCmdRig(t, c.b, func(cfg *mqtt.Config) { cfg.ClientID = "late" }) // another link subscribing now
 		late.dash.waitUntil(t, "the retained refusal", func(m []message) bool {
 			for _, p := range late.answers(t, m, rid) {

@@ -37,6 +37,7 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 	// A retained UNLOCK waiting on the broker is refused when the link
 	// subscribes, and never reaches the door.
 	ha.publish(t, tp.HALock("front"), []byte("UNLOCK"), true)
+	ha.settle(t)
 	r := newRig(t, b.URL(), func(c *mqtt.Config) {
 		c.HomeAssistant = mqtt.HomeAssistant{Enabled: true, AllowUnlock: true}
 		c.Telemetry = telemetryOK{}
@@ -46,7 +47,7 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 	}, nil)
 	ha.publish(t, tp.HALock("front"), nil, true) // clear it
 	refusal := decode[mqtt.ResponsePayload](t, on(msgs, tp.Response())[0].Payload)
-	require.NotNil(t, refusal.Error)
+	require.NotNil(t, refusal.Error, "%s", on(msgs, tp.Response())[0].Payload)
 	assert.Equal(t, mqtt.ErrRetained, refusal.Error.Type)
 	assert.Empty(t, r.doors.Calls())
 

@@ -243,6 +243,16 @@ func (d *dashboard) publish(t testing.TB, topic string, payload []byte, retained
 	require.NoError(t, tok.Error())
 }
 
+// settle returns once the broker has finished with everything this
+// dashboard published before: brokers handle one client's packets in order,
+// and mochi acknowledges a publish before it delivers it to subscribers, so
+// the PUBACK of a later publish is the barrier. Without it a link that
+// subscribes right after a retained publish can get that message live.
+func (d *dashboard) settle(t testing.TB) {
+	t.Helper()
+	d.publish(t, "portier-test/settle", []byte("."), false)
+}
+
 func (d *dashboard) all() []message {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -269,10 +279,27 @@ func (d *dashboard) waitUntil(t testing.TB, what string, cond func([]message) bo
 		case <-step.C: // only so kick runs again; the wait is on messages
 		case <-deadline.C:
 			step.Stop()
-			t.Fatalf("timed out waiting for %s; got %d messages", what, len(m))
+			t.Fatalf("timed out waiting for %s; got %d messages: %s", what, len(m), topicCounts(m))
 		}
 		step.Stop()
 	}
+}
+
+// topicCounts summarises messages as "topic×n" for failure messages.
+func topicCounts(msgs []message) string {
+	n := map[string]int{}
+	var order []string
+	for _, m := range msgs {
+		if n[m.Topic] == 0 {
+			order = append(order, m.Topic)
+		}
+		n[m.Topic]++
+	}
+	parts := make([]string, len(order))
+	for i, t := range order {
+		parts[i] = fmt.Sprintf("%s×%d", t, n[t])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // on filters messages by topic.

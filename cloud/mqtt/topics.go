@@ -80,7 +80,7 @@ func EventCategory(t agent.EventType) string {
 	case agent.EventForcedOpen, agent.EventForcedOpenCleared, agent.EventHeldOpenPreAlarm, agent.EventHeldOpen,
 		agent.EventHeldOpenCleared, agent.EventTamper, agent.EventTamperCleared, agent.EventLockoutStarted,
 		agent.EventLockoutEnded, agent.EventInputQueueOverflow,
-		EventOutboxHighWater, EventOutboxFull, EventOutboxNormal:
+		EventOutboxHighWater, EventOutboxFull, EventOutboxNormal, agent.EventStoreFailed, agent.EventStoreRecovered:
 		return CategoryAlarm
 	case agent.EventDoorOpened, agent.EventDoorClosed, agent.EventExitPressed, agent.EventRelayOn, agent.EventRelayOff:
 		return CategoryDoor

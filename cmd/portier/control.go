@@ -162,6 +162,10 @@ type Status struct {
 	Sync       *sitesync.State    `json:"sync,omitempty"`
 	Clock      ClockStatus        `json:"clock"`
 	Outbox     sqlite.OutboxStats `json:"outbox"`
+	// EventsHeld counts events an outbox failure holds in memory (see
+	// agent.EventSpool); EventsLost those lost at the spool's limit.
+	EventsHeld int `json:"events_held,omitempty"`
+	EventsLost int `json:"events_lost,omitempty"`
 }
 
 // ClockStatus reports the clock guard.
@@ -188,6 +192,7 @@ func (c *controlServer) status(w http.ResponseWriter, r *http.Request) {
 	if o, err := d.db.OutboxStats(r.Context()); err == nil {
 		st.Outbox = o
 	}
+	st.EventsHeld, st.EventsLost = d.events.Held()
 	writeJSON(w, http.StatusOK, st)
 }
 

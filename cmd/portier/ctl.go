@@ -150,6 +150,9 @@ func cmdStatus(ctx context.Context, e *env, args []string) int {
 	}
 	fmt.Fprintf(w, "clock:  %s (policy %s)\n", clock, st.Clock.Policy)
 	fmt.Fprintf(w, "outbox: %d events waiting (last seq %d)\n", st.Outbox.Depth, st.Outbox.LastSeq)
+	if st.EventsHeld > 0 || st.EventsLost > 0 {
+		fmt.Fprintf(w, "        THE OUTBOX REFUSES EVENTS: %d held in memory, %d lost (see the log; is the disk full?)\n", st.EventsHeld, st.EventsLost)
+	}
 	for _, d := range st.Doors {
 		fmt.Fprintf(w, "door %-10s %s\n", d.Door, describeDoor(d))
 	}

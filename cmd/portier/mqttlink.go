@@ -19,7 +19,7 @@ func (d *daemon) buildLink() (*mqtt.Link, error) {
 	if err != nil {
 		return nil, usageError{err}
 	}
-	lc.Outbox, lc.Meter, lc.Events, lc.CommandLog = d.db, outboxMeter{d.db}, d.db, d.db
+	lc.Outbox, lc.Meter, lc.Events, lc.CommandLog = d.db, outboxMeter{d.db, d.events}, d.events, d.db
 	doors := mqtt.NewDoorMap()
 	for _, id := range d.order {
 		doors.Add(id, d.doors[id])
@@ -42,11 +42,17 @@ func (d *daemon) buildLink() (*mqtt.Link, error) {
 	return link, nil
 }
 
-type outboxMeter struct{ db *sqlite.DB }
+// outboxMeter counts, as the outbox's depth, the events waiting in the
+// database and those an outbox failure holds in memory.
+type outboxMeter struct {
+	db    *sqlite.DB
+	spool *agent.EventSpool
+}
 
 func (m outboxMeter) OutboxDepth(ctx context.Context) (int, time.Time, error) {
 	st, err := m.db.OutboxStats(ctx)
-	return st.Depth, st.Oldest, err
+	held, _ := m.spool.Held()
+	return st.Depth + held, st.Oldest, err
 }
 
 // syncTrigger runs a sync now and answers when it landed or failed (the

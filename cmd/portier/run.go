@@ -85,6 +85,7 @@ type daemon struct {
 	board   hal.Board
 	sim     *sim.Board
 	db      *sqlite.DB
+	events  *agent.EventSpool // every event goes through it to the outbox in db
 	key     agent.PINKey
 	guard   *agent.ClockGuard
 	engine  *sitesync.Engine
@@ -112,6 +113,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		return err
 	}
 	defer d.db.Close()
+	d.events = agent.NewEventSpool(agent.EventSpoolConfig{Store: d.db, Clock: agent.NewSystemClock(), Logger: d.log.With("component", "events")})
 	if err := d.startClockGuard(ctx); err != nil {
 		return err
 	}
@@ -144,6 +146,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 			}
 		}()
 	}
+	goRun("events", d.events.Run)
 	for _, id := range d.order {
 		goRun("door "+id, d.doors[id].Run)
 	}
@@ -184,6 +187,12 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	cancel()
 	ctl.close()
 	wg.Wait()
+	// Every event source has stopped: write what an outbox failure held back.
+	fctx, fcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if ferr := d.events.Flush(fctx); ferr != nil {
+		err = errors.Join(err, fmt.Errorf("events: %w", ferr))
+	}
+	fcancel()
 	// Controllers leave their relays off when Run returns; Halt covers every
 	// other output (LEDs, buzzer) before the board is closed.
 	if herr := d.board.Halt(); herr != nil {
@@ -248,7 +257,7 @@ func (d *daemon) startClockGuard(ctx context.Context) error {
 	}
 	d.guard = agent.NewClockGuard(agent.ClockGuardConfig{
 		Now: d.e.now, Synchronised: synced, Store: metaLastGood{d.db},
-		Events: d.db, Logger: d.log.With("component", "clock"),
+		Events: d.events, Logger: d.log.With("component", "clock"),
 	})
 	return d.guard.Check(ctx)
 }
@@ -274,7 +283,7 @@ func (d *daemon) buildControllers() error {
 			return usageError{fmt.Errorf("door %q has no relay in hardware.doors: a door the gateway cannot unlock cannot be run", dc.ID)}
 		}
 		cc := agent.ControllerConfig{
-			Door: dc.Door(), Relay: boardOutput{d.board, dc.ID, hal.Relay}, Decider: dec, Events: d.db, Enrolments: d.db,
+			Door: dc.Door(), Relay: boardOutput{d.board, dc.ID, hal.Relay}, Decider: dec, Events: d.events, Enrolments: d.db,
 			Logger: d.log, AccessTime: dc.AccessTime, HeldOpenTime: dc.HeldOpenTime,
 			PINTimeout: dc.PINTimeout, TwoFactorWindow: dc.TwoFactorWindow, EasyOfficeMode: dc.EasyOfficeMode,
 			Lockout: agent.LockoutPolicy{MaxFailures: dc.Lockout.MaxFailures, Window: dc.Lockout.Window, Duration: dc.Lockout.Duration, MaxDuration: dc.Lockout.MaxDuration},
@@ -400,7 +409,7 @@ func (d *daemon) dispatch(ev hal.Event) {
 		err = ctl.SetInput(agent.DoorInput(ev.Input), ev.Active)
 	case hal.EventFault:
 		d.log.Warn("device fault", "door", ev.Door, "device", ev.Device, "err", ev.Err)
-		rerr := d.db.Record(context.Background(), agent.Event{Time: ev.At, Type: eventDeviceFault, Door: ev.Door, Detail: ev.Device + ": " + ev.Err.Error()})
+		rerr := d.events.Record(context.Background(), agent.Event{Time: ev.At, Type: eventDeviceFault, Door: ev.Door, Detail: ev.Device + ": " + ev.Err.Error()})
 		if rerr != nil {
 			d.log.Error("record device fault", "err", rerr)
 		}

@@ -22,3 +22,10 @@ func OpenAt(ctx context.Context, path string, v int) (*DB, error) {
 
 // CloseWriter closes a database made by OpenAt.
 func CloseWriter(db *DB) error { return db.w.Close() }
+
+// WriterPragma reads a PRAGMA on the writer connection.
+func WriterPragma(ctx context.Context, db *DB, name string) (string, error) {
+	var v string
+	err := db.w.QueryRowContext(ctx, "PRAGMA "+name).Scan(&v)
+	return v, err
+}

@@ -175,3 +175,16 @@ func TestOutboxMigratesDeliveryMarks(t *testing.T) {
 		})
 	}
 }
+
+// TestWriterSyncsEveryCommit: the writer syncs every commit (FULL = 2), so
+// an appended event is on disk when Append returns, not only in the page
+// cache — a gateway loses power without warning.
+func TestWriterSyncsEveryCommit(t *testing.T) {
+	db, _ := openDB(t)
+	v, err := sqlite.WriterPragma(ctx, db, "synchronous")
+	require.NoError(t, err)
+	assert.Equal(t, "2", v)
+	mode, err := sqlite.WriterPragma(ctx, db, "journal_mode")
+	require.NoError(t, err)
+	assert.Equal(t, "wal", mode)
+}

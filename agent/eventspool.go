@@ -30,9 +30,20 @@ const (
 // the spool already holds its limit: that event is lost (and counted).
 var ErrSpoolFull = errors.New("event spool full")
 
+// BatchEventSink is an EventSink that can also write several events in one
+// transaction (all or none); the spool uses it to write held events back in
+// batches — one storage sync per batch instead of per event.
+type BatchEventSink interface {
+	EventSink
+	RecordAll(ctx context.Context, events []Event) error
+}
+
+// flushBatch is how many held events one write takes back to a BatchEventSink.
+const flushBatch = 256
+
 // EventSpoolConfig configures an EventSpool.
 type EventSpoolConfig struct {
-	Store  EventSink // the outbox
+	Store  EventSink // the outbox; a BatchEventSink is written in batches
 	Clock  Clock
 	Logger *slog.Logger
 	// Limit is how many events are held at most; default 10,000 (a few MB).
@@ -188,17 +199,25 @@ func (s *EventSpool) flush(ctx context.Context) bool {
 			}
 			s.held = append(s.held, s.recovery())
 		}
-		e := s.held[0]
+		// Held events only ever leave from the head (here), so the batch
+		// stays valid while the lock is released.
+		batch := s.held[:min(len(s.held), flushBatch)]
 		s.mu.Unlock()
-		err := s.cfg.Store.Record(ctx, e)
+		var err error
+		if bs, ok := s.cfg.Store.(BatchEventSink); ok && len(batch) > 1 {
+			err = bs.RecordAll(ctx, batch)
+		} else {
+			batch = batch[:1]
+			err = s.cfg.Store.Record(ctx, batch[0])
+		}
 		s.mu.Lock()
 		if err != nil {
 			s.lastErr = err
 			s.retryIn = min(2*s.retryIn, s.cfg.RetryMax)
 			return false
 		}
-		s.held[0] = Event{} // let the GC have it
-		s.held = s.held[1:]
+		clear(s.held[:len(batch)]) // let the GC have them
+		s.held = s.held[len(batch):]
 		if len(s.held) == 0 {
 			s.held = nil // the backing array of an outage goes too
 		}

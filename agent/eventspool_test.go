@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -193,4 +194,45 @@ func TestEventSpoolCallerGivingUpIsNoOutage(t *testing.T) {
 	r.record(t, "next")
 	got := r.waitWritten(t, 2)
 	assert.Equal(t, []string{"relay_off", "access_granted:next"}, types(got), "held, written in order, no alarm")
+}
+
+// batchStore is a flakyStore that also writes batches, all or none.
+type batchStore struct {
+	*flakyStore
+	batches []int
+}
+
+func (b *batchStore) RecordAll(_ context.Context, evs []agent.Event) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.broken {
+		return errDiskFull
+	}
+	b.batches = append(b.batches, len(evs))
+	b.events = append(b.events, evs...)
+	return nil
+}
+
+// TestEventSpoolWritesBackInBatches: after an outage, held events go back
+// to a batch-capable outbox 256 per transaction (one storage sync each),
+// in order.
+func TestEventSpoolWritesBackInBatches(t *testing.T) {
+	store := &batchStore{flakyStore: &flakyStore{broken: true}}
+	clock := agenttest.NewClock(t0)
+	spool := agent.NewEventSpool(agent.EventSpoolConfig{Store: store, Clock: clock})
+	const n = 600
+	for i := range n {
+		require.NoError(t, spool.Record(context.Background(), agent.Event{Type: agent.EventAccessGranted, Detail: strconv.Itoa(i)}))
+	}
+	store.set(false)
+	require.NoError(t, spool.Flush(context.Background()))
+
+	got := store.written()
+	require.Len(t, got, n+2)
+	assert.Equal(t, agent.EventStoreFailed, got[0].Type)
+	for i := range n {
+		assert.Equal(t, strconv.Itoa(i), got[i+1].Detail)
+	}
+	assert.Equal(t, agent.EventStoreRecovered, got[n+1].Type)
+	assert.Equal(t, []int{256, 256, 89}, store.batches, "the alarm and 600 events in three transactions; the recovery alarm on its own")
 }

@@ -63,6 +63,13 @@ func (db *DB) AppendAll(ctx context.Context, events []agent.Event) ([]agent.Even
 	return out, nil
 }
 
+// RecordAll appends events in one transaction, for callers that need only
+// the error (agent.BatchEventSink).
+func (db *DB) RecordAll(ctx context.Context, events []agent.Event) error {
+	_, err := db.AppendAll(ctx, events)
+	return err
+}
+
 // Appended is signalled after events were appended by this process. One
 // signal may stand for several appends; read Pending to see them.
 func (db *DB) Appended() <-chan struct{} { return db.appended }

@@ -90,6 +90,9 @@ type Telemetry struct {
 	Cache          map[string]int // e.g. users, credentials, groups, access_codes
 	ClockTrusted   bool           // false: expiry cannot be checked (see docs/mqtt.md)
 	ClockStatus    string         // e.g. "synchronized", "unsynchronized", "went_backwards"
+	// StorageFreeMB and StorageTotalMB describe the filesystem holding the
+	// database (zero total: unknown). A full disk stops the outbox.
+	StorageFreeMB, StorageTotalMB int64
 }
 
 // ClockGuard says whether the gateway clock is untrusted (not synchronised,

@@ -43,7 +43,7 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 		c.Telemetry = telemetryOK{}
 	}).start(t)
 	msgs := ha.waitUntil(t, "discovery and the retained refusal", func(m []message) bool {
-		return len(configs(t, m)) == 2*4+8 && len(on(m, tp.Response())) == 1
+		return len(configs(t, m)) == 2*4+9 && len(on(m, tp.Response())) == 1
 	}, nil)
 	ha.publish(t, tp.HALock("front"), nil, true) // clear it
 	refusal := decode[mqtt.ResponsePayload](t, on(msgs, tp.Response())[0].Payload)
@@ -73,7 +73,7 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 	// HA restarted: it says online, the gateway announces itself again.
 	before := len(ha.all())
 	ha.publish(t, "homeassistant/status", []byte("online"), false)
-	ha.waitUntil(t, "discovery again", func(m []message) bool { return len(configs(t, m[before:])) == 2*4+8 }, nil)
+	ha.waitUntil(t, "discovery again", func(m []message) bool { return len(configs(t, m[before:])) == 2*4+9 }, nil)
 
 	// A live UNLOCK is a pulse unlock by home_assistant, answered and
 	// recorded like any command.
@@ -108,7 +108,7 @@ func TestHomeAssistantWithoutUnlock(t *testing.T) {
 	tp := mqtt.Topics{Prefix: "portier", Site: "site1", Gateway: "gw1"}
 	ha := newDashboard(t, b.URL(), nil, "homeassistant/#", tp.HAAccess("+"))
 	r := newRig(t, b.URL(), func(c *mqtt.Config) { c.HomeAssistant = mqtt.HomeAssistant{Enabled: true} }).start(t)
-	msgs := ha.waitUntil(t, "discovery", func(m []message) bool { return len(configs(t, m)) == 2*3+8 }, nil)
+	msgs := ha.waitUntil(t, "discovery", func(m []message) bool { return len(configs(t, m)) == 2*3+9 }, nil)
 	for topic := range configs(t, msgs) {
 		assert.NotContains(t, topic, "/lock/", "no lock entity without allow_unlock")
 	}

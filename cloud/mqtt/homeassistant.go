@@ -99,6 +99,7 @@ func (l *Link) discovery() []haEntity {
 		{"sync_age", "sync age", "{{ value_json.sync.age_s }}", "s", "duration"},
 		{"sync_result", "last sync", "{{ value_json.sync.last_result }}", "", ""},
 		{"clock", "clock", "{{ value_json.clock.status }}", "", ""},
+		{"storage_free", "disk free", "{{ value_json.storage.free_mb }}", "MB", "data_size"},
 	} {
 		c := base(s.name, s.id)
 		c["state_topic"] = t.Telemetry()

@@ -69,6 +69,7 @@ func TestStatusStatesTelemetryAndEvents(t *testing.T) {
 		assert.Equal(t, "synchronized", tele.Clock.Status)
 		assert.Equal(t, map[string]int{"users": 3}, tele.Cache)
 		assert.Equal(t, mqtt.OutboxNormal, tele.Outbox.State)
+		assert.Equal(t, &mqtt.StoragePayload{FreeMB: 900, TotalMB: 29_000}, tele.Storage)
 
 		// Every topic the link used is documented.
 		for _, m := range msgs {
@@ -128,7 +129,8 @@ func TestStatusStatesTelemetryAndEvents(t *testing.T) {
 type telemetryOK struct{}
 
 func (telemetryOK) Telemetry(context.Context) mqtt.Telemetry {
-	return mqtt.Telemetry{Version: "1.2.3", ClockTrusted: true, ClockStatus: "synchronized", Cache: map[string]int{"users": 3}, LastSyncResult: "ok"}
+	return mqtt.Telemetry{Version: "1.2.3", ClockTrusted: true, ClockStatus: "synchronized", Cache: map[string]int{"users": 3}, LastSyncResult: "ok",
+		StorageFreeMB: 900, StorageTotalMB: 29_000}
 }
 
 // TestBrokerDownWhileEventsAreProduced: the broker stops, 10,000 events are

@@ -135,6 +135,13 @@ type TelemetryPayload struct {
 		Trusted bool   `json:"trusted"`
 		Status  string `json:"status"`
 	} `json:"clock"`
+	Storage *StoragePayload `json:"storage,omitempty"` // absent when unknown
+}
+
+// StoragePayload is the filesystem that holds the gateway's database.
+type StoragePayload struct {
+	FreeMB  int64 `json:"free_mb"`
+	TotalMB int64 `json:"total_mb"`
 }
 
 // Response statuses (Seam's action attempts).

@@ -162,6 +162,9 @@ func (l *Link) telemetry(ctx context.Context) TelemetryPayload {
 	p.Outbox.Limit, p.Outbox.HighWater = l.cfg.OutboxLimit, l.highWater()
 	p.MQTT.Reconnects, p.MQTT.Published = l.reconnects.Load(), l.published.Load()
 	p.Clock.Trusted, p.Clock.Status = t.ClockTrusted, t.ClockStatus
+	if t.StorageTotalMB > 0 {
+		p.Storage = &StoragePayload{FreeMB: t.StorageFreeMB, TotalMB: t.StorageTotalMB}
+	}
 	if l.cfg.Telemetry == nil {
 		p.Clock.Status = "unknown"
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/portier-io/portier/agent"
+	"github.com/portier-io/portier/cloud/mqtt"
 	"github.com/portier-io/portier/cloud/saltoks/sitesync"
 	"github.com/portier-io/portier/sqlite"
 )
@@ -166,6 +167,8 @@ type Status struct {
 	// agent.EventSpool); EventsLost those lost at the spool's limit.
 	EventsHeld int `json:"events_held,omitempty"`
 	EventsLost int `json:"events_lost,omitempty"`
+	// Storage is the filesystem that holds the database.
+	Storage *mqtt.StoragePayload `json:"storage,omitempty"`
 }
 
 // ClockStatus reports the clock guard.
@@ -193,6 +196,7 @@ func (c *controlServer) status(w http.ResponseWriter, r *http.Request) {
 		st.Outbox = o
 	}
 	st.EventsHeld, st.EventsLost = d.events.Held()
+	st.Storage = storageOf(d.db.Path())
 	writeJSON(w, http.StatusOK, st)
 }
 

@@ -150,6 +150,9 @@ func cmdStatus(ctx context.Context, e *env, args []string) int {
 	}
 	fmt.Fprintf(w, "clock:  %s (policy %s)\n", clock, st.Clock.Policy)
 	fmt.Fprintf(w, "outbox: %d events waiting (last seq %d)\n", st.Outbox.Depth, st.Outbox.LastSeq)
+	if st.Storage != nil {
+		fmt.Fprintf(w, "disk:   %s free of %s\n", formatMB(st.Storage.FreeMB), formatMB(st.Storage.TotalMB))
+	}
 	if st.EventsHeld > 0 || st.EventsLost > 0 {
 		fmt.Fprintf(w, "        THE OUTBOX REFUSES EVENTS: %d held in memory, %d lost (see the log; is the disk full?)\n", st.EventsHeld, st.EventsLost)
 	}
@@ -333,4 +336,15 @@ func cmdSyncNow(ctx context.Context, e *env, args []string) int {
 	}
 	fmt.Fprintln(e.stdout, "sync triggered; `portier status` shows its result")
 	return exitOK
+}
+
+// formatMB prints a size given in MB for people.
+func formatMB(mb int64) string {
+	if mb >= 10*1024 {
+		return fmt.Sprintf("%d GB", mb/1024)
+	}
+	if mb >= 1024 {
+		return fmt.Sprintf("%.1f GB", float64(mb)/1024)
+	}
+	return fmt.Sprintf("%d MB", mb)
 }

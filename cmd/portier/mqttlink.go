@@ -111,6 +111,9 @@ func (t telemetry) Telemetry(ctx context.Context) mqtt.Telemetry {
 			tel.LastSyncResult = "ok"
 		}
 	}
+	if s := storageOf(d.db.Path()); s != nil {
+		tel.StorageFreeMB, tel.StorageTotalMB = s.FreeMB, s.TotalMB
+	}
 	if c, err := d.db.Counts(ctx); err == nil {
 		tel.Cache = map[string]int{"users": c.Users, "access_groups": c.Groups, "locks": c.Locks, "enrolments": c.Enrolments}
 		for k, n := range c.Credentials {

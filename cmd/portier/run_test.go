@@ -289,15 +289,22 @@ func TestRunControlSocket(t *testing.T) {
 		GatewayID string             `json:"gateway_id"`
 		Doors     []agent.DoorStatus `json:"doors"`
 		Site      agent.Site         `json:"site"`
+		Storage   struct {
+			FreeMB  int64 `json:"free_mb"`
+			TotalMB int64 `json:"total_mb"`
+		} `json:"storage"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(out), &st))
 	assert.Equal(t, "e2e", st.GatewayID)
+	assert.Positive(t, st.Storage.TotalMB, "the disk that holds the database")
+	assert.LessOrEqual(t, st.Storage.FreeMB, st.Storage.TotalMB)
 	require.Len(t, st.Doors, 1)
 	assert.True(t, st.Doors[0].Locked)
 	assert.Equal(t, "Hive Coworking Berlin", st.Site.Name)
 	out, _, code = runPortier(t, g.env, "status", "--config", g.cfg)
 	require.Equal(t, 0, code)
 	assert.Contains(t, out, "door front")
+	assert.Regexp(t, `disk: +[0-9.]+ [MG]B free of [0-9.]+ [MG]B`, out)
 	assert.Contains(t, out, "locked, closed")
 
 	out, errOut, code = runPortier(t, g.env, "unlock", "front", "--config", g.cfg)

@@ -40,6 +40,7 @@ func cmdDoctor(ctx context.Context, e *env, args []string) int {
 	default:
 		checks = hal.SelfTest(ctx, cfg.Hardware, ids, *actuate, nil)
 	}
+	checks = append(checks, storageCheck(cfg.Database))
 	fmt.Fprintf(e.stdout, "portier doctor: driver %s, %s\n\n", cfg.Hardware.Driver, configName(*configPath))
 	failed := printChecks(e.stdout, checks)
 	if failed > 0 {

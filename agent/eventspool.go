@@ -141,7 +141,6 @@ func (s *EventSpool) Held() (held, dropped int) {
 func (s *EventSpool) Run(ctx context.Context) error {
 	for {
 		s.mu.Lock()
-		wait := s.retryIn
 		idle := len(s.held) == 0
 		s.mu.Unlock()
 		if idle {
@@ -152,7 +151,8 @@ func (s *EventSpool) Run(ctx context.Context) error {
 				continue
 			}
 		}
-		if s.flush(ctx) {
+		ok, wait := s.flush(ctx)
+		if ok {
 			continue
 		}
 		// Still failing: wait for the backoff (or for the end).
@@ -170,7 +170,7 @@ func (s *EventSpool) Run(ctx context.Context) error {
 // Flush tries once to write every held event (for shutdown, after the event
 // sources stopped); what the outbox still refuses is reported as lost.
 func (s *EventSpool) Flush(ctx context.Context) error {
-	if s.flush(ctx) {
+	if ok, _ := s.flush(ctx); ok {
 		return nil
 	}
 	held, dropped := s.Held()
@@ -185,9 +185,10 @@ func (s *EventSpool) lastError() error {
 }
 
 // flush writes held events oldest first until none is left (true) or the
-// outbox refuses one (false; it stays at the head). Ending an outage, it
-// writes the recovery alarm last.
-func (s *EventSpool) flush(ctx context.Context) bool {
+// outbox refuses one (false, and how long to wait before the next attempt;
+// the event stays at the head). Ending an outage, it writes the recovery
+// alarm last.
+func (s *EventSpool) flush(ctx context.Context) (bool, time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.flushing = true
@@ -195,7 +196,7 @@ func (s *EventSpool) flush(ctx context.Context) bool {
 	for {
 		if len(s.held) == 0 {
 			if s.since.IsZero() {
-				return true
+				return true, 0
 			}
 			s.held = append(s.held, s.recovery())
 		}
@@ -212,9 +213,16 @@ func (s *EventSpool) flush(ctx context.Context) bool {
 		}
 		s.mu.Lock()
 		if err != nil {
-			s.lastErr = err
-			s.retryIn = min(2*s.retryIn, s.cfg.RetryMax)
-			return false
+			if s.since.IsZero() && ctx.Err() == nil {
+				// The first refusal came with a cancelled context; this one
+				// is the outbox's: the outage starts now.
+				s.failedLocked(err)
+			} else {
+				s.lastErr = err
+			}
+			wait := max(s.cfg.RetryMin, s.retryIn)
+			s.retryIn = min(2*wait, s.cfg.RetryMax)
+			return false, wait
 		}
 		clear(s.held[:len(batch)]) // let the GC have them
 		s.held = s.held[len(batch):]

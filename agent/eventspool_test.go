@@ -184,6 +184,24 @@ func TestEventSpoolFlushAtShutdown(t *testing.T) {
 	assert.Equal(t, []string{"event_store_failed", "access_granted:held", "event_store_recovered"}, types(r.store.written()))
 }
 
+// TestEventSpoolOutageSeenFirstByARetry: the first refusal came with a
+// cancelled context (no alarm); when Run's retry is refused too, that is an
+// outage: the alarm is queued and Run backs off instead of spinning.
+func TestEventSpoolOutageSeenFirstByARetry(t *testing.T) {
+	r := newSpoolRig(t, 0)
+	r.store.set(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.NoError(t, r.spool.Record(ctx, agent.Event{Type: agent.EventRelayOff}))
+	r.waitRetry(t, time.Second)
+	held, _ := r.spool.Held()
+	assert.Equal(t, 2, held, "the event and the alarm")
+	r.store.set(false)
+	r.clock.Advance(time.Second)
+	got := r.waitWritten(t, 3)
+	assert.Equal(t, []string{"relay_off", "event_store_failed", "event_store_recovered"}, types(got))
+}
+
 func TestEventSpoolCallerGivingUpIsNoOutage(t *testing.T) {
 	r := newSpoolRig(t, 0)
 	r.store.set(true)

@@ -71,7 +71,7 @@ func cmdAccessCode(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		return fail(e, exitUsage, "%v", err)
 	}
-	eng, err := newSyncEngine(ctx, cfg, db, client, log, nil)
+	eng, err := newSyncEngine(ctx, cfg, db, client, log, nil, nil)
 	if err != nil {
 		return fail(e, exitUsage, "%v", err)
 	}

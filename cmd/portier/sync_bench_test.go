@@ -3,14 +3,18 @@ package main_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,6 +40,10 @@ import (
 //	                            changed site) runs in the same process
 //	sync_peak_rss_mb            peak RSS of a real `portier sync` process
 //	                            doing a full sync into an empty cache
+//	run_rss_after_sync_mb       resident size of a real `portier run` once its
+//	                            first full sync has landed (what it keeps
+//	                            between syncs)
+//	run_peak_rss_sync_mb        that daemon's peak resident size
 func BenchmarkSaltoSync(b *testing.B) {
 	shape := saltokstest.SiteShape{Users: 100000, Groups: 1000, Locks: 200, SuspendedEvery: 97, BlockedEvery: 89}
 	fake := startFake(b, shape, saltokstest.Options{MaxPageSize: 1000})
@@ -83,6 +91,7 @@ func BenchmarkSaltoSync(b *testing.B) {
 		require.NoError(b, db.Close())
 
 		rss := peakRSS(b, fake, locks)
+		runRSS, runPeak := daemonRSSAfterSync(b, fake, locks)
 
 		b.ReportMetric(full.Seconds(), "sync_full_s")
 		b.ReportMetric(noop.Seconds(), "sync_noop_s")
@@ -90,7 +99,58 @@ func BenchmarkSaltoSync(b *testing.B) {
 		b.ReportMetric(float64(idle.Microseconds()), "decide_p99_idle_us")
 		b.ReportMetric(float64(during.Microseconds()), "decide_p99_during_sync_us")
 		b.ReportMetric(rss, "sync_peak_rss_mb")
+		b.ReportMetric(runRSS, "run_rss_after_sync_mb")
+		b.ReportMetric(runPeak, "run_peak_rss_sync_mb")
 	}
+}
+
+// daemonRSSAfterSync runs `portier run` on the sim board against the fake,
+// waits until its first full sync has landed, and returns its resident and
+// peak resident size in MB, read from /proc/PID/status.
+func daemonRSSAfterSync(b *testing.B, fake *saltokstest.Fake, locks []string) (rss, peak float64) {
+	s := writeSaltoConfig(b, fake, 0o600, locks, `  page_size: 1000
+clock_sync_check: "off"
+hardware:
+  driver: sim
+  doors:
+    front:
+      relay: {pin: GPIO17}
+    kiosk:
+      relay: {pin: GPIO18}
+`)
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + s.dir}
+	cmd := exec.Command(portierBin, "run", "--config", s.config)
+	cmd.Env = env
+	require.NoError(b, cmd.Start())
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		out, _, code := runPortier(b, env, "status", "--config", s.config, "--json")
+		var st struct{ Sync *sitesync.State }
+		if code == 0 && json.Unmarshal([]byte(out), &st) == nil && st.Sync != nil && !st.Sync.LastSuccess.IsZero() {
+			require.Equal(b, 100000, st.Sync.Users)
+			break
+		}
+		require.True(b, time.Now().Before(deadline), "the daemon's first sync did not land: %s", out)
+		time.Sleep(100 * time.Millisecond) // polling a separate process; nothing to inject
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	require.NoError(b, err)
+	kib := func(field string) float64 {
+		for _, line := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(line, field+":"); ok {
+				n, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+				require.NoError(b, err)
+				return n
+			}
+		}
+		b.Fatalf("no %s in /proc/PID/status", field)
+		return 0
+	}
+	return kib("VmRSS") / 1024, kib("VmHWM") / 1024
 }
 
 func benchEngine(b *testing.B, fake *saltokstest.Fake, db *sqlite.DB, door agent.Door) *sitesync.Engine {

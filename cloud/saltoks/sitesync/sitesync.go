@@ -87,8 +87,12 @@ type Config struct {
 	Concurrency int
 
 	Progress func(Progress) // optional; calls are serialised
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// AfterSync, when set, runs after every sync attempt, once the pulled
+	// site is garbage: a long-running process returns that memory to the
+	// operating system there.
+	AfterSync func()
+	Logger    *slog.Logger
+	Now       func() time.Time
 	// Wait waits d, or until ctx is done or the trigger fires (tests replace it).
 	Wait func(ctx context.Context, d time.Duration, trigger <-chan struct{}) error
 	// Jitterf returns a random duration in [0, d] (tests make it fixed).
@@ -255,6 +259,9 @@ type Result struct {
 func (e *Engine) SyncOnce(ctx context.Context) (Result, error) {
 	e.running.Lock()
 	defer e.running.Unlock()
+	if e.cfg.AfterSync != nil {
+		defer e.cfg.AfterSync()
+	}
 	start := e.cfg.Now()
 	e.setMeta(ctx, map[string]string{KeyLastAttempt: start.UTC().Format(time.RFC3339)})
 	res, err := e.syncOnce(ctx)

@@ -427,3 +427,25 @@ func TestNewValidates(t *testing.T) {
 		assert.Error(t, err, name)
 	}
 }
+
+// TestAfterSyncRunsAfterEveryAttempt: the hook a daemon uses to give the
+// sync's memory back runs once per attempt, failed or not, after the
+// attempt was recorded.
+func TestAfterSyncRunsAfterEveryAttempt(t *testing.T) {
+	ctx := context.Background()
+	var calls []string
+	var e *env
+	e = newEnv(t, func(c *sitesync.Config) {
+		c.AfterSync = func() {
+			st, err := sitesync.ReadState(ctx, e.db)
+			require.NoError(t, err)
+			calls = append(calls, fmt.Sprintf("failures=%d", st.ConsecutiveFailures))
+		}
+	})
+	_, err := e.eng.SyncOnce(ctx)
+	require.NoError(t, err)
+	e.fake.Inject(saltokstest.Fault{Kind: saltokstest.ServerError, Path: "/users", Times: -1})
+	_, err = e.eng.SyncOnce(ctx)
+	require.Error(t, err)
+	assert.Equal(t, []string{"failures=0", "failures=1"}, calls)
+}

@@ -22,6 +22,7 @@ type Link struct {
 	reconnects atomic.Int64
 	published  atomic.Int64
 	connected  atomic.Int64 // connections made (reconnects = connected-1)
+	down       atomic.Pointer[linkDown] // why and since when the link is down; nil while connected
 
 	outboxMu    sync.Mutex
 	depth       int
@@ -75,6 +76,31 @@ func (l *Link) Topics() Topics { return l.cfg.Topics }
 // Reconnects reports how often the link connected again after a loss.
 func (l *Link) Reconnects() int64 { return l.reconnects.Load() }
 
+// linkDown records a connection that ended or never came up.
+type linkDown struct {
+	since time.Time
+	err   string
+}
+
+// LinkStatus is the link's state for operators (portier status).
+type LinkStatus struct {
+	Connected  bool      `json:"connected"`
+	Since      time.Time `json:"since,omitzero"`      // when the link went down (zero while connected)
+	LastError  string    `json:"last_error,omitempty"` // why it is down
+	Reconnects int64     `json:"reconnects"`
+	Published  int64     `json:"events_published"`
+}
+
+// Status reports whether the link is connected and, if not, since when and
+// why.
+func (l *Link) Status() LinkStatus {
+	st := LinkStatus{Connected: l.cur.Load() != nil, Reconnects: l.reconnects.Load(), Published: l.published.Load()}
+	if d := l.down.Load(); d != nil && !st.Connected {
+		st.Since, st.LastError = d.since, d.err
+	}
+	return st
+}
+
 // Run keeps the link connected until ctx ends: it connects, restores the
 // subscriptions, publishes the status, door states and telemetry, drains the
 // outbox and answers commands; after a loss it waits a jittered, growing
@@ -83,6 +109,7 @@ func (l *Link) Reconnects() int64 { return l.reconnects.Load() }
 func (l *Link) Run(ctx context.Context) error {
 	l.started = l.cfg.Clock.Now()
 	l.runCtx = ctx
+	l.down.Store(&linkDown{since: l.started, err: "not connected yet"})
 	var bg sync.WaitGroup
 	bg.Add(1)
 	go func() { defer bg.Done(); l.watchOutbox(ctx) }()
@@ -94,6 +121,14 @@ func (l *Link) Run(ctx context.Context) error {
 		up, err := l.connection(ctx)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if err == nil {
+			err = errors.New("connection closed")
+		}
+		if d := l.down.Load(); up || d == nil {
+			l.down.Store(&linkDown{since: l.cfg.Clock.Now(), err: err.Error()})
+		} else {
+			l.down.Store(&linkDown{since: d.since, err: err.Error()}) // still down: keep when it went down
 		}
 		if up {
 			b.reset()
@@ -130,6 +165,7 @@ func (l *Link) connection(ctx context.Context) (up bool, err error) {
 		return true, err
 	}
 	l.cur.Store(s)
+	l.down.Store(nil)
 	l.log.Info("mqtt connected", "client_id", l.cfg.ClientID, "status", l.cfg.Topics.Status())
 
 	sctx, cancel := context.WithCancel(ctx)

@@ -152,11 +152,18 @@ func TestBrokerDownWhileEventsAreProduced(t *testing.T) {
 		}
 		d.waitUntil(t, "the first 10 events", func(m []message) bool { return len(m) == 10 }, nil)
 		eventually(t, "the outbox to empty", func() bool { return r.outbox.depth() == 0 })
+		st := r.link.Status()
+		assert.True(t, st.Connected)
+		assert.Empty(t, st.LastError)
 
 		b.Stop(t)
 		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 		defer cancel()
 		require.NoError(t, clock.WaitArmed(ctx, clock.Now().Add(5*time.Second)), "the link waits to reconnect")
+		st = r.link.Status()
+		assert.False(t, st.Connected, "operators see the link down")
+		assert.NotEmpty(t, st.LastError, "and why")
+		assert.Equal(t, clock.Now(), st.Since)
 		const n = 10_000
 		for i := range n {
 			typ := agent.EventAccessGranted
@@ -183,6 +190,11 @@ func TestBrokerDownWhileEventsAreProduced(t *testing.T) {
 		assert.Len(t, seen, n)
 		eventually(t, "the outbox to empty", func() bool { return r.outbox.depth() == 0 })
 		assert.EqualValues(t, 1, r.link.Reconnects())
+		st = r.link.Status()
+		assert.True(t, st.Connected)
+		assert.Empty(t, st.LastError)
+		assert.EqualValues(t, 1, st.Reconnects)
+		assert.GreaterOrEqual(t, st.Published, int64(n+10))
 	})
 }
 

@@ -169,6 +169,14 @@ type Status struct {
 	EventsLost int `json:"events_lost,omitempty"`
 	// Storage is the filesystem that holds the database.
 	Storage *mqtt.StoragePayload `json:"storage,omitempty"`
+	// MQTT is the broker link; absent when no broker is configured.
+	MQTT *MQTTStatus `json:"mqtt,omitempty"`
+}
+
+// MQTTStatus is the MQTT link's state with the brokers it uses.
+type MQTTStatus struct {
+	Brokers []string `json:"brokers"`
+	mqtt.LinkStatus
 }
 
 // ClockStatus reports the clock guard.
@@ -197,6 +205,9 @@ func (c *controlServer) status(w http.ResponseWriter, r *http.Request) {
 	}
 	st.EventsHeld, st.EventsLost = d.events.Held()
 	st.Storage = storageOf(d.db.Path())
+	if d.link != nil {
+		st.MQTT = &MQTTStatus{Brokers: d.cfg.MQTT.urls(), LinkStatus: d.link.Status()}
+	}
 	writeJSON(w, http.StatusOK, st)
 }
 

@@ -150,6 +150,14 @@ func cmdStatus(ctx context.Context, e *env, args []string) int {
 	}
 	fmt.Fprintf(w, "clock:  %s (policy %s)\n", clock, st.Clock.Policy)
 	fmt.Fprintf(w, "outbox: %d events waiting (last seq %d)\n", st.Outbox.Depth, st.Outbox.LastSeq)
+	if m := st.MQTT; m != nil {
+		if m.Connected {
+			fmt.Fprintf(w, "mqtt:   connected (%s), %d events published, %d reconnects\n", strings.Join(m.Brokers, ", "), m.Published, m.Reconnects)
+		} else {
+			fmt.Fprintf(w, "mqtt:   NOT connected to %s since %s: %s (retrying; events wait in the outbox)\n",
+				strings.Join(m.Brokers, ", "), m.Since.Local().Format("2006-01-02 15:04:05"), m.LastError)
+		}
+	}
 	if st.Storage != nil {
 		fmt.Fprintf(w, "disk:   %s free of %s\n", formatMB(st.Storage.FreeMB), formatMB(st.Storage.TotalMB))
 	}

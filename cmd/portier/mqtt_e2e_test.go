@@ -3,6 +3,7 @@ package main_test
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"strings"
 	"syscall"
 	"testing"
@@ -85,7 +86,30 @@ func TestRunMQTT(t *testing.T) {
 	assert.Contains(t, fmt.Sprint(unavailable["error"]), "unavailable")
 
 	await("portier/site1/e2e/telemetry", func(m map[string]any) bool { return m["schema"] != nil })
+	out, errOut, code := runPortier(t, g.env, "status", "--config", g.cfg)
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "mqtt:   connected (tcp://"+srv.Addr()+")", "status shows the broker link")
 	assert.Equal(t, 0, g.signal(syscall.SIGTERM))
 	await("portier/site1/e2e/status", is("state", "offline"))
 	assert.False(t, strings.Contains(g.stderr.String(), "level=ERROR"), g.stderr.String())
+}
+
+// TestStatusShowsABrokerItCannotReach: an installer with a wrong broker
+// address sees it in portier status, with the reason, while doors work.
+func TestStatusShowsABrokerItCannotReach(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close()) // nothing listens there now
+	g := newGateway(t, "300ms", fmt.Sprintf("clock_sync_check: \"off\"\nmqtt:\n  broker: tcp://%s\n  site_id: site1\n", addr))
+	g.start()
+	var out string
+	eventually(t, "status to report the link down", func() bool {
+		var code int
+		out, _, code = runPortier(t, g.env, "status", "--config", g.cfg)
+		return code == 0 && strings.Contains(out, "connection refused")
+	})
+	assert.Contains(t, out, "mqtt:   NOT connected to tcp://"+addr+" since ")
+	assert.Contains(t, out, "(retrying; events wait in the outbox)")
+	assert.Equal(t, 0, g.signal(syscall.SIGTERM))
 }

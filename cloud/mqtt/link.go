@@ -21,7 +21,7 @@ type Link struct {
 	cur        atomic.Pointer[session] // the connected session, nil between connections
 	reconnects atomic.Int64
 	published  atomic.Int64
-	connected  atomic.Int64 // connections made (reconnects = connected-1)
+	connected  atomic.Int64             // connections made (reconnects = connected-1)
 	down       atomic.Pointer[linkDown] // why and since when the link is down; nil while connected
 
 	outboxMu    sync.Mutex
@@ -85,7 +85,7 @@ type linkDown struct {
 // LinkStatus is the link's state for operators (portier status).
 type LinkStatus struct {
 	Connected  bool      `json:"connected"`
-	Since      time.Time `json:"since,omitzero"`      // when the link went down (zero while connected)
+	Since      time.Time `json:"since,omitzero"`       // when the link went down (zero while connected)
 	LastError  string    `json:"last_error,omitempty"` // why it is down
 	Reconnects int64     `json:"reconnects"`
 	Published  int64     `json:"events_published"`

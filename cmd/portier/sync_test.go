@@ -2,9 +2,6 @@ package main_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -24,6 +20,7 @@ import (
 	"github.com/portier-io/portier/agent/sitefile"
 	"github.com/portier-io/portier/cloud/saltoks/saltokstest"
 	"github.com/portier-io/portier/sqlite"
+	"github.com/portier-io/portier/sqlite/sqlitetest"
 )
 
 // startFake serves a generated site on loopback for the portier binary.
@@ -226,45 +223,9 @@ func dumpCache(t testing.TB, path string) string {
 	db, err := sqlite.Open(context.Background(), path, sqlite.Options{})
 	require.NoError(t, err)
 	require.NoError(t, db.Close())
-	conn, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
+	h, err := sqlitetest.Dump(path)
 	require.NoError(t, err)
-	defer conn.Close()
-	h := sha256.New()
-	var tables []string
-	trows, err := conn.Query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN ('access_codes') ORDER BY name")
-	require.NoError(t, err)
-	for trows.Next() {
-		var n string
-		require.NoError(t, trows.Scan(&n))
-		tables = append(tables, n)
-	}
-	require.NoError(t, trows.Err())
-	trows.Close()
-	for _, table := range tables {
-		q := "SELECT * FROM " + table
-		if table == "meta" {
-			// Sync bookkeeping and the apply time are not snapshot content.
-			q += " WHERE key NOT LIKE 'sync.%' AND key <> 'snapshot.applied_at'"
-		}
-		rows, err := conn.Query(q)
-		require.NoError(t, err)
-		cols, _ := rows.Columns()
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		var lines []string
-		for rows.Next() {
-			require.NoError(t, rows.Scan(ptrs...))
-			lines = append(lines, fmt.Sprintf("%v", vals))
-		}
-		require.NoError(t, rows.Err())
-		rows.Close()
-		sort.Strings(lines)
-		fmt.Fprintf(h, "%s\n%s\n", table, strings.Join(lines, "\n"))
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	return h
 }
 
 // copyDB copies a database with its WAL (when there is one).

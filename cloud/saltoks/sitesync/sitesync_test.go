@@ -2,13 +2,8 @@ package sitesync_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"database/sql"
-	"encoding/hex"
 	"fmt"
 	"path/filepath"
-	"sort"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,6 +17,7 @@ import (
 	"github.com/portier-io/portier/cloud/saltoks/saltokstest"
 	"github.com/portier-io/portier/cloud/saltoks/sitesync"
 	"github.com/portier-io/portier/sqlite"
+	"github.com/portier-io/portier/sqlite/sqlitetest"
 )
 
 var shape = saltokstest.SiteShape{Users: 60, Groups: 6, Locks: 4, SuspendedEvery: 13, BlockedEvery: 17}
@@ -82,49 +78,13 @@ func newEnv(t *testing.T, mod func(*sitesync.Config)) *env {
 	return e
 }
 
-// dump hashes every row of the snapshot tables, read through a separate
-// connection: two equal dumps mean the same cache content.
+// dump hashes the cache's snapshot content (not the sync bookkeeping, the
+// apply time or the generation): two equal dumps mean the same cache.
 func dump(t *testing.T, path string) string {
 	t.Helper()
-	conn, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
+	h, err := sqlitetest.Dump(path, "generation")
 	require.NoError(t, err)
-	defer conn.Close()
-	h := sha256.New()
-	var tables []string
-	trows, err := conn.Query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN ('access_codes') ORDER BY name")
-	require.NoError(t, err)
-	for trows.Next() {
-		var n string
-		require.NoError(t, trows.Scan(&n))
-		tables = append(tables, n)
-	}
-	require.NoError(t, trows.Err())
-	trows.Close()
-	for _, table := range tables {
-		q := "SELECT * FROM " + table
-		if table == "meta" {
-			// Sync bookkeeping and the apply time are not snapshot content.
-			q += " WHERE key NOT LIKE 'sync.%' AND key NOT IN ('snapshot.applied_at', 'generation')"
-		}
-		rows, err := conn.Query(q)
-		require.NoError(t, err)
-		cols, _ := rows.Columns()
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		var lines []string
-		for rows.Next() {
-			require.NoError(t, rows.Scan(ptrs...))
-			lines = append(lines, fmt.Sprintf("%v", vals))
-		}
-		require.NoError(t, rows.Err())
-		rows.Close()
-		sort.Strings(lines)
-		fmt.Fprintf(h, "%s\n%s\n", table, strings.Join(lines, "\n"))
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	return h
 }
 
 func decide(t *testing.T, db *sqlite.DB, door agent.Door, at time.Time, tag string) agent.Reason {

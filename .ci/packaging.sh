@@ -4,7 +4,8 @@
 #   2. their binaries (architecture, cgo, glibc floor) and contents, modes,
 #      conffiles and maintainer scripts;
 #   3. systemd-analyze verify and security of the unit;
-#   4. a Debian bookworm arm64 root (debootstrap) run under qemu-user-static
+#   4. a Debian bookworm arm64 root (debootstrap, from the mirror in this
+#      machine's apt sources or DEBIAN_MIRROR) run under qemu-user-static
 #      through binfmt_misc (mounted and registered here when missing):
 #      install, owners and modes, portier version and check-config (as root
 #      and as the service user), reinstall, an upgrade to a second build that
@@ -21,7 +22,6 @@ repo=$PWD
 
 work=${PORTIER_PACKAGING_WORK:-$repo/.portier/packaging}
 cache=${PORTIER_DEBOOTSTRAP_CACHE:-$repo/.portier/debootstrap-cache}
-mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 suite=bookworm
 base=$work/rootfs-base # debootstrap result, reused while its marker exists
 root=$work/rootfs      # a fresh copy of base for each run
@@ -51,6 +51,15 @@ contains() {
 }
 
 [ "$(id -u)" = 0 ] || die "run as root (debootstrap, chroot, binfmt_misc)"
+
+# debootstrap downloads from the Debian mirror this machine's apt uses (or
+# DEBIAN_MIRROR): no mirror is named here, so the check runs wherever apt
+# works. The parsing is checked first, for both source formats.
+step "the Debian mirror from apt's sources"
+.ci/apt-mirror-test.sh >/dev/null || die ".ci/apt-mirror-test.sh failed"
+. .ci/apt-mirror.sh
+mirror=$(apt_mirror "$suite") || die "no Debian mirror for $suite: set DEBIAN_MIRROR"
+echo "   mirror: $mirror"
 
 step "apt packages"
 export DEBIAN_FRONTEND=noninteractive

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -41,6 +42,7 @@ type Broker struct {
 	srv    *mochi.Server
 	ln     *listener
 	scheme string
+	subs   atomic.Int32 // inline subscription ids handed out
 }
 
 // Start starts a broker. It is serving when Start returns.
@@ -83,9 +85,11 @@ func (b *Broker) Addr() string { return b.ln.Address() }
 func (b *Broker) URL() string { return b.scheme + "://" + b.Addr() }
 
 // Subscribe delivers every message matching filter to fn, inside the
-// broker (no network client). fn must not block for long.
+// broker (no network client). fn must not block for long. Each call is its
+// own subscription: mochi delivers a message once per inline subscription
+// id, so overlapping filters under one id would starve all but one.
 func (b *Broker) Subscribe(filter string, fn func(topic string, payload []byte)) error {
-	return b.srv.Subscribe(filter, 1, func(_ *mochi.Client, _ packets.Subscription, pk packets.Packet) {
+	return b.srv.Subscribe(filter, int(b.subs.Add(1)), func(_ *mochi.Client, _ packets.Subscription, pk packets.Packet) {
 		fn(pk.TopicName, pk.Payload)
 	})
 }

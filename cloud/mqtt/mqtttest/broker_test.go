@@ -111,3 +111,26 @@ func TestPublishSubscribeAndAuth(t *testing.T) {
 		t.Fatal("the client got nothing from Publish")
 	}
 }
+
+// TestOverlappingSubscriptions: two in-broker subscriptions whose filters
+// both match a message each get it.
+func TestOverlappingSubscriptions(t *testing.T) {
+	b, err := mqtttest.Start(mqtttest.Options{})
+	require.NoError(t, err)
+	defer b.Close()
+	got := make(chan string, 4)
+	for _, f := range []string{"#", "a/#"} {
+		require.NoError(t, b.Subscribe(f, func(topic string, _ []byte) { got <- f + " " + topic }))
+	}
+	require.NoError(t, b.Publish("a/b", []byte("x"), false))
+	var seen []string
+	for range 2 {
+		select {
+		case s := <-got:
+			seen = append(seen, s)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("only %v", seen)
+		}
+	}
+	assert.ElementsMatch(t, []string{"# a/b", "a/# a/b"}, seen)
+}

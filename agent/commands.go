@@ -138,11 +138,9 @@ func (c *Controller) onCommand(ctx context.Context, cmd any) commandReply {
 
 // reject records a refused command and answers it.
 func (c *Controller) reject(ctx context.Context, cmd Command, why CommandReason, detail string) CommandResult {
-	e := cmd.stamp(Event{Type: EventCommandRejected, Detail: cmd.detail(detail)})
-	if why == CommandLockdown {
-		e.Reason = ReasonDoorLockdown
-	}
-	c.emit(ctx, e)
+	// The refusal is the event's reason (door_lockdown, invalid_command,
+	// unsupported), as for refusals before a command reaches a door.
+	c.emit(ctx, cmd.stamp(Event{Type: EventCommandRejected, Reason: Reason(why), Detail: cmd.detail(detail)}))
 	return CommandResult{Reason: why, Detail: detail}
 }
 

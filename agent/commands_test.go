@@ -141,6 +141,7 @@ func TestRemoteUnlock(t *testing.T) {
 		}
 		r.flush()
 		assert.Equal(t, 2, r.count(agent.EventCommandRejected))
+		assert.Equal(t, agent.Reason(agent.CommandInvalid), r.last(agent.EventCommandRejected).Reason, "the refusal is the event's reason")
 		assert.False(t, r.relay.On())
 	})
 }

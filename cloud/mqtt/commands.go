@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -119,7 +120,7 @@ func (l *Link) checkTarget(cmd Command) *Rejection {
 	if opensDoors[cmd.Name] && !l.clockTrusted() {
 		// lockdown on only makes things safer; everything else here can open a door.
 		if !(cmd.Name == CmdLockdown && *cmd.On) && !(cmd.Name == CmdOfficeMode && !*cmd.On) {
-			return reject(ErrClockNotTrusted, "the gateway clock is not synchronised, so the command's expiry cannot be checked")
+			return reject(ErrClockNotTrusted, "the gateway clock is not trusted (not synchronised, or behind the last good time), so the command's expiry cannot be checked")
 		}
 	}
 	switch {
@@ -215,38 +216,49 @@ func (l *Link) act(ctx context.Context, c paho.Client, cmd Command) (any, error)
 	return nil, &ActionError{Type: ErrUnknownCommand, Message: cmd.Name}
 }
 
-// doorResult turns a door's answer into a result or an ActionError.
+// doorResult turns a door's answer into a result or an error: a refusal is
+// a refusedByDoor, a door that could not be reached an ActionError.
 func doorResult(door string, r agent.CommandResult, err error) (any, error) {
 	if err != nil {
 		return nil, &ActionError{Type: ErrActionFailed, Message: err.Error()}
 	}
 	if !r.Accepted {
-		return nil, &ActionError{Type: string(r.Reason), Message: r.Detail}
+		return nil, refusedByDoor{&ActionError{Type: string(r.Reason), Message: r.Detail}}
 	}
 	return map[string]any{"door": door, "detail": r.Detail}, nil
 }
 
-// eachDoor runs f on door, or on every door when door is "".
+// refusedByDoor is a door's refusal of a command. The door records it
+// itself (command_rejected, with the refusal as its reason: agent.Controller
+// does for every command, local or remote), so the link answers it and
+// records nothing more: one event per refusal.
+type refusedByDoor struct{ *ActionError }
+
+func (r refusedByDoor) Unwrap() error { return r.ActionError }
+
+// eachDoor runs f on door, or on every door when door is "". A failure that
+// is not a door's refusal wins over refusals, so it is recorded.
 func (l *Link) eachDoor(door string, f func(string) (agent.CommandResult, error)) (any, error) {
 	doors := []string{door}
 	if door == "" {
 		doors = l.cfg.Doors.DoorIDs()
 	}
 	out := make([]any, 0, len(doors))
-	var firstErr error
+	var firstRefusal, firstFailure error
 	for _, d := range doors {
 		r, err := f(d)
 		res, err := doorResult(d, r, err)
-		if err != nil {
-			if firstErr == nil {
-				firstErr = err
-			}
-			res = map[string]any{"door": d, "error": err.Error()}
+		switch {
+		case err == nil:
+			out = append(out, res)
+		case errors.As(err, new(refusedByDoor)):
+			firstRefusal = cmp.Or(firstRefusal, err)
+		default:
+			firstFailure = cmp.Or(firstFailure, err)
 		}
-		out = append(out, res)
 	}
-	if firstErr != nil {
-		return nil, firstErr
+	if err := cmp.Or(firstFailure, firstRefusal); err != nil {
+		return nil, err
 	}
 	return map[string]any{"doors": out}, nil
 }
@@ -281,9 +293,14 @@ func (l *Link) failed(c paho.Client, cmd Command, err error) {
 	if errors.As(err, &ae) {
 		re = &ResponseError{Type: ae.Type, Message: ae.Message}
 	}
-	l.log.Warn("mqtt: command failed", "command", cmd.Name, "id", cmd.ID, "actor", cmd.Actor, "type", re.Type, "why", re.Message)
 	l.finish(cmd, StatusError, re.Type)
 	l.respond(c, cmd, StatusError, nil, re)
+	if errors.As(err, new(refusedByDoor)) {
+		// The door recorded its refusal (command_rejected) already.
+		l.log.Warn("mqtt: command refused by the door", "command", cmd.Name, "id", cmd.ID, "actor", cmd.Actor, "type", re.Type, "why", re.Message)
+		return
+	}
+	l.log.Warn("mqtt: command failed", "command", cmd.Name, "id", cmd.ID, "actor", cmd.Actor, "type", re.Type, "why", re.Message)
 	l.record(cmd, agent.Event{Type: EventCommandFailed, Reason: agent.Reason(re.Type), Detail: cmd.Name + ": " + re.Message})
 }
 

@@ -204,14 +204,20 @@ func TestCommandRejections(t *testing.T) {
 		}
 		assert.Equal(t, []string{"unlock front " + valid}, c.doors.Calls(), "no rejected command reached a door")
 
-		// A door's own refusal is an error with the door's reason.
+		// A door's own refusal is an error with the door's reason. The door
+		// records it (command_rejected); the link records nothing more.
 		id = c.newID()
 		assert.Equal(t, mqtt.StatusSuccess, c.final(t, "lockdown", id, c.body(id, map[string]any{"on": true}), false).Status)
-		id = c.newID()
-		r := c.final(t, "unlock", id, c.body(id, map[string]any{"door": "front"}), false)
+		refused := c.newID()
+		r := c.final(t, "unlock", refused, c.body(refused, map[string]any{"door": "front"}), false)
 		require.NotNil(t, r.Error)
 		assert.Equal(t, "door_lockdown", r.Error.Type)
-		eventually(t, "command_failed", func() bool { return c.hasEvent(mqtt.EventCommandFailed, id, "door_lockdown") })
+		id = c.newID()
+		assert.Equal(t, mqtt.StatusSuccess, c.final(t, "lockdown", id, c.body(id, map[string]any{"on": false, "door": "front"}), false).Status)
+		eventually(t, "the next command's event", func() bool { return c.hasEvent(mqtt.EventCommandSucceeded, id, "") })
+		for _, e := range c.outbox.events() {
+			assert.False(t, e.CommandID == refused, "the link recorded %s for a door's refusal", e.Type)
+		}
 
 		// A retained command reaches the link with the retain flag when it
 		// (re)subscribes: refused, and again on every reconnect.
@@ -371,4 +377,37 @@ func TestActionCommands(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 1, n, "the PIN was published exactly once")
+}
+
+// stubbornDoors refuses office mode at front and cannot reach back.
+type stubbornDoors struct{ *fakeDoors }
+
+func (d stubbornDoors) OfficeMode(_ context.Context, door string, _ agent.OfficeModeCommand) (agent.CommandResult, error) {
+	if door == "back" {
+		return agent.CommandResult{}, agent.ErrControllerStopped
+	}
+	return agent.CommandResult{Reason: agent.CommandLockdown, Detail: "office mode is not available during lockdown"}, nil
+}
+
+// TestOneOutcomeEvent: a door's refusal after pending is recorded once, by
+// the door; a failure to reach a door is the link's command_failed, and it
+// wins over refusals of the same command at other doors.
+func TestOneOutcomeEvent(t *testing.T) {
+	c := newCmdRig(t, startMochi(t, nil), func(cfg *mqtt.Config) { cfg.Doors = stubbornDoors{newFakeDoors("front", "back")} })
+	front := c.newID()
+	r := c.final(t, "office_mode", front, c.body(front, map[string]any{"on": true, "door": "front"}), false)
+	require.NotNil(t, r.Error)
+	assert.Equal(t, "door_lockdown", r.Error.Type)
+	all := c.newID()
+	r = c.final(t, "office_mode", all, c.body(all, map[string]any{"on": true}), false)
+	require.NotNil(t, r.Error)
+	assert.Equal(t, mqtt.ErrActionFailed, r.Error.Type, "the unreachable door wins over the refusing one")
+	eventually(t, "command_failed", func() bool { return c.hasEvent(mqtt.EventCommandFailed, all, mqtt.ErrActionFailed) })
+	var recorded []string
+	for _, e := range c.outbox.events() {
+		if e.CommandID == front || e.CommandID == all {
+			recorded = append(recorded, e.CommandID+" "+string(e.Type))
+		}
+	}
+	assert.Equal(t, []string{all + " command_failed"}, recorded, "a refusal is the door's to record")
 }

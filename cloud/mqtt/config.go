@@ -38,7 +38,15 @@ type HomeAssistant struct {
 	// AllowUnlock adds a lock entity per door whose UNLOCK command pulses the
 	// door. Off by default: it hands door control to whoever controls HA.
 	AllowUnlock bool
+	// AllowLockdown and AllowOfficeMode add a lockdown and an office mode
+	// switch per door, run like the lockdown and office_mode commands. Off
+	// by default for the same reason.
+	AllowLockdown   bool
+	AllowOfficeMode bool
 }
+
+// commands reports whether Home Assistant may send any door command.
+func (h HomeAssistant) commands() bool { return h.AllowUnlock || h.AllowLockdown || h.AllowOfficeMode }
 
 // Config configures a Link. Zero values take the defaults above.
 type Config struct {
@@ -74,11 +82,14 @@ type Config struct {
 	StateInterval          time.Duration // how often door states are polled for changes
 	OutboxCheck            time.Duration // how often the outbox depth is checked
 
-	Outbox      Outbox          // required
-	Meter       OutboxMeter     // required
-	Events      agent.EventSink // required: command attempts and outbox alarms
-	CommandLog  CommandLog      // required
-	Doors       Doors           // required
+	Outbox     Outbox          // required
+	Meter      OutboxMeter     // required
+	Events     agent.EventSink // required: command attempts and outbox alarms
+	CommandLog CommandLog      // required
+	Doors      Doors           // required
+	// DoorNames are the doors' display names (door id → name) for Home
+	// Assistant; a door without one is shown by its id.
+	DoorNames   map[string]string
 	AccessCodes AccessCodes     // optional: access_code_* commands are refused without it
 	Syncer      Syncer          // optional: sync is refused without it
 	Telemetry   TelemetrySource // optional

@@ -47,7 +47,8 @@ const (
 	ErrUnavailable      = "unavailable" // the gateway has no service for it (no Salto, no access codes)
 	ErrBusy             = "busy"
 	ErrActionFailed     = "action_failed"
-	ErrEnrolment        = "enrolment_" // + the outcome: enrolment_failed, enrolment_expired, …
+	ErrEnrolment        = "enrolment_"  // + the outcome: enrolment_failed, enrolment_expired, …
+	ErrSyncFailed       = "sync_failed" // the Syncer's failure (after pending)
 )
 
 // ErrorTypes lists the link's own error types in documentation order.

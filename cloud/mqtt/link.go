@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -236,11 +237,8 @@ func (l *Link) clientOptions(s *session) *paho.ClientOptions {
 // forgot them, so this runs on every connect.
 func (l *Link) subscribe(ctx context.Context, s *session) error {
 	filters := map[string]byte{l.cfg.Topics.Commands(): 1}
-	if l.cfg.HomeAssistant.Enabled {
-		filters[l.cfg.Topics.HAStatus()] = 1
-		if l.cfg.HomeAssistant.AllowUnlock {
-			filters[l.cfg.Topics.HALocks()] = 1
-		}
+	for _, f := range l.haSubscriptions() {
+		filters[f] = 1
 	}
 	tok := s.client.SubscribeMultiple(filters, l.route)
 	if err := wait(ctx, tok, l.cfg.ConnectTimeout); err != nil {
@@ -265,8 +263,8 @@ func (l *Link) route(c paho.Client, m paho.Message) {
 				l.publishDiscovery(s)
 			}
 		}
-	case len(t) > len(l.cfg.Topics.Base()+"/ha/") && l.cfg.Topics.Pattern(t) == "{prefix}/{site}/{gateway}/ha/{door}/lock/set":
-		l.onHALock(c, m)
+	case strings.HasPrefix(t, l.cfg.Topics.Base()+"/ha/"):
+		l.onHACommand(c, m)
 	default:
 		l.onCommand(c, m)
 	}

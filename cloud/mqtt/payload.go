@@ -20,6 +20,9 @@ const (
 	EventOutboxNormal     agent.EventType = "outbox_normal"     // the outbox drained below its mark again
 )
 
+// LinkEventTypes lists the event types the link records itself.
+var LinkEventTypes = []agent.EventType{EventCommandSucceeded, EventCommandFailed, EventOutboxHighWater, EventOutboxFull, EventOutboxNormal}
+
 // Gateway states on the status topic.
 const (
 	StateOnline  = "online"
@@ -156,7 +159,7 @@ type ResponsePayload struct {
 	Schema    int            `json:"schema"`
 	SiteID    string         `json:"site_id"`
 	GatewayID string         `json:"gateway_id"`
-	ID        string         `json:"id"` // the command's id ("" when it could not be read)
+	ID        string         `json:"id,omitempty"` // the command's id; absent when it could not be read
 	Command   string         `json:"command"`
 	Status    string         `json:"status"`
 	Time      time.Time      `json:"ts"`
@@ -168,4 +171,26 @@ type ResponsePayload struct {
 type ResponseError struct {
 	Type    string `json:"type"`
 	Message string `json:"message"`
+}
+
+// HAEventPayload is one door event as Home Assistant receives it on the
+// door's event entities (access and command) and its last-access sensor:
+// flat, so automations and templates reach every field directly. The user
+// is as the gateway's cache knows them and the credential is masked, as in
+// the event itself; door_name is the door's display name (its id when it
+// has none).
+type HAEventPayload struct {
+	EventType  agent.EventType      `json:"event_type"`
+	EventID    string               `json:"event_id"`
+	Time       time.Time            `json:"ts"`
+	Door       string               `json:"door"`
+	DoorName   string               `json:"door_name"`
+	Reason     agent.Reason         `json:"reason,omitempty"`
+	UserID     string               `json:"user_id,omitempty"`
+	UserName   string               `json:"user_name,omitempty"`
+	Kind       agent.CredentialKind `json:"credential_kind,omitempty"`
+	Credential string               `json:"credential,omitempty"`
+	Detail     string               `json:"detail,omitempty"`
+	CommandID  string               `json:"command_id,omitempty"`
+	Actor      string               `json:"actor,omitempty"`
 }

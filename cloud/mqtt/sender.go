@@ -2,7 +2,6 @@ package mqtt
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -29,7 +28,7 @@ type outgoing struct {
 	door    string
 	topic   string
 	payload []byte
-	ha      []byte // Home Assistant access mirror, nil when none
+	ha      []haMessage // Home Assistant mirrors (haMirrors)
 }
 
 type flight struct {
@@ -96,8 +95,8 @@ func (l *Link) publishLoop(ctx context.Context, s *session, batches <-chan []out
 			o := cur[0]
 			cur = cur[1:]
 			window = append(window, flight{seq: o.seq, door: o.door, tok: s.client.Publish(o.topic, 1, false, o.payload)})
-			if o.ha != nil {
-				s.client.Publish(l.cfg.Topics.HAAccess(o.door), 0, false, o.ha)
+			for _, m := range o.ha {
+				s.client.Publish(m.topic, 0, m.retained, m.payload)
 			}
 		}
 		var in <-chan []outgoing
@@ -221,15 +220,11 @@ func (l *Link) encodeEvent(e agent.Event) (outgoing, error) {
 	if !ok {
 		topic = l.cfg.Topics.Event(cat)
 	}
-	o := outgoing{seq: e.Seq, door: e.Door, topic: topic, payload: l.appendEvent(make([]byte, 0, 512), e, cat)}
-	if l.cfg.HomeAssistant.Enabled && cat == CategoryAccess && e.Door != "" {
-		var err error
-		o.ha, err = json.Marshal(map[string]any{"event_type": string(e.Type), "reason": e.Reason, "event_id": e.ID, "ts": e.Time.UTC()})
-		if err != nil {
-			return outgoing{}, fmt.Errorf("encode event seq %d: %w", e.Seq, err)
-		}
+	ha, err := l.haMirrors(e)
+	if err != nil {
+		return outgoing{}, err
 	}
-	return o, nil
+	return outgoing{seq: e.Seq, door: e.Door, topic: topic, payload: l.appendEvent(make([]byte, 0, 512), e, cat), ha: ha}, nil
 }
 
 // after returns a channel closed once d has passed on the link's clock, and

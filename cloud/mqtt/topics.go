@@ -49,15 +49,57 @@ func (t Topics) HALock(door string) string { return t.Base() + "/ha/" + door + "
 // HALocks is the filter for every door's Home Assistant lock command.
 func (t Topics) HALocks() string { return t.Base() + "/ha/+/lock/set" }
 
+// HALockdown is Home Assistant's lockdown switch command topic for one door
+// (subscribed only when home_assistant.allow_lockdown is on).
+func (t Topics) HALockdown(door string) string { return t.Base() + "/ha/" + door + "/lockdown/set" }
+
+// HALockdowns is the filter for every door's Home Assistant lockdown switch.
+func (t Topics) HALockdowns() string { return t.Base() + "/ha/+/lockdown/set" }
+
+// HAOfficeMode is Home Assistant's office mode switch command topic for one
+// door (subscribed only when home_assistant.allow_office_mode is on).
+func (t Topics) HAOfficeMode(door string) string {
+	return t.Base() + "/ha/" + door + "/office_mode/set"
+}
+
+// HAOfficeModes is the filter for every door's Home Assistant office mode
+// switch.
+func (t Topics) HAOfficeModes() string { return t.Base() + "/ha/+/office_mode/set" }
+
 // HAAccess mirrors one door's access events for Home Assistant's event entity.
 func (t Topics) HAAccess(door string) string { return t.Base() + "/ha/" + door + "/access" }
+
+// HALastAccess holds one door's last access decision, retained, for Home
+// Assistant's last-access sensor.
+func (t Topics) HALastAccess(door string) string { return t.Base() + "/ha/" + door + "/last_access" }
+
+// HACommandResult mirrors the outcome of every command at one door for Home
+// Assistant's command event entity (so a refused UNLOCK is seen there).
+func (t Topics) HACommandResult(door string) string { return t.Base() + "/ha/" + door + "/command" }
 
 // HAStatus is Home Assistant's birth/will topic.
 func (t Topics) HAStatus() string { return t.Discovery + "/status" }
 
-// HAConfig is the discovery topic of one entity.
+// HAConfig is the discovery topic of one entity; its node level names the
+// site and the gateway (HANode), so equal gateway ids on two sites never
+// share a topic.
 func (t Topics) HAConfig(component, objectID string) string {
-	return t.Discovery + "/" + component + "/" + t.Gateway + "/" + objectID + "/config"
+	return t.Discovery + "/" + component + "/" + t.HANode() + "/" + objectID + "/config"
+}
+
+// HANode is the gateway's Home Assistant node id: the site id and the
+// gateway id joined by "__", each with "_" written as "_-". Ids hold only
+// [A-Za-z0-9_-], so an escaped id never contains "__" and the join is
+// one-to-one: no two (site, gateway) pairs share a node id.
+func (t Topics) HANode() string { return haJoin(t.Site, t.Gateway) }
+
+// haJoin joins ids unambiguously (see HANode).
+func haJoin(ids ...string) string {
+	esc := make([]string, len(ids))
+	for i, id := range ids {
+		esc[i] = strings.ReplaceAll(id, "_", "_-")
+	}
+	return strings.Join(esc, "__")
 }
 
 // Event categories: the last level of an event topic.
@@ -118,9 +160,13 @@ func TopicTable() []TopicDoc {
 		{Pattern: "{prefix}/{site}/{gateway}/cmd/{name}", Build: func(t Topics) string { return t.Command("{name}") }, Sub: true, QoS: 1},
 		{Pattern: "{prefix}/{site}/{gateway}/response", Build: Topics.Response, QoS: 1},
 		{Pattern: "{prefix}/{site}/{gateway}/ha/{door}/lock/set", Build: func(t Topics) string { return t.HALock("{door}") }, Sub: true, QoS: 1},
+		{Pattern: "{prefix}/{site}/{gateway}/ha/{door}/lockdown/set", Build: func(t Topics) string { return t.HALockdown("{door}") }, Sub: true, QoS: 1},
+		{Pattern: "{prefix}/{site}/{gateway}/ha/{door}/office_mode/set", Build: func(t Topics) string { return t.HAOfficeMode("{door}") }, Sub: true, QoS: 1},
 		{Pattern: "{prefix}/{site}/{gateway}/ha/{door}/access", Build: func(t Topics) string { return t.HAAccess("{door}") }, QoS: 0},
+		{Pattern: "{prefix}/{site}/{gateway}/ha/{door}/last_access", Build: func(t Topics) string { return t.HALastAccess("{door}") }, Retained: true, QoS: 0},
+		{Pattern: "{prefix}/{site}/{gateway}/ha/{door}/command", Build: func(t Topics) string { return t.HACommandResult("{door}") }, QoS: 0},
 		{Pattern: "{discovery}/status", Build: Topics.HAStatus, Sub: true, QoS: 1},
-		{Pattern: "{discovery}/{component}/{gateway}/{object_id}/config", Build: func(t Topics) string { return t.HAConfig("{component}", "{object_id}") }, QoS: 1},
+		{Pattern: "{discovery}/{component}/{site}__{gateway}/{object_id}/config", Build: func(t Topics) string { return t.HAConfig("{component}", "{object_id}") }, QoS: 1},
 	}
 }
 
@@ -159,7 +205,8 @@ func matchPattern(pattern, topic string, t Topics) bool {
 
 // expandIDs fills the configured ids into a documentation pattern.
 func expandIDs(pattern string, t Topics) string {
-	return strings.NewReplacer("{prefix}", t.Prefix, "{site}", t.Site, "{gateway}", t.Gateway, "{discovery}", t.Discovery).Replace(pattern)
+	return strings.NewReplacer("{site}__{gateway}", t.HANode(), // escaped, as HAConfig builds it
+		"{prefix}", t.Prefix, "{site}", t.Site, "{gateway}", t.Gateway, "{discovery}", t.Discovery).Replace(pattern)
 }
 
 // Validate checks the ids and prefixes (after defaults, an empty Prefix or

@@ -66,6 +66,10 @@ type MQTTHomeAssistant struct {
 	// AllowUnlock adds a lock entity per door whose UNLOCK opens it: whoever
 	// controls Home Assistant then controls the doors. Default false.
 	AllowUnlock bool `yaml:"allow_unlock"`
+	// AllowLockdown and AllowOfficeMode add a lockdown and an office mode
+	// switch per door (office mode holds the door open). Default false.
+	AllowLockdown   bool `yaml:"allow_lockdown"`
+	AllowOfficeMode bool `yaml:"allow_office_mode"`
 }
 
 // UnmarshalYAML decodes the section strictly and validates it, so mistakes
@@ -134,8 +138,13 @@ func (m MQTTConfig) Validate() error {
 	if m.RequireSignature && m.CommandKeyFile == "" {
 		errs = append(errs, "require_signature is on but command_key_file is not set")
 	}
-	if m.CommandKeyFile != "" && m.HomeAssistant.AllowUnlock {
-		errs = append(errs, "home_assistant.allow_unlock cannot be used with command_key_file: Home Assistant cannot sign its unlocks")
+	for _, a := range []struct {
+		key string
+		on  bool
+	}{{"allow_unlock", m.HomeAssistant.AllowUnlock}, {"allow_lockdown", m.HomeAssistant.AllowLockdown}, {"allow_office_mode", m.HomeAssistant.AllowOfficeMode}} {
+		if a.on && m.CommandKeyFile != "" {
+			errs = append(errs, "home_assistant."+a.key+" cannot be used with command_key_file: Home Assistant cannot sign its commands")
+		}
 	}
 	if m.OutboxLimit < 0 {
 		errs = append(errs, "outbox_limit must not be negative")
@@ -180,7 +189,8 @@ func (m MQTTConfig) LinkConfig(c *Config) (mqtt.Config, error) {
 		OutboxLimit:       m.OutboxLimit,
 		HighWater:         m.OutboxHighWater,
 		TelemetryInterval: m.TelemetryInterval,
-		HomeAssistant:     mqtt.HomeAssistant{Enabled: m.HomeAssistant.Enabled, AllowUnlock: m.HomeAssistant.AllowUnlock},
+		HomeAssistant: mqtt.HomeAssistant{Enabled: m.HomeAssistant.Enabled, AllowUnlock: m.HomeAssistant.AllowUnlock,
+			AllowLockdown: m.HomeAssistant.AllowLockdown, AllowOfficeMode: m.HomeAssistant.AllowOfficeMode},
 	}
 	if m.PasswordFile != "" {
 		pw, err := readSecret(c.resolve(m.PasswordFile), "mqtt.password_file")

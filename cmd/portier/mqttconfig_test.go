@@ -41,6 +41,8 @@ func TestMQTTConfigValidate(t *testing.T) {
 		{"mqtt: {broker: \"tcp://b:1883\", password_file: pw}", "username is not"},
 		{"mqtt: {broker: \"tcp://b:1883\", brokr: x}", "unknown key \"brokr\""},
 		{"mqtt: {broker: \"tcp://b:1883\", command_key_file: k, home_assistant: {enabled: true, allow_unlock: true}}", "cannot sign"},
+		{"mqtt: {broker: \"tcp://b:1883\", command_key_file: k, home_assistant: {enabled: true, allow_lockdown: true}}", "home_assistant.allow_lockdown cannot"},
+		{"mqtt: {broker: \"tcp://b:1883\", command_key_file: k, home_assistant: {enabled: true, allow_office_mode: true}}", "home_assistant.allow_office_mode cannot"},
 	} {
 		_, err := parseConfig([]byte(mqttDoors+tc.yaml+"\n"), "t.yaml")
 		require.Error(t, err, tc.yaml)

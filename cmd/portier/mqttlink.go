@@ -25,6 +25,10 @@ func (d *daemon) buildLink() (*mqtt.Link, error) {
 		doors.Add(id, d.doors[id])
 	}
 	lc.Doors = doors
+	lc.DoorNames = map[string]string{}
+	for _, dc := range d.cfg.Doors {
+		lc.DoorNames[dc.ID] = dc.Name
+	}
 	lc.Telemetry = telemetry{d}
 	lc.ClockGuard = d.guard // per-command clock policy without a database read
 	lc.Clock = agent.NewSystemClock()
@@ -61,7 +65,7 @@ type syncTrigger struct{ e *sitesync.Engine }
 
 func (s syncTrigger) SyncNow(ctx context.Context) error {
 	if _, err := s.e.SyncOnce(ctx); err != nil {
-		return &mqtt.ActionError{Type: "sync_failed", Message: err.Error()}
+		return &mqtt.ActionError{Type: mqtt.ErrSyncFailed, Message: err.Error()}
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/portier-io/portier/cloud/mqtt"
 	"github.com/portier-io/portier/cloud/mqtt/mqtttest"
 )
 
@@ -27,6 +28,7 @@ func TestRunMQTT(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, srv.Close()) })
 
+	capture := captureContract(t, srv, mqtt.Topics{Site: "site1", Gateway: "e2e"})
 	msgs := make(chan message, 1000)
 	require.NoError(t, srv.Subscribe("portier/site1/e2e/#", func(topic string, payload []byte) {
 		var m map[string]any
@@ -92,6 +94,7 @@ func TestRunMQTT(t *testing.T) {
 	assert.Equal(t, 0, g.signal(syscall.SIGTERM))
 	await("portier/site1/e2e/status", is("state", "offline"))
 	assert.False(t, strings.Contains(g.stderr.String(), "level=ERROR"), g.stderr.String())
+	capture.verify()
 }
 
 // TestStatusShowsABrokerItCannotReach: an installer with a wrong broker

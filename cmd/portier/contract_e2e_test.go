@@ -91,8 +91,9 @@ func (c *contractCapture) all() []captured {
 }
 
 // await returns the first message (from the n-th on) that matches, waiting
-// for it; it fails only when no new message arrived for 30 s (telemetry,
-// published on a timer, is no progress).
+// for it; it fails only when no new message of the gateway's arrived for
+// 30 s (telemetry and the broker's $SYS topics, published on timers, are no
+// progress).
 func (c *contractCapture) await(what string, from int, match func(captured) bool) captured {
 	c.t.Helper()
 	seen := from
@@ -106,7 +107,7 @@ func (c *contractCapture) await(what string, from int, match func(captured) bool
 			}
 		}
 		for _, m := range msgs[min(seen, len(msgs)):] {
-			if m.channel != "{prefix}/{site}/{gateway}/telemetry" {
+			if m.channel != "" && m.channel != "{prefix}/{site}/{gateway}/telemetry" {
 				idle.Reset(30 * time.Second)
 				break
 			}

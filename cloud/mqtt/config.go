@@ -45,9 +45,6 @@ type HomeAssistant struct {
 	AllowOfficeMode bool
 }
 
-// commands reports whether Home Assistant may send any door command.
-func (h HomeAssistant) commands() bool { return h.AllowUnlock || h.AllowLockdown || h.AllowOfficeMode }
-
 // Config configures a Link. Zero values take the defaults above.
 type Config struct {
 	Brokers  []string // tcp://host:1883, mqtt://…, ssl://host:8883, tls://…, mqtts://…

@@ -65,6 +65,9 @@ func run(ctx context.Context, in io.Reader, w io.Writer, bin, sitePath, configPa
 		return err
 	}
 	defer os.RemoveAll(dir)
+	// The agent log outlives the demo's state: after quit it is where to
+	// look for what went wrong.
+	logPath := filepath.Join(os.TempDir(), "portier-demo.log")
 
 	// The cloud: a fake Salto KS on loopback, serving the demo site.
 	raw, err := os.ReadFile(sitePath)
@@ -103,18 +106,20 @@ func run(ctx context.Context, in io.Reader, w io.Writer, bin, sitePath, configPa
 		return fmt.Errorf("sync from the fake Salto KS: %v\n%s", err, msg)
 	}
 
-	d, err := startDaemon(ctx, bin, cfg, dir, env)
+	panel := &panel{w: out, seen: make(chan agent.Event, 256), interactive: interactive}
+	// The agent's answers to sim input (an unknown command, an unknown door)
+	// belong on the user's screen, not in the log.
+	d, err := startDaemon(ctx, bin, cfg, dir, logPath, env, panel.simOutput())
 	if err != nil {
 		return err
 	}
 	defer d.stop()
-	panel := &panel{w: out, seen: make(chan agent.Event, 256)}
 	defer panel.stop()
 	if err := panel.follow(ctx, bin, cfg, env); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "\nPortier demo — Hive Coworking Berlin, three simulated doors synced from a fake Salto KS.\n")
-	fmt.Fprintf(out, "Agent log: %s\n", filepath.Join(dir, "portier.log"))
+	fmt.Fprintf(out, "Agent log: %s (kept after quit)\n", logPath)
 	host, port, _ := net.SplitHostPort(brokerAddr)
 	fmt.Fprintf(out, "MQTT: the events are also on a broker at %s — watch them with\n  mosquitto_sub -h %s -p %s -t 'portier/#' -v\n\n", brokerAddr, host, port)
 	if interactive {
@@ -139,7 +144,9 @@ const help = `Try (door ids: front = card or PIN, studio = card then PIN, lab = 
   tap front DE:AD:BE:EF            Grace's card (flex desk: weekdays 08–20)
   tap front 04:66:77:88            Mallory's card (blocked in Salto KS)
   keys front 111111# (5 times)     wrong PINs: the keypad locks out
-  open front / close front         open the door without a grant: forced open, then held open
+  open front                       open the door without a grant: forced_open at once,
+                                   held_open if it stays open 8 s
+  close front                      close it again: the alarms clear
   exit front                       press the exit button (then open front: no alarm)
   wiegand studio H10301 12 1001    Ada's fob at the studio's Wiegand reader (then keys studio 482915#)
   show front                       the door's outputs (relay, LEDs)
@@ -204,27 +211,31 @@ func demoConfig(path, dir, saltoURL, siteID string, o saltokstest.Options, broke
 
 // daemon is the running portier.
 type daemon struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	once  sync.Once
-	err   error
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	simOut io.WriteCloser
+	once   sync.Once
+	err    error
 }
 
-func startDaemon(ctx context.Context, bin, cfg, dir string, env []string) (*daemon, error) {
+// startDaemon runs portier with sim input from a pipe: its standard output
+// (the answers to sim commands) goes to simOut, its log to logPath.
+func startDaemon(ctx context.Context, bin, cfg, dir, logPath string, env []string, simOut io.WriteCloser) (*daemon, error) {
 	sock := filepath.Join(dir, "notify.sock")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
-	logf, err := os.Create(filepath.Join(dir, "portier.log"))
+	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
+	defer logf.Close() // the child has its own descriptor
 	cmd := exec.Command(bin, "run", "--config", cfg, "--sim-input", "-")
 	cmd.Env = append(env, "NOTIFY_SOCKET="+sock)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	d := &daemon{cmd: cmd}
+	cmd.Stdout, cmd.Stderr = simOut, logf
+	d := &daemon{cmd: cmd, simOut: simOut}
 	if d.stdin, err = cmd.StdinPipe(); err != nil {
 		return nil, err
 	}
@@ -257,6 +268,7 @@ func (d *daemon) stop() error {
 	d.once.Do(func() {
 		d.cmd.Process.Signal(syscall.SIGTERM)
 		err := d.cmd.Wait()
+		d.simOut.Close()
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
 			d.err = fmt.Errorf("portier exited with status %d", ee.ExitCode())
@@ -268,7 +280,7 @@ func (d *daemon) stop() error {
 func (d *daemon) interact(ctx context.Context, in io.Reader, out io.Writer, bin, cfg string, env []string, latch string) error {
 	lines := bufio.NewScanner(in)
 	for {
-		fmt.Fprint(out, "door> ")
+		fmt.Fprint(out, prompt)
 		if !lines.Scan() {
 			return lines.Err()
 		}
@@ -381,12 +393,42 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// panel prints the agent's events as they are recorded.
+// prompt is what the interactive demo shows when it waits for a command.
+const prompt = "door> "
+
+// panel prints the agent's events as they are recorded. Interactive, each
+// line clears the prompt it interrupts and draws it again below, so the
+// prompt stays the last thing on the screen.
 type panel struct {
-	w    io.Writer
-	seen chan agent.Event
-	done chan struct{}
-	quit context.CancelFunc
+	w           io.Writer
+	interactive bool
+	seen        chan agent.Event
+	done        chan struct{}
+	quit        context.CancelFunc
+}
+
+// line prints one line of the panel.
+func (p *panel) line(s string) {
+	if p.interactive {
+		fmt.Fprint(p.w, "\r\033[K"+s+"\n"+prompt)
+		return
+	}
+	fmt.Fprintln(p.w, s)
+}
+
+// simOutput is where the agent's answers to sim commands go: each line on
+// the panel, marked.
+func (p *panel) simOutput() io.WriteCloser {
+	r, w := io.Pipe()
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			if t := strings.TrimSpace(sc.Text()); t != "" {
+				p.line("  ! " + t)
+			}
+		}
+	}()
+	return w
 }
 
 func (p *panel) follow(ctx context.Context, bin, cfg string, env []string) error {
@@ -473,5 +515,5 @@ func (p *panel) print(e agent.Event) {
 	if e.Detail != "" && e.Type != agent.EventAccessGranted {
 		line += "  — " + e.Detail
 	}
-	fmt.Fprintln(p.w, "\r"+line)
+	p.line(line)
 }

@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,15 +18,12 @@ import (
 // TestTour plays `make demo`'s guided tour against the real portier binary
 // and the fake Salto KS: what the README promises a newcomer.
 func TestTour(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "portier")
-	build := exec.Command("go", "build", "-o", bin, "../portier")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, string(out))
+	bin := buildPortier(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var buf bytes.Buffer
-	err = run(ctx, nil, &buf, bin, "../portier/defaults/demo-site.json", "../portier/defaults/portier.yaml", false)
+	err := run(ctx, nil, &buf, bin, "../portier/defaults/demo-site.json", "../portier/defaults/portier.yaml", false)
 	require.NoError(t, err, buf.String())
 	text := buf.String()
 	for _, want := range []string{
@@ -46,4 +45,27 @@ func TestTour(t *testing.T) {
 			assert.NotContains(t, line, "482915", "a PIN reached the event panel")
 		}
 	}
+}
+
+var portierBin struct {
+	once sync.Once
+	path string
+	err  error
+	out  []byte
+}
+
+// buildPortier builds the portier binary once for all tests.
+func buildPortier(t *testing.T) string {
+	t.Helper()
+	portierBin.once.Do(func() {
+		dir, err := os.MkdirTemp("", "portier-demo-test-")
+		if err != nil {
+			portierBin.err = err
+			return
+		}
+		portierBin.path = filepath.Join(dir, "portier")
+		portierBin.out, portierBin.err = exec.Command("go", "build", "-tags", "sqlite_omit_load_extension", "-o", portierBin.path, "../portier").CombinedOutput()
+	})
+	require.NoError(t, portierBin.err, string(portierBin.out))
+	return portierBin.path
 }

@@ -81,14 +81,14 @@ type KeySettings byte
 
 // Key settings bits.
 const (
-	AllowChangeMasterKey     KeySettings = 0x01
-	FreeDirectoryList        KeySettings = 0x02 // GetApplicationIDs/GetFileIDs without a key
-	FreeCreateDelete         KeySettings = 0x04
-	ConfigurationChangeable  KeySettings = 0x08
-	ChangeKeyWithMasterKey   KeySettings = 0x00 // high nibble: who may change keys
-	ChangeKeyWithSameKey     KeySettings = 0xE0
-	ChangeKeyFrozen          KeySettings = 0xF0
-	FactoryPICCKeySettings   KeySettings = 0x0F
+	AllowChangeMasterKey    KeySettings = 0x01
+	FreeDirectoryList       KeySettings = 0x02 // GetApplicationIDs/GetFileIDs without a key
+	FreeCreateDelete        KeySettings = 0x04
+	ConfigurationChangeable KeySettings = 0x08
+	ChangeKeyWithMasterKey  KeySettings = 0x00 // high nibble: who may change keys
+	ChangeKeyWithSameKey    KeySettings = 0xE0
+	ChangeKeyFrozen         KeySettings = 0xF0
+	FactoryPICCKeySettings  KeySettings = 0x0F
 )
 
 // CreateApplication creates an application with nKeys keys of type kt

@@ -306,7 +306,9 @@ func TestEV1AuthenticateAES(t *testing.T) {
 	}
 }
 
-func hexByte(b byte) string { return string("0123456789ABCDEF"[b>>4]) + string("0123456789ABCDEF"[b&15]) }
+func hexByte(b byte) string {
+	return string("0123456789ABCDEF"[b>>4]) + string("0123456789ABCDEF"[b&15])
+}
 
 // Elmü's EV1 session keys (the published ones have the DES parity bits
 // cleared, which DES ignores).

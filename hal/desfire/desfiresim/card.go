@@ -221,12 +221,14 @@ func DefaultVersion(g desfire.Generation, uid []byte) []byte {
 	v := []byte{0x04, 0x01, 0x01, hwMajor, 0x00, 0x1A, 0x05, 0x04, 0x01, 0x01, swMajor, swMinor, 0x1A, 0x05}
 	v = append(v, uid...)
 	v = append(v, 0xBA, uid[1], uid[2], uid[3], 0x20) // batch
-	return append(v, 0x21, 0x25)                     // week 21 of 2025, BCD
+	return append(v, 0x21, 0x25)                      // week 21 of 2025, BCD
 }
 
 // NewSigningKey returns a secp224r1 key for a simulated card's
 // originality signature.
-func NewSigningKey() (*ecdsa.PrivateKey, error) { return ecdsa.GenerateKey(elliptic.P224(), rand.Reader) }
+func NewSigningKey() (*ecdsa.PrivateKey, error) {
+	return ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+}
 
 // TrustKey is the public half of a simulated signer, to add to a
 // verifier's trusted keys in tests.

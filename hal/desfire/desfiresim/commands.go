@@ -166,7 +166,9 @@ func (c *Card) signature() []byte {
 	return sig
 }
 
-func aidOf(b []byte) desfire.AID { return desfire.AID(b[0]) | desfire.AID(b[1])<<8 | desfire.AID(b[2])<<16 }
+func aidOf(b []byte) desfire.AID {
+	return desfire.AID(b[0]) | desfire.AID(b[1])<<8 | desfire.AID(b[2])<<16
+}
 
 func (c *Card) selectApplication(data []byte) (desfire.Status, []byte, time.Duration) {
 	c.sess = nil

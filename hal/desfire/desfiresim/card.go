@@ -82,9 +82,13 @@ type Config struct {
 	PICCKey desfire.Key
 	// PICCKeySettings; 0: the factory 0x0F.
 	PICCKeySettings desfire.KeySettings
-	// SigningKey signs the UID for Read_Sig (secp224r1); nil: the card
-	// refuses Read_Sig (permission denied), as a card without the feature.
+	// SigningKey signs the UID once, at manufacture, for Read_Sig
+	// (secp224r1); nil: the card refuses Read_Sig (permission denied), as
+	// a card without the feature.
 	SigningKey *ecdsa.PrivateKey
+	// Signature, if set, is what Read_Sig answers instead (an emulator
+	// replaying a genuine card's signature).
+	Signature []byte
 	// RandomID makes the card present a random 4-byte UID in
 	// anticollision; GetCardUID still tells the real one.
 	RandomID bool
@@ -163,6 +167,15 @@ func New(cfg Config) (*Card, error) {
 		picc:   &app{settings: cfg.PICCKeySettings, keys: []desfire.Key{cfg.PICCKey}},
 		apps:   map[desfire.AID]*app{},
 		seen:   map[byte]int{},
+	}
+	if cfg.Signature == nil && cfg.SigningKey != nil {
+		r, s, err := ecdsa.Sign(rand.Reader, cfg.SigningKey, cfg.UID)
+		if err != nil {
+			return nil, err
+		}
+		c.cfg.Signature = make([]byte, desfire.SignatureSize)
+		r.FillBytes(c.cfg.Signature[:28])
+		s.FillBytes(c.cfg.Signature[28:])
 	}
 	c.presentedUID = cfg.UID
 	if cfg.RandomID {
@@ -246,6 +259,13 @@ func (c *Card) Tag() mfrc522sim.Card {
 		atqa = 0x0304
 	}
 	return mfrc522sim.Card{UID: append([]byte(nil), c.presentedUID...), ATQA: atqa, SAK: 0x20, ATS: c.cfg.ATS, App: c}
+}
+
+// Signature returns what the card answers to Read_Sig (nil: it refuses).
+func (c *Card) Signature() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]byte(nil), c.cfg.Signature...)
 }
 
 // SetFaults replaces the injected faults.

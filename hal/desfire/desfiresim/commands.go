@@ -2,9 +2,6 @@ package desfiresim
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/rand"
-	"math/big"
 	"time"
 
 	"github.com/portier-io/portier/hal/desfire"
@@ -106,10 +103,10 @@ func (c *Card) command(ins byte, data []byte) (desfire.Status, []byte, time.Dura
 		if len(data) != 1 || data[0] != 0x00 {
 			return desfire.StatusParameterError, nil, 0
 		}
-		if c.sess != nil || c.cfg.SigningKey == nil {
+		if c.sess != nil || c.cfg.Signature == nil {
 			return desfire.StatusPermissionDenied, nil, 0
 		}
-		return desfire.StatusSignature, c.signature(), 2 * time.Millisecond
+		return desfire.StatusSignature, append([]byte(nil), c.cfg.Signature...), 2 * time.Millisecond
 	case 0x5A:
 		return c.selectApplication(data)
 	case 0x6A:
@@ -153,17 +150,6 @@ func (c *Card) command(ins byte, data []byte) (desfire.Status, []byte, time.Dura
 		return c.writeData(data)
 	}
 	return desfire.StatusIllegalCommand, nil, 0
-}
-
-func (c *Card) signature() []byte {
-	r, s, err := ecdsaSign(c.cfg.SigningKey, c.cfg.UID)
-	if err != nil {
-		return make([]byte, desfire.SignatureSize)
-	}
-	sig := make([]byte, desfire.SignatureSize)
-	r.FillBytes(sig[:28])
-	s.FillBytes(sig[28:])
-	return sig
 }
 
 func aidOf(b []byte) desfire.AID {
@@ -660,8 +646,4 @@ func (c *Card) writeData(data []byte) (desfire.Status, []byte, time.Duration) {
 		respHow = tPlain
 	}
 	return c.reply(nil, respHow, c.timing.Write)
-}
-
-func ecdsaSign(k *ecdsa.PrivateKey, msg []byte) (r, s *big.Int, err error) {
-	return ecdsa.Sign(rand.Reader, k, msg)
 }

@@ -169,6 +169,7 @@ func CaptureFingerprint(ctx context.Context, t Transport, f Fingerprint, trusted
 	switch refusal, ok := refusalOf(err); {
 	case err == nil:
 		f.Version = v.Raw
+		trusted = orderFor(trusted, v.Generation())
 	case ok:
 		f.VersionRefusal = refusal
 	default:

@@ -244,9 +244,9 @@ func NewSigningKey() (*ecdsa.PrivateKey, error) {
 }
 
 // TrustKey is the public half of a simulated signer, to add to a
-// verifier's trusted keys in tests.
+// verifier's trusted keys in tests; it signs simulated EV2 cards.
 func TrustKey(k *ecdsa.PrivateKey) desfire.OriginalityKey {
-	return desfire.OriginalityKey{Name: "simulated card vendor", Key: &k.PublicKey}
+	return desfire.OriginalityKey{Name: "simulated card vendor", Key: &k.PublicKey, For: desfire.GenEV2}
 }
 
 // Tag returns the card as the MFRC522 model's field holds it: 7-byte UID

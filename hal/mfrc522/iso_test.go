@@ -36,17 +36,25 @@ func reverse(b []byte) []byte {
 	return out
 }
 
-// selectISO places a 14443-4 card, selects it and activates the link.
-func selectISO(t *testing.T, r *rig, a *app, ats []byte) (mfrc522.Card, *iso14443.Link) {
+// selectCard places a card and selects it.
+func selectCard(t *testing.T, r *rig, c mfrc522sim.Card) mfrc522.Card {
 	t.Helper()
 	ctx := context.Background()
-	require.NoError(t, r.chip.Place(mfrc522sim.Card{UID: uid7, SAK: 0x20, ATQA: 0x0344, App: a, ATS: ats}))
+	require.NoError(t, r.chip.Place(c))
 	r.clock.Advance(mfrc522sim.PowerUp)
 	require.NoError(t, r.dev.Init(ctx))
 	atqa, err := r.dev.Request(ctx, true)
 	require.NoError(t, err)
 	card, err := r.dev.Select(ctx, atqa)
 	require.NoError(t, err)
+	return card
+}
+
+// selectISO places a 14443-4 card, selects it and activates the link.
+func selectISO(t *testing.T, r *rig, a *app, ats []byte) (mfrc522.Card, *iso14443.Link) {
+	t.Helper()
+	ctx := context.Background()
+	card := selectCard(t, r, mfrc522sim.Card{UID: uid7, SAK: 0x20, ATQA: 0x0344, App: a, ATS: ats})
 	require.True(t, card.ISODEP())
 	link, err := iso14443.Activate(ctx, r.dev, r.dev.Clock(), iso14443.Config{})
 	require.NoError(t, err)
@@ -124,15 +132,9 @@ func TestISO14443_4CardFaults(t *testing.T) {
 	})
 	t.Run("not an ISO/IEC 14443-4 card", func(t *testing.T) {
 		r := newRig(t, rigOpt{})
-		require.NoError(t, r.chip.Place(mfrc522sim.Card{UID: uid4, SAK: 0x08}))
-		r.clock.Advance(mfrc522sim.PowerUp)
-		require.NoError(t, r.dev.Init(ctx))
-		atqa, err := r.dev.Request(ctx, true)
-		require.NoError(t, err)
-		c, err := r.dev.Select(ctx, atqa)
-		require.NoError(t, err)
+		c := selectCard(t, r, mfrc522sim.Card{UID: uid4, SAK: 0x08})
 		assert.False(t, c.ISODEP())
-		_, err = iso14443.Activate(ctx, r.dev, r.dev.Clock(), iso14443.Config{})
+		_, err := iso14443.Activate(ctx, r.dev, r.dev.Clock(), iso14443.Config{})
 		require.ErrorIs(t, err, iso14443.ErrNoResponse, "a MIFARE Classic ignores RATS")
 	})
 	t.Run("frame too long for the FIFO", func(t *testing.T) {

@@ -444,7 +444,7 @@ func (c *Card) createStdDataFile(data []byte) (desfire.Status, []byte, time.Dura
 	if a.files[no] != nil {
 		return desfire.StatusDuplicateError, nil, 0
 	}
-	size := int(body[4]) | int(body[5])<<8 | int(body[6])<<16
+	size := le24(body[4:])
 	ar := uint16(body[2]) | uint16(body[3])<<8
 	a.files[no] = &file{
 		comm:   desfire.CommMode(body[1]),
@@ -498,17 +498,17 @@ func (c *Card) fileCommand(ins byte, data []byte) (desfire.Status, []byte, time.
 	return c.reply([]byte{0x00, byte(f.comm), ar[0], ar[1], byte(n), byte(n >> 8), byte(n >> 16)}, tManage, 0)
 }
 
-// fileAccess finds the file and the way its data travels for an access by
-// the current session: right is the key number the access needs (or
-// free/never).
-func (c *Card) fileAccess(no byte, rights ...byte) (*file, travel, desfire.Status) {
+// fileAccess finds the file for ReadData (or, write, WriteData) and the
+// way its data travels for the current session.
+func (c *Card) fileAccess(no byte, write bool) (*file, travel, desfire.Status) {
 	a := c.cur()
-	if a == c.picc {
-		return nil, 0, desfire.StatusPermissionDenied
-	}
 	f := a.files[no]
-	if f == nil {
+	if a == c.picc || f == nil {
 		return nil, 0, desfire.StatusFileNotFound
+	}
+	rights := []byte{f.access.Read, f.access.ReadWrite}
+	if write {
+		rights[0] = f.access.Write
 	}
 	for _, r := range rights {
 		if r == desfire.AccessFree {
@@ -532,17 +532,14 @@ func (c *Card) fileAccess(no byte, rights ...byte) (*file, travel, desfire.Statu
 	return nil, 0, desfire.StatusPermissionDenied
 }
 
+func le24(b []byte) int { return int(b[0]) | int(b[1])<<8 | int(b[2])<<16 }
+
 func (c *Card) readData(data []byte) (desfire.Status, []byte, time.Duration) {
 	if len(data) < 7 {
 		return desfire.StatusLengthError, nil, 0
 	}
 	header := data[:7]
-	a := c.cur()
-	if a == c.picc || a.files[header[0]] == nil {
-		return desfire.StatusFileNotFound, nil, 0
-	}
-	ff := a.files[header[0]]
-	f, how, st := c.fileAccess(header[0], ff.access.Read, ff.access.ReadWrite)
+	f, how, st := c.fileAccess(header[0], false)
 	if st != desfire.StatusOK {
 		return st, nil, 0
 	}
@@ -560,8 +557,7 @@ func (c *Card) readData(data []byte) (desfire.Status, []byte, time.Duration) {
 	if _, ok := c.protected(0xBD, header, data[7:], cmdHow, 0); !ok {
 		return desfire.StatusIntegrityError, nil, 0
 	}
-	off := int(header[1]) | int(header[2])<<8 | int(header[3])<<16
-	n := int(header[4]) | int(header[5])<<8 | int(header[6])<<16
+	off, n := le24(header[1:]), le24(header[4:])
 	if n == 0 {
 		n = len(f.data) - off
 	}
@@ -595,12 +591,11 @@ func (c *Card) writeLength(data []byte) int {
 		return 0
 	}
 	a := c.cur()
-	if a == nil || a == c.picc || a.files[data[0]] == nil || c.sess == nil {
-		n := int(data[4]) | int(data[5])<<8 | int(data[6])<<16
+	n := le24(data[4:])
+	if a == c.picc || a.files[data[0]] == nil || c.sess == nil {
 		return 7 + n
 	}
 	f := a.files[data[0]]
-	n := int(data[4]) | int(data[5])<<8 | int(data[6])<<16
 	e1, isEV1 := c.sess.(*ev1)
 	switch f.comm {
 	case desfire.CommMAC:
@@ -619,17 +614,11 @@ func (c *Card) writeData(data []byte) (desfire.Status, []byte, time.Duration) {
 		return desfire.StatusLengthError, nil, 0
 	}
 	header := data[:7]
-	a := c.cur()
-	if a == c.picc || a.files[header[0]] == nil {
-		return desfire.StatusFileNotFound, nil, 0
-	}
-	ff := a.files[header[0]]
-	f, how, st := c.fileAccess(header[0], ff.access.Write, ff.access.ReadWrite)
+	f, how, st := c.fileAccess(header[0], true)
 	if st != desfire.StatusOK {
 		return st, nil, 0
 	}
-	off := int(header[1]) | int(header[2])<<8 | int(header[3])<<16
-	n := int(header[4]) | int(header[5])<<8 | int(header[6])<<16
+	off, n := le24(header[1:]), le24(header[4:])
 	body, ok := c.protected(0x3D, header, data[7:], how, n)
 	if !ok {
 		return desfire.StatusIntegrityError, nil, 0

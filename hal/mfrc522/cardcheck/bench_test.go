@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"periph.io/x/conn/v3/physic"
-	"periph.io/x/conn/v3/spi"
 
 	"github.com/portier-io/portier/hal/desfire"
 	"github.com/portier-io/portier/hal/desfire/desfiresim"
@@ -34,35 +32,6 @@ const (
 	piSlowdown = 10
 )
 
-// simTimer measures the real time spent in the chip simulator (and the
-// card model it calls), which is not host work.
-type simTimer struct {
-	*mfrc522sim.Chip
-	spent *atomic.Int64
-}
-
-func (p simTimer) Connect(f physic.Frequency, m spi.Mode, bits int) (spi.Conn, error) {
-	c, err := p.Chip.Connect(f, m, bits)
-	return timedConn{c, p.spent}, err
-}
-
-type timedConn struct {
-	spi.Conn
-	spent *atomic.Int64
-}
-
-func (c timedConn) Tx(w, r []byte) error {
-	start := time.Now()
-	defer func() { c.spent.Add(int64(time.Since(start))) }()
-	return c.Conn.Tx(w, r)
-}
-
-func (c timedConn) TxPackets(p []spi.Packet) error {
-	start := time.Now()
-	defer func() { c.spent.Add(int64(time.Since(start))) }()
-	return c.Conn.TxPackets(p)
-}
-
 type benchRig struct {
 	clock *simtime.Clock
 	chip  *mfrc522sim.Chip
@@ -73,7 +42,14 @@ type benchRig struct {
 func newBenchRig(b testing.TB) *benchRig {
 	r := &benchRig{clock: simtime.New()}
 	r.chip = mfrc522sim.New(mfrc522sim.Config{Clock: r.clock, TransferOverhead: spidevCost})
-	dev, err := mfrc522.New(simTimer{r.chip, &r.spent}, mfrc522.Config{Clock: r.clock})
+	// The real time spent in the chip simulator (and the card model it
+	// calls) is not host work.
+	timed := func(transfer func() error) error {
+		start := time.Now()
+		defer func() { r.spent.Add(int64(time.Since(start))) }()
+		return transfer()
+	}
+	dev, err := mfrc522.New(hookPort{r.chip, timed}, mfrc522.Config{Clock: r.clock})
 	require.NoError(b, err)
 	r.dev = dev
 	return r

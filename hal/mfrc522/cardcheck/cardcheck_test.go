@@ -208,7 +208,13 @@ func TestChipFailureDuringCheck(t *testing.T) {
 	clock := simtime.New()
 	chip := mfrc522sim.New(mfrc522sim.Config{Clock: clock})
 	var broken atomic.Bool
-	dev, err := mfrc522.New(flakyPort{chip, &broken}, mfrc522.Config{Clock: clock})
+	flaky := func(transfer func() error) error {
+		if broken.Load() {
+			return errBus
+		}
+		return transfer()
+	}
+	dev, err := mfrc522.New(hookPort{chip, flaky}, mfrc522.Config{Clock: clock})
 	require.NoError(t, err)
 	cfg := cardcheck.Config{Mode: cardcheck.ModeDESFire, Sites: []desfire.SiteKeys{doorKeys}}
 	rd := mfrc522.NewReader(dev, mfrc522.ReaderConfig{Inspect: cfg.Inspect})
@@ -231,35 +237,29 @@ func (b breaker) Process(cmd []byte) ([]byte, time.Duration) {
 	return b.Application.Process(cmd)
 }
 
-type flakyPort struct {
-	*mfrc522sim.Chip
-	broken *atomic.Bool
-}
-
-func (p flakyPort) Connect(f physic.Frequency, m spi.Mode, bits int) (spi.Conn, error) {
-	c, err := p.Chip.Connect(f, m, bits)
-	return flakyConn{c, p.broken}, err
-}
-
-type flakyConn struct {
-	spi.Conn
-	broken *atomic.Bool
-}
-
 var errBus = errors.New("bus broke")
 
-func (c flakyConn) Tx(w, r []byte) error {
-	if c.broken.Load() {
-		return errBus
-	}
-	return c.Conn.Tx(w, r)
+// hookPort wraps the chip's SPI port: every transfer goes through hook
+// (to break the bus, or to time the simulator).
+type hookPort struct {
+	*mfrc522sim.Chip
+	hook func(transfer func() error) error
 }
 
-func (c flakyConn) TxPackets(p []spi.Packet) error {
-	if c.broken.Load() {
-		return errBus
-	}
-	return c.Conn.TxPackets(p)
+func (p hookPort) Connect(f physic.Frequency, m spi.Mode, bits int) (spi.Conn, error) {
+	c, err := p.Chip.Connect(f, m, bits)
+	return hookConn{c, p.hook}, err
+}
+
+type hookConn struct {
+	spi.Conn
+	hook func(func() error) error
+}
+
+func (c hookConn) Tx(w, r []byte) error { return c.hook(func() error { return c.Conn.Tx(w, r) }) }
+
+func (c hookConn) TxPackets(p []spi.Packet) error {
+	return c.hook(func() error { return c.Conn.TxPackets(p) })
 }
 
 // direct carries commands straight to a card model.

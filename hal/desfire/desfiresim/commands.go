@@ -76,6 +76,19 @@ func (c *Card) protected(ins byte, header, body []byte, how travel, plainLen int
 	return c.sess.in(ins, header, body, how, plainLen)
 }
 
+// payload opens a command's protected payload and checks its length
+// (want < 0: any).
+func (c *Card) payload(ins byte, header, data []byte, how travel, want int) ([]byte, desfire.Status) {
+	b, ok := c.protected(ins, header, data, how, want)
+	if !ok {
+		return nil, desfire.StatusIntegrityError
+	}
+	if want >= 0 && len(b) != want {
+		return nil, desfire.StatusLengthError
+	}
+	return b, desfire.StatusOK
+}
+
 // reply protects a successful answer and splits it into frames.
 func (c *Card) reply(data []byte, how travel, busy time.Duration) (desfire.Status, []byte, time.Duration) {
 	if c.sess != nil {
@@ -185,9 +198,9 @@ func (c *Card) applicationIDs(data []byte) (desfire.Status, []byte, time.Duratio
 }
 
 func (c *Card) createApplication(data []byte) (desfire.Status, []byte, time.Duration) {
-	body, ok := c.protected(0xCA, nil, data, tManage, 0)
-	if !ok {
-		return desfire.StatusIntegrityError, nil, 0
+	body, st := c.payload(0xCA, nil, data, tManage, -1)
+	if st != desfire.StatusOK {
+		return st, nil, 0
 	}
 	if len(body) < 5 {
 		return desfire.StatusLengthError, nil, 0
@@ -223,12 +236,9 @@ func (c *Card) createApplication(data []byte) (desfire.Status, []byte, time.Dura
 }
 
 func (c *Card) deleteApplication(data []byte) (desfire.Status, []byte, time.Duration) {
-	body, ok := c.protected(0xDA, nil, data, tManage, 0)
-	if !ok {
-		return desfire.StatusIntegrityError, nil, 0
-	}
-	if len(body) != 3 {
-		return desfire.StatusLengthError, nil, 0
+	body, st := c.payload(0xDA, nil, data, tManage, 3)
+	if st != desfire.StatusOK {
+		return st, nil, 0
 	}
 	if c.sel != desfire.PICCAID || (c.picc.settings&desfire.FreeCreateDelete == 0 && !c.authedWith(0)) {
 		return desfire.StatusPermissionDenied, nil, 0
@@ -266,16 +276,13 @@ func (c *Card) keySettings(data []byte) (desfire.Status, []byte, time.Duration) 
 }
 
 func (c *Card) changeKeySettings(data []byte) (desfire.Status, []byte, time.Duration) {
-	body, ok := c.protected(0x54, nil, data, tFull, 1)
-	if !ok {
-		return desfire.StatusIntegrityError, nil, 0
+	body, st := c.payload(0x54, nil, data, tFull, 1)
+	if st != desfire.StatusOK {
+		return st, nil, 0
 	}
 	a := c.cur()
 	if !c.authedWith(0) || a.settings&desfire.ConfigurationChangeable == 0 {
 		return desfire.StatusPermissionDenied, nil, 0
-	}
-	if len(body) != 1 {
-		return desfire.StatusLengthError, nil, 0
 	}
 	a.settings = desfire.KeySettings(body[0])
 	return c.reply(nil, tMAC, c.timing.Write)
@@ -423,12 +430,9 @@ func (c *Card) changeKey(data []byte) (desfire.Status, []byte, time.Duration) {
 }
 
 func (c *Card) createStdDataFile(data []byte) (desfire.Status, []byte, time.Duration) {
-	body, ok := c.protected(0xCD, nil, data, tManage, 0)
-	if !ok {
-		return desfire.StatusIntegrityError, nil, 0
-	}
-	if len(body) != 7 {
-		return desfire.StatusLengthError, nil, 0
+	body, st := c.payload(0xCD, nil, data, tManage, 7)
+	if st != desfire.StatusOK {
+		return st, nil, 0
 	}
 	a := c.cur()
 	if a == c.picc {

@@ -51,12 +51,12 @@ func selectCard(t *testing.T, r *rig, c mfrc522sim.Card) mfrc522.Card {
 }
 
 // selectISO places a 14443-4 card, selects it and activates the link.
-func selectISO(t *testing.T, r *rig, a *app, ats []byte) (mfrc522.Card, *iso14443.Link) {
+func selectISO(t *testing.T, r *rig, a *app, ats []byte, cfg iso14443.Config) (mfrc522.Card, *iso14443.Link) {
 	t.Helper()
 	ctx := context.Background()
 	card := selectCard(t, r, mfrc522sim.Card{UID: uid7, SAK: 0x20, ATQA: 0x0344, App: a, ATS: ats})
 	require.True(t, card.ISODEP())
-	link, err := iso14443.Activate(ctx, r.dev, r.dev.Clock(), iso14443.Config{})
+	link, err := iso14443.Activate(ctx, r.dev, r.dev.Clock(), cfg)
 	require.NoError(t, err)
 	return card, link
 }
@@ -66,7 +66,7 @@ func TestISO14443_4OverTheChip(t *testing.T) {
 		r := newRig(t, opt)
 		ctx := context.Background()
 		a := &app{busy: 2 * time.Millisecond, answer: reverse}
-		_, link := selectISO(t, r, a, nil)
+		_, link := selectISO(t, r, a, nil, iso14443.Config{})
 		assert.Equal(t, mfrc522sim.DefaultATS, link.ATS().Raw)
 		for _, cmd := range [][]byte{{0x90, 0x60, 0x00, 0x00, 0x00}, {1, 2, 3}, bytes.Repeat([]byte{7}, 150)} {
 			resp, err := link.Transmit(ctx, cmd)
@@ -92,7 +92,9 @@ func TestISO14443_4WaitingTimeExtension(t *testing.T) {
 	for _, busy := range []time.Duration{300 * time.Millisecond, 3 * time.Second} {
 		r := newRig(t, rigOpt{})
 		a := &app{busy: busy, answer: reverse}
-		_, link := selectISO(t, r, a, nil)
+		// Beyond the default 2 s bound: the chip's timer needs a slower
+		// prescaler for such frame waiting times.
+		_, link := selectISO(t, r, a, nil, iso14443.Config{MaxExchange: 10 * time.Second})
 		start := r.clock.Now()
 		resp, err := link.Transmit(context.Background(), []byte{1, 2})
 		require.NoError(t, err, "busy %s", busy)
@@ -115,7 +117,7 @@ func TestISO14443_4CardFaults(t *testing.T) {
 	t.Run("pulled away mid-command", func(t *testing.T) {
 		r := newRig(t, rigOpt{})
 		a := &app{answer: func([]byte) []byte { return nil }}
-		_, link := selectISO(t, r, a, nil)
+		_, link := selectISO(t, r, a, nil, iso14443.Config{})
 		start := r.clock.Now()
 		_, err := link.Transmit(ctx, []byte{1})
 		require.ErrorIs(t, err, iso14443.ErrNoResponse)
@@ -124,7 +126,7 @@ func TestISO14443_4CardFaults(t *testing.T) {
 	})
 	t.Run("parity errors", func(t *testing.T) {
 		r := newRig(t, rigOpt{})
-		_, link := selectISO(t, r, &app{answer: reverse}, nil)
+		_, link := selectISO(t, r, &app{answer: reverse}, nil, iso14443.Config{})
 		r.chip.SetFaults(mfrc522sim.Faults{ParityError: true})
 		_, err := link.Transmit(ctx, []byte{1})
 		require.ErrorIs(t, err, iso14443.ErrNoResponse)

@@ -391,6 +391,17 @@ func TestMisbehavingCards(t *testing.T) {
 		require.ErrorIs(t, err, iso14443.ErrProtocol)
 		assert.LessOrEqual(t, p.frames, 6)
 	})
+	t.Run("slow card: no single wait beyond the exchange bound", func(t *testing.T) {
+		p := newPICC(echo)
+		p.ats = []byte{0x03, 0x25, 0xE0} // FWI 14: 4.9 s per frame
+		l, _ := activate(t, p, iso14443.Config{MaxExchange: time.Second})
+		p.silent = true
+		_, err := l.Transmit(ctx, []byte{1})
+		require.Error(t, err)
+		for _, w := range p.waits[1:] {
+			assert.LessOrEqual(t, w, time.Second)
+		}
+	})
 	t.Run("no ATS", func(t *testing.T) {
 		p := newPICC(echo)
 		p.silent = true

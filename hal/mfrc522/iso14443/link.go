@@ -182,10 +182,11 @@ func (l *Link) roundTrip(ctx context.Context, req Block, deadline time.Time) (Bl
 		if err := ctx.Err(); err != nil {
 			return Block{}, err
 		}
-		if l.clock.Now().After(deadline) {
+		left := deadline.Sub(l.clock.Now())
+		if left <= 0 {
 			return Block{}, fmt.Errorf("%w: exchange longer than %s", ErrProtocol, l.cfg.MaxExchange)
 		}
-		raw, err := l.t.TransceiveCRC(ctx, send, wait+deltaFWT)
+		raw, err := l.t.TransceiveCRC(ctx, send, min(wait+deltaFWT, left))
 		var blk Block
 		if err == nil {
 			blk, err = ParseBlock(raw)

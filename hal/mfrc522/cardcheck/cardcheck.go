@@ -50,7 +50,9 @@ type Config struct {
 	// against; nil: NXP's DESFire-family keys.
 	Trusted []desfire.OriginalityKey
 	Link    iso14443.Config
-	// Native selects native DESFire framing instead of ISO 7816-4 wrapping.
+	// Native selects native DESFire framing instead of ISO 7816-4
+	// wrapping for ModeDESFire. Fingerprints always use wrapping, so a card
+	// that is no DESFire answers with an ISO status word.
 	Native bool
 }
 

@@ -81,6 +81,9 @@ func TestFingerprintEncoding(t *testing.T) {
 	renamed := f
 	renamed.Original = "another trusted key"
 	assert.Empty(t, renamed.Diff(f), "which trusted key verifies does not matter")
+	assert.Equal(t, f.MatchKey(), renamed.MatchKey())
+	assert.NotEqual(t, f.MatchKey(), refusing.MatchKey())
+	assert.NotEqual(t, f.MatchKey(), magic.MatchKey())
 
 	for _, bad := range []string{"", "fp2;uid=-", s + ";x=1", s[:len(s)-1], "fp1;uid=zz;atqa=0000;sak=00;ats=-;ver=-;verr=-;sig=-;sigerr=-;orig=-"} {
 		_, err := desfire.ParseFingerprint(bad)

@@ -76,6 +76,16 @@ func wordOr(s string) string {
 	return strings.ReplaceAll(s, " ", "_")
 }
 
+// MatchKey is the form to store at enrolment and compare on later taps as
+// an opaque string: Encode with the verifying key's name reduced to
+// whether one verified, so equal keys mean an empty Diff.
+func (f Fingerprint) MatchKey() string {
+	if f.Original != "" {
+		f.Original = "verified"
+	}
+	return f.Encode()
+}
+
 // ErrFingerprint: a stored fingerprint that does not decode.
 var ErrFingerprint = errors.New("desfire: malformed fingerprint record")
 

@@ -92,6 +92,39 @@ type Result struct {
 	Err error
 }
 
+// Cause names why a check failed, for events and logs (stable words):
+// "" when it did not; "wrong_key" (the card refused the site's key: another
+// site's card, or keys not rotated yet), "integrity" (an answer's MAC or
+// CRC did not verify: tampered or replayed), "card_auth" (the card did not
+// prove the key), "not_issued" (no site application), "not_desfire" (not
+// ISO/IEC 14443-4, or no DESFire), "bad_identity" (the identity file is not
+// Portier's), "removed" (the card stopped answering), "protocol" (it broke
+// the ISO/IEC 14443-4 protocol), "other".
+func (r *Result) Cause() string {
+	var ie *desfire.ISOError
+	switch err := r.Err; {
+	case err == nil:
+		return ""
+	case errors.Is(err, desfire.StatusAuthenticationError) || errors.Is(err, desfire.StatusNoSuchKey):
+		return "wrong_key"
+	case errors.Is(err, desfire.ErrIntegrity):
+		return "integrity"
+	case errors.Is(err, desfire.ErrCardAuth):
+		return "card_auth"
+	case errors.Is(err, desfire.ErrNotIssued):
+		return "not_issued"
+	case errors.Is(err, ErrNotISO14443_4) || errors.As(err, &ie) || errors.Is(err, desfire.StatusIllegalCommand):
+		return "not_desfire"
+	case errors.Is(err, desfire.ErrIdentity):
+		return "bad_identity"
+	case errors.Is(err, iso14443.ErrNoResponse):
+		return "removed"
+	case errors.Is(err, iso14443.ErrProtocol) || errors.Is(err, iso14443.ErrATS) || errors.Is(err, desfire.ErrMalformed):
+		return "protocol"
+	}
+	return "other"
+}
+
 // ErrNotISO14443_4: the card does not speak ISO/IEC 14443-4 (SAK bit 0x20
 // clear), so it cannot be a DESFire: a MIFARE Classic, Ultralight or a
 // "magic" card.

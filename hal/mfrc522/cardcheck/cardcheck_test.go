@@ -86,40 +86,49 @@ func TestDESFireMode(t *testing.T) {
 		card    func(t *testing.T) mfrc522sim.Card
 		outcome cardcheck.Outcome
 		err     error
+		cause   string
 	}{
 		{"the site's card", func(t *testing.T) mfrc522sim.Card { return issued(t, uid, site, nil).Tag() },
-			cardcheck.OK, nil},
+			cardcheck.OK, nil, ""},
 		{"another site's card", func(t *testing.T) mfrc522sim.Card { return issued(t, uid, other, nil).Tag() },
-			cardcheck.Refused, desfire.StatusAuthenticationError},
+			cardcheck.Refused, desfire.StatusAuthenticationError, "wrong_key"},
 		{"copied UID on a magic MIFARE Classic", func(t *testing.T) mfrc522sim.Card {
 			return mfrc522sim.Card{UID: uid, SAK: 0x08, ATQA: 0x0044}
-		}, cardcheck.Refused, cardcheck.ErrNotISO14443_4},
+		}, cardcheck.Refused, cardcheck.ErrNotISO14443_4, "not_desfire"},
 		{"copied UID on a blank DESFire", func(t *testing.T) mfrc522sim.Card {
 			c, err := desfiresim.New(desfiresim.Config{UID: uid})
 			require.NoError(t, err)
 			return c.Tag()
-		}, cardcheck.Refused, desfire.ErrNotIssued},
+		}, cardcheck.Refused, desfire.ErrNotIssued, "not_issued"},
 		{"copied UID on an ISO/IEC 14443-4 emulator", func(t *testing.T) mfrc522sim.Card {
 			return mfrc522sim.Card{UID: uid, SAK: 0x20, ATQA: 0x0344, ATS: []byte{0x05, 0x78, 0x80, 0x70, 0x02}, App: isoOnly{}}
-		}, cardcheck.Refused, nil},
+		}, cardcheck.Refused, nil, "not_desfire"},
 		{"pulled away mid-authentication", func(t *testing.T) mfrc522sim.Card {
 			c := issued(t, uid, site, nil)
 			c.SetFaults(desfiresim.Faults{RemoveOn: 0xAF})
 			return c.Tag()
-		}, cardcheck.Interrupted, iso14443.ErrNoResponse},
-		{"replayed answer", func(t *testing.T) mfrc522sim.Card {
+		}, cardcheck.Interrupted, iso14443.ErrNoResponse, "removed"},
+		{"replayed authentication answer", func(t *testing.T) mfrc522sim.Card {
+			c := issued(t, uid, site, nil)
+			_, err := desfire.ReadIdentity(context.Background(), desfire.New(direct{c}, desfire.Options{}), uid, doorKeys)
+			require.NoError(t, err)
+			c.SetFaults(desfiresim.Faults{ReplayAuth: true})
+			return c.Tag()
+		}, cardcheck.Refused, desfire.ErrCardAuth, "card_auth"},
+		{"replayed file answer", func(t *testing.T) mfrc522sim.Card {
 			c := issued(t, uid, site, nil)
 			_, err := desfire.ReadIdentity(context.Background(), desfire.New(direct{c}, desfire.Options{}), uid, doorKeys)
 			require.NoError(t, err)
 			c.SetFaults(desfiresim.Faults{ReplayReadData: true})
 			return c.Tag()
-		}, cardcheck.Refused, desfire.ErrIntegrity},
+		}, cardcheck.Refused, desfire.ErrIntegrity, "integrity"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newRig(t, cardcheck.Config{Mode: cardcheck.ModeDESFire, Sites: []desfire.SiteKeys{doorKeys}})
 			res := r.tap(t, tt.card(t))
 			assert.Equal(t, tt.outcome, res.Outcome, "%v", res.Err)
+			assert.Equal(t, tt.cause, res.Cause(), "%v", res.Err)
 			if tt.err != nil {
 				assert.ErrorIs(t, res.Err, tt.err)
 			}

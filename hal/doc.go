@@ -6,7 +6,11 @@
 // # Packages
 //
 //   - hal/wiegand: D0/D1 frame assembly and data-driven card formats.
-//   - hal/mfrc522: MFRC522 RFID driver; hal/mfrc522/mfrc522sim models the chip.
+//   - hal/mfrc522: MFRC522 RFID driver; hal/mfrc522/mfrc522sim models the chip;
+//     hal/mfrc522/iso14443 is ISO/IEC 14443-4 on top of it and
+//     hal/mfrc522/cardcheck the per-tap fingerprint and DESFire checks.
+//   - hal/desfire: MIFARE DESFire client (any ISO/IEC 14443-4 transport);
+//     hal/desfire/desfiresim models the card.
 //   - hal/keypad: matrix keypad scanner.
 //   - hal/doorio: relay/LED/buzzer outputs and debounced inputs.
 //   - hal/sim: a simulated board for demos, tests and dry runs.

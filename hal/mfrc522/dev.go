@@ -56,6 +56,11 @@ type Dev struct {
 	clock   Clock
 	log     *slog.Logger
 	version byte
+	// What the chip's mode registers hold, so an exchange rewrites them only
+	// when they change (ISO/IEC 14443-4 frames need the CRC units and, for
+	// long frame waiting times, a slower timer).
+	presc uint16
+	crcOn bool
 }
 
 // New connects to the chip on port. It does not talk to it; call Init.
@@ -91,6 +96,10 @@ func (d *Dev) String() string { return fmt.Sprintf("mfrc522(%s)", d.conn) }
 
 // Version returns the version register read by the last Init.
 func (d *Dev) Version() byte { return d.version }
+
+// Clock returns the device's time source (for protocol layers above it
+// that must wait, e.g. an ISO/IEC 14443-4 guard time).
+func (d *Dev) Clock() Clock { return d.clock }
 
 // ChipName names a version register value.
 func ChipName(v byte) string {
@@ -135,6 +144,7 @@ func (d *Dev) Init(ctx context.Context) error {
 		return err
 	}
 	d.version = v
+	d.presc, d.crcOn = timerPrescaler, false
 	// Which interrupts reach the IRQ pin is set per command (see start).
 	divIEn := byte(0)
 	if d.cfg.IRQ != nil {
@@ -245,7 +255,14 @@ type Card struct {
 	UID  []byte
 	ATQA uint16
 	SAK  byte // final SAK: 0x08 MIFARE Classic 1K, 0x00 Ultralight/NTAG, 0x20 ISO 14443-4…
+	// Detail is what ReaderConfig.Inspect found out about the card; nil
+	// without an Inspect.
+	Detail any
 }
+
+// ISODEP reports whether the card announces ISO/IEC 14443-4 (SAK bit
+// 6, 0x20): only then may RATS follow.
+func (c Card) ISODEP() bool { return c.SAK&sakISO14443_4 != 0 }
 
 // Request sends REQA (only idle cards answer) or, with wakeHalted, WUPA
 // (halted cards answer too) and returns the ATQA. ErrNoCard means silence.
@@ -357,19 +374,20 @@ func (d *Dev) HaltCard(ctx context.Context) error {
 	frame := []byte{piccHLTA, 0x00}
 	crc := CRCA(frame)
 	const done = irqTx | irqErr
-	if err := d.start(cmdTransmit, append(frame, crc[0], crc[1]), 0, 0, time.Millisecond, done); err != nil {
+	if err := d.start(cmdTransmit, append(frame, crc[0], crc[1]), 0, 0, time.Millisecond, false, done); err != nil {
 		return err
 	}
-	_, err := d.wait(ctx, done, 400*time.Microsecond)
+	_, err := d.wait(ctx, done, 400*time.Microsecond, d.cfg.CommandTimeout)
 	return err
 }
 
 // start loads frame into the FIFO and starts cmd, all in one SPI batch.
 // With an IRQ pin, only the interrupts in done reach it: the pin stays
 // asserted while any enabled flag is set, so an early flag (TxIRq during a
-// Transceive) would swallow the edge of the one we wait for.
-func (d *Dev) start(cmd byte, frame []byte, txLastBits, rxAlign int, timeout time.Duration, done byte) error {
-	ticks := uint16(timeout / (timerTick * time.Microsecond))
+// Transceive) would swallow the edge of the one we wait for. crc makes the
+// chip append CRC_A to the frame and check and strip it on the answer.
+func (d *Dev) start(cmd byte, frame []byte, txLastBits, rxAlign int, timeout time.Duration, crc bool, done byte) error {
+	presc, ticks := timerFor(timeout)
 	framing := byte(rxAlign<<4 | txLastBits)
 	ien := byte(0)
 	if d.cfg.IRQ != nil {
@@ -381,29 +399,70 @@ func (d *Dev) start(cmd byte, frame []byte, txLastBits, rxAlign int, timeout tim
 		wr(regComIrq, 0x7F), // clear every interrupt flag
 		wr(regFIFOLevel, flushFIFO),
 		wr(regFIFOData, frame...),
+	}
+	if presc != d.presc {
+		p = append(p, wr(regTMode, timerAuto|byte(presc>>8)), wr(regTPrescaler, byte(presc)))
+		d.presc = presc
+	}
+	if crc != d.crcOn {
+		v := byte(0)
+		if crc {
+			v = crcEnable
+		}
+		p = append(p, wr(regTxMode, v), wr(regRxMode, v))
+		d.crcOn = crc
+	}
+	p = append(p,
 		wr(regTReloadH, byte(ticks>>8)),
 		wr(regTReloadL, byte(ticks)),
 		wr(regBitFraming, framing),
 		wr(regCommand, cmd),
-	}
+	)
 	if cmd == cmdTransceive {
 		p = append(p, wr(regBitFraming, startSend|framing))
 	}
 	return d.tx(p)
 }
 
+// timerFor returns the timer prescaler and reload for a timeout: 25 µs
+// ticks up to 1.6 s, a slower prescaler beyond (up to ~39 s).
+func timerFor(timeout time.Duration) (presc, reload uint16) {
+	presc = timerPrescaler
+	ticks := int64(timeout / (timerTick * time.Microsecond))
+	if ticks > 0xFFFF {
+		// A tick is (2·presc+1) cycles of 13.56 MHz: take the smallest
+		// prescaler that counts the timeout in 16 bits.
+		cycles := int64(timeout) * 13_560_000 / int64(time.Second)
+		n := (cycles + 0xFFFF - 1) / 0xFFFF
+		p := min(n/2, 0x0FFF)
+		presc = uint16(p)
+		ticks = min(cycles/(2*p+1), 0xFFFF)
+	}
+	return presc, uint16(ticks)
+}
+
 // transceive sends frame and returns the answer. coll is the 0-based bit
 // position of the first collision, counted from the first bit of the
 // answer's first FIFO byte (RxAlign included), or -1.
 func (d *Dev) transceive(ctx context.Context, frame []byte, txLastBits, rxAlign int, timeout time.Duration) (resp []byte, coll int, err error) {
+	return d.exchange(ctx, frame, txLastBits, rxAlign, timeout, false)
+}
+
+// exchange runs one Transceive. The wait is bounded by the radio timeout
+// plus CommandTimeout, so a chip that stops working cannot hold it.
+func (d *Dev) exchange(ctx context.Context, frame []byte, txLastBits, rxAlign int, timeout time.Duration, crc bool) (resp []byte, coll int, err error) {
 	const done = irqRx | irqErr | irqTimer
-	if err := d.start(cmdTransceive, frame, txLastBits, rxAlign, timeout, done); err != nil {
+	if err := d.start(cmdTransceive, frame, txLastBits, rxAlign, timeout, crc, done); err != nil {
 		return nil, -1, err
 	}
 	// A frame of n bits takes ~9.4 µs per bit each way plus ~90 µs turnaround;
 	// sleep about that long before the first look.
 	first := 100*time.Microsecond + time.Duration(len(frame)*8+40)*9440*time.Nanosecond
-	irq, err := d.wait(ctx, done, first)
+	limit := d.cfg.CommandTimeout
+	if timeout > time.Millisecond {
+		limit += timeout
+	}
+	irq, err := d.wait(ctx, done, first, limit)
 	if err != nil {
 		return nil, -1, err
 	}
@@ -430,7 +489,7 @@ func (d *Dev) transceive(ctx context.Context, frame []byte, txLastBits, rxAlign 
 		}
 		r := make([]byte, level+1)
 		if err := d.conn.Tx(append(fifo, 0), r); err != nil {
-			return nil, -1, fmt.Errorf("mfrc522: read FIFO: %w", err)
+			return nil, -1, fmt.Errorf("%w: read FIFO: %w", ErrSPI, err)
 		}
 		resp = r[1:]
 	}
@@ -456,12 +515,14 @@ func (d *Dev) transceive(ctx context.Context, frame []byte, txLastBits, rxAlign 
 }
 
 // wait waits for one of the interrupt bits in mask, first sleeping `first`
-// (or waiting for the IRQ edge), then checking every 200 µs, up to
-// CommandTimeout. The IRQ edge is only a hint: queued or stale edges are
-// harmless because the register decides.
-func (d *Dev) wait(ctx context.Context, mask byte, first time.Duration) (byte, error) {
-	deadline := d.clock.Now().Add(d.cfg.CommandTimeout)
+// (or waiting for the IRQ edge), then checking every 200 µs, less often
+// (up to every millisecond) as a long wait goes on, up to limit. The IRQ
+// edge is only a hint: queued or stale edges are harmless because the
+// register decides.
+func (d *Dev) wait(ctx context.Context, mask byte, first, limit time.Duration) (byte, error) {
+	deadline := d.clock.Now().Add(limit)
 	step := first
+	next := 200 * time.Microsecond
 	for {
 		if d.cfg.IRQ != nil {
 			remaining := deadline.Sub(d.clock.Now())
@@ -485,7 +546,8 @@ func (d *Dev) wait(ctx context.Context, mask byte, first time.Duration) (byte, e
 		if !d.clock.Now().Before(deadline) {
 			return 0, fmt.Errorf("%w (ComIrq 0x%02X)", ErrTimeout, irq)
 		}
-		step = 200 * time.Microsecond
+		step = min(next, deadline.Sub(d.clock.Now()))
+		next = min(next*3/2, time.Millisecond)
 	}
 }
 
@@ -505,7 +567,7 @@ func (d *Dev) tx(ps []packet) error {
 		p[i] = spi.Packet{W: x.w, R: x.r}
 	}
 	if err := d.conn.TxPackets(p); err != nil {
-		return fmt.Errorf("mfrc522: spi: %w", err)
+		return fmt.Errorf("%w: %w", ErrSPI, err)
 	}
 	return nil
 }
@@ -523,7 +585,7 @@ func (d *Dev) writes(pairs ...byte) error {
 func (d *Dev) read(reg byte) (byte, error) {
 	r := make([]byte, 2)
 	if err := d.conn.Tx([]byte{0x80 | reg<<1, 0}, r); err != nil {
-		return 0, fmt.Errorf("mfrc522: spi: %w", err)
+		return 0, fmt.Errorf("%w: %w", ErrSPI, err)
 	}
 	return r[1], nil
 }
@@ -542,7 +604,7 @@ func (d *Dev) reads(regs ...byte) readResult {
 	}
 	r := make([]byte, len(w))
 	if err := d.conn.Tx(w, r); err != nil {
-		return readResult{err: fmt.Errorf("mfrc522: spi: %w", err)}
+		return readResult{err: fmt.Errorf("%w: %w", ErrSPI, err)}
 	}
 	return readResult{v: r[1:]}
 }

@@ -21,6 +21,7 @@ var (
 	ErrNoChip   = errors.New("mfrc522: no chip answers on the SPI bus")
 	ErrTimeout  = errors.New("mfrc522: chip did not finish the command in time")
 	ErrSelfTest = errors.New("mfrc522: CRC self-test failed")
+	ErrSPI      = errors.New("mfrc522: SPI transfer failed")
 )
 
 // CRCA returns the ISO/IEC 14443-3 CRC_A of b, in wire order (low byte

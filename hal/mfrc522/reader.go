@@ -24,6 +24,14 @@ type ReaderConfig struct {
 	// MaxCards bounds how many cards one poll reads when several are in the
 	// field; 0: 2.
 	MaxCards int
+	// Inspect, if set, runs once per presence on each newly presented
+	// card, while it is still selected and before the reader halts it: the
+	// place for ISO/IEC 14443-4 work such as reading a card's fingerprint
+	// or its DESFire identity (hal/mfrc522/cardcheck). Its result is
+	// delivered as Card.Detail; card trouble belongs in that result. An
+	// error means the chip failed: the poll ends with it and the chip is
+	// re-initialised.
+	Inspect func(ctx context.Context, dev *Dev, card Card) (any, error)
 }
 
 // Reader polls a Dev and reports each card once per presence.
@@ -146,10 +154,15 @@ func (r *Reader) scan(ctx context.Context) (cards []Card, partial bool, err erro
 		if err == nil {
 			var c Card
 			c, err = r.dev.Select(ctx, atqa)
-			if err == nil {
-				if !containsUID(cards, c.UID) {
+			if err == nil && !containsUID(cards, c.UID) {
+				if _, seen := r.present[string(c.UID)]; !seen && r.cfg.Inspect != nil {
+					c.Detail, err = r.cfg.Inspect(ctx, r.dev, c)
+				}
+				if err == nil {
 					cards = append(cards, c)
 				}
+			}
+			if err == nil {
 				err = r.dev.HaltCard(ctx)
 			}
 		}

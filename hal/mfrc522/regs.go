@@ -53,19 +53,22 @@ const (
 	timerPrescaler = 0xA9 // 13.56 MHz / (2·169+1) = 40 kHz: 25 µs per tick
 	timerTick      = 25   // µs
 	crcPreset6363  = 0x3D // ModeReg: CRC_A preset, MSBFirst off
+	crcEnable      = 0x80 // TxModeReg TxCRCEn / RxModeReg RxCRCEn
+	fifoSize       = 64
 	ask100         = 0x40
 )
 
 // ISO/IEC 14443-3 type A commands.
 const (
-	piccREQA    = 0x26
-	piccWUPA    = 0x52
-	piccSEL1    = 0x93
-	piccSEL2    = 0x95
-	piccSEL3    = 0x97
-	piccHLTA    = 0x50
-	cascadeTag  = 0x88
-	sakCascade  = 0x04 // SAK: UID not complete
-	nvbSelect   = 0x70
-	nvbAnticoll = 0x20
+	piccREQA      = 0x26
+	piccWUPA      = 0x52
+	piccSEL1      = 0x93
+	piccSEL2      = 0x95
+	piccSEL3      = 0x97
+	piccHLTA      = 0x50
+	cascadeTag    = 0x88
+	sakCascade    = 0x04 // SAK: UID not complete
+	sakISO14443_4 = 0x20 // SAK: the card speaks ISO/IEC 14443-4
+	nvbSelect     = 0x70
+	nvbAnticoll   = 0x20
 )

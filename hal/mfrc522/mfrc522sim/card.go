@@ -17,18 +17,26 @@ const (
 	stateReady
 	stateActive
 	stateHalt
+	stateProtocol // ISO/IEC 14443-4 activated (after RATS)
 )
 
 // Card is an ISO/IEC 14443-A card.
 type Card struct {
 	UID  []byte // 4, 7 or 10 bytes
-	SAK  byte   // final SAK: 0x08 MIFARE Classic 1K, 0x00 Ultralight/NTAG…
+	SAK  byte   // final SAK: 0x08 MIFARE Classic 1K, 0x00 Ultralight/NTAG, 0x20 ISO/IEC 14443-4…
 	ATQA uint16 // 0: derived from the UID size
+	// App makes the card an ISO/IEC 14443-4 card: it answers RATS with ATS
+	// and runs App on every complete command. nil: the card ignores RATS.
+	App Application
+	// ATS is the answer to RATS, TL through historical bytes (nil:
+	// DefaultATS, a DESFire's).
+	ATS []byte
 
 	arrive, leave time.Time // in the field from arrive until leave (zero: forever)
 	state         cardState
 	level         int // cascade level being selected, 0-based
 	halted        bool
+	picc          picc
 }
 
 // Place puts a card in the field now.
@@ -46,6 +54,12 @@ func (c *Chip) PlaceAt(card Card, at time.Time) error {
 	}
 	if card.SAK&0x04 != 0 {
 		return fmt.Errorf("mfrc522sim: a final SAK cannot have the cascade bit 0x04")
+	}
+	if card.App != nil && card.ATS == nil {
+		card.ATS = DefaultATS
+	}
+	if card.App != nil && (len(card.ATS) == 0 || int(card.ATS[0]) != len(card.ATS)) {
+		return fmt.Errorf("mfrc522sim: ATS % X: TL must be its length", card.ATS)
 	}
 	if card.ATQA == 0 {
 		card.ATQA = map[int]uint16{4: 0x0004, 7: 0x0044, 10: 0x0084}[len(card.UID)]
@@ -86,10 +100,12 @@ func (c *Chip) Clear() {
 }
 
 // radio delivers a frame to every powered card in the field and combines
-// their answers bit by bit. It returns nil for silence, and the index of the
-// first bit where answers differ (a collision), or -1.
-func (c *Chip) radio(frame []byte, nbits int, now time.Time) ([]bool, int) {
+// their answers bit by bit. It returns nil for silence, the index of the
+// first bit where answers differ (a collision) or -1, and how long the
+// card computes before answering (beyond the frame delay time).
+func (c *Chip) radio(frame []byte, nbits int, now time.Time) ([]bool, int, time.Duration) {
 	var answers [][]bool
+	var busy time.Duration
 	kept := c.field[:0]
 	for _, card := range c.field {
 		if !card.leave.IsZero() && !now.Before(card.leave) {
@@ -102,16 +118,17 @@ func (c *Chip) radio(frame []byte, nbits int, now time.Time) ([]bool, int) {
 		if card.state == stateOff {
 			card.state = stateIdle
 		}
-		if a := card.receive(frame, nbits, &c.faults, now); a != nil {
+		if a, d := card.receive(frame, nbits, &c.faults, now); a != nil {
 			answers = append(answers, a)
+			busy = max(busy, d)
 		}
 	}
 	c.field = kept
 	if len(answers) == 0 {
-		return nil, -1
+		return nil, -1, 0
 	}
 	if c.faults.Garbage != nil {
-		return bitsOf(c.faults.Garbage, 0, len(c.faults.Garbage)*8), -1
+		return bitsOf(c.faults.Garbage, 0, len(c.faults.Garbage)*8), -1, busy
 	}
 	out := append([]bool(nil), answers[0]...)
 	coll := -1
@@ -128,7 +145,7 @@ func (c *Chip) radio(frame []byte, nbits int, now time.Time) ([]bool, int) {
 			out = append(out, a[len(out):]...)
 		}
 	}
-	return out, coll
+	return out, coll, busy
 }
 
 // bitsOf returns bits [from, to) of b, LSB first per byte.
@@ -162,9 +179,32 @@ func (card *Card) cascade(l int) []byte {
 
 func (card *Card) levels() int { return map[int]int{4: 1, 7: 2, 10: 3}[len(card.UID)] }
 
-// receive runs the card's ISO/IEC 14443-3 state machine on one frame and
-// returns its answer bits, or nil for silence.
-func (card *Card) receive(frame []byte, nbits int, f *Faults, now time.Time) []bool {
+// receive runs the card's ISO/IEC 14443-3 state machine (and, once
+// activated, its ISO/IEC 14443-4 layer) on one frame and returns its answer
+// bits, or nil for silence, and its processing time.
+func (card *Card) receive(frame []byte, nbits int, f *Faults, now time.Time) ([]bool, time.Duration) {
+	if card.state == stateProtocol {
+		if nbits%8 != 0 || len(frame) < 3 || crcA(frame[:len(frame)-2]) != [2]byte{frame[len(frame)-2], frame[len(frame)-1]} {
+			return nil, 0 // only valid blocks get an answer
+		}
+		out, busy := card.block(frame[:len(frame)-2], now)
+		if out == nil {
+			return nil, 0
+		}
+		crc := crcA(out)
+		return bitsOf(append(out, crc[0], crc[1]), 0, (len(out)+2)*8), busy
+	}
+	if card.state == stateActive && card.App != nil && nbits == 32 && frame[0] == 0xE0 &&
+		crcA(frame[:2]) == [2]byte{frame[2], frame[3]} {
+		card.activate(frame[1])
+		crc := crcA(card.ATS)
+		return bitsOf(append(append([]byte(nil), card.ATS...), crc[0], crc[1]), 0, (len(card.ATS)+2)*8), 0
+	}
+	return card.receive3(frame, nbits, f, now), 0
+}
+
+// receive3 is the ISO/IEC 14443-3 state machine.
+func (card *Card) receive3(frame []byte, nbits int, f *Faults, now time.Time) []bool {
 	if nbits == 7 && len(frame) == 1 {
 		cmd := frame[0] & 0x7F
 		wake := cmd == 0x52 && (card.state == stateIdle || card.state == stateHalt)

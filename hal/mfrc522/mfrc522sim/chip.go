@@ -45,6 +45,8 @@ const (
 	regControl    = 0x0C
 	regBitFraming = 0x0D
 	regColl       = 0x0E
+	regTxMode     = 0x12
+	regRxMode     = 0x13
 	regTxControl  = 0x14
 	regCRCResultH = 0x21
 	regCRCResultL = 0x22
@@ -67,6 +69,7 @@ const (
 	irqTimer = 0x01
 	irqCRC   = 0x04
 
+	crcEnable     = 0x80 // TxModeReg.TxCRCEn, RxModeReg.RxCRCEn
 	errParity     = 0x02
 	errCRC        = 0x04
 	errColl       = 0x08
@@ -418,6 +421,11 @@ func (c *Chip) transmit(receive bool) {
 	nbits := len(frame) * 8
 	if txLast != 0 && len(frame) > 0 {
 		nbits = (len(frame)-1)*8 + txLast
+	} else if c.regs[regTxMode]&crcEnable != 0 && len(frame) > 0 {
+		// TxCRCEn: the chip appends CRC_A on air.
+		crc := crcA(frame)
+		frame = append(frame, crc[0], crc[1])
+		nbits += 16
 	}
 	c.regs[regError] = c.regs[regError] & errBufferOvfl
 	c.regs[regColl] = 0x80
@@ -426,8 +434,9 @@ func (c *Chip) transmit(receive bool) {
 	ex := Exchange{At: start, Tx: frame, TxBits: nbits}
 	var answer []bool
 	coll := -1
+	var busy time.Duration
 	if c.regs[regTxControl]&0x03 != 0 {
-		answer, coll = c.radio(frame, nbits, start)
+		answer, coll, busy = c.radio(frame, nbits, start)
 	}
 	if !receive {
 		c.trace = append(c.trace, ex)
@@ -452,7 +461,23 @@ func (c *Chip) transmit(receive bool) {
 	data, lastBits := pack(answer, rxAlign)
 	ex.Rx = data
 	c.trace = append(c.trace, ex)
+	answerStart := txDone.Add(fdt + busy)
+	if c.regs[regTMode]&0x80 != 0 && !c.faults.TimerDead && answerStart.After(txDone.Add(c.timerPeriod())) {
+		// The timer ran out before the card started answering: the driver
+		// sees TimerIRq and gives up on this exchange.
+		c.schedule(sent, event{at: txDone.Add(c.timerPeriod()), apply: func() { c.regs[regComIrq] |= irqTimer }})
+		return
+	}
 	errs := byte(0)
+	if c.regs[regRxMode]&crcEnable != 0 && coll < 0 {
+		// RxCRCEn: the chip checks CRC_A and keeps it out of the FIFO.
+		n := len(data)
+		if lastBits != 0 || rxAlign != 0 || n < 2 || crcA(data[:n-2]) != [2]byte{data[n-2], data[n-1]} {
+			errs |= errCRC
+		} else {
+			data = data[:n-2]
+		}
+	}
 	if coll >= 0 {
 		errs |= errColl
 		pos := rxAlign + coll + 1
@@ -464,7 +489,7 @@ func (c *Chip) transmit(receive bool) {
 	if c.faults.ParityError {
 		errs |= errParity
 	}
-	done := txDone.Add(fdt + time.Duration(len(answer))*bitTime)
+	done := answerStart.Add(time.Duration(len(answer)) * bitTime)
 	c.schedule(sent, event{at: done, apply: func() {
 		c.fifo = append(c.fifo[:0], data...)
 		if len(c.fifo) > fifoSize {

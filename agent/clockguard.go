@@ -24,12 +24,6 @@ const (
 	ClockDenyScheduled ClockPolicy = "deny_scheduled"
 )
 
-// Event types of the clock guard.
-const (
-	EventClockUnsynced EventType = "clock_unsynced"
-	EventClockSynced   EventType = "clock_synced"
-)
-
 // LastGoodTimeStore persists the last time the clock was known to be right.
 type LastGoodTimeStore interface {
 	LastGoodTime(ctx context.Context) (time.Time, error)

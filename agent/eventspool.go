@@ -15,17 +15,6 @@ import (
 // holds refused events in memory, in order, until the outbox takes them
 // again. Doors never wait for it: while it holds events, Record only queues.
 
-// Event types of the event spool (alarms).
-const (
-	// EventStoreFailed: the outbox refused an event; events are held in
-	// memory from then on. Detail carries the error. Written first when the
-	// outbox works again, with the time of the failure.
-	EventStoreFailed EventType = "event_store_failed"
-	// EventStoreRecovered: every held event was written. Detail says how
-	// many and for how long the outbox failed.
-	EventStoreRecovered EventType = "event_store_recovered"
-)
-
 // ErrSpoolFull is returned by EventSpool.Record when the outbox fails and
 // the spool already holds its limit: that event is lost (and counted).
 var ErrSpoolFull = errors.New("event spool full")

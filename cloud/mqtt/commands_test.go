@@ -158,7 +158,7 @@ func TestCommandRejections(t *testing.T) {
 		assert.Equal(t, mqtt.StatusSuccess, rs[1].Status)
 		assert.Equal(t, "unlock", rs[1].Command)
 		assert.Contains(t, c.doors.Calls(), "unlock front "+id)
-		eventually(t, "command_succeeded", func() bool { return c.hasEvent(mqtt.EventCommandSucceeded, id, "") })
+		eventually(t, "command_succeeded", func() bool { return c.hasEvent(agent.EventCommandSucceeded, id, "") })
 		valid := id
 
 		big := c.body("cmd-big", map[string]any{"door": "front", "name": strings.Repeat("x", 9000)})
@@ -211,7 +211,7 @@ func TestCommandRejections(t *testing.T) {
 		r := c.final(t, "unlock", id, c.body(id, map[string]any{"door": "front"}), false)
 		require.NotNil(t, r.Error)
 		assert.Equal(t, "door_lockdown", r.Error.Type)
-		eventually(t, "command_failed", func() bool { return c.hasEvent(mqtt.EventCommandFailed, id, "door_lockdown") })
+		eventually(t, "command_failed", func() bool { return c.hasEvent(agent.EventCommandFailed, id, "door_lockdown") })
 
 		// A retained command reaches the link with the retain flag when it
 		// (re)subscribes: refused, and again on every reconnect.
@@ -357,7 +357,7 @@ func TestActionCommands(t *testing.T) {
 
 	// The PIN went out exactly once, in that response, and nowhere else:
 	// not in any event (recorded or published) and in no other message.
-	eventually(t, "every attempt recorded", func() bool { return c.hasEvent(mqtt.EventCommandSucceeded, id7, "") })
+	eventually(t, "every attempt recorded", func() bool { return c.hasEvent(agent.EventCommandSucceeded, id7, "") })
 	eventually(t, "the outbox drained", func() bool { return c.outbox.depth() == 0 })
 	for _, e := range c.outbox.events() {
 		b, _ := json.Marshal(e)

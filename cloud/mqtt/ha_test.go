@@ -90,7 +90,7 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 	assert.True(t, strings.HasPrefix(r.doors.Calls()[0], "unlock front ha-"))
 	eventually(t, "the attempt's event", func() bool {
 		for _, e := range r.outbox.events() {
-			if e.Type == mqtt.EventCommandSucceeded && e.Actor == "home_assistant" {
+			if e.Type == agent.EventCommandSucceeded && e.Actor == "home_assistant" {
 				return true
 			}
 		}
@@ -162,10 +162,10 @@ func TestOutboxAlarms(t *testing.T) {
 	assert.Empty(t, alarms(), "below the mark")
 	record(1)
 	step()
-	assert.Equal(t, []agent.EventType{mqtt.EventOutboxHighWater}, alarms())
+	assert.Equal(t, []agent.EventType{agent.EventOutboxHighWater}, alarms())
 	record(60)
 	step()
-	assert.Equal(t, []agent.EventType{mqtt.EventOutboxHighWater, mqtt.EventOutboxFull}, alarms())
+	assert.Equal(t, []agent.EventType{agent.EventOutboxHighWater, agent.EventOutboxFull}, alarms())
 	record(100)
 	step()
 	assert.Equal(t, 212, r.outbox.depth(), "past the limit everything is still recorded")
@@ -179,7 +179,7 @@ func TestOutboxAlarms(t *testing.T) {
 	assert.Equal(t, 50, tele.Outbox.HighWater)
 	eventually(t, "the outbox to drain", func() bool { return r.outbox.depth() == 0 })
 	clock.Advance(time.Second)
-	eventually(t, "outbox_normal", func() bool { a := alarms(); return len(a) == 3 && a[2] == mqtt.EventOutboxNormal })
+	eventually(t, "outbox_normal", func() bool { a := alarms(); return len(a) == 3 && a[2] == agent.EventOutboxNormal })
 }
 
 // TestPruneCommandIDs: expired command ids are pruned hourly, by a trusted

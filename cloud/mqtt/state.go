@@ -203,7 +203,7 @@ func (l *Link) watchOutbox(ctx context.Context) {
 		l.depth, l.oldest, l.outboxState = depth, oldest, next
 		l.outboxMu.Unlock()
 		if next != prev {
-			typ := map[string]agent.EventType{OutboxNormal: EventOutboxNormal, OutboxHighWater: EventOutboxHighWater, OutboxFullState: EventOutboxFull}[next]
+			typ := map[string]agent.EventType{OutboxNormal: agent.EventOutboxNormal, OutboxHighWater: agent.EventOutboxHighWater, OutboxFullState: agent.EventOutboxFull}[next]
 			e := agent.Event{Type: typ, Time: l.cfg.Clock.Now(), Detail: fmt.Sprintf("outbox depth %d (high water %d, limit %d); nothing is dropped", depth, hw, l.cfg.OutboxLimit)}
 			if err := l.cfg.Events.Record(ctx, e); err != nil {
 				l.log.Error("mqtt: outbox alarm not recorded", "err", err)

@@ -416,7 +416,7 @@ func (d *daemon) dispatch(ev hal.Event) {
 		err = ctl.SetInput(agent.DoorInput(ev.Input), ev.Active)
 	case hal.EventFault:
 		d.log.Warn("device fault", "door", ev.Door, "device", ev.Device, "err", ev.Err)
-		rerr := d.events.Record(context.Background(), agent.Event{Time: ev.At, Type: eventDeviceFault, Door: ev.Door, Detail: ev.Device + ": " + ev.Err.Error()})
+		rerr := d.events.Record(context.Background(), agent.Event{Time: ev.At, Type: agent.EventDeviceFault, Door: ev.Door, Detail: ev.Device + ": " + ev.Err.Error()})
 		if rerr != nil {
 			d.log.Error("record device fault", "err", rerr)
 		}
@@ -425,10 +425,6 @@ func (d *daemon) dispatch(ev hal.Event) {
 		d.log.Error("door input lost", "door", ev.Door, "event", ev.String(), "err", err)
 	}
 }
-
-// eventDeviceFault is recorded when a reader or input misbehaves (a rejected
-// Wiegand frame, an MFRC522 error); the door keeps running.
-const eventDeviceFault agent.EventType = "device_fault"
 
 // watchdog pings systemd only while every door loop answers: a wedged door
 // gets the service restarted, which puts its relay in the safe state.

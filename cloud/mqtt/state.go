@@ -122,7 +122,7 @@ func (l *Link) publishTelemetry(ctx context.Context, s *session) error {
 		if err := l.publishJSON(ctx, s, l.cfg.Topics.Telemetry(), 0, true, l.telemetry(ctx)); err != nil {
 			return ctxOr(ctx, err)
 		}
-		if sleep(ctx, l.cfg.Clock, l.cfg.TelemetryInterval) != nil {
+		if agent.Sleep(ctx, l.cfg.Clock, l.cfg.TelemetryInterval) != nil {
 			return nil
 		}
 	}

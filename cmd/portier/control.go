@@ -134,11 +134,12 @@ type errorBody struct {
 }
 
 func (c *controlServer) door(w http.ResponseWriter, r *http.Request) (*agent.Controller, bool) {
-	ctl, ok := c.d.doors[r.PathValue("door")]
-	if !ok {
-		writeJSON(w, http.StatusNotFound, errorBody{fmt.Sprintf("no door %q (doors: %v)", r.PathValue("door"), c.d.order)})
+	ctl, err := c.d.doors.Get(r.PathValue("door"))
+	if err != nil {
+		writeJSON(w, http.StatusNotFound, errorBody{err.Error()})
+		return nil, false
 	}
-	return ctl, ok
+	return ctl, true
 }
 
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
@@ -192,9 +193,7 @@ func (c *controlServer) status(w http.ResponseWriter, r *http.Request) {
 	st := Status{GatewayID: d.cfg.GatewayID, Version: version, StartedAt: d.started, Driver: d.cfg.Hardware.Driver,
 		Site: v.Site, Generation: v.Generation,
 		Clock: ClockStatus{Trusted: !d.guard.Untrusted(), Reason: d.guard.Reason(), Policy: clockPolicy(d.cfg)}}
-	for _, id := range d.order {
-		st.Doors = append(st.Doors, d.doors[id].Status())
-	}
+	st.Doors = d.doors.Statuses()
 	if d.engine != nil {
 		if s, err := sitesync.ReadState(r.Context(), d.db); err == nil {
 			st.Sync = &s

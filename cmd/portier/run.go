@@ -92,8 +92,7 @@ type daemon struct {
 	engine  *sitesync.Engine
 	codes   *accesscode.Service
 	link    *mqtt.Link
-	doors   map[string]*agent.Controller
-	order   []string
+	doors   *agent.Doors
 	started time.Time
 }
 
@@ -148,12 +147,14 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		}()
 	}
 	goRun("events", d.events.Run)
-	for _, id := range d.order {
-		goRun("door "+id, d.doors[id].Run)
+	goRun("doors", d.doors.Run)
+	// Healthy returns once every controller's loop is up and idle (its relay
+	// is in the safe state by then).
+	sctx, scancel := context.WithTimeout(runCtx, 10*time.Second)
+	if err := d.doors.Healthy(sctx); err != nil && runCtx.Err() == nil {
+		d.log.Error("a door did not start", "err", err)
 	}
-	for _, id := range d.order {
-		<-d.doorStarted(runCtx, id)
-	}
+	scancel()
 	d.reportInitialInputs()
 	goRun("board", func(ctx context.Context) error { return d.board.Run(ctx, d.dispatch) })
 	goRun("clock", func(ctx context.Context) error { return d.guard.Run(ctx, time.Minute, agent.NewSystemClock()) })
@@ -174,8 +175,8 @@ func (d *daemon) run(ctx context.Context) (err error) {
 			}
 		}()
 	}
-	d.notify(sdnotify.SdNotifyReady, "STATUS=deciding locally for "+strings.Join(d.order, ", "))
-	d.log.Info("portier running", "doors", d.order, "driver", d.cfg.Hardware.Driver, "cache", d.db.Path(), "control", d.cfg.ControlSocket)
+	d.notify(sdnotify.SdNotifyReady, "STATUS=deciding locally for "+strings.Join(d.doors.DoorIDs(), ", "))
+	d.log.Info("portier running", "doors", d.doors.DoorIDs(), "driver", d.cfg.Hardware.Driver, "cache", d.db.Path(), "control", d.cfg.ControlSocket)
 	goRun("watchdog", d.watchdog)
 
 	select {
@@ -277,7 +278,7 @@ func (d *daemon) buildControllers() error {
 	case d.cfg.Salto.StaleAfter > 0:
 		d.log.Warn("salto.stale_after is set but this gateway does not sync from Salto KS: the stale-cache policy is off")
 	}
-	d.doors = map[string]*agent.Controller{}
+	var cfgs []agent.ControllerConfig
 	for _, dc := range d.cfg.Doors {
 		w := d.cfg.Hardware.Doors[dc.ID]
 		if w.Relay == nil {
@@ -298,12 +299,13 @@ func (d *daemon) buildControllers() error {
 		if w.Buzzer != nil {
 			cc.Buzzer = boardOutput{d.board, dc.ID, hal.Buzzer}
 		}
-		if err := cc.Validate(); err != nil {
-			return usageError{fmt.Errorf("door %q: %w", dc.ID, err)}
-		}
-		d.doors[dc.ID] = agent.NewController(cc)
-		d.order = append(d.order, dc.ID)
+		cfgs = append(cfgs, cc)
 	}
+	doors, err := agent.NewDoors(cfgs...)
+	if err != nil {
+		return usageError{err}
+	}
+	d.doors = doors
 	return nil
 }
 
@@ -362,21 +364,6 @@ func (d *daemon) expireCodes(ctx context.Context) error {
 	}
 }
 
-func (d *daemon) doorStarted(ctx context.Context, id string) <-chan struct{} {
-	ch := make(chan struct{})
-	go func() {
-		defer close(ch)
-		// Flush returns once the controller's loop is up and idle (its
-		// relay is in the safe state by then).
-		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := d.doors[id].Flush(fctx); err != nil && ctx.Err() == nil {
-			d.log.Error("door did not start", "door", id, "err", err)
-		}
-	}()
-	return ch
-}
-
 // inputStater is a board that can tell an input's level at start (a door may
 // already be open when the gateway boots).
 type inputStater interface {
@@ -388,12 +375,14 @@ func (d *daemon) reportInitialInputs() {
 	if !ok {
 		return
 	}
-	for _, id := range d.order {
+	for _, id := range d.doors.DoorIDs() {
 		if d.cfg.Hardware.Doors[id].DoorContact == nil {
 			continue
 		}
 		if open, err := is.InputState(id, hal.DoorContact); err == nil && open {
-			d.doors[id].SetInput(agent.DoorContact, true)
+			if ctl, err := d.doors.Get(id); err == nil {
+				ctl.SetInput(agent.DoorContact, true)
+			}
 		}
 	}
 }
@@ -401,12 +390,11 @@ func (d *daemon) reportInitialInputs() {
 // dispatch hands a board event to its door's controller without blocking the
 // board.
 func (d *daemon) dispatch(ev hal.Event) {
-	ctl, ok := d.doors[ev.Door]
-	if !ok {
+	ctl, err := d.doors.Get(ev.Door)
+	if err != nil {
 		d.log.Warn("event for an unknown door", "event", ev.String())
 		return
 	}
-	var err error
 	switch ev.Kind {
 	case hal.EventCredential:
 		err = ctl.Present(ev.Credential)
@@ -441,24 +429,15 @@ func (d *daemon) watchdog(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		if err := d.healthy(ctx, every/3); err != nil {
+		hctx, cancel := context.WithTimeout(ctx, every/3)
+		err := d.doors.Healthy(hctx)
+		cancel()
+		if err != nil {
 			d.log.Error("health check failed: not feeding the watchdog", "err", err)
 			continue
 		}
 		d.notify(sdnotify.SdNotifyWatchdog)
 	}
-}
-
-// healthy checks that every door loop answers within limit.
-func (d *daemon) healthy(ctx context.Context, limit time.Duration) error {
-	hctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	for _, id := range d.order {
-		if err := d.doors[id].Flush(hctx); err != nil {
-			return fmt.Errorf("door %s: %w", id, err)
-		}
-	}
-	return nil
 }
 
 func (d *daemon) notify(states ...string) {

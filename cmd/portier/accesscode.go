@@ -12,6 +12,7 @@ import (
 	"github.com/portier-io/portier/agent"
 	"github.com/portier-io/portier/agent/sitefile"
 	"github.com/portier-io/portier/cloud/saltoks/accesscode"
+	"github.com/portier-io/portier/cmd/portier/config"
 )
 
 func cmdAccessCode(ctx context.Context, e *env, args []string) int {
@@ -48,7 +49,7 @@ func cmdAccessCode(ctx context.Context, e *env, args []string) int {
 		fs.Usage()
 		return exitUsage
 	}
-	cfg, err := loadConfig(*cfgPath, e)
+	cfg, err := config.Load(*cfgPath, e.getenv)
 	if err != nil {
 		return fail(e, exitUsage, "%v", err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/portier-io/portier/agent"
 	"github.com/portier-io/portier/agent/sitefile"
+	"github.com/portier-io/portier/cmd/portier/config"
 )
 
 func cmdCheck(ctx context.Context, e *env, args []string) int {
@@ -42,11 +43,11 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		return fail(e, exitUsage, "%v", err)
 	}
-	cfg, err := loadConfig(*cfgPath, e)
+	cfg, err := config.Load(*cfgPath, e.getenv)
 	if err != nil {
 		return fail(e, exitUsage, "%v", err)
 	}
-	d, err := cfg.door(*door)
+	d, err := cfg.Door(*door)
 	if err != nil {
 		return fail(e, exitUsage, "%v", err)
 	}

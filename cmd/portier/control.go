@@ -192,7 +192,7 @@ func (c *controlServer) status(w http.ResponseWriter, r *http.Request) {
 	v := d.db.View()
 	st := Status{GatewayID: d.cfg.GatewayID, Version: version, StartedAt: d.started, Driver: d.cfg.Hardware.Driver,
 		Site: v.Site, Generation: v.Generation,
-		Clock: ClockStatus{Trusted: !d.guard.Untrusted(), Reason: d.guard.Reason(), Policy: clockPolicy(d.cfg)}}
+		Clock: ClockStatus{Trusted: !d.guard.Untrusted(), Reason: d.guard.Reason(), Policy: d.cfg.ClockPolicyName()}}
 	st.Doors = d.doors.Statuses()
 	if d.engine != nil {
 		if s, err := sitesync.ReadState(r.Context(), d.db); err == nil {
@@ -205,16 +205,9 @@ func (c *controlServer) status(w http.ResponseWriter, r *http.Request) {
 	st.EventsHeld, st.EventsLost = d.events.Held()
 	st.Storage = storageOf(d.db.Path())
 	if d.link != nil {
-		st.MQTT = &MQTTStatus{Brokers: d.cfg.MQTT.urls(), LinkStatus: d.link.Status()}
+		st.MQTT = &MQTTStatus{Brokers: d.cfg.MQTT.URLs(), LinkStatus: d.link.Status()}
 	}
 	writeJSON(w, http.StatusOK, st)
-}
-
-func clockPolicy(cfg *Config) string {
-	if cfg.ClockPolicy == "" {
-		return string(agent.ClockTrust)
-	}
-	return cfg.ClockPolicy
 }
 
 // unlockRequest is the body of POST /v1/doors/{door}/unlock.

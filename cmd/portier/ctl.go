@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/portier-io/portier/agent"
+	"github.com/portier-io/portier/cmd/portier/config"
 )
 
 // controlClient talks to a running daemon over its control socket.
@@ -21,7 +22,7 @@ type controlClient struct {
 	http *http.Client
 }
 
-func newControlClient(cfg *Config, timeout time.Duration) *controlClient {
+func newControlClient(cfg *config.Config, timeout time.Duration) *controlClient {
 	return &controlClient{path: cfg.ControlSocket, http: &http.Client{
 		Timeout: timeout,
 		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -102,7 +103,7 @@ func answerError(method, path string, resp *http.Response, data []byte) error {
 }
 
 // clientSetup parses the common flags of the control commands.
-func clientSetup(e *env, name, synopsis string, args []string, extra func(*flagSet)) (*Config, *flagSet, int, bool) {
+func clientSetup(e *env, name, synopsis string, args []string, extra func(*flagSet)) (*config.Config, *flagSet, int, bool) {
 	fs := &flagSet{FlagSet: newFlags(e, name, synopsis)}
 	fs.cfgPath = fs.String("config", "", "config file (default: the embedded demo config)")
 	fs.asJSON = fs.Bool("json", false, "print the answer as JSON")
@@ -112,7 +113,7 @@ func clientSetup(e *env, name, synopsis string, args []string, extra func(*flagS
 	if code, ok := parseFlags(fs.FlagSet, args); !ok {
 		return nil, nil, code, false
 	}
-	cfg, err := loadConfig(*fs.cfgPath, e)
+	cfg, err := config.Load(*fs.cfgPath, e.getenv)
 	if err != nil {
 		return nil, nil, fail(e, exitUsage, "%v", err), false
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/portier-io/portier/agent"
+	"github.com/portier-io/portier/cmd/portier/config"
 	"github.com/portier-io/portier/sqlite"
 )
 
@@ -29,7 +30,7 @@ func cmdEvents(ctx context.Context, e *env, args []string) int {
 		flags.Usage()
 		return exitUsage
 	}
-	cfg, err := loadConfig(*cfgPath, e)
+	cfg, err := config.Load(*cfgPath, e.getenv)
 	if err != nil {
 		return fail(e, exitUsage, "%v", err)
 	}

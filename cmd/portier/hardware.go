@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/portier-io/portier/cmd/portier/config"
 	"github.com/portier-io/portier/hal"
 	"github.com/portier-io/portier/hal/sim"
 )
@@ -60,8 +61,8 @@ func configName(path string) string {
 
 // loadHardware loads the config and validates its hardware section against
 // the doors: list.
-func loadHardware(path string, e *env) (*Config, []string, int) {
-	cfg, err := loadConfig(path, e)
+func loadHardware(path string, e *env) (*config.Config, []string, int) {
+	cfg, err := config.Load(path, e.getenv)
 	if err != nil {
 		return nil, nil, fail(e, exitUsage, "%v", err)
 	}

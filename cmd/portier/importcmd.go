@@ -9,6 +9,7 @@ import (
 
 	"github.com/portier-io/portier/agent"
 	"github.com/portier-io/portier/agent/sitefile"
+	"github.com/portier-io/portier/cmd/portier/config"
 	"github.com/portier-io/portier/sqlite"
 )
 
@@ -24,7 +25,7 @@ func cmdImport(ctx context.Context, e *env, args []string) int {
 		fs.Usage()
 		return exitUsage
 	}
-	cfg, err := loadConfig(*cfgPath, e)
+	cfg, err := config.Load(*cfgPath, e.getenv)
 	if err != nil {
 		return fail(e, exitUsage, "%v", err)
 	}
@@ -72,7 +73,7 @@ func cmdImport(ctx context.Context, e *env, args []string) int {
 
 // unmappedDoors warns about doors whose Salto mapping the snapshot cannot
 // satisfy: nobody could open them.
-func unmappedDoors(cfg *Config, snap *agent.Snapshot) []string {
+func unmappedDoors(cfg *config.Config, snap *agent.Snapshot) []string {
 	var out []string
 	for _, dc := range cfg.Doors {
 		d := dc.Door()

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
 	// Gateways may lack /usr/share/zoneinfo; schedules must still be evaluated
 	// in the site's zone.
 	_ "time/tzdata"

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
 	"io"
@@ -22,16 +21,12 @@ import (
 	"github.com/portier-io/portier/cloud/mqtt"
 	"github.com/portier-io/portier/cloud/saltoks/accesscode"
 	"github.com/portier-io/portier/cloud/saltoks/sitesync"
+	"github.com/portier-io/portier/cmd/portier/config"
+	"github.com/portier-io/portier/cmd/portier/defaults"
 	"github.com/portier-io/portier/hal"
 	"github.com/portier-io/portier/hal/sim"
 	"github.com/portier-io/portier/sqlite"
 )
-
-// demoSite is loaded into an empty cache when portier runs on its embedded
-// default config, so the demo doors have people to let in.
-//
-//go:embed defaults/demo-site.json
-var demoSite []byte
 
 func cmdRun(ctx context.Context, e *env, args []string) int {
 	fs := newFlags(e, "run", "[--config FILE] [--sim-input FILE|-]")
@@ -44,12 +39,21 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 		fs.Usage()
 		return exitUsage
 	}
-	cfg, err := loadConfig(*cfgPath, e)
-	if err != nil {
-		return fail(e, exitUsage, "%v", err)
+	// The same checks as check-config. A config that does not load says
+	// nothing about the outputs, so nothing is touched; otherwise the
+	// outputs are made safe before its problems are reported.
+	rep := config.Check(*cfgPath, e.getenv)
+	if rep.Config == nil {
+		for _, p := range rep.Problems {
+			fmt.Fprintln(e.stderr, p)
+		}
+		return fail(e, exitUsage, "%d problem(s) in the config (portier check-config shows the same)", len(rep.Problems))
 	}
-	log := newLogger(e, cfg.LogLevel)
-	d := &daemon{cfg: cfg, e: e, log: log, simInput: *simInput}
+	log := newLogger(e, rep.Config.LogLevel)
+	for _, w := range rep.Warnings {
+		log.Warn(w)
+	}
+	d := &daemon{cfg: rep.Config, problems: rep.Problems, e: e, log: log, simInput: *simInput}
 	if err := d.run(ctx); err != nil {
 		log.Error("portier stopped", "err", err)
 		fmt.Fprintf(e.stderr, "portier: %v\n", err)
@@ -78,7 +82,8 @@ func newLogger(e *env, level string) *slog.Logger {
 // daemon is one running gateway: the board, the cache, a controller per door,
 // the clock guard, the sync loop and the control socket.
 type daemon struct {
-	cfg      *Config
+	cfg      *config.Config
+	problems []string // what config.Check found: reported once the outputs are safe
 	e        *env
 	log      *slog.Logger
 	simInput string
@@ -100,15 +105,21 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	d.started = d.e.now()
 	// Outputs first: nothing else happens before every relay is in its safe
 	// state (DESIGN decision 5), including after a crash that left one on.
-	if err := d.openBoard(); err != nil {
-		return err
+	boardErr := d.openBoard()
+	if boardErr == nil {
+		defer func() {
+			if herr := d.board.Close(); herr != nil {
+				d.log.Error("close board", "err", herr)
+				err = errors.Join(err, herr)
+			}
+		}()
 	}
-	defer func() {
-		if herr := d.board.Close(); herr != nil {
-			d.log.Error("close board", "err", herr)
-			err = errors.Join(err, herr)
-		}
-	}()
+	if len(d.problems) > 0 {
+		return usageError{fmt.Errorf("%d problem(s) in the config (portier check-config shows the same):\n%s", len(d.problems), strings.Join(d.problems, "\n"))}
+	}
+	if boardErr != nil {
+		return boardErr
+	}
 	if err := d.openCache(ctx); err != nil {
 		return err
 	}
@@ -236,8 +247,10 @@ func (d *daemon) openCache(ctx context.Context) error {
 		return usageError{err}
 	}
 	d.db, d.key = db, key
-	if db.View().Generation == 0 && d.cfg.path == "" {
-		snap, err := sitefile.Read(bytes.NewReader(demoSite), key)
+	// The demo doors of the embedded default config get the demo site's
+	// people to let in.
+	if db.View().Generation == 0 && d.cfg.Path() == "" {
+		snap, err := sitefile.Read(bytes.NewReader(defaults.DemoSite), key)
 		if err != nil {
 			return fmt.Errorf("demo site: %w", err)
 		}
@@ -310,10 +323,7 @@ func (d *daemon) buildControllers() error {
 }
 
 func (d *daemon) buildSync(ctx context.Context) error {
-	if d.cfg.Salto.configured() != nil {
-		if d.cfg.Salto.APIURL != "" || d.cfg.Salto.SiteID != "" {
-			return usageError{fmt.Errorf("salto section incomplete: %w", d.cfg.Salto.configured())}
-		}
+	if !d.cfg.Salto.Present() { // config.Check refused an incomplete one
 		d.log.Info("no salto section: the cache changes only by `portier import`")
 		return nil
 	}

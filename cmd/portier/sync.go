@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portier-io/portier/cloud/saltoks/sitesync"
+	"github.com/portier-io/portier/cmd/portier/config"
 )
 
 func cmdSync(ctx context.Context, e *env, args []string) int {
@@ -25,7 +26,7 @@ func cmdSync(ctx context.Context, e *env, args []string) int {
 		fs.Usage()
 		return exitUsage
 	}
-	cfg, err := loadConfig(*cfgPath, e)
+	cfg, err := config.Load(*cfgPath, e.getenv)
 	if err != nil {
 		return fail(e, exitUsage, "%v", err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/portier-io/portier/cloud/saltoks/accesscode"
 	"github.com/portier-io/portier/cloud/saltoks/sitesync"
 	"github.com/portier-io/portier/cmd/portier/config"
+	"github.com/portier-io/portier/cmd/portier/control"
 	"github.com/portier-io/portier/cmd/portier/defaults"
 	"github.com/portier-io/portier/hal"
 	"github.com/portier-io/portier/hal/sim"
@@ -139,10 +140,11 @@ func (d *daemon) run(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	ctl, err := d.listenControl()
+	ctl, err := control.Listen(d.cfg.ControlSocket, controlBackend{d})
 	if err != nil {
-		return err
+		return usageError{err}
 	}
+	defer ctl.Close()
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -169,7 +171,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	d.reportInitialInputs()
 	goRun("board", func(ctx context.Context) error { return d.board.Run(ctx, d.dispatch) })
 	goRun("clock", func(ctx context.Context) error { return d.guard.Run(ctx, time.Minute, agent.NewSystemClock()) })
-	goRun("control", ctl.serve)
+	goRun("control", ctl.Run)
 	if d.engine != nil {
 		goRun("sync", d.engine.Run)
 		goRun("access codes", d.expireCodes)
@@ -198,7 +200,6 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	}
 	d.notify(sdnotify.SdNotifyStopping)
 	cancel()
-	ctl.close()
 	wg.Wait()
 	// Every event source has stopped: write what an outbox failure held back.
 	fctx, fcancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -14,26 +14,18 @@ import (
 )
 
 func cmdImport(ctx context.Context, e *env, args []string) int {
-	fs := newFlags(e, "import", "[--config FILE] [--replace-local] [--json] SNAPSHOT.json")
-	cfgPath := fs.String("config", "", "config file (default: the embedded demo config)")
+	s := newSession(e, "import", "[--config FILE] [--replace-local] [--json] SNAPSHOT.json", needCache)
+	fs := s.fs
 	replace := fs.Bool("replace-local", false, "also delete local credentials (PINs, UIDs) that the file does not carry")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := s.parse(args, 1); !ok {
 		return code
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return exitUsage
+	if code, ok := s.open(ctx); !ok {
+		return code
 	}
-	cfg, err := config.Load(*cfgPath, e.getenv)
-	if err != nil {
-		return fail(e, exitUsage, "%v", err)
-	}
-	db, key, err := openCache(ctx, e, cfg)
-	if err != nil {
-		return fail(e, exitUsage, "%v", err)
-	}
-	defer db.Close()
+	defer s.close()
+	cfg, db, key := s.cfg, s.db, s.key
 
 	f, err := os.Open(fs.Arg(0))
 	if err != nil {

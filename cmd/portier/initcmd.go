@@ -520,33 +520,8 @@ func (o *fileOwner) chown(path string) error {
 	return nil
 }
 
-// writeFileAtomic writes a file through a temporary file in the same
-// directory, with its final mode and owner before it has any content, then
-// renames it into place.
+// writeFileAtomic writes a file atomically with its final mode and owner
+// before it has any content.
 func writeFileAtomic(path string, data []byte, mode os.FileMode, owner *fileOwner) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".portier-init-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := owner.chown(tmp.Name()); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return config.WriteFile(path, data, mode, owner.chown)
 }

@@ -72,16 +72,31 @@ func ReadSecret(path, what string) (string, error) {
 
 // WriteSecret replaces a secret file atomically, mode 0600.
 func WriteSecret(path, value string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".portier-secret-*")
+	return WriteFile(path, []byte(value+"\n"), 0o600, nil)
+}
+
+// WriteFile replaces path atomically: a temporary file in the same directory
+// gets its final mode, and whatever prepare does to it (e.g. give it to the
+// service user), before it has any content; it is synced, then renamed into
+// place. A crash leaves the old file or the new one, never a secret readable
+// by the wrong user.
+func WriteFile(path string, data []byte, mode os.FileMode, prepare func(tmp string) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".portier-*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
+	if err := tmp.Chmod(mode); err != nil {
 		tmp.Close()
 		return err
 	}
-	if _, err := tmp.WriteString(value + "\n"); err != nil {
+	if prepare != nil {
+		if err := prepare(tmp.Name()); err != nil {
+			tmp.Close()
+			return err
+		}
+	}
+	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return err
 	}

@@ -1,7 +1,10 @@
 // Command portier is the Portier door agent: `portier run` is the daemon, the
-// other subcommands are operator tools for installers. This package owns
-// configuration, flags, signals and wiring; nothing else reads files, flags
-// or the environment.
+// other subcommands are operator tools for installers. This package is
+// composition and flags: it wires the daemon (run.go) and gives each
+// subcommand what it declares it needs (session.go). Its config
+// (cmd/portier/config) and the daemon⇄CLI contract (cmd/portier/control) are
+// packages of their own; nothing outside cmd reads files, flags or the
+// environment. Only this package turns errors into exit codes and messages.
 package main
 
 import (

@@ -34,8 +34,8 @@ func cmdEvents(ctx context.Context, e *env, args []string) int {
 	}
 	defer s.close()
 	cfg := s.cfg
-	// The cache is opened read-only: events also works while the agent runs
-	// (and writes), and on a gateway where nothing was recorded yet.
+	// The recorded events are read from the cache, read-only, so this also
+	// works while the agent is stopped; --follow then asks the running agent.
 	if _, err := os.Stat(cfg.Database); errors.Is(err, fs.ErrNotExist) {
 		return fail(e, exitUsage, "no cache at %s yet: nothing has been recorded", cfg.Database)
 	}

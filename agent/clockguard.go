@@ -24,12 +24,6 @@ const (
 	ClockDenyScheduled ClockPolicy = "deny_scheduled"
 )
 
-// Event types of the clock guard.
-const (
-	EventClockUnsynced EventType = "clock_unsynced"
-	EventClockSynced   EventType = "clock_synced"
-)
-
 // LastGoodTimeStore persists the last time the clock was known to be right.
 type LastGoodTimeStore interface {
 	LastGoodTime(ctx context.Context) (time.Time, error)
@@ -154,26 +148,10 @@ func (g *ClockGuard) record(ctx context.Context, e Event) {
 // Run checks the clock every interval until ctx ends, then saves the last
 // good time once more.
 func (g *ClockGuard) Run(ctx context.Context, every time.Duration, clock Clock) error {
-	tick := make(chan struct{}, 1)
-	var arm func()
-	arm = func() {
-		clock.AfterFunc(every, func() {
-			select {
-			case tick <- struct{}{}:
-			default:
-			}
-		})
-	}
-	arm()
-	for {
-		select {
-		case <-ctx.Done():
-			return g.Save(context.WithoutCancel(ctx))
-		case <-tick:
-			if err := g.Check(ctx); err != nil {
-				g.cfg.Logger.Error("clock check", "err", err)
-			}
-			arm()
+	for Sleep(ctx, clock, every) == nil {
+		if err := g.Check(ctx); err != nil {
+			g.cfg.Logger.Error("clock check", "err", err)
 		}
 	}
+	return g.Save(context.WithoutCancel(ctx))
 }

@@ -2,15 +2,6 @@ package agent
 
 import "time"
 
-// EventType names what happened. Like reasons, event types are stable strings.
-type EventType string
-
-// Event types known so far; the door runtime adds door and alarm events.
-const (
-	EventAccessGranted EventType = "access_granted"
-	EventAccessDenied  EventType = "access_denied"
-)
-
 // Event is one thing that happened at the gateway, as written to the outbox.
 // Credentials are masked; PINs never appear.
 type Event struct {

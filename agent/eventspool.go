@@ -15,17 +15,6 @@ import (
 // holds refused events in memory, in order, until the outbox takes them
 // again. Doors never wait for it: while it holds events, Record only queues.
 
-// Event types of the event spool (alarms).
-const (
-	// EventStoreFailed: the outbox refused an event; events are held in
-	// memory from then on. Detail carries the error. Written first when the
-	// outbox works again, with the time of the failure.
-	EventStoreFailed EventType = "event_store_failed"
-	// EventStoreRecovered: every held event was written. Detail says how
-	// many and for how long the outbox failed.
-	EventStoreRecovered EventType = "event_store_recovered"
-)
-
 // ErrSpoolFull is returned by EventSpool.Record when the outbox fails and
 // the spool already holds its limit: that event is lost (and counted).
 var ErrSpoolFull = errors.New("event spool full")
@@ -63,7 +52,7 @@ type EventSpool struct {
 	since    time.Time // first failure of the current outage
 	lastErr  error
 	dropped  int // lost at the limit since the outage began
-	retryIn  time.Duration
+	retry    Backoff
 	flushing bool // Run is writing held events: Record must not overtake them
 }
 
@@ -81,7 +70,7 @@ func NewEventSpool(cfg EventSpoolConfig) *EventSpool {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &EventSpool{cfg: cfg, wake: make(chan struct{}, 1)}
+	return &EventSpool{cfg: cfg, wake: make(chan struct{}, 1), retry: Backoff{Min: cfg.RetryMin, Max: cfg.RetryMax}}
 }
 
 // Record writes e to the outbox, or holds it when the outbox fails or
@@ -122,7 +111,7 @@ func (s *EventSpool) failedLocked(err error) {
 		return
 	}
 	s.since = s.cfg.Clock.Now()
-	s.retryIn = s.cfg.RetryMin
+	s.retry.Reset()
 	s.cfg.Logger.Error("the outbox refuses events: holding them in memory until it works again", "err", err, "limit", s.cfg.Limit)
 	s.held = append(s.held, Event{Time: s.since, Type: EventStoreFailed, Detail: err.Error()})
 }
@@ -156,13 +145,8 @@ func (s *EventSpool) Run(ctx context.Context) error {
 			continue
 		}
 		// Still failing: wait for the backoff (or for the end).
-		timer := make(chan struct{})
-		t := s.cfg.Clock.AfterFunc(wait, func() { close(timer) })
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if Sleep(ctx, s.cfg.Clock, wait) != nil {
 			return nil
-		case <-timer:
 		}
 	}
 }
@@ -220,9 +204,7 @@ func (s *EventSpool) flush(ctx context.Context) (bool, time.Duration) {
 			} else {
 				s.lastErr = err
 			}
-			wait := max(s.cfg.RetryMin, s.retryIn)
-			s.retryIn = min(2*wait, s.cfg.RetryMax)
-			return false, wait
+			return false, s.retry.Next()
 		}
 		clear(s.held[:len(batch)]) // let the GC have them
 		s.held = s.held[len(batch):]

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portier-io/portier/agent"
 	"github.com/portier-io/portier/hal/doorio"
 	"github.com/portier-io/portier/hal/keypad"
 	"github.com/portier-io/portier/hal/mfrc522"
@@ -129,7 +130,7 @@ func (b *DeviceBoard) Run(ctx context.Context, emit func(Event)) error {
 // supervise runs one device loop and restarts it with back-off after a
 // failure, reporting each failure as an EventFault.
 func (b *DeviceBoard) supervise(ctx context.Context, door, device string, fn func(context.Context) error, emit func(Event)) {
-	backoff := time.Second
+	backoff := agent.Backoff{Min: time.Second, Max: 30 * time.Second}
 	for {
 		err := fn(ctx)
 		if ctx.Err() != nil {
@@ -138,12 +139,12 @@ func (b *DeviceBoard) supervise(ctx context.Context, door, device string, fn fun
 		if err == nil {
 			err = errors.New("device loop stopped")
 		}
-		b.log.Warn("device failed, restarting", "door", door, "device", device, "err", err, "after", backoff)
+		wait := backoff.Next()
+		b.log.Warn("device failed, restarting", "door", door, "device", device, "err", err, "after", wait)
 		emit(Event{Door: door, Kind: EventFault, At: b.clock.Now(), Device: device, Err: err})
-		if b.clock.Sleep(ctx, backoff) != nil {
+		if b.clock.Sleep(ctx, wait) != nil {
 			return
 		}
-		backoff = min(2*backoff, 30*time.Second)
 	}
 }
 

@@ -74,7 +74,7 @@ func (l *Link) run(c paho.Client, cmd Command) {
 		}
 		l.finish(cmd, StatusSuccess, "")
 		l.respond(c, cmd, StatusSuccess, res, nil)
-		l.record(cmd, agent.Event{Type: EventCommandSucceeded, Detail: cmd.Name + " succeeded"})
+		l.record(cmd, agent.Event{Type: agent.EventCommandSucceeded, Detail: cmd.Name + " succeeded"})
 	}()
 }
 
@@ -301,7 +301,7 @@ func (l *Link) failed(c paho.Client, cmd Command, err error) {
 		return
 	}
 	l.log.Warn("mqtt: command failed", "command", cmd.Name, "id", cmd.ID, "actor", cmd.Actor, "type", re.Type, "why", re.Message)
-	l.record(cmd, agent.Event{Type: EventCommandFailed, Reason: agent.Reason(re.Type), Detail: cmd.Name + ": " + re.Message})
+	l.record(cmd, agent.Event{Type: agent.EventCommandFailed, Reason: agent.Reason(re.Type), Detail: cmd.Name + ": " + re.Message})
 }
 
 func (l *Link) finish(cmd Command, status, errType string) {

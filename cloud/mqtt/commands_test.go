@@ -158,7 +158,7 @@ func TestCommandRejections(t *testing.T) {
 		assert.Equal(t, mqtt.StatusSuccess, rs[1].Status)
 		assert.Equal(t, "unlock", rs[1].Command)
 		assert.Contains(t, c.doors.Calls(), "unlock front "+id)
-		eventually(t, "command_succeeded", func() bool { return c.hasEvent(mqtt.EventCommandSucceeded, id, "") })
+		eventually(t, "command_succeeded", func() bool { return c.hasEvent(agent.EventCommandSucceeded, id, "") })
 		valid := id
 
 		big := c.body("cmd-big", map[string]any{"door": "front", "name": strings.Repeat("x", 9000)})
@@ -214,7 +214,7 @@ func TestCommandRejections(t *testing.T) {
 		assert.Equal(t, "door_lockdown", r.Error.Type)
 		id = c.newID()
 		assert.Equal(t, mqtt.StatusSuccess, c.final(t, "lockdown", id, c.body(id, map[string]any{"on": false, "door": "front"}), false).Status)
-		eventually(t, "the next command's event", func() bool { return c.hasEvent(mqtt.EventCommandSucceeded, id, "") })
+		eventually(t, "the next command's event", func() bool { return c.hasEvent(agent.EventCommandSucceeded, id, "") })
 		for _, e := range c.outbox.events() {
 			assert.False(t, e.CommandID == refused, "the link recorded %s for a door's refusal", e.Type)
 		}
@@ -363,7 +363,7 @@ func TestActionCommands(t *testing.T) {
 
 	// The PIN went out exactly once, in that response, and nowhere else:
 	// not in any event (recorded or published) and in no other message.
-	eventually(t, "every attempt recorded", func() bool { return c.hasEvent(mqtt.EventCommandSucceeded, id7, "") })
+	eventually(t, "every attempt recorded", func() bool { return c.hasEvent(agent.EventCommandSucceeded, id7, "") })
 	eventually(t, "the outbox drained", func() bool { return c.outbox.depth() == 0 })
 	for _, e := range c.outbox.events() {
 		b, _ := json.Marshal(e)
@@ -402,7 +402,7 @@ func TestOneOutcomeEvent(t *testing.T) {
 	r = c.final(t, "office_mode", all, c.body(all, map[string]any{"on": true}), false)
 	require.NotNil(t, r.Error)
 	assert.Equal(t, mqtt.ErrActionFailed, r.Error.Type, "the unreachable door wins over the refusing one")
-	eventually(t, "command_failed", func() bool { return c.hasEvent(mqtt.EventCommandFailed, all, mqtt.ErrActionFailed) })
+	eventually(t, "command_failed", func() bool { return c.hasEvent(agent.EventCommandFailed, all, mqtt.ErrActionFailed) })
 	var recorded []string
 	for _, e := range c.outbox.events() {
 		if e.CommandID == front || e.CommandID == all {

@@ -34,9 +34,9 @@ type CommandLog interface {
 	PruneCommands(ctx context.Context, before time.Time) (int, error)
 }
 
-// Doors runs door commands; an adapter over the gateway's agent.Controllers.
-// The CommandResult is the door's answer (refusals are results); the error
-// only reports that the command did not reach the door.
+// Doors runs door commands; *agent.Doors implements it over the gateway's
+// door controllers. The CommandResult is the door's answer (refusals are
+// results); the error only reports that the command did not reach the door.
 type Doors interface {
 	DoorIDs() []string
 	DoorStatus(door string) (agent.DoorStatus, bool)
@@ -45,6 +45,8 @@ type Doors interface {
 	OfficeMode(ctx context.Context, door string, cmd agent.OfficeModeCommand) (agent.CommandResult, error)
 	ArmEnrolment(ctx context.Context, door string, cmd agent.EnrolCommand) (agent.CommandResult, <-chan agent.EnrolResult, error)
 }
+
+var _ Doors = (*agent.Doors)(nil)
 
 // AccessCodeRequest asks for a new access code (a PIN for one door).
 type AccessCodeRequest struct {

@@ -22,7 +22,7 @@
 //     outbox like everything else.
 //   - CommandLog: ClaimCommand, FinishCommand, PruneCommands — *sqlite.DB.
 //   - Doors: DoorIDs, DoorStatus, Unlock, Lockdown, OfficeMode,
-//     ArmEnrolment — DoorMap adapts the gateway's *agent.Controller.
+//     ArmEnrolment — *agent.Doors, the gateway's door controllers.
 //   - AccessCodes (optional): CreateAccessCode, DeleteAccessCode,
 //     ListAccessCodes — an adapter over the access code service.
 //   - Syncer (optional): SyncNow.

@@ -125,7 +125,7 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 	assert.Equal(t, agent.EventCommandRejected, outcomes[0].EventType, "the retained UNLOCK's refusal")
 	assert.Equal(t, agent.Reason(mqtt.ErrRetained), outcomes[0].Reason)
 	outcome := outcomes[1]
-	assert.Equal(t, mqtt.EventCommandSucceeded, outcome.EventType)
+	assert.Equal(t, agent.EventCommandSucceeded, outcome.EventType)
 	assert.Equal(t, "home_assistant", outcome.Actor)
 	assert.Equal(t, "Front door", outcome.DoorName)
 
@@ -289,10 +289,10 @@ func TestOutboxAlarms(t *testing.T) {
 	assert.Empty(t, alarms(), "below the mark")
 	record(1)
 	step()
-	assert.Equal(t, []agent.EventType{mqtt.EventOutboxHighWater}, alarms())
+	assert.Equal(t, []agent.EventType{agent.EventOutboxHighWater}, alarms())
 	record(60)
 	step()
-	assert.Equal(t, []agent.EventType{mqtt.EventOutboxHighWater, mqtt.EventOutboxFull}, alarms())
+	assert.Equal(t, []agent.EventType{agent.EventOutboxHighWater, agent.EventOutboxFull}, alarms())
 	record(100)
 	step()
 	assert.Equal(t, 212, r.outbox.depth(), "past the limit everything is still recorded")
@@ -306,7 +306,7 @@ func TestOutboxAlarms(t *testing.T) {
 	assert.Equal(t, 50, tele.Outbox.HighWater)
 	eventually(t, "the outbox to drain", func() bool { return r.outbox.depth() == 0 })
 	clock.Advance(time.Second)
-	eventually(t, "outbox_normal", func() bool { a := alarms(); return len(a) == 3 && a[2] == mqtt.EventOutboxNormal })
+	eventually(t, "outbox_normal", func() bool { a := alarms(); return len(a) == 3 && a[2] == agent.EventOutboxNormal })
 }
 
 // TestPruneCommandIDs: expired command ids are pruned hourly, by a trusted

@@ -63,7 +63,7 @@ const (
 
 // haCommandEvents are the event types of a door's command event entity: the
 // outcome events of every command at that door.
-var haCommandEvents = []agent.EventType{EventCommandSucceeded, agent.EventCommandRejected, EventCommandFailed}
+var haCommandEvents = []agent.EventType{agent.EventCommandSucceeded, agent.EventCommandRejected, agent.EventCommandFailed}
 
 // haAccessEvents are the event types of a door's access event entity.
 var haAccessEvents = []agent.EventType{agent.EventAccessGranted, agent.EventAccessDenied, agent.EventAwaitingPIN}

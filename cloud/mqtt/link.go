@@ -12,6 +12,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/portier-io/portier/agent"
 )
 
 // Link is the gateway's MQTT link. Run owns it.
@@ -117,7 +119,7 @@ func (l *Link) Run(ctx context.Context) error {
 	defer bg.Wait()
 	defer l.actions.Wait()
 
-	b := backoff{min: l.cfg.BackoffMin, max: l.cfg.BackoffMax, jitter: l.cfg.Jitter}
+	b := agent.Backoff{Min: l.cfg.BackoffMin, Max: l.cfg.BackoffMax, Jitter: agent.EqualJitter(l.cfg.Jitter)}
 	for {
 		up, err := l.connection(ctx)
 		if ctx.Err() != nil {
@@ -132,11 +134,11 @@ func (l *Link) Run(ctx context.Context) error {
 			l.down.Store(&linkDown{since: d.since, err: err.Error()}) // still down: keep when it went down
 		}
 		if up {
-			b.reset()
+			b.Reset()
 		}
-		d := b.next()
+		d := b.Next()
 		l.log.Warn("mqtt connection ended; reconnecting", "err", err, "in", d.Round(time.Millisecond))
-		if err := sleep(ctx, l.cfg.Clock, d); err != nil {
+		if err := agent.Sleep(ctx, l.cfg.Clock, d); err != nil {
 			return nil
 		}
 	}

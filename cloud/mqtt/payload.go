@@ -10,19 +10,6 @@ import (
 // changes meaning or goes away; new fields may appear without a bump.
 const Schema = 1
 
-// Event types the link itself records (through the event sink, so they reach
-// the broker through the outbox like any other event).
-const (
-	EventCommandSucceeded agent.EventType = "command_succeeded" // a remote command was carried out
-	EventCommandFailed    agent.EventType = "command_failed"    // accepted, but the action failed or was refused
-	EventOutboxHighWater  agent.EventType = "outbox_high_water" // the outbox passed its high-water mark
-	EventOutboxFull       agent.EventType = "outbox_full"       // the outbox reached its limit (still recording)
-	EventOutboxNormal     agent.EventType = "outbox_normal"     // the outbox drained below its mark again
-)
-
-// LinkEventTypes lists the event types the link records itself.
-var LinkEventTypes = []agent.EventType{EventCommandSucceeded, EventCommandFailed, EventOutboxHighWater, EventOutboxFull, EventOutboxNormal}
-
 // Gateway states on the status topic.
 const (
 	StateOnline  = "online"

@@ -122,7 +122,7 @@ func (l *Link) publishTelemetry(ctx context.Context, s *session) error {
 		if err := l.publishJSON(ctx, s, l.cfg.Topics.Telemetry(), 0, true, l.telemetry(ctx)); err != nil {
 			return ctxOr(ctx, err)
 		}
-		if sleep(ctx, l.cfg.Clock, l.cfg.TelemetryInterval) != nil {
+		if agent.Sleep(ctx, l.cfg.Clock, l.cfg.TelemetryInterval) != nil {
 			return nil
 		}
 	}
@@ -203,7 +203,7 @@ func (l *Link) watchOutbox(ctx context.Context) {
 		l.depth, l.oldest, l.outboxState = depth, oldest, next
 		l.outboxMu.Unlock()
 		if next != prev {
-			typ := map[string]agent.EventType{OutboxNormal: EventOutboxNormal, OutboxHighWater: EventOutboxHighWater, OutboxFullState: EventOutboxFull}[next]
+			typ := map[string]agent.EventType{OutboxNormal: agent.EventOutboxNormal, OutboxHighWater: agent.EventOutboxHighWater, OutboxFullState: agent.EventOutboxFull}[next]
 			e := agent.Event{Type: typ, Time: l.cfg.Clock.Now(), Detail: fmt.Sprintf("outbox depth %d (high water %d, limit %d); nothing is dropped", depth, hw, l.cfg.OutboxLimit)}
 			if err := l.cfg.Events.Record(ctx, e); err != nil {
 				l.log.Error("mqtt: outbox alarm not recorded", "err", err)

@@ -21,6 +21,8 @@ import (
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/portier-io/portier/agent"
 )
 
 // Grant is the OAuth2 grant the client authenticates with.
@@ -154,7 +156,7 @@ func New(cfg Config) (*Client, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.Sleep == nil {
-		cfg.Sleep = sleepCtx
+		cfg.Sleep = func(ctx context.Context, d time.Duration) error { return agent.Sleep(ctx, agent.SystemClock{}, d) }
 	}
 	if cfg.Jitter == nil {
 		cfg.Jitter = func(d time.Duration) time.Duration {
@@ -165,17 +167,6 @@ func New(cfg Config) (*Client, error) {
 		}
 	}
 	return &Client{cfg: cfg, base: base, http: cfg.HTTPClient, log: cfg.Logger, refresh: cfg.RefreshToken}, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // TokenFetches counts tokens obtained from the identity server (for tests and
@@ -200,12 +191,13 @@ func (c *Client) accessToken(ctx context.Context, force bool, stale string) (str
 		return c.token, nil
 	}
 	var err error
+	retry := c.backoff()
 	for attempt := 1; ; attempt++ {
 		err = c.fetchToken(ctx)
 		if err == nil || !Retryable(err) || attempt >= c.cfg.MaxAttempts || ctx.Err() != nil {
 			break
 		}
-		d := c.backoff(attempt, 0)
+		d := retry.Next()
 		c.log.Warn("salto ks token request failed, retrying", "attempt", attempt, "in", d, "err", err)
 		if serr := c.cfg.Sleep(ctx, d); serr != nil {
 			return "", serr
@@ -298,16 +290,11 @@ func unwrapURL(err error) error {
 	return err
 }
 
-// backoff is full-jitter exponential backoff, or the server's Retry-After.
-func (c *Client) backoff(attempt int, retryAfter time.Duration) time.Duration {
-	if retryAfter > 0 {
-		return retryAfter
-	}
-	d := c.cfg.BackoffBase << (attempt - 1)
-	if d > c.cfg.BackoffMax || d <= 0 {
-		d = c.cfg.BackoffMax
-	}
-	return c.cfg.BackoffBase/2 + c.cfg.Jitter(d)
+// backoff is one request's retry delays: full jitter over the doubling step,
+// never less than half the base.
+func (c *Client) backoff() *agent.Backoff {
+	return &agent.Backoff{Min: c.cfg.BackoffBase, Max: c.cfg.BackoffMax,
+		Jitter: func(step time.Duration) time.Duration { return c.cfg.BackoffBase/2 + c.cfg.Jitter(step) }}
 }
 
 // request is one API call.
@@ -338,6 +325,7 @@ const maxBody = 64 << 20
 func (c *Client) do(ctx context.Context, req request) (*response, error) {
 	var lastErr error
 	refreshed := false
+	retry := c.backoff()
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -379,7 +367,10 @@ func (c *Client) do(ctx context.Context, req request) (*response, error) {
 				return nil, fmt.Errorf("%w (Retry-After %s is longer than we wait)", lastErr, ra)
 			}
 		}
-		d := c.backoff(attempt, ra)
+		d := retry.Next()
+		if ra > 0 {
+			d = ra // the server's Retry-After
+		}
 		c.log.Warn("salto ks request failed, retrying", "method", req.method, "path", req.path, "attempt", attempt, "in", d, "err", err)
 		if err := c.cfg.Sleep(ctx, d); err != nil {
 			return nil, err

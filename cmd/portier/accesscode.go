@@ -23,14 +23,13 @@ func cmdAccessCode(ctx context.Context, e *env, args []string) int {
 		return exitUsage
 	}
 	sub := args[0]
-	fs := newFlags(e, "access-code "+sub, map[string]string{
+	s := newSession(e, "access-code "+sub, map[string]string{
 		"create": "--config FILE --door ID [--name TEXT] [--starts TIME] [--ends TIME] [--json]",
 		"delete": "--config FILE --id ID [--json]",
 		"list":   "--config FILE [--json]",
-	}[sub])
-	cfgPath := fs.String("config", "", "config file with a salto: section")
+	}[sub], needCache|needSalto)
+	fs := s.fs
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	verbose := fs.Bool("verbose", false, "log every Salto request (never secrets)")
 	var door, name, starts, ends, id *string
 	switch sub {
 	case "create":
@@ -41,22 +40,21 @@ func cmdAccessCode(ctx context.Context, e *env, args []string) int {
 	case "delete":
 		id = fs.String("id", "", "access code id (see `portier access-code list`)")
 	}
-	if code, ok := parseFlags(fs, args[1:]); !ok {
+	if code, ok := s.parse(args[1:], 0); !ok {
 		return code
 	}
-	if fs.NArg() != 0 || (sub == "create" && *door == "") || (sub == "delete" && *id == "") {
+	if (sub == "create" && *door == "") || (sub == "delete" && *id == "") {
 		fs.Usage()
 		return exitUsage
 	}
-	cfg, err := loadConfig(*cfgPath, e)
-	if err != nil {
-		return fail(e, exitUsage, "%v", err)
+	if sub == "list" {
+		s.need &^= needSalto // the list is in the cache
 	}
-	db, key, err := openCache(ctx, e, cfg)
-	if err != nil {
-		return fail(e, exitUsage, "%v", err)
+	if code, ok := s.open(ctx); !ok {
+		return code
 	}
-	defer db.Close()
+	defer s.close()
+	cfg, db, key := s.cfg, s.db, s.key
 	if sub == "list" {
 		list, err := db.AccessCodes(ctx)
 		if err != nil {
@@ -65,12 +63,7 @@ func cmdAccessCode(ctx context.Context, e *env, args []string) int {
 		printAccessCodes(e.stdout, list, *asJSON)
 		return exitOK
 	}
-	limitMemory(e)
-	log := saltoLogger(e, *verbose)
-	client, err := newSaltoClient(cfg, log)
-	if err != nil {
-		return fail(e, exitUsage, "%v", err)
-	}
+	client, log := s.salto, s.log
 	eng, err := newSyncEngine(ctx, cfg, db, client, log, nil, nil)
 	if err != nil {
 		return fail(e, exitUsage, "%v", err)

@@ -14,8 +14,8 @@ import (
 )
 
 func cmdCheck(ctx context.Context, e *env, args []string) int {
-	fs := newFlags(e, "check", "--door ID (--uid HEX | --wiegand FMT:FC:CN | --tag N) [--pin DIGITS | --pin-stdin] [--at TIME] [--json]")
-	cfgPath := fs.String("config", "", "config file (default: the embedded demo config)")
+	s := newSession(e, "check", "--door ID (--uid HEX | --wiegand FMT:FC:CN | --tag N) [--pin DIGITS | --pin-stdin] [--at TIME] [--json]", needCache)
+	fs := s.fs
 	door := fs.String("door", "", "door id from the config")
 	uid := fs.String("uid", "", "card UID in hex, e.g. 04:A1:B2:C3")
 	wiegand := fs.String("wiegand", "", "Wiegand card, e.g. H10301:12:3456 or raw:37:1A2B3C4D5")
@@ -24,10 +24,10 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 	pinStdin := fs.Bool("pin-stdin", false, "read the PIN from the first line of standard input")
 	at := fs.String("at", "", "decide at this time instead of now: RFC 3339, or YYYY-MM-DDTHH:MM in the site's time zone")
 	asJSON := fs.Bool("json", false, "print the decision as JSON")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := s.parse(args, 0); !ok {
 		return code
 	}
-	if fs.NArg() != 0 || *door == "" {
+	if *door == "" {
 		fs.Usage()
 		return exitUsage
 	}
@@ -42,19 +42,15 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		return fail(e, exitUsage, "%v", err)
 	}
-	cfg, err := loadConfig(*cfgPath, e)
+	if code, ok := s.open(ctx); !ok {
+		return code
+	}
+	defer s.close()
+	d, err := s.cfg.Door(*door)
 	if err != nil {
 		return fail(e, exitUsage, "%v", err)
 	}
-	d, err := cfg.door(*door)
-	if err != nil {
-		return fail(e, exitUsage, "%v", err)
-	}
-	db, key, err := openCache(ctx, e, cfg)
-	if err != nil {
-		return fail(e, exitUsage, "%v", err)
-	}
-	defer db.Close()
+	db, key := s.db, s.key
 	view := db.View()
 	if view.Generation == 0 {
 		return fail(e, exitUsage, "%v", agent.ErrNoSnapshot)

@@ -310,7 +310,7 @@ mqtt:
 	haCommand(tp.HAOfficeMode(door), "OFF", mqtt.CmdOfficeMode, mqtt.StatusSuccess)
 	unlock := haCommand(tp.HALock(door), "UNLOCK", mqtt.CmdUnlock, mqtt.StatusSuccess)
 	c.await("Home Assistant's command event", 0, on("{prefix}/{site}/{gateway}/ha/{door}/command",
-		map[string]any{"event_type": mqtt.EventCommandSucceeded, "command_id": unlock["id"]}))
+		map[string]any{"event_type": agent.EventCommandSucceeded, "command_id": unlock["id"]}))
 
 	// Enrolment: armed, then the next card is stored.
 	from := len(c.all())
@@ -369,7 +369,7 @@ mqtt:
 		p := m.json()
 		switch typ := fmt.Sprint(p["type"]); {
 		case m.channel != "{prefix}/{site}/{gateway}/event/{category}" || p["command_id"] == nil:
-		case typ == string(agent.EventCommandRejected) || typ == string(mqtt.EventCommandFailed) || typ == string(mqtt.EventCommandSucceeded):
+		case typ == string(agent.EventCommandRejected) || typ == string(agent.EventCommandFailed) || typ == string(agent.EventCommandSucceeded):
 			outcomes[fmt.Sprint(p["command_id"])] = append(outcomes[fmt.Sprint(p["command_id"])], typ+"/"+fmt.Sprint(p["reason"]))
 		}
 	}

@@ -1,138 +1,38 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"strings"
 	"time"
 
 	"github.com/portier-io/portier/agent"
+	"github.com/portier-io/portier/cmd/portier/control"
 )
 
-// controlClient talks to a running daemon over its control socket.
-type controlClient struct {
-	path string
-	http *http.Client
-}
+// The operator commands that talk to the running daemon over its control
+// socket (package control).
 
-func newControlClient(cfg *Config, timeout time.Duration) *controlClient {
-	return &controlClient{path: cfg.ControlSocket, http: &http.Client{
-		Timeout: timeout,
-		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", cfg.ControlSocket)
-		}},
-	}}
-}
-
-// do sends a request and decodes the JSON answer into out. Non-2xx answers
-// with an error body become errors; 409 (a door refused a command) decodes
-// into out when the caller expects a command result.
-func (c *controlClient) do(ctx context.Context, method, path string, body, out any) (int, error) {
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	resp, err := c.send(ctx, method, path, rd)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return resp.StatusCode, err
-	}
-	if resp.StatusCode >= 300 && !(resp.StatusCode == http.StatusConflict && out != nil) {
-		return resp.StatusCode, answerError(method, path, resp, data)
-	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("control socket answer: %w", err)
-		}
-	}
-	return resp.StatusCode, nil
-}
-
-// stream GETs path and returns the open body of a 2xx answer, for answers
-// that go on (event streams); the caller closes it.
-func (c *controlClient) stream(ctx context.Context, path string) (io.ReadCloser, error) {
-	resp, err := c.send(ctx, http.MethodGet, path, nil)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode >= 300 {
-		defer resp.Body.Close()
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return nil, answerError(http.MethodGet, path, resp, data)
-	}
-	return resp.Body, nil
-}
-
-// send makes one request, turning "cannot connect" into advice.
-func (c *controlClient) send(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, "http://portier"+path, body)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		var ne *net.OpError
-		if errors.As(err, &ne) {
-			return nil, fmt.Errorf("portier is not running, or this user may not use its control socket %s (%v): start it with `systemctl start portier` or `portier run`, or run this as the portier user or a member of its group", c.path, ne.Err)
-		}
-		return nil, err
-	}
-	return resp, nil
-}
-
-// answerError is the error a non-2xx answer stands for.
-func answerError(method, path string, resp *http.Response, data []byte) error {
-	var eb errorBody
-	if json.Unmarshal(data, &eb) == nil && eb.Error != "" {
-		return errors.New(eb.Error)
-	}
-	return fmt.Errorf("%s %s: %s", method, path, resp.Status)
-}
-
-// clientSetup parses the common flags of the control commands.
-func clientSetup(e *env, name, synopsis string, args []string, extra func(*flagSet)) (*Config, *flagSet, int, bool) {
-	fs := &flagSet{FlagSet: newFlags(e, name, synopsis)}
-	fs.cfgPath = fs.String("config", "", "config file (default: the embedded demo config)")
-	fs.asJSON = fs.Bool("json", false, "print the answer as JSON")
-	if extra != nil {
-		extra(fs)
-	}
-	if code, ok := parseFlags(fs.FlagSet, args); !ok {
-		return nil, nil, code, false
-	}
-	cfg, err := loadConfig(*fs.cfgPath, e)
-	if err != nil {
-		return nil, nil, fail(e, exitUsage, "%v", err), false
-	}
-	return cfg, fs, 0, true
-}
+// controlTimeout bounds a control command's wait for the daemon.
+const controlTimeout = 15 * time.Second
 
 func cmdStatus(ctx context.Context, e *env, args []string) int {
-	cfg, fs, code, ok := clientSetup(e, "status", "[--config FILE] [--json]", args, nil)
-	if !ok {
+	s := newSession(e, "status", "[--config FILE] [--json]", needControl)
+	if code, ok := s.parse(args, 0); !ok {
 		return code
 	}
-	if fs.NArg() != 0 {
-		fs.Usage()
-		return exitUsage
+	if code, ok := s.open(ctx); !ok {
+		return code
 	}
-	var st Status
-	if _, err := newControlClient(cfg, 10*time.Second).do(ctx, http.MethodGet, "/v1/status", nil, &st); err != nil {
+	defer s.close()
+	ctx, cancel := context.WithTimeout(ctx, controlTimeout)
+	defer cancel()
+	st, err := s.control().Status(ctx)
+	if err != nil {
 		return fail(e, exitFailed, "%v", err)
 	}
-	if *fs.asJSON {
+	if *s.asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(st)
@@ -227,46 +127,57 @@ func printCommandResult(e *env, what string, res agent.CommandResult, asJSON boo
 }
 
 func cmdUnlock(ctx context.Context, e *env, args []string) int {
-	var dur *time.Duration
-	var override *bool
-	cfg, fs, code, ok := clientSetup(e, "unlock", "DOOR [--duration D] [--override]", args, func(fs *flagSet) {
-		dur = fs.Duration("duration", 0, "hold the door unlocked this long (default: one access-time pulse that relocks when the door closes)")
-		override = fs.Bool("override", false, "unlock even in lockdown")
-	})
-	if !ok {
+	s := newSession(e, "unlock", "DOOR [--duration D] [--override]", needControl)
+	dur := s.fs.Duration("duration", 0, "hold the door unlocked this long (default: one access-time pulse that relocks when the door closes)")
+	override := s.fs.Bool("override", false, "unlock even in lockdown")
+	if code, ok := s.parse(args, 1); !ok {
 		return code
 	}
-	if fs.NArg() != 1 || *dur < 0 {
-		fs.Usage()
+	if *dur < 0 {
+		s.fs.Usage()
 		return exitUsage
 	}
-	req := unlockRequest{Override: *override}
+	if code, ok := s.open(ctx); !ok {
+		return code
+	}
+	defer s.close()
+	req := control.UnlockRequest{Override: *override}
 	if *dur > 0 {
 		req.Duration = dur.String()
 	}
-	var res agent.CommandResult
-	if _, err := newControlClient(cfg, 15*time.Second).do(ctx, http.MethodPost, "/v1/doors/"+fs.Arg(0)+"/unlock", req, &res); err != nil {
+	ctx, cancel := context.WithTimeout(ctx, controlTimeout)
+	defer cancel()
+	res, err := s.control().Unlock(ctx, s.fs.Arg(0), req)
+	if err != nil {
 		return fail(e, exitFailed, "%v", err)
 	}
-	return printCommandResult(e, "unlock "+fs.Arg(0), res, *fs.asJSON)
+	return printCommandResult(e, "unlock "+s.fs.Arg(0), res, *s.asJSON)
 }
 
-func cmdSwitch(name, path, what string) func(ctx context.Context, e *env, args []string) int {
+// switchCommand sends a SwitchRequest to a door.
+type switchCommand func(c *control.Client, ctx context.Context, door string, req control.SwitchRequest) (agent.CommandResult, error)
+
+// cmdSwitch is lockdown or office-mode (withUntil: office mode may end at a
+// given time).
+func cmdSwitch(name, what string, send switchCommand, withUntil bool) func(ctx context.Context, e *env, args []string) int {
 	return func(ctx context.Context, e *env, args []string) int {
+		s := newSession(e, name, "DOOR on|off", needControl)
 		var until *string
-		cfg, fs, code, ok := clientSetup(e, name, "DOOR on|off", args, func(fs *flagSet) {
-			if path == "office_mode" {
-				until = fs.String("until", "", "with on: end office mode at this time (RFC 3339)")
-			}
-		})
-		if !ok {
+		if withUntil {
+			until = s.fs.String("until", "", "with on: end office mode at this time (RFC 3339)")
+		}
+		if code, ok := s.parse(args, 2); !ok {
 			return code
 		}
-		if fs.NArg() != 2 || (fs.Arg(1) != "on" && fs.Arg(1) != "off") {
-			fs.Usage()
+		if s.fs.Arg(1) != "on" && s.fs.Arg(1) != "off" {
+			s.fs.Usage()
 			return exitUsage
 		}
-		req := switchRequest{On: fs.Arg(1) == "on"}
+		if code, ok := s.open(ctx); !ok {
+			return code
+		}
+		defer s.close()
+		req := control.SwitchRequest{On: s.fs.Arg(1) == "on"}
 		if until != nil && *until != "" {
 			t, err := time.Parse(time.RFC3339, *until)
 			if err != nil {
@@ -274,44 +185,48 @@ func cmdSwitch(name, path, what string) func(ctx context.Context, e *env, args [
 			}
 			req.Until = t
 		}
-		var res agent.CommandResult
-		if _, err := newControlClient(cfg, 15*time.Second).do(ctx, http.MethodPost, "/v1/doors/"+fs.Arg(0)+"/"+path, req, &res); err != nil {
+		ctx, cancel := context.WithTimeout(ctx, controlTimeout)
+		defer cancel()
+		res, err := send(s.control(), ctx, s.fs.Arg(0), req)
+		if err != nil {
 			return fail(e, exitFailed, "%v", err)
 		}
-		return printCommandResult(e, what+" "+fs.Arg(1)+" at "+fs.Arg(0), res, *fs.asJSON)
+		return printCommandResult(e, what+" "+s.fs.Arg(1)+" at "+s.fs.Arg(0), res, *s.asJSON)
 	}
 }
 
 func cmdEnroll(ctx context.Context, e *env, args []string) int {
-	var tag *string
-	var wait *time.Duration
-	cfg, fs, code, ok := clientSetup(e, "enroll", "DOOR --tag-number N", args, func(fs *flagSet) {
-		tag = fs.String("tag-number", "", "the Salto tag number of the card that will be tapped next")
-		wait = fs.Duration("timeout", 70*time.Second, "how long to wait for the tap")
-	})
-	if !ok {
+	s := newSession(e, "enroll", "DOOR --tag-number N", needControl)
+	tag := s.fs.String("tag-number", "", "the Salto tag number of the card that will be tapped next")
+	wait := s.fs.Duration("timeout", 70*time.Second, "how long to wait for the tap")
+	if code, ok := s.parse(args, 1); !ok {
 		return code
 	}
-	if fs.NArg() != 1 || *tag == "" {
-		fs.Usage()
+	if *tag == "" {
+		s.fs.Usage()
 		return exitUsage
 	}
+	if code, ok := s.open(ctx); !ok {
+		return code
+	}
+	defer s.close()
 	if _, err := agent.NormalizeTagNumber(*tag); err != nil {
 		return fail(e, exitUsage, "--tag-number: %v", err)
 	}
-	if !*fs.asJSON {
-		fmt.Fprintf(e.stderr, "tap the card with tag number %s on door %s…\n", *tag, fs.Arg(0))
+	if !*s.asJSON {
+		fmt.Fprintf(e.stderr, "tap the card with tag number %s on door %s…\n", *tag, s.fs.Arg(0))
 	}
-	var res enrollResponse
-	status, err := newControlClient(cfg, *wait).do(ctx, http.MethodPost, "/v1/doors/"+fs.Arg(0)+"/enroll", enrollRequest{TagNumber: *tag}, &res)
+	ctx, cancel := context.WithTimeout(ctx, *wait)
+	defer cancel()
+	res, err := s.control().Enroll(ctx, s.fs.Arg(0), control.EnrollRequest{TagNumber: *tag})
 	if err != nil {
 		return fail(e, exitFailed, "%v", err)
 	}
-	if *fs.asJSON {
+	if *s.asJSON {
 		json.NewEncoder(e.stdout).Encode(res)
 	}
-	if status == http.StatusConflict || !res.Command.Accepted {
-		return printCommandResult(e, "enroll at "+fs.Arg(0), res.Command, false)
+	if !res.Command.Accepted {
+		return printCommandResult(e, "enroll at "+s.fs.Arg(0), res.Command, false)
 	}
 	if res.Outcome != string(agent.EnrolEnrolled) {
 		msg := res.Outcome
@@ -320,7 +235,7 @@ func cmdEnroll(ctx context.Context, e *env, args []string) int {
 		}
 		return fail(e, exitDenied, "enrolment %s", msg)
 	}
-	if !*fs.asJSON {
+	if !*s.asJSON {
 		holder := "no user holds this tag number yet; the card opens once a sync brings its holder"
 		if res.User != nil {
 			holder = "it opens for " + res.User.Name
@@ -331,15 +246,17 @@ func cmdEnroll(ctx context.Context, e *env, args []string) int {
 }
 
 func cmdSyncNow(ctx context.Context, e *env, args []string) int {
-	cfg, fs, code, ok := clientSetup(e, "sync-now", "[--config FILE]", args, nil)
-	if !ok {
+	s := newSession(e, "sync-now", "[--config FILE]", needControl)
+	if code, ok := s.parse(args, 0); !ok {
 		return code
 	}
-	if fs.NArg() != 0 {
-		fs.Usage()
-		return exitUsage
+	if code, ok := s.open(ctx); !ok {
+		return code
 	}
-	if _, err := newControlClient(cfg, 10*time.Second).do(ctx, http.MethodPost, "/v1/sync", nil, nil); err != nil {
+	defer s.close()
+	ctx, cancel := context.WithTimeout(ctx, controlTimeout)
+	defer cancel()
+	if err := s.control().SyncNow(ctx); err != nil {
 		return fail(e, exitFailed, "%v", err)
 	}
 	fmt.Fprintln(e.stdout, "sync triggered; `portier status` shows its result")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,28 +10,32 @@ import (
 	"strings"
 
 	"github.com/portier-io/portier/agent"
+	"github.com/portier-io/portier/cmd/portier/control"
 	"github.com/portier-io/portier/sqlite"
 )
 
 func cmdEvents(ctx context.Context, e *env, args []string) int {
-	flags := newFlags(e, "events", "[--config FILE] [--follow] [--json] [--limit N] [--count N]")
-	cfgPath := flags.String("config", "", "config file (default: the embedded demo config)")
+	s := newSession(e, "events", "[--config FILE] [--follow] [--json] [--limit N] [--count N]", needConfig)
+	flags := s.fs
 	follow := flags.Bool("follow", false, "keep printing new events from the running agent as they are recorded (Ctrl-C stops)")
 	asJSON := flags.Bool("json", false, "print one JSON object per line")
 	limit := flags.Int("limit", 50, "how many of the latest events to print first")
 	count := flags.Int("count", 0, "with --follow: stop after this many new events (0: never)")
-	poll := flags.Duration("poll", eventsPollDefault, "with --follow: how often the agent looks for new events (at least 10ms)")
-	if code, ok := parseFlags(flags, args); !ok {
+	poll := flags.Duration("poll", control.EventsPollDefault, "with --follow: how often the agent looks for new events (at least 10ms)")
+	if code, ok := s.parse(args, 0); !ok {
 		return code
 	}
-	if flags.NArg() != 0 || *limit < 0 || *count < 0 || *poll < eventsPollMin {
+	if *limit < 0 || *count < 0 || *poll < control.EventsPollMin {
 		flags.Usage()
 		return exitUsage
 	}
-	cfg, err := loadConfig(*cfgPath, e)
-	if err != nil {
-		return fail(e, exitUsage, "%v", err)
+	if code, ok := s.open(ctx); !ok {
+		return code
 	}
+	defer s.close()
+	cfg := s.cfg
+	// The recorded events are read from the cache, read-only, so this also
+	// works while the agent is stopped; --follow then asks the running agent.
 	if _, err := os.Stat(cfg.Database); errors.Is(err, fs.ErrNotExist) {
 		return fail(e, exitUsage, "no cache at %s yet: nothing has been recorded", cfg.Database)
 	}
@@ -71,29 +74,21 @@ func cmdEvents(ctx context.Context, e *env, args []string) int {
 	// New events come from the running agent over its control socket, so
 	// a follower ends when the agent stops instead of watching a database
 	// nobody writes any more.
-	body, err := newControlClient(cfg, 0).stream(ctx, fmt.Sprintf("/v1/events?follow=1&after=%d&poll=%s", after, *poll))
+	stream, err := s.control().Follow(ctx, after, *poll)
 	if err != nil {
 		if ctx.Err() != nil {
 			return exitOK
 		}
 		return fail(e, exitFailed, "--follow: %v", err)
 	}
-	defer body.Close()
-	sc := bufio.NewScanner(body)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	defer stream.Close()
 	for seen := 0; *count == 0 || seen < *count; seen++ {
-		if !sc.Scan() {
+		ev, err := stream.Next()
+		if err != nil {
 			if ctx.Err() != nil {
 				return exitOK // Ctrl-C
 			}
-			if err := sc.Err(); err != nil {
-				return fail(e, exitFailed, "event stream: %v", err)
-			}
-			return fail(e, exitFailed, "portier stopped: no more events to follow")
-		}
-		var ev agent.Event
-		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-			return fail(e, exitFailed, "event stream: %v", err)
+			return fail(e, exitFailed, "%v", err)
 		}
 		print([]agent.Event{ev})
 	}

@@ -14,20 +14,16 @@ import (
 
 // cmdDoctor is the installer's hardware self-test.
 func cmdDoctor(ctx context.Context, e *env, args []string) int {
-	fs := newFlags(e, "doctor", "[--config FILE] [--actuate]")
-	configPath := fs.String("config", "", "config `file` (default: the embedded demo config)")
-	actuate := fs.Bool("actuate", false, "also click each relay, flash each LED and sound each buzzer (people at the doors will notice)")
-	if code, ok := parseFlags(fs, args); !ok {
+	s := newSession(e, "doctor", "[--config FILE] [--actuate]", needHardware)
+	actuate := s.fs.Bool("actuate", false, "also click each relay, flash each LED and sound each buzzer (people at the doors will notice)")
+	if code, ok := s.parse(args, 0); !ok {
 		return code
 	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return exitUsage
-	}
-	cfg, ids, code := loadHardware(*configPath, e)
-	if code != exitOK {
+	if code, ok := s.open(ctx); !ok {
 		return code
 	}
+	defer s.close()
+	cfg, ids := s.cfg, s.cfg.DoorIDs()
 	var checks []hal.Check
 	switch cfg.Hardware.Driver {
 	case hal.DriverSim:
@@ -41,7 +37,7 @@ func cmdDoctor(ctx context.Context, e *env, args []string) int {
 		checks = hal.SelfTest(ctx, cfg.Hardware, ids, *actuate, nil)
 	}
 	checks = append(checks, storageCheck(cfg.Database))
-	fmt.Fprintf(e.stdout, "portier doctor: driver %s, %s\n\n", cfg.Hardware.Driver, configName(*configPath))
+	fmt.Fprintf(e.stdout, "portier doctor: driver %s, %s\n\n", cfg.Hardware.Driver, configName(*s.cfgPath))
 	failed := printChecks(e.stdout, checks)
 	if failed > 0 {
 		fmt.Fprintf(e.stdout, "\n%d of %d checks failed.\n", failed, len(checks))
@@ -49,30 +45,6 @@ func cmdDoctor(ctx context.Context, e *env, args []string) int {
 	}
 	fmt.Fprintf(e.stdout, "\nAll %d checks passed.\n", len(checks))
 	return exitOK
-}
-
-func configName(path string) string {
-	if path == "" {
-		return "embedded default config"
-	}
-	return "config " + path
-}
-
-// loadHardware loads the config and validates its hardware section against
-// the doors: list.
-func loadHardware(path string, e *env) (*Config, []string, int) {
-	cfg, err := loadConfig(path, e)
-	if err != nil {
-		return nil, nil, fail(e, exitUsage, "%v", err)
-	}
-	ids := make([]string, len(cfg.Doors))
-	for i, d := range cfg.Doors {
-		ids[i] = d.ID
-	}
-	if err := cfg.Hardware.Validate(ids); err != nil {
-		return nil, nil, fail(e, exitUsage, "%s:\n%v", configName(path), err)
-	}
-	return cfg, ids, exitOK
 }
 
 // printChecks writes the result table and returns the number of failures.
@@ -98,21 +70,16 @@ func printChecks(w io.Writer, checks []hal.Check) int {
 
 // cmdPinout draws the 40-pin header with the configured wiring.
 func cmdPinout(ctx context.Context, e *env, args []string) int {
-	fs := newFlags(e, "pinout", "[--config FILE] [--svg FILE]")
-	configPath := fs.String("config", "", "config `file` (default: the embedded demo config)")
-	svgPath := fs.String("svg", "", "also write the picture as an SVG `file`")
-	if code, ok := parseFlags(fs, args); !ok {
+	s := newSession(e, "pinout", "[--config FILE] [--svg FILE]", needHardware)
+	svgPath := s.fs.String("svg", "", "also write the picture as an SVG `file`")
+	if code, ok := s.parse(args, 0); !ok {
 		return code
 	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return exitUsage
-	}
-	cfg, ids, code := loadHardware(*configPath, e)
-	if code != exitOK {
+	if code, ok := s.open(ctx); !ok {
 		return code
 	}
-	labels := pinLabels(cfg.Hardware.Wires(ids))
+	defer s.close()
+	labels := pinLabels(s.cfg.Hardware.Wires(s.cfg.DoorIDs()))
 	writePinout(e.stdout, labels)
 	if *svgPath != "" {
 		var b strings.Builder

@@ -9,30 +9,23 @@ import (
 
 	"github.com/portier-io/portier/agent"
 	"github.com/portier-io/portier/agent/sitefile"
+	"github.com/portier-io/portier/cmd/portier/config"
 	"github.com/portier-io/portier/sqlite"
 )
 
 func cmdImport(ctx context.Context, e *env, args []string) int {
-	fs := newFlags(e, "import", "[--config FILE] [--replace-local] [--json] SNAPSHOT.json")
-	cfgPath := fs.String("config", "", "config file (default: the embedded demo config)")
+	s := newSession(e, "import", "[--config FILE] [--replace-local] [--json] SNAPSHOT.json", needCache)
+	fs := s.fs
 	replace := fs.Bool("replace-local", false, "also delete local credentials (PINs, UIDs) that the file does not carry")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := s.parse(args, 1); !ok {
 		return code
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return exitUsage
+	if code, ok := s.open(ctx); !ok {
+		return code
 	}
-	cfg, err := loadConfig(*cfgPath, e)
-	if err != nil {
-		return fail(e, exitUsage, "%v", err)
-	}
-	db, key, err := openCache(ctx, e, cfg)
-	if err != nil {
-		return fail(e, exitUsage, "%v", err)
-	}
-	defer db.Close()
+	defer s.close()
+	cfg, db, key := s.cfg, s.db, s.key
 
 	f, err := os.Open(fs.Arg(0))
 	if err != nil {
@@ -72,7 +65,7 @@ func cmdImport(ctx context.Context, e *env, args []string) int {
 
 // unmappedDoors warns about doors whose Salto mapping the snapshot cannot
 // satisfy: nobody could open them.
-func unmappedDoors(cfg *Config, snap *agent.Snapshot) []string {
+func unmappedDoors(cfg *config.Config, snap *agent.Snapshot) []string {
 	var out []string
 	for _, dc := range cfg.Doors {
 		d := dc.Door()

@@ -23,6 +23,7 @@ import (
 
 	"github.com/portier-io/portier/agent"
 	"github.com/portier-io/portier/cloud/saltoks"
+	"github.com/portier-io/portier/cmd/portier/config"
 	"github.com/portier-io/portier/hal"
 )
 
@@ -61,7 +62,7 @@ func cmdInit(ctx context.Context, e *env, args []string) int {
 	fs := newFlags(e, "init", "[--config FILE] [--force] [--check] [flags]")
 	var f initFlags
 	var a initAnswers
-	fs.StringVar(&f.config, "config", packagedConfig, "write the config to `file`")
+	fs.StringVar(&f.config, "config", config.PackagedPath, "write the config to `file`")
 	fs.StringVar(&f.secretsDir, "secrets-dir", "", "`dir` for the Salto secret files (default: the config file's directory)")
 	fs.StringVar(&f.owner, "owner", "", "`user` that must read the secret files and state dir (default: portier, when run as root and that user exists)")
 	fs.BoolVar(&f.force, "force", false, "overwrite an existing config and secret files (the PIN key is never replaced)")
@@ -123,7 +124,7 @@ func cmdInit(ctx context.Context, e *env, args []string) int {
 	}
 	// The config must pass every check run and check-config make before a
 	// byte is written.
-	cfg, err := parseConfig(cfgText, f.config)
+	cfg, err := config.Parse(cfgText, f.config)
 	if err != nil {
 		return fail(e, exitUsage, "init: the config would be invalid:\n%v", err)
 	}
@@ -157,7 +158,7 @@ func cmdInit(ctx context.Context, e *env, args []string) int {
 		}
 		if len(exist) > 0 {
 			hint := ""
-			if b, err := os.ReadFile(f.config); err == nil && bytes.Contains(b, []byte(placeholderLock)) {
+			if b, err := os.ReadFile(f.config); err == nil && bytes.Contains(b, []byte(config.PlaceholderLock)) {
 				hint = fmt.Sprintf(" (%s still maps the template's placeholder lock: it looks like the package's template, which --force replaces)", f.config)
 			}
 			return fail(e, exitUsage, "init: %s already exist(s): not overwritten (use --force to replace them; the PIN key is kept either way)%s", strings.Join(exist, ", "), hint)
@@ -169,14 +170,14 @@ func cmdInit(ctx context.Context, e *env, args []string) int {
 	for _, path := range files {
 		fmt.Fprintf(e.stdout, "wrote %s\n", path)
 	}
-	r := checkConfigFile(f.config, e)
-	for _, p := range r.problems {
+	r := config.Check(f.config, e.getenv)
+	for _, p := range r.Problems {
 		fmt.Fprintln(e.stderr, p)
 	}
-	if len(r.problems) > 0 {
+	if len(r.Problems) > 0 {
 		return fail(e, exitUsage, "init: the written config does not pass check-config")
 	}
-	fmt.Fprintf(e.stdout, "%s: OK (%s)\n", f.config, r.summary)
+	fmt.Fprintf(e.stdout, "%s: OK (%s)\n", f.config, r.Config.Summary())
 	fmt.Fprintf(e.stdout, "Next: portier pinout --config %s (wiring), sudo -u portier portier doctor --config %s (hardware), sudo systemctl enable --now portier\n", f.config, f.config)
 	return exitOK
 }
@@ -519,33 +520,8 @@ func (o *fileOwner) chown(path string) error {
 	return nil
 }
 
-// writeFileAtomic writes a file through a temporary file in the same
-// directory, with its final mode and owner before it has any content, then
-// renames it into place.
+// writeFileAtomic writes a file atomically with its final mode and owner
+// before it has any content.
 func writeFileAtomic(path string, data []byte, mode os.FileMode, owner *fileOwner) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".portier-init-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := owner.chown(tmp.Name()); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return config.WriteFile(path, data, mode, owner.chown)
 }

@@ -1,7 +1,10 @@
 // Command portier is the Portier door agent: `portier run` is the daemon, the
-// other subcommands are operator tools for installers. This package owns
-// configuration, flags, signals and wiring; nothing else reads files, flags
-// or the environment.
+// other subcommands are operator tools for installers. This package is
+// composition and flags: it wires the daemon (run.go) and gives each
+// subcommand what it declares it needs (session.go). Its config
+// (cmd/portier/config) and the daemon⇄CLI contract (cmd/portier/control) are
+// packages of their own; nothing outside cmd reads files, flags or the
+// environment. Only this package turns errors into exit codes and messages.
 package main
 
 import (
@@ -14,9 +17,12 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
 	// Gateways may lack /usr/share/zoneinfo; schedules must still be evaluated
 	// in the site's zone.
 	_ "time/tzdata"
+
+	"github.com/portier-io/portier/cmd/portier/control"
 )
 
 // Exit statuses shared by all subcommands.
@@ -47,8 +53,8 @@ func commands() []command {
 		{"run", "run the door agent (the daemon)", cmdRun},
 		{"status", "show the running agent's doors, sync, clock and outbox", cmdStatus},
 		{"unlock", "unlock a door now (a pulse, or --duration)", cmdUnlock},
-		{"lockdown", "put a door in lockdown (on) or lift it (off)", cmdSwitch("lockdown", "lockdown", "lockdown")},
-		{"office-mode", "hold a door unlocked (on) or end office mode (off)", cmdSwitch("office-mode", "office_mode", "office mode")},
+		{"lockdown", "put a door in lockdown (on) or lift it (off)", cmdSwitch("lockdown", "lockdown", (*control.Client).Lockdown, false)},
+		{"office-mode", "hold a door unlocked (on) or end office mode (off)", cmdSwitch("office-mode", "office mode", (*control.Client).OfficeMode, true)},
 		{"enroll", "map the next card tapped at a door to a Salto tag number", cmdEnroll},
 		{"sync-now", "ask the running agent to sync from Salto KS now", cmdSyncNow},
 		{"check", "decide whether a credential opens a door (offline, from the cache)", cmdCheck},
@@ -141,11 +147,4 @@ func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
 func fail(e *env, code int, format string, args ...any) int {
 	fmt.Fprintf(e.stderr, "portier: "+format+"\n", args...)
 	return code
-}
-
-// flagSet carries the flags every control command shares.
-type flagSet struct {
-	*flag.FlagSet
-	cfgPath *string
-	asJSON  *bool
 }

@@ -20,11 +20,7 @@ func (d *daemon) buildLink() (*mqtt.Link, error) {
 		return nil, usageError{err}
 	}
 	lc.Outbox, lc.Meter, lc.Events, lc.CommandLog = d.db, outboxMeter{d.db, d.events}, d.events, d.db
-	doors := mqtt.NewDoorMap()
-	for _, id := range d.order {
-		doors.Add(id, d.doors[id])
-	}
-	lc.Doors = doors
+	lc.Doors = d.doors
 	lc.DoorNames = map[string]string{}
 	for _, dc := range d.cfg.Doors {
 		lc.DoorNames[dc.ID] = dc.Name

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
 	"io"
@@ -22,16 +21,13 @@ import (
 	"github.com/portier-io/portier/cloud/mqtt"
 	"github.com/portier-io/portier/cloud/saltoks/accesscode"
 	"github.com/portier-io/portier/cloud/saltoks/sitesync"
+	"github.com/portier-io/portier/cmd/portier/config"
+	"github.com/portier-io/portier/cmd/portier/control"
+	"github.com/portier-io/portier/cmd/portier/defaults"
 	"github.com/portier-io/portier/hal"
 	"github.com/portier-io/portier/hal/sim"
 	"github.com/portier-io/portier/sqlite"
 )
-
-// demoSite is loaded into an empty cache when portier runs on its embedded
-// default config, so the demo doors have people to let in.
-//
-//go:embed defaults/demo-site.json
-var demoSite []byte
 
 func cmdRun(ctx context.Context, e *env, args []string) int {
 	fs := newFlags(e, "run", "[--config FILE] [--sim-input FILE|-]")
@@ -44,12 +40,21 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 		fs.Usage()
 		return exitUsage
 	}
-	cfg, err := loadConfig(*cfgPath, e)
-	if err != nil {
-		return fail(e, exitUsage, "%v", err)
+	// The same checks as check-config. A config that does not load says
+	// nothing about the outputs, so nothing is touched; otherwise the
+	// outputs are made safe before its problems are reported.
+	rep := config.Check(*cfgPath, e.getenv)
+	if rep.Config == nil {
+		for _, p := range rep.Problems {
+			fmt.Fprintln(e.stderr, p)
+		}
+		return fail(e, exitUsage, "%d problem(s) in the config (portier check-config shows the same)", len(rep.Problems))
 	}
-	log := newLogger(e, cfg.LogLevel)
-	d := &daemon{cfg: cfg, e: e, log: log, simInput: *simInput}
+	log := newLogger(e, rep.Config.LogLevel)
+	for _, w := range rep.Warnings {
+		log.Warn(w)
+	}
+	d := &daemon{cfg: rep.Config, problems: rep.Problems, e: e, log: log, simInput: *simInput}
 	if err := d.run(ctx); err != nil {
 		log.Error("portier stopped", "err", err)
 		fmt.Fprintf(e.stderr, "portier: %v\n", err)
@@ -78,7 +83,8 @@ func newLogger(e *env, level string) *slog.Logger {
 // daemon is one running gateway: the board, the cache, a controller per door,
 // the clock guard, the sync loop and the control socket.
 type daemon struct {
-	cfg      *Config
+	cfg      *config.Config
+	problems []string // what config.Check found: reported once the outputs are safe
 	e        *env
 	log      *slog.Logger
 	simInput string
@@ -92,8 +98,7 @@ type daemon struct {
 	engine  *sitesync.Engine
 	codes   *accesscode.Service
 	link    *mqtt.Link
-	doors   map[string]*agent.Controller
-	order   []string
+	doors   *agent.Doors
 	started time.Time
 }
 
@@ -101,15 +106,21 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	d.started = d.e.now()
 	// Outputs first: nothing else happens before every relay is in its safe
 	// state (DESIGN decision 5), including after a crash that left one on.
-	if err := d.openBoard(); err != nil {
-		return err
+	boardErr := d.openBoard()
+	if boardErr == nil {
+		defer func() {
+			if herr := d.board.Close(); herr != nil {
+				d.log.Error("close board", "err", herr)
+				err = errors.Join(err, herr)
+			}
+		}()
 	}
-	defer func() {
-		if herr := d.board.Close(); herr != nil {
-			d.log.Error("close board", "err", herr)
-			err = errors.Join(err, herr)
-		}
-	}()
+	if len(d.problems) > 0 {
+		return usageError{fmt.Errorf("%d problem(s) in the config (portier check-config shows the same):\n%s", len(d.problems), strings.Join(d.problems, "\n"))}
+	}
+	if boardErr != nil {
+		return boardErr
+	}
 	if err := d.openCache(ctx); err != nil {
 		return err
 	}
@@ -129,10 +140,11 @@ func (d *daemon) run(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	ctl, err := d.listenControl()
+	ctl, err := control.Listen(d.cfg.ControlSocket, controlBackend{d})
 	if err != nil {
-		return err
+		return usageError{err}
 	}
+	defer ctl.Close()
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -148,16 +160,18 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		}()
 	}
 	goRun("events", d.events.Run)
-	for _, id := range d.order {
-		goRun("door "+id, d.doors[id].Run)
+	goRun("doors", d.doors.Run)
+	// Healthy returns once every controller's loop is up and idle (its relay
+	// is in the safe state by then).
+	sctx, scancel := context.WithTimeout(runCtx, 10*time.Second)
+	if err := d.doors.Healthy(sctx); err != nil && runCtx.Err() == nil {
+		d.log.Error("a door did not start", "err", err)
 	}
-	for _, id := range d.order {
-		<-d.doorStarted(runCtx, id)
-	}
+	scancel()
 	d.reportInitialInputs()
 	goRun("board", func(ctx context.Context) error { return d.board.Run(ctx, d.dispatch) })
 	goRun("clock", func(ctx context.Context) error { return d.guard.Run(ctx, time.Minute, agent.NewSystemClock()) })
-	goRun("control", ctl.serve)
+	goRun("control", ctl.Run)
 	if d.engine != nil {
 		goRun("sync", d.engine.Run)
 		goRun("access codes", d.expireCodes)
@@ -174,8 +188,8 @@ func (d *daemon) run(ctx context.Context) (err error) {
 			}
 		}()
 	}
-	d.notify(sdnotify.SdNotifyReady, "STATUS=deciding locally for "+strings.Join(d.order, ", "))
-	d.log.Info("portier running", "doors", d.order, "driver", d.cfg.Hardware.Driver, "cache", d.db.Path(), "control", d.cfg.ControlSocket)
+	d.notify(sdnotify.SdNotifyReady, "STATUS=deciding locally for "+strings.Join(d.doors.DoorIDs(), ", "))
+	d.log.Info("portier running", "doors", d.doors.DoorIDs(), "driver", d.cfg.Hardware.Driver, "cache", d.db.Path(), "control", d.cfg.ControlSocket)
 	goRun("watchdog", d.watchdog)
 
 	select {
@@ -186,7 +200,6 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	}
 	d.notify(sdnotify.SdNotifyStopping)
 	cancel()
-	ctl.close()
 	wg.Wait()
 	// Every event source has stopped: write what an outbox failure held back.
 	fctx, fcancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -235,8 +248,10 @@ func (d *daemon) openCache(ctx context.Context) error {
 		return usageError{err}
 	}
 	d.db, d.key = db, key
-	if db.View().Generation == 0 && d.cfg.path == "" {
-		snap, err := sitefile.Read(bytes.NewReader(demoSite), key)
+	// The demo doors of the embedded default config get the demo site's
+	// people to let in.
+	if db.View().Generation == 0 && d.cfg.Path() == "" {
+		snap, err := sitefile.Read(bytes.NewReader(defaults.DemoSite), key)
 		if err != nil {
 			return fmt.Errorf("demo site: %w", err)
 		}
@@ -277,7 +292,7 @@ func (d *daemon) buildControllers() error {
 	case d.cfg.Salto.StaleAfter > 0:
 		d.log.Warn("salto.stale_after is set but this gateway does not sync from Salto KS: the stale-cache policy is off")
 	}
-	d.doors = map[string]*agent.Controller{}
+	var cfgs []agent.ControllerConfig
 	for _, dc := range d.cfg.Doors {
 		w := d.cfg.Hardware.Doors[dc.ID]
 		if w.Relay == nil {
@@ -298,20 +313,18 @@ func (d *daemon) buildControllers() error {
 		if w.Buzzer != nil {
 			cc.Buzzer = boardOutput{d.board, dc.ID, hal.Buzzer}
 		}
-		if err := cc.Validate(); err != nil {
-			return usageError{fmt.Errorf("door %q: %w", dc.ID, err)}
-		}
-		d.doors[dc.ID] = agent.NewController(cc)
-		d.order = append(d.order, dc.ID)
+		cfgs = append(cfgs, cc)
 	}
+	doors, err := agent.NewDoors(cfgs...)
+	if err != nil {
+		return usageError{err}
+	}
+	d.doors = doors
 	return nil
 }
 
 func (d *daemon) buildSync(ctx context.Context) error {
-	if d.cfg.Salto.configured() != nil {
-		if d.cfg.Salto.APIURL != "" || d.cfg.Salto.SiteID != "" {
-			return usageError{fmt.Errorf("salto section incomplete: %w", d.cfg.Salto.configured())}
-		}
+	if !d.cfg.Salto.Present() { // config.Check refused an incomplete one
 		d.log.Info("no salto section: the cache changes only by `portier import`")
 		return nil
 	}
@@ -362,21 +375,6 @@ func (d *daemon) expireCodes(ctx context.Context) error {
 	}
 }
 
-func (d *daemon) doorStarted(ctx context.Context, id string) <-chan struct{} {
-	ch := make(chan struct{})
-	go func() {
-		defer close(ch)
-		// Flush returns once the controller's loop is up and idle (its
-		// relay is in the safe state by then).
-		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := d.doors[id].Flush(fctx); err != nil && ctx.Err() == nil {
-			d.log.Error("door did not start", "door", id, "err", err)
-		}
-	}()
-	return ch
-}
-
 // inputStater is a board that can tell an input's level at start (a door may
 // already be open when the gateway boots).
 type inputStater interface {
@@ -388,12 +386,14 @@ func (d *daemon) reportInitialInputs() {
 	if !ok {
 		return
 	}
-	for _, id := range d.order {
+	for _, id := range d.doors.DoorIDs() {
 		if d.cfg.Hardware.Doors[id].DoorContact == nil {
 			continue
 		}
 		if open, err := is.InputState(id, hal.DoorContact); err == nil && open {
-			d.doors[id].SetInput(agent.DoorContact, true)
+			if ctl, err := d.doors.Get(id); err == nil {
+				ctl.SetInput(agent.DoorContact, true)
+			}
 		}
 	}
 }
@@ -401,12 +401,11 @@ func (d *daemon) reportInitialInputs() {
 // dispatch hands a board event to its door's controller without blocking the
 // board.
 func (d *daemon) dispatch(ev hal.Event) {
-	ctl, ok := d.doors[ev.Door]
-	if !ok {
+	ctl, err := d.doors.Get(ev.Door)
+	if err != nil {
 		d.log.Warn("event for an unknown door", "event", ev.String())
 		return
 	}
-	var err error
 	switch ev.Kind {
 	case hal.EventCredential:
 		err = ctl.Present(ev.Credential)
@@ -416,7 +415,7 @@ func (d *daemon) dispatch(ev hal.Event) {
 		err = ctl.SetInput(agent.DoorInput(ev.Input), ev.Active)
 	case hal.EventFault:
 		d.log.Warn("device fault", "door", ev.Door, "device", ev.Device, "err", ev.Err)
-		rerr := d.events.Record(context.Background(), agent.Event{Time: ev.At, Type: eventDeviceFault, Door: ev.Door, Detail: ev.Device + ": " + ev.Err.Error()})
+		rerr := d.events.Record(context.Background(), agent.Event{Time: ev.At, Type: agent.EventDeviceFault, Door: ev.Door, Detail: ev.Device + ": " + ev.Err.Error()})
 		if rerr != nil {
 			d.log.Error("record device fault", "err", rerr)
 		}
@@ -425,10 +424,6 @@ func (d *daemon) dispatch(ev hal.Event) {
 		d.log.Error("door input lost", "door", ev.Door, "event", ev.String(), "err", err)
 	}
 }
-
-// eventDeviceFault is recorded when a reader or input misbehaves (a rejected
-// Wiegand frame, an MFRC522 error); the door keeps running.
-const eventDeviceFault agent.EventType = "device_fault"
 
 // watchdog pings systemd only while every door loop answers: a wedged door
 // gets the service restarted, which puts its relay in the safe state.
@@ -445,24 +440,15 @@ func (d *daemon) watchdog(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		if err := d.healthy(ctx, every/3); err != nil {
+		hctx, cancel := context.WithTimeout(ctx, every/3)
+		err := d.doors.Healthy(hctx)
+		cancel()
+		if err != nil {
 			d.log.Error("health check failed: not feeding the watchdog", "err", err)
 			continue
 		}
 		d.notify(sdnotify.SdNotifyWatchdog)
 	}
-}
-
-// healthy checks that every door loop answers within limit.
-func (d *daemon) healthy(ctx context.Context, limit time.Duration) error {
-	hctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	for _, id := range d.order {
-		if err := d.doors[id].Flush(hctx); err != nil {
-			return fmt.Errorf("door %s: %w", id, err)
-		}
-	}
-	return nil
 }
 
 func (d *daemon) notify(states ...string) {

@@ -13,27 +13,20 @@ import (
 )
 
 func cmdSync(ctx context.Context, e *env, args []string) int {
-	fs := newFlags(e, "sync", "--config FILE [--status] [--json] [--verbose]")
-	cfgPath := fs.String("config", "", "config file with a salto: section")
-	status := fs.Bool("status", false, "only print the sync state recorded in the cache")
-	asJSON := fs.Bool("json", false, "print the result as JSON")
-	verbose := fs.Bool("verbose", false, "log every Salto request (never secrets)")
-	if code, ok := parseFlags(fs, args); !ok {
+	s := newSession(e, "sync", "--config FILE [--status] [--json] [--verbose]", needCache|needSalto)
+	status := s.fs.Bool("status", false, "only print the sync state recorded in the cache")
+	asJSON := s.fs.Bool("json", false, "print the result as JSON")
+	if code, ok := s.parse(args, 0); !ok {
 		return code
 	}
-	if fs.NArg() != 0 {
-		fs.Usage()
-		return exitUsage
+	if *status {
+		s.need &^= needSalto // the state is in the cache
 	}
-	cfg, err := loadConfig(*cfgPath, e)
-	if err != nil {
-		return fail(e, exitUsage, "%v", err)
+	if code, ok := s.open(ctx); !ok {
+		return code
 	}
-	db, _, err := openCache(ctx, e, cfg)
-	if err != nil {
-		return fail(e, exitUsage, "%v", err)
-	}
-	defer db.Close()
+	defer s.close()
+	cfg, db := s.cfg, s.db
 	if *status {
 		st, err := sitesync.ReadState(ctx, db)
 		if err != nil {
@@ -42,17 +35,11 @@ func cmdSync(ctx context.Context, e *env, args []string) int {
 		printState(e, st, *asJSON)
 		return exitOK
 	}
-	limitMemory(e)
-	log := saltoLogger(e, *verbose)
-	client, err := newSaltoClient(cfg, log)
-	if err != nil {
-		return fail(e, exitUsage, "%v", err)
-	}
 	var progress func(sitesync.Progress)
 	if isTerminal(e.stderr) {
 		progress = progressLine(e)
 	}
-	eng, err := newSyncEngine(ctx, cfg, db, client, log, progress, nil)
+	eng, err := newSyncEngine(ctx, cfg, db, s.salto, s.log, progress, nil)
 	if err != nil {
 		return fail(e, exitUsage, "%v", err)
 	}

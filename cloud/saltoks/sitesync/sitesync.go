@@ -221,7 +221,7 @@ func (e *Engine) SyncedAt() time.Time {
 // doubling); the cache keeps the last good snapshot meanwhile. Run returns
 // nil when ctx ends.
 func (e *Engine) Run(ctx context.Context) error {
-	failures := 0
+	retry := agent.Backoff{Min: e.cfg.RetryInterval, Max: e.cfg.Interval}
 	for {
 		_, err := e.SyncOnce(ctx)
 		if ctx.Err() != nil {
@@ -229,11 +229,10 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		next := e.cfg.Interval + e.cfg.Jitterf(e.cfg.Jitter)
 		if err != nil {
-			failures++
-			next = min(e.cfg.RetryInterval<<min(failures-1, 16), e.cfg.Interval) + e.cfg.Jitterf(e.cfg.Jitter)
+			next = retry.Next() + e.cfg.Jitterf(e.cfg.Jitter)
 			e.log.Warn("salto sync failed; the cache keeps its last snapshot", "err", err, "retry_in", next)
 		} else {
-			failures = 0
+			retry.Reset()
 		}
 		if err := e.cfg.Wait(ctx, next, e.trigger); err != nil {
 			return nil

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"crypto/ecdsa"
@@ -23,7 +23,7 @@ const mqttDoors = "gateway_id: gw1\ndoors:\n  - {id: front, mode: card, salto_lo
 
 func TestMQTTConfigOptional(t *testing.T) {
 	for _, y := range []string{mqttDoors, mqttDoors + "mqtt:\n", mqttDoors + "mqtt: {}\n"} {
-		cfg, err := parseConfig([]byte(y), "t.yaml")
+		cfg, err := Parse([]byte(y), "t.yaml")
 		require.NoError(t, err, y)
 		assert.False(t, cfg.MQTT.Enabled(), "no broker, no link: %q", y)
 	}
@@ -44,7 +44,7 @@ func TestMQTTConfigValidate(t *testing.T) {
 		{"mqtt: {broker: \"tcp://b:1883\", command_key_file: k, home_assistant: {enabled: true, allow_lockdown: true}}", "home_assistant.allow_lockdown cannot"},
 		{"mqtt: {broker: \"tcp://b:1883\", command_key_file: k, home_assistant: {enabled: true, allow_office_mode: true}}", "home_assistant.allow_office_mode cannot"},
 	} {
-		_, err := parseConfig([]byte(mqttDoors+tc.yaml+"\n"), "t.yaml")
+		_, err := Parse([]byte(mqttDoors+tc.yaml+"\n"), "t.yaml")
 		require.Error(t, err, tc.yaml)
 		assert.Contains(t, err.Error(), tc.want, tc.yaml)
 	}
@@ -74,7 +74,7 @@ mqtt:
 `
 	path := filepath.Join(dir, "portier.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(y), 0o644))
-	cfg, err := parseConfig([]byte(y), path)
+	cfg, err := Parse([]byte(y), path)
 	require.NoError(t, err)
 	cfg.path = path
 	require.True(t, cfg.MQTT.Enabled())
@@ -122,14 +122,14 @@ func testCAPEM(t *testing.T) string {
 // TestMQTTConfigDocumented: the mqtt: example in docs/mqtt.md is a valid
 // section with every key.
 func TestMQTTConfigDocumented(t *testing.T) {
-	md, err := os.ReadFile("../../docs/mqtt.md")
+	md, err := os.ReadFile("../../../docs/mqtt.md")
 	require.NoError(t, err)
 	doc := string(md)
 	start := strings.Index(doc, "```yaml\nmqtt:")
 	require.GreaterOrEqual(t, start, 0, "docs/mqtt.md has the mqtt: example")
 	block := doc[start+len("```yaml\n"):]
 	block = block[:strings.Index(block, "```")]
-	_, err = parseConfig([]byte(mqttDoors+block), "docs/mqtt.md")
+	_, err = Parse([]byte(mqttDoors+block), "docs/mqtt.md")
 	require.NoError(t, err)
 	var keys map[string]any
 	require.NoError(t, yaml.Unmarshal([]byte(block), &keys))

@@ -1,8 +1,12 @@
-package main
+// Package config is portier.yaml: every key, its defaults, parsing with
+// file:line errors, validation, and the secret files the config points at.
+// Check is the one validation `portier run` and `portier check-config` share.
+//
+// Nothing here reads the environment or flags: callers pass a getenv.
+package config
 
 import (
 	"bytes"
-	_ "embed"
 	"errors"
 	"fmt"
 	"os"
@@ -14,14 +18,19 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/portier-io/portier/agent"
+	"github.com/portier-io/portier/cmd/portier/defaults"
 	"github.com/portier-io/portier/hal"
 )
 
-// defaultConfig is the embedded configuration used when no --config is given:
-// the demo site's doors on the simulated board, state in the user's state dir.
-//
-//go:embed defaults/portier.yaml
-var defaultConfig []byte
+// PackagedPath is where the .deb installs the config and the unit reads it.
+const PackagedPath = "/etc/portier/portier.yaml"
+
+// PlaceholderLock is the lock id of the packaged template: it matches no
+// Salto lock, so the door opens for nobody until it is replaced.
+const PlaceholderLock = "00000000-0000-0000-0000-000000000000"
+
+// EmbeddedName names the embedded default config in messages.
+const EmbeddedName = "embedded default config"
 
 // Config is portier.yaml. Unknown keys are errors, so a typo never silently
 // turns into a default.
@@ -49,7 +58,7 @@ type Config struct {
 	path string // file the config came from, "" for the embedded default
 }
 
-// SaltoConfig (the salto: section) is in salto.go.
+// SaltoConfig (the salto: section) is in salto.go, MQTTConfig (mqtt:) in mqtt.go.
 
 // DoorConfig is one door of the config.
 type DoorConfig struct {
@@ -68,6 +77,11 @@ type DoorConfig struct {
 	Lockout         LockoutConfig `yaml:"lockout"`
 
 	line, column int
+	// decodeErr holds what the door's strict decoding refused (unknown
+	// keys, wrong types), reported by validate: returned from UnmarshalYAML
+	// it would make the YAML decoder drop the door, and every check of it
+	// with it.
+	decodeErr error
 }
 
 // LockoutConfig is a door's wrong-PIN lockout; zero values are defaults.
@@ -78,15 +92,18 @@ type LockoutConfig struct {
 	MaxDuration time.Duration `yaml:"max_duration"` // default 15m
 }
 
-// UnmarshalYAML records where the door is, so validation errors can point at it.
+// UnmarshalYAML records where the door is, so validation errors can point at
+// it, and what of it could not be decoded.
 func (d *DoorConfig) UnmarshalYAML(n *yaml.Node) error {
 	type plain DoorConfig
 	var p plain
-	if err := decodeStrict(n, &p); err != nil {
+	err := decodeStrict(n, &p)
+	var te *yaml.TypeError
+	if err != nil && !errors.As(err, &te) {
 		return err
 	}
 	*d = DoorConfig(p)
-	d.line, d.column = n.Line, n.Column
+	d.line, d.column, d.decodeErr = n.Line, n.Column, err
 	return nil
 }
 
@@ -125,9 +142,12 @@ func shiftLines(err error, offset int) error {
 	return &yaml.TypeError{Errors: out}
 }
 
-// loadConfig reads the config at path, or the embedded default when path is "".
-func loadConfig(path string, e *env) (*Config, error) {
-	data, name := defaultConfig, "embedded default config"
+// Load reads the config at path, or the embedded default when path is "",
+// and checks what every subcommand relies on: the keys, the doors, and the
+// hardware section when there is one. getenv supplies the state directory's
+// defaults (STATE_DIRECTORY, XDG_STATE_HOME, HOME). Check does more.
+func Load(path string, getenv func(string) string) (*Config, error) {
+	data, name := defaults.Config, EmbeddedName
 	if path != "" {
 		var err error
 		if data, err = os.ReadFile(path); err != nil {
@@ -135,28 +155,34 @@ func loadConfig(path string, e *env) (*Config, error) {
 		}
 		name = path
 	}
-	cfg, err := parseConfig(data, name)
+	cfg, err := Parse(data, name)
 	if err != nil {
 		return nil, err
 	}
 	cfg.path = path
-	if err := cfg.resolvePaths(e); err != nil {
+	if err := cfg.resolvePaths(getenv); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return cfg, nil
 }
 
-func parseConfig(data []byte, name string) (*Config, error) {
-	var cfg Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil {
-		return nil, configError(name, err)
-	}
-	if err := cfg.validate(name); err != nil {
+// Parse decodes and validates a config; name is the file in messages. Paths
+// stay unresolved (Load resolves them).
+func Parse(data []byte, name string) (*Config, error) {
+	cfg, err := decode(data, name, true)
+	if err != nil {
 		return nil, err
 	}
-	return &cfg, nil
+	errs := cfg.validate(name)
+	// The hardware section matters to run and doctor only; import, check and
+	// sync work from a config without one.
+	if len(errs) == 0 && cfg.hasHardware() {
+		errs = cfg.validateHardware(name)
+	}
+	if len(errs) > 0 {
+		return nil, errors.New(strings.Join(errs, "\n"))
+	}
+	return cfg, nil
 }
 
 func configError(name string, err error) error {
@@ -181,8 +207,18 @@ func hint(msg string) string {
 	return msg
 }
 
-func (c *Config) validate(name string) error {
+// validate checks the keys outside the hardware section; each message starts
+// with name.
+func (c *Config) validate(name string) []string {
 	var errs []string
+	for _, d := range c.Doors {
+		var te *yaml.TypeError
+		if errors.As(d.decodeErr, &te) {
+			for _, m := range te.Errors {
+				errs = append(errs, name+": "+hint(m))
+			}
+		}
+	}
 	seen := map[string]bool{}
 	for i, d := range c.Doors {
 		where := fmt.Sprintf("%s: line %d: doors[%d]", name, d.line, i)
@@ -235,21 +271,37 @@ func (c *Config) validate(name string) error {
 	default:
 		errs = append(errs, fmt.Sprintf("%s: clock_policy %q: want trust or deny_scheduled", name, c.ClockPolicy))
 	}
-	// The hardware section matters to run and doctor only; import, check and
-	// sync work from a config without one.
-	if len(errs) == 0 && (c.Hardware.Driver != "" || len(c.Hardware.Doors) > 0) {
-		ids := make([]string, len(c.Doors))
-		for i, d := range c.Doors {
-			ids[i] = d.ID
-		}
-		if err := c.Hardware.Validate(ids); err != nil {
-			errs = append(errs, name+": hardware: "+err.Error())
-		}
-	}
-	if len(errs) > 0 {
-		return errors.New(strings.Join(errs, "\n"))
+	return errs
+}
+
+// validateHardware checks the hardware section against the doors.
+func (c *Config) validateHardware(name string) []string {
+	if err := c.Hardware.Validate(c.DoorIDs()); err != nil {
+		return []string{name + ": hardware: " + err.Error()}
 	}
 	return nil
+}
+
+// hasHardware reports whether the config has a hardware: section.
+func (c *Config) hasHardware() bool { return c.Hardware.Driver != "" || len(c.Hardware.Doors) > 0 }
+
+// Path is the file the config came from, "" for the embedded default.
+func (c *Config) Path() string { return c.path }
+
+// Name is the config in messages: its path, or "embedded default config".
+func (c *Config) Name() string {
+	if c.path == "" {
+		return EmbeddedName
+	}
+	return c.path
+}
+
+// Resolve makes a path in the config relative to the config file's directory.
+func (c *Config) Resolve(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.path == "" {
+		return p
+	}
+	return filepath.Join(filepath.Dir(c.path), p)
 }
 
 // Door converts the door config to the domain door.
@@ -257,29 +309,53 @@ func (d DoorConfig) Door() agent.Door {
 	return agent.Door{ID: d.ID, Name: d.Name, Mode: agent.DoorMode(d.Mode), LockIDs: d.SaltoLocks, GroupIDs: d.SaltoGroups}
 }
 
-// door finds a configured door by id.
-func (c *Config) door(id string) (agent.Door, error) {
-	ids := make([]string, 0, len(c.Doors))
+// DoorIDs lists the door ids in config order.
+func (c *Config) DoorIDs() []string {
+	ids := make([]string, len(c.Doors))
+	for i, d := range c.Doors {
+		ids[i] = d.ID
+	}
+	return ids
+}
+
+// AgentDoors is the configured doors as the domain sees them.
+func (c *Config) AgentDoors() []agent.Door {
+	out := make([]agent.Door, len(c.Doors))
+	for i, d := range c.Doors {
+		out[i] = d.Door()
+	}
+	return out
+}
+
+// Door finds a configured door by id.
+func (c *Config) Door(id string) (agent.Door, error) {
 	for _, d := range c.Doors {
 		if d.ID == id {
 			return d.Door(), nil
 		}
-		ids = append(ids, d.ID)
 	}
-	return agent.Door{}, fmt.Errorf("no door %q in the config (doors: %s)", id, strings.Join(ids, ", "))
+	return agent.Door{}, fmt.Errorf("no door %q in the config (doors: %s)", id, strings.Join(c.DoorIDs(), ", "))
+}
+
+// ClockPolicyName is the clock policy in force (trust when unset).
+func (c *Config) ClockPolicyName() string {
+	if c.ClockPolicy == "" {
+		return string(agent.ClockTrust)
+	}
+	return c.ClockPolicy
 }
 
 // resolvePaths fills defaults: the state dir from systemd's STATE_DIRECTORY or
-// the XDG state home; the database and PIN key inside it.
-func (c *Config) resolvePaths(e *env) error {
+// the XDG state home; the database and the control socket inside it.
+func (c *Config) resolvePaths(getenv func(string) string) error {
 	if c.StateDir == "" {
 		switch {
-		case e.getenv("STATE_DIRECTORY") != "":
-			c.StateDir = strings.Split(e.getenv("STATE_DIRECTORY"), ":")[0]
-		case e.getenv("XDG_STATE_HOME") != "":
-			c.StateDir = filepath.Join(e.getenv("XDG_STATE_HOME"), "portier")
-		case e.getenv("HOME") != "":
-			c.StateDir = filepath.Join(e.getenv("HOME"), ".local", "state", "portier")
+		case getenv("STATE_DIRECTORY") != "":
+			c.StateDir = strings.Split(getenv("STATE_DIRECTORY"), ":")[0]
+		case getenv("XDG_STATE_HOME") != "":
+			c.StateDir = filepath.Join(getenv("XDG_STATE_HOME"), "portier")
+		case getenv("HOME") != "":
+			c.StateDir = filepath.Join(getenv("HOME"), ".local", "state", "portier")
 		default:
 			return errors.New("state_dir is not set and neither STATE_DIRECTORY, XDG_STATE_HOME nor HOME is")
 		}

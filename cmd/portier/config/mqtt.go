@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"crypto/tls"
@@ -77,13 +77,16 @@ type MQTTHomeAssistant struct {
 func (m *MQTTConfig) UnmarshalYAML(n *yaml.Node) error {
 	type plain MQTTConfig
 	var p plain
-	if err := decodeStrict(n, &p); err != nil {
-		return err
-	}
+	err := decodeStrict(n, &p) // what decoded is kept, so Check can go on
 	*m = MQTTConfig(p)
 	m.line = n.Line
+	if err != nil {
+		return err
+	}
 	if err := m.Validate(); err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
+		// A TypeError lets the decoder go on, so the file's other
+		// problems are reported with this one.
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
 	}
 	return nil
 }
@@ -91,8 +94,8 @@ func (m *MQTTConfig) UnmarshalYAML(n *yaml.Node) error {
 // Enabled reports whether a broker is configured.
 func (m MQTTConfig) Enabled() bool { return m.Broker != "" || len(m.Brokers) > 0 }
 
-// urls lists the configured brokers.
-func (m MQTTConfig) urls() []string {
+// URLs lists the configured brokers.
+func (m MQTTConfig) URLs() []string {
 	var out []string
 	if m.Broker != "" {
 		out = append(out, m.Broker)
@@ -111,7 +114,7 @@ func (m MQTTConfig) Validate() error {
 	}
 	var errs []string
 	tlsUsed := false
-	for _, b := range m.urls() {
+	for _, b := range m.URLs() {
 		u, err := url.Parse(b)
 		if err != nil || u.Host == "" || u.Port() == "" {
 			errs = append(errs, fmt.Sprintf("broker %q: want scheme://host:port, e.g. ssl://broker.example:8883", b))
@@ -182,7 +185,7 @@ func (m MQTTConfig) LinkConfig(c *Config) (mqtt.Config, error) {
 		return mqtt.Config{}, errors.New("mqtt: gateway_id is required: it names the gateway's topics")
 	}
 	lc := mqtt.Config{
-		Brokers:           m.urls(),
+		Brokers:           m.URLs(),
 		ClientID:          m.ClientID,
 		Topics:            mqtt.Topics{Prefix: m.Prefix, Site: site, Gateway: c.GatewayID, Discovery: m.HomeAssistant.DiscoveryPrefix},
 		Username:          m.Username,
@@ -193,14 +196,14 @@ func (m MQTTConfig) LinkConfig(c *Config) (mqtt.Config, error) {
 			AllowLockdown: m.HomeAssistant.AllowLockdown, AllowOfficeMode: m.HomeAssistant.AllowOfficeMode},
 	}
 	if m.PasswordFile != "" {
-		pw, err := readSecret(c.resolve(m.PasswordFile), "mqtt.password_file")
+		pw, err := ReadSecret(c.Resolve(m.PasswordFile), "mqtt.password_file")
 		if err != nil {
 			return mqtt.Config{}, err
 		}
 		lc.Password = pw
 	}
 	if m.CommandKeyFile != "" {
-		key, err := readSecret(c.resolve(m.CommandKeyFile), "mqtt.command_key_file")
+		key, err := ReadSecret(c.Resolve(m.CommandKeyFile), "mqtt.command_key_file")
 		if err != nil {
 			return mqtt.Config{}, err
 		}
@@ -232,7 +235,7 @@ func (m MQTTConfig) tlsConfig(c *Config) (*tls.Config, error) {
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.InsecureSkipVerify}
 	if t.CAFile != "" {
-		pem, err := os.ReadFile(c.resolve(t.CAFile))
+		pem, err := os.ReadFile(c.Resolve(t.CAFile))
 		if err != nil {
 			return nil, fmt.Errorf("mqtt.tls.ca_file: %w", err)
 		}
@@ -243,9 +246,9 @@ func (m MQTTConfig) tlsConfig(c *Config) (*tls.Config, error) {
 		tc.RootCAs = pool
 	}
 	if t.CertFile != "" {
-		certPath, keyPath := c.resolve(t.CertFile), c.resolve(t.KeyFile)
+		certPath, keyPath := c.Resolve(t.CertFile), c.Resolve(t.KeyFile)
 		load := func() (*tls.Certificate, error) {
-			if err := checkSecretMode(keyPath); err != nil {
+			if err := CheckSecretMode(keyPath); err != nil {
 				return nil, fmt.Errorf("mqtt.tls.key_file: %w", err)
 			}
 			pair, err := tls.LoadX509KeyPair(certPath, keyPath)

@@ -1,0 +1,110 @@
+package agent
+
+// EventType names what happened. Event types are stable strings: dashboards
+// key on them. This file lists every event type the gateway records, whoever
+// records it (the doors, the event spool, the clock guard, the MQTT link, the
+// daemon); nothing else defines one. docs/door-runtime.md says when each is
+// recorded and with which fields, docs/mqtt.md on which topic it is published.
+type EventType string
+
+// Access decisions (the door controller).
+const (
+	EventAccessGranted EventType = "access_granted"
+	EventAccessDenied  EventType = "access_denied"
+	EventAwaitingPIN   EventType = "awaiting_pin" // card_and_pin: card accepted, PIN expected
+)
+
+// The door itself: contact, exit button, relay (the door controller).
+const (
+	EventDoorOpened  EventType = "door_opened"
+	EventDoorClosed  EventType = "door_closed"
+	EventExitPressed EventType = "exit_pressed"
+	EventRelayOn     EventType = "relay_on"
+	EventRelayOff    EventType = "relay_off"
+	// EventControllerStarted: Run put the door in its safe state.
+	EventControllerStarted EventType = "controller_started"
+	// EventInputQueueOverflow: hardware inputs were refused while the
+	// controller was busy; detail has the count.
+	EventInputQueueOverflow EventType = "input_queue_overflow"
+)
+
+// Door alarms and wrong-PIN lockouts (the door controller).
+const (
+	EventForcedOpen        EventType = "forced_open"
+	EventForcedOpenCleared EventType = "forced_open_cleared"
+	EventHeldOpenPreAlarm  EventType = "held_open_prealarm"
+	EventHeldOpen          EventType = "held_open"
+	EventHeldOpenCleared   EventType = "held_open_cleared"
+	EventTamper            EventType = "tamper"
+	EventTamperCleared     EventType = "tamper_cleared"
+	EventLockoutStarted    EventType = "lockout_started"
+	EventLockoutEnded      EventType = "lockout_ended"
+)
+
+// Commands at a door and the overrides they set (the door controller).
+const (
+	EventRemoteUnlock      EventType = "remote_unlock"
+	EventCommandRejected   EventType = "command_rejected"
+	EventLockdownOn        EventType = "lockdown_on"
+	EventLockdownOff       EventType = "lockdown_off"
+	EventOfficeModeOn      EventType = "office_mode_on"
+	EventOfficeModeStarted EventType = "office_mode_started"
+	EventOfficeModeOff     EventType = "office_mode_off"
+	EventEnrolmentArmed    EventType = "enrolment_armed"
+	EventEnrolled          EventType = "enrolled"
+	EventEnrolmentFailed   EventType = "enrolment_failed"
+	EventEnrolmentExpired  EventType = "enrolment_expired"
+)
+
+// Remote commands as the MQTT link carried them out.
+const (
+	EventCommandSucceeded EventType = "command_succeeded" // a remote command was carried out
+	EventCommandFailed    EventType = "command_failed"    // accepted, but the action failed or was refused
+)
+
+// The outbox, as the MQTT link measures it.
+const (
+	EventOutboxHighWater EventType = "outbox_high_water" // the outbox passed its high-water mark
+	EventOutboxFull      EventType = "outbox_full"       // the outbox reached its limit (still recording)
+	EventOutboxNormal    EventType = "outbox_normal"     // the outbox drained below its mark again
+)
+
+// The event spool (EventSpool).
+const (
+	// EventStoreFailed: the outbox refused an event; events are held in
+	// memory from then on. Detail carries the error. Written first when the
+	// outbox works again, with the time of the failure.
+	EventStoreFailed EventType = "event_store_failed"
+	// EventStoreRecovered: every held event was written. Detail says how
+	// many and for how long the outbox failed.
+	EventStoreRecovered EventType = "event_store_recovered"
+)
+
+// The clock guard (ClockGuard).
+const (
+	EventClockUnsynced EventType = "clock_unsynced"
+	EventClockSynced   EventType = "clock_synced"
+)
+
+// EventDeviceFault is recorded when a reader or input misbehaves (a rejected
+// Wiegand frame, an MFRC522 error); the door keeps running. Detail names the
+// device and the error.
+const EventDeviceFault EventType = "device_fault"
+
+// EventTypes lists every event type, in documentation order.
+var EventTypes = []EventType{
+	EventAccessGranted, EventAccessDenied, EventAwaitingPIN,
+	EventDoorOpened, EventDoorClosed, EventForcedOpen, EventForcedOpenCleared,
+	EventHeldOpenPreAlarm, EventHeldOpen, EventHeldOpenCleared,
+	EventExitPressed, EventTamper, EventTamperCleared,
+	EventRemoteUnlock, EventCommandRejected, EventLockdownOn, EventLockdownOff,
+	EventOfficeModeOn, EventOfficeModeStarted, EventOfficeModeOff,
+	EventLockoutStarted, EventLockoutEnded,
+	EventEnrolmentArmed, EventEnrolled, EventEnrolmentFailed, EventEnrolmentExpired,
+	EventRelayOn, EventRelayOff, EventControllerStarted, EventInputQueueOverflow,
+	EventCommandSucceeded, EventCommandFailed,
+	EventOutboxHighWater, EventOutboxFull, EventOutboxNormal,
+	EventStoreFailed, EventStoreRecovered,
+	EventClockUnsynced, EventClockSynced,
+	EventDeviceFault,
+}

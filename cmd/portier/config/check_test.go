@@ -1,0 +1,173 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/portier-io/portier/cmd/portier/config"
+)
+
+// writeConfig writes body as portier.yaml in a temp dir; "STATE" in body is
+// replaced by a state dir there.
+func writeConfig(t *testing.T, body string) (path, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	path = filepath.Join(dir, "portier.yaml")
+	body = strings.ReplaceAll(body, "STATE", filepath.Join(dir, "state"))
+	require.NoError(t, os.WriteFile(path, []byte(body), 0o640))
+	return path, dir
+}
+
+func noEnv(string) string { return "" }
+
+const goodConfig = `gateway_id: gw
+state_dir: STATE
+doors:
+  - {id: front, mode: card, salto_locks: [lock-1]}
+hardware:
+  driver: sim
+  doors:
+    front:
+      relay: {pin: GPIO17}
+`
+
+func TestCheckGoodConfig(t *testing.T) {
+	path, dir := writeConfig(t, goodConfig)
+	r := config.Check(path, noEnv)
+	assert.Empty(t, r.Problems)
+	assert.Empty(t, r.Warnings)
+	require.NotNil(t, r.Config)
+	assert.Equal(t, path, r.Config.Path())
+	assert.Equal(t, "1 door(s), driver sim, state dir "+filepath.Join(dir, "state")+", no salto: section (offline: decides from the cache only), no MQTT broker", r.Config.Summary())
+	_, err := os.Stat(filepath.Join(dir, "state"))
+	assert.ErrorIs(t, err, os.ErrNotExist, "Check creates nothing")
+}
+
+// TestCheckReportsEveryProblem: problems of different kinds in one file are
+// all reported, each with its line, where a first decoding error used to
+// hide the rest.
+func TestCheckReportsEveryProblem(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		want       []string
+	}{
+		{"a key, a value and a pin", `gateway_id: gw
+state_dir: STATE
+log_level: loud
+doors:
+  - id: front
+    mode: card
+    salto_locks: [lock-1]
+    colour: red
+hardware:
+  driver: sim
+  doors:
+    front:
+      relay: {pin: GPIO99}
+`, []string{
+			`:8: unknown key "colour"`,
+			`: log_level "loud": want debug, info, warn or error`,
+			`:13: hardware.doors.front.relay.pin: "GPIO99" is not a GPIO`,
+		}},
+		{"the mqtt section, the doors and the state dir", `gateway_id: gw
+state_dir: /dev/null/state
+doors:
+  - {id: front, mode: sometimes, salto_locks: [lock-1]}
+hardware: {driver: sim, doors: {front: {relay: {pin: GPIO17}}}}
+mqtt:
+  broker: broker.example
+`, []string{
+			`:7: mqtt: broker "broker.example": want scheme://host:port`,
+			`:4: doors[0]: door "front": mode "sometimes" is not one of`,
+			`:2: state_dir: /dev/null is not a directory`,
+		}},
+		{"no hardware section", `gateway_id: gw
+state_dir: STATE
+doors:
+  - {id: front, mode: card, salto_locks: [lock-1]}
+`, []string{`: hardware.driver is not set: add a hardware: section`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path, _ := writeConfig(t, tc.body)
+			r := config.Check(path, noEnv)
+			require.Len(t, r.Problems, len(tc.want), "%q", r.Problems)
+			for i, w := range tc.want {
+				assert.True(t, strings.HasPrefix(r.Problems[i], path), r.Problems[i])
+				assert.Contains(t, r.Problems[i], w)
+			}
+		})
+	}
+}
+
+func TestCheckConfigOnlyWhenItLoads(t *testing.T) {
+	// A config Load accepts but run cannot use: it is returned with its
+	// problem, so run can make the outputs safe before refusing to start.
+	path, _ := writeConfig(t, "gateway_id: gw\nstate_dir: STATE\ndoors:\n  - {id: front, mode: card, salto_locks: [x]}\n")
+	_, err := config.Load(path, noEnv)
+	require.NoError(t, err)
+	r := config.Check(path, noEnv)
+	assert.NotNil(t, r.Config)
+	assert.Len(t, r.Problems, 1)
+
+	// A config Load refuses is not returned.
+	path, _ = writeConfig(t, strings.Replace(goodConfig, "GPIO17", "GPIO99", 1))
+	_, err = config.Load(path, noEnv)
+	require.Error(t, err)
+	r = config.Check(path, noEnv)
+	assert.Nil(t, r.Config)
+	assert.Len(t, r.Problems, 1)
+
+	r = config.Check(filepath.Join(t.TempDir(), "none.yaml"), noEnv)
+	assert.Nil(t, r.Config)
+	require.Len(t, r.Problems, 1)
+	assert.Contains(t, r.Problems[0], "none.yaml: no such file or directory")
+
+	r = config.Check(path, noEnv)
+	assert.Nil(t, r.Config)
+}
+
+func TestCheckEmbeddedDefault(t *testing.T) {
+	home := t.TempDir()
+	r := config.Check("", func(k string) string {
+		if k == "HOME" {
+			return home
+		}
+		return ""
+	})
+	assert.Empty(t, r.Problems)
+	require.NotNil(t, r.Config)
+	assert.Equal(t, config.EmbeddedName, r.Config.Name())
+	assert.Equal(t, filepath.Join(home, ".local", "state", "portier"), r.Config.StateDir)
+
+	r = config.Check("", noEnv)
+	require.Len(t, r.Problems, 1)
+	assert.Contains(t, r.Problems[0], "state_dir is not set and neither STATE_DIRECTORY, XDG_STATE_HOME nor HOME is")
+}
+
+func TestSecrets(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "secret")
+	require.NoError(t, config.WriteSecret(path, "hunter2"))
+	st, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+	got, err := config.ReadSecret(path, "salto.password_file")
+	require.NoError(t, err)
+	assert.Equal(t, "hunter2", got)
+	require.NoError(t, config.CheckSecretFile(path))
+
+	require.NoError(t, os.Chmod(path, 0o640))
+	_, err = config.ReadSecret(path, "salto.password_file")
+	assert.ErrorContains(t, err, "salto.password_file: "+path+" is readable by other users (mode 0640): run `chmod 600")
+	assert.Error(t, config.CheckSecretFile(path))
+
+	require.NoError(t, os.Chmod(path, 0o600))
+	require.NoError(t, os.WriteFile(path, []byte("\n"), 0o600))
+	_, err = config.ReadSecret(path, "mqtt.password_file")
+	assert.EqualError(t, err, "mqtt.password_file: "+path+" is empty")
+}

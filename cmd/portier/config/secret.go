@@ -1,0 +1,172 @@
+package config
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/portier-io/portier/agent"
+)
+
+// Secrets (the Salto password, client secret and refresh token, the MQTT
+// password and command key, TLS keys, the PIN key) live in files of their
+// own that only their owner may read (mode 0600), never in the config.
+
+// CheckSecretMode refuses a secret file that group or others can read.
+func CheckSecretMode(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("%s is readable by other users (mode %04o): run `chmod 600 %s`", path, st.Mode().Perm(), path)
+	}
+	return nil
+}
+
+// CheckSecretFile wants a non-empty regular file that this user can read and
+// nobody else can.
+func CheckSecretFile(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, unwrapPath(err))
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", path)
+	}
+	if err := CheckSecretMode(path); err != nil {
+		return err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("%s: %w (the service runs as user portier: sudo chown portier: %s)", path, unwrapPath(err), path)
+	}
+	defer f.Close()
+	if st.Size() == 0 {
+		return fmt.Errorf("%s is empty", path)
+	}
+	return nil
+}
+
+// ReadSecret reads a secret file that only its owner may read; what is the
+// config key in messages.
+func ReadSecret(path, what string) (string, error) {
+	if err := CheckSecretMode(path); err != nil {
+		return "", fmt.Errorf("%s: %w", what, err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", what, err)
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("%s: %s is empty", what, path)
+	}
+	return s, nil
+}
+
+// WriteSecret replaces a secret file atomically, mode 0600.
+func WriteSecret(path, value string) error {
+	return WriteFile(path, []byte(value+"\n"), 0o600, nil)
+}
+
+// WriteFile replaces path atomically: a temporary file in the same directory
+// gets its final mode, and whatever prepare does to it (e.g. give it to the
+// service user), before it has any content; it is synced, then renamed into
+// place. A crash leaves the old file or the new one, never a secret readable
+// by the wrong user.
+func WriteFile(path string, data []byte, mode os.FileMode, prepare func(tmp string) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".portier-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if prepare != nil {
+		if err := prepare(tmp.Name()); err != nil {
+			tmp.Close()
+			return err
+		}
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// pinKeyPath is the PIN key file, and whether it is the default one in the
+// state dir.
+func (c *Config) pinKeyPath() (string, bool) {
+	if c.PINKeyFile == "" {
+		return filepath.Join(c.StateDir, "pin.key"), true
+	}
+	return c.PINKeyFile, false
+}
+
+// PINKey reads the PIN hashing key: 64+ hex digits in a file only its owner
+// can read. Only the default key file (in the state dir) is created when
+// missing; a configured one must exist, because a fresh key would turn every
+// stored PIN into an unknown one.
+func (c *Config) PINKey() (agent.PINKey, error) {
+	path, isDefault := c.pinKeyPath()
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) && isDefault {
+		return createPINKey(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pin key: %w", err)
+	}
+	if err := CheckSecretMode(path); err != nil {
+		return nil, err
+	}
+	key, err := hex.DecodeString(strings.TrimSpace(string(data)))
+	if err != nil || len(key) < agent.MinPINKeyLength {
+		return nil, fmt.Errorf("pin key %s: want at least %d bytes written as hex (e.g. `head -c 32 /dev/urandom | xxd -p -c 64`)", path, agent.MinPINKeyLength)
+	}
+	return key, nil
+}
+
+func createPINKey(path string) (agent.PINKey, error) {
+	key := make([]byte, agent.MinPINKeyLength)
+	if _, err := rand.Read(key); err != nil {
+		return nil, fmt.Errorf("pin key: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("pin key: %w", err)
+	}
+	if _, err := fmt.Fprintln(f, hex.EncodeToString(key)); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("pin key: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("pin key: %w", err)
+	}
+	return key, f.Close()
+}
+
+// unwrapPath drops os.PathError's copy of the path (messages name it already).
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

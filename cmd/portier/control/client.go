@@ -1,0 +1,181 @@
+package control
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/portier-io/portier/agent"
+)
+
+// Client talks to a running daemon over its control socket. Every call
+// takes its deadline from ctx.
+type Client struct {
+	socket string
+	http   *http.Client
+}
+
+// NewClient returns a client of the daemon listening on socket.
+func NewClient(socket string) *Client {
+	return &Client{socket: socket, http: &http.Client{
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		}},
+	}}
+}
+
+// Status asks for the gateway's status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var st Status
+	err := c.do(ctx, http.MethodGet, pathStatus, nil, &st)
+	return st, err
+}
+
+// Unlock unlocks door. A refusal is a result with Accepted false.
+func (c *Client) Unlock(ctx context.Context, door string, req UnlockRequest) (agent.CommandResult, error) {
+	var res agent.CommandResult
+	err := c.do(ctx, http.MethodPost, doorPath(door, actionUnlock), req, &res)
+	return res, err
+}
+
+// Lockdown turns lockdown on or off at door.
+func (c *Client) Lockdown(ctx context.Context, door string, req SwitchRequest) (agent.CommandResult, error) {
+	var res agent.CommandResult
+	err := c.do(ctx, http.MethodPost, doorPath(door, actionLockdown), req, &res)
+	return res, err
+}
+
+// OfficeMode turns office mode on or off at door.
+func (c *Client) OfficeMode(ctx context.Context, door string, req SwitchRequest) (agent.CommandResult, error) {
+	var res agent.CommandResult
+	err := c.do(ctx, http.MethodPost, doorPath(door, actionOfficeMode), req, &res)
+	return res, err
+}
+
+// Enroll arms enrolment at door and waits for the tap (or for the arm to
+// expire). A refused command is a response whose Command is not accepted.
+func (c *Client) Enroll(ctx context.Context, door string, req EnrollRequest) (EnrollResponse, error) {
+	var res EnrollResponse
+	err := c.do(ctx, http.MethodPost, doorPath(door, actionEnroll), req, &res)
+	return res, err
+}
+
+// SyncNow asks the daemon to sync from Salto KS now.
+func (c *Client) SyncNow(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, pathSync, nil, nil)
+}
+
+// Follow streams every event with seq > after as it is recorded, looking
+// for new ones every poll, until ctx ends or the daemon stops.
+func (c *Client) Follow(ctx context.Context, after int64, poll time.Duration) (*EventStream, error) {
+	q := url.Values{"follow": {"1"}, "after": {strconv.FormatInt(after, 10)}, "poll": {poll.String()}}
+	path := pathEvents + "?" + q.Encode()
+	resp, err := c.send(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return nil, answerError(http.MethodGet, path, resp, data)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	return &EventStream{body: resp.Body, sc: sc}, nil
+}
+
+// EventStream is a stream of events from Follow.
+type EventStream struct {
+	body io.ReadCloser
+	sc   *bufio.Scanner
+}
+
+// ErrStreamEnded is Next's error when the daemon ended the stream (it
+// stopped).
+var ErrStreamEnded = errors.New("portier stopped: no more events to follow")
+
+// Next returns the next event, waiting for it.
+func (s *EventStream) Next() (agent.Event, error) {
+	if !s.sc.Scan() {
+		if err := s.sc.Err(); err != nil {
+			return agent.Event{}, fmt.Errorf("event stream: %w", err)
+		}
+		return agent.Event{}, ErrStreamEnded
+	}
+	var ev agent.Event
+	if err := json.Unmarshal(s.sc.Bytes(), &ev); err != nil {
+		return agent.Event{}, fmt.Errorf("event stream: %w", err)
+	}
+	return ev, nil
+}
+
+// Close ends the stream.
+func (s *EventStream) Close() error { return s.body.Close() }
+
+// do sends a request and decodes the JSON answer into out. Non-2xx answers
+// become errors, except 409 (a door refused a command), whose body is the
+// door's answer and is decoded into out when the caller expects one.
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("control request: %w", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	resp, err := c.send(ctx, method, path, rd)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 && !(resp.StatusCode == http.StatusConflict && out != nil) {
+		return answerError(method, path, resp, data)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("control socket answer: %w", err)
+		}
+	}
+	return nil
+}
+
+// send makes one request, turning "cannot connect" into advice.
+func (c *Client) send(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://portier"+path, body)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var ne *net.OpError
+		if errors.As(err, &ne) {
+			return nil, fmt.Errorf("portier is not running, or this user may not use its control socket %s (%v): start it with `systemctl start portier` or `portier run`, or run this as the portier user or a member of its group", c.socket, ne.Err)
+		}
+		return nil, err
+	}
+	return resp, nil
+}
+
+// answerError is the error a non-2xx answer stands for.
+func answerError(method, path string, resp *http.Response, data []byte) error {
+	var eb errorBody
+	if json.Unmarshal(data, &eb) == nil && eb.Error != "" {
+		return errors.New(eb.Error)
+	}
+	return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+}

@@ -1,0 +1,234 @@
+package control_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/portier-io/portier/agent"
+	"github.com/portier-io/portier/cmd/portier/control"
+)
+
+// fakeDaemon answers like a daemon with the doors front and back.
+type fakeDaemon struct {
+	mu       sync.Mutex
+	calls    []string
+	lockdown bool
+	events   []agent.Event
+	noSync   bool
+}
+
+func (d *fakeDaemon) Status(context.Context) control.Status {
+	return control.Status{GatewayID: "gw1", Version: "test", Doors: []agent.DoorStatus{{Door: "front", Locked: true}}}
+}
+
+func (d *fakeDaemon) Doors() control.Doors { return d }
+
+func (d *fakeDaemon) SyncNow() error {
+	if d.noSync {
+		return errors.New("nothing to sync from")
+	}
+	d.call("sync")
+	return nil
+}
+
+func (d *fakeDaemon) Events(_ context.Context, after int64, limit int) ([]agent.Event, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []agent.Event
+	for _, e := range d.events {
+		if e.Seq > after && len(out) < limit {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func (d *fakeDaemon) record(n int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for range n {
+		seq := int64(len(d.events) + 1)
+		d.events = append(d.events, agent.Event{Seq: seq, Type: agent.EventDoorOpened, Door: "front", Detail: strconv.FormatInt(seq, 10)})
+	}
+}
+
+func (d *fakeDaemon) call(s string) {
+	d.mu.Lock()
+	d.calls = append(d.calls, s)
+	d.mu.Unlock()
+}
+
+func (d *fakeDaemon) Calls() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.calls...)
+}
+
+func (d *fakeDaemon) DoorIDs() []string { return []string{"front", "back"} }
+
+func (d *fakeDaemon) Unlock(_ context.Context, door string, cmd agent.RemoteUnlock) (agent.CommandResult, error) {
+	d.call(fmt.Sprintf("unlock %s %s %v by %s", door, cmd.Duration, cmd.Override, cmd.Actor))
+	if d.lockdown && !cmd.Override {
+		return agent.CommandResult{Reason: agent.CommandLockdown, Detail: "in lockdown"}, nil
+	}
+	return agent.CommandResult{Accepted: true}, nil
+}
+
+func (d *fakeDaemon) Lockdown(_ context.Context, door string, cmd agent.LockdownCommand) (agent.CommandResult, error) {
+	d.call(fmt.Sprintf("lockdown %s %v", door, cmd.On))
+	d.lockdown = cmd.On
+	return agent.CommandResult{Accepted: true}, nil
+}
+
+func (d *fakeDaemon) OfficeMode(_ context.Context, door string, cmd agent.OfficeModeCommand) (agent.CommandResult, error) {
+	d.call(fmt.Sprintf("office_mode %s %v %s", door, cmd.On, cmd.Until.UTC().Format(time.RFC3339)))
+	return agent.CommandResult{Accepted: true}, nil
+}
+
+func (d *fakeDaemon) ArmEnrolment(_ context.Context, door string, cmd agent.EnrolCommand) (agent.CommandResult, <-chan agent.EnrolResult, error) {
+	d.call("enroll " + door + " " + cmd.TagNumber)
+	if door == "back" {
+		return agent.CommandResult{Reason: agent.CommandUnsupported}, nil, nil
+	}
+	ch := make(chan agent.EnrolResult, 1)
+	ch <- agent.EnrolResult{Outcome: agent.EnrolEnrolled, TagNumber: cmd.TagNumber, Credential: "uid:4 bytes …0D", User: &agent.UserRef{ID: "u1", Name: "Ada"}}
+	return agent.CommandResult{Accepted: true}, ch, nil
+}
+
+// serve runs a server for d on a socket in a temp dir.
+func serve(t *testing.T, d control.Daemon) (*control.Client, string, context.CancelFunc) {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "portier.sock")
+	srv, err := control.Listen(sock, d)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+	return control.NewClient(sock), sock, cancel
+}
+
+func TestClientAndServer(t *testing.T) {
+	d := &fakeDaemon{}
+	c, sock, _ := serve(t, d)
+	ctx := context.Background()
+
+	st, err := os.Stat(sock)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o660), st.Mode().Perm(), "the service user and its group only")
+
+	status, err := c.Status(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "gw1", status.GatewayID)
+	require.Len(t, status.Doors, 1)
+
+	res, err := c.Unlock(ctx, "front", control.UnlockRequest{Duration: "30s"})
+	require.NoError(t, err)
+	assert.True(t, res.Accepted)
+	_, err = c.Unlock(ctx, "cellar", control.UnlockRequest{})
+	assert.EqualError(t, err, `no door "cellar" (doors: front, back)`)
+	_, err = c.Unlock(ctx, "front", control.UnlockRequest{Duration: "soon"})
+	assert.EqualError(t, err, `duration "soon": want a positive Go duration like 30s or 2h`)
+
+	res, err = c.Lockdown(ctx, "back", control.SwitchRequest{On: true})
+	require.NoError(t, err)
+	assert.True(t, res.Accepted)
+	res, err = c.Unlock(ctx, "back", control.UnlockRequest{})
+	require.NoError(t, err, "a refusal is an answer, not an error")
+	assert.False(t, res.Accepted)
+	assert.Equal(t, agent.CommandLockdown, res.Reason)
+	res, err = c.Unlock(ctx, "back", control.UnlockRequest{Override: true})
+	require.NoError(t, err)
+	assert.True(t, res.Accepted)
+	until := time.Date(2026, 11, 24, 18, 0, 0, 0, time.UTC)
+	_, err = c.OfficeMode(ctx, "front", control.SwitchRequest{On: true, Until: until})
+	require.NoError(t, err)
+
+	enrolled, err := c.Enroll(ctx, "front", control.EnrollRequest{TagNumber: "2301234"})
+	require.NoError(t, err)
+	assert.True(t, enrolled.Command.Accepted)
+	assert.Equal(t, string(agent.EnrolEnrolled), enrolled.Outcome)
+	assert.Equal(t, "02301234", enrolled.TagNumber, "the tag number is normalised")
+	assert.Equal(t, "Ada", enrolled.User.Name)
+	refused, err := c.Enroll(ctx, "back", control.EnrollRequest{TagNumber: "1"})
+	require.NoError(t, err)
+	assert.False(t, refused.Command.Accepted)
+	_, err = c.Enroll(ctx, "front", control.EnrollRequest{TagNumber: "12a"})
+	assert.Error(t, err)
+
+	require.NoError(t, c.SyncNow(ctx))
+	d.noSync = true
+	assert.EqualError(t, c.SyncNow(ctx), "nothing to sync from")
+
+	uid := fmt.Sprintf("local:uid=%d", os.Getuid())
+	assert.Equal(t, []string{
+		"unlock front 30s false by " + uid,
+		"lockdown back true",
+		"unlock back 0s false by " + uid,
+		"unlock back 0s true by " + uid,
+		"office_mode front true 2026-11-24T18:00:00Z",
+		"enroll front 02301234",
+		"enroll back 00000001",
+		"sync",
+	}, d.Calls())
+}
+
+func TestFollow(t *testing.T) {
+	d := &fakeDaemon{}
+	d.record(1500) // more than one read of the stream
+	c, _, stop := serve(t, d)
+	ctx := context.Background()
+
+	_, err := c.Follow(ctx, 0, time.Millisecond)
+	assert.ErrorContains(t, err, `poll "1ms": want a Go duration of at least 10ms`)
+
+	stream, err := c.Follow(ctx, 1000, control.EventsPollMin)
+	require.NoError(t, err)
+	defer stream.Close()
+	for want := int64(1001); want <= 1500; want++ {
+		ev, err := stream.Next()
+		require.NoError(t, err)
+		require.Equal(t, want, ev.Seq)
+	}
+	d.record(1) // recorded while followed
+	ev, err := stream.Next()
+	require.NoError(t, err)
+	assert.Equal(t, int64(1501), ev.Seq)
+
+	stop() // the daemon stops: the stream ends
+	_, err = stream.Next()
+	assert.ErrorIs(t, err, control.ErrStreamEnded)
+}
+
+func TestListen(t *testing.T) {
+	d := &fakeDaemon{}
+	_, sock, _ := serve(t, d)
+	_, err := control.Listen(sock, d)
+	assert.EqualError(t, err, "another portier is already running (it answers on "+sock+")")
+
+	// A socket file left by a daemon that died is replaced.
+	stale := filepath.Join(t.TempDir(), "portier.sock")
+	require.NoError(t, os.WriteFile(stale, nil, 0o600))
+	srv, err := control.Listen(stale, d)
+	require.NoError(t, err)
+	require.NoError(t, srv.Close())
+	_, err = os.Stat(stale)
+	assert.ErrorIs(t, err, os.ErrNotExist, "Close removes the socket")
+	require.NoError(t, srv.Close(), "twice is fine")
+
+	_, err = control.NewClient(stale).Status(context.Background())
+	assert.ErrorContains(t, err, "portier is not running, or this user may not use its control socket "+stale)
+}

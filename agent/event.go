@@ -38,3 +38,12 @@ func AccessEvent(d Decision, at time.Time) Event {
 	}
 	return Event{Time: at, Type: t, Door: d.Door, Reason: d.Reason, User: d.User, Group: d.Group, Kind: d.Kind, Credential: d.Credential, Detail: d.Detail}
 }
+
+// Alarms of the Salto sync (cloud/saltoks/sitesync): a door is mapped to a
+// lock or access group the Salto site does not have, so it opens for nobody
+// through it; and the clearing when that is fixed. Detail names the door's id,
+// the missing id and the site's close matches.
+const (
+	EventSaltoConfigMismatch        EventType = "salto_config_mismatch"
+	EventSaltoConfigMismatchCleared EventType = "salto_config_mismatch_cleared"
+)

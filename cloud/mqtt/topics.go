@@ -63,7 +63,7 @@ func (t Topics) HAConfig(component, objectID string) string {
 // Event categories: the last level of an event topic.
 const (
 	CategoryAccess  = "access"  // access decisions
-	CategoryAlarm   = "alarm"   // door alarms, lockouts, outbox alarms
+	CategoryAlarm   = "alarm"   // door alarms, lockouts, outbox alarms, Salto config mismatches
 	CategoryDoor    = "door"    // contact, relay and exit button
 	CategoryCommand = "command" // remote commands and the overrides they set
 	CategorySystem  = "system"  // everything else (controller start, …)
@@ -80,7 +80,8 @@ func EventCategory(t agent.EventType) string {
 	case agent.EventForcedOpen, agent.EventForcedOpenCleared, agent.EventHeldOpenPreAlarm, agent.EventHeldOpen,
 		agent.EventHeldOpenCleared, agent.EventTamper, agent.EventTamperCleared, agent.EventLockoutStarted,
 		agent.EventLockoutEnded, agent.EventInputQueueOverflow,
-		EventOutboxHighWater, EventOutboxFull, EventOutboxNormal, agent.EventStoreFailed, agent.EventStoreRecovered:
+		EventOutboxHighWater, EventOutboxFull, EventOutboxNormal, agent.EventStoreFailed, agent.EventStoreRecovered,
+		agent.EventSaltoConfigMismatch, agent.EventSaltoConfigMismatchCleared:
 		return CategoryAlarm
 	case agent.EventDoorOpened, agent.EventDoorClosed, agent.EventExitPressed, agent.EventRelayOn, agent.EventRelayOff:
 		return CategoryDoor

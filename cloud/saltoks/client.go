@@ -62,11 +62,11 @@ type Config struct {
 	MaxRetryAfter  time.Duration // longest Retry-After honoured; default 5 min
 	TokenLeeway    time.Duration // refresh this long before expiry; default 60 s
 	PageSize       int           // $top; default 500
+	Version        string        // API version path prefix; default v1.2
 	// MaxInFlight bounds the requests this client has open at once (every
 	// attempt of every call: sync, access codes); default 16. Salto
 	// publishes no rate limit; see docs/saltoks.md for the choice.
 	MaxInFlight int
-	Version        string        // API version path prefix; default v1.2
 
 	Logger *slog.Logger
 	Now    func() time.Time

@@ -38,7 +38,10 @@ type SaltoConfig struct {
 	RequestTimeout time.Duration `yaml:"request_timeout"` // default 30s
 	StaleAfter     time.Duration `yaml:"stale_after"`     // 0: keep deciding from an old cache
 	PageSize       int           `yaml:"page_size"`       // default 500
-	Concurrency    int           `yaml:"concurrency"`     // access-group requests in flight, default 4
+	Concurrency    int           `yaml:"concurrency"`     // access groups read side by side, default 32
+	// MaxRequestsInFlight bounds the requests to Salto KS open at once,
+	// default 16 (docs/saltoks.md: Salto publishes no rate limit).
+	MaxRequestsInFlight int `yaml:"max_requests_in_flight"`
 }
 
 // configured says what is missing for talking to Salto, or nil.
@@ -70,7 +73,7 @@ func (s SaltoConfig) configured() error {
 	default:
 		return fmt.Errorf("salto.grant %q is not password, refresh_token or client_credentials", s.Grant)
 	}
-	if s.SyncInterval < 0 || s.SyncJitter < 0 || s.RequestTimeout < 0 || s.StaleAfter < 0 || s.PageSize < 0 || s.Concurrency < 0 {
+	if s.SyncInterval < 0 || s.SyncJitter < 0 || s.RequestTimeout < 0 || s.StaleAfter < 0 || s.PageSize < 0 || s.Concurrency < 0 || s.MaxRequestsInFlight < 0 {
 		return errors.New("salto: durations and sizes must not be negative")
 	}
 	if len(missing) > 0 {
@@ -135,7 +138,7 @@ func newSaltoClient(cfg *Config, log *slog.Logger) (*saltoks.Client, error) {
 		return nil, err
 	}
 	cc := saltoks.Config{IdentityURL: s.IdentityURL, APIURL: s.APIURL, ClientID: s.ClientID, Grant: saltoks.Grant(s.Grant),
-		Username: s.Username, Scope: s.Scope, RequestTimeout: s.RequestTimeout, PageSize: s.PageSize, Logger: log}
+		Username: s.Username, Scope: s.Scope, RequestTimeout: s.RequestTimeout, PageSize: s.PageSize, MaxInFlight: s.MaxRequestsInFlight, Logger: log}
 	var err error
 	if s.ClientSecretFile != "" {
 		if cc.ClientSecret, err = readSecret(cfg.resolve(s.ClientSecretFile), "salto.client_secret_file"); err != nil {
@@ -181,16 +184,20 @@ func applyTo(db *sqlite.DB) sitesync.ApplyFunc {
 	}
 }
 
-// newSyncEngine builds the sync engine for the configured site and doors.
-func newSyncEngine(ctx context.Context, cfg *Config, db *sqlite.DB, client *saltoks.Client, log *slog.Logger, progress func(sitesync.Progress), afterSync func()) (*sitesync.Engine, error) {
+// newSyncEngine builds the sync engine for the configured site and doors;
+// events (nil outside the daemon) receives its config-mismatch alarms.
+func newSyncEngine(ctx context.Context, cfg *Config, db *sqlite.DB, client *saltoks.Client, log *slog.Logger, progress func(sitesync.Progress), afterSync func(), events agent.EventSink) (*sitesync.Engine, error) {
 	return sitesync.New(ctx, sitesync.Config{Source: client, SiteID: cfg.Salto.SiteID, Doors: saltoDoors(cfg), Meta: db, Apply: applyTo(db),
-		Interval: cfg.Salto.SyncInterval, Jitter: cfg.Salto.SyncJitter, Concurrency: cfg.Salto.Concurrency, Progress: progress, AfterSync: afterSync, Logger: log})
+		Interval: cfg.Salto.SyncInterval, Jitter: cfg.Salto.SyncJitter, Concurrency: cfg.Salto.Concurrency, Progress: progress, AfterSync: afterSync,
+		Events: events, Logger: log})
 }
 
 // newAccessCodes builds the access code service; changed runs after a code
-// was set or removed.
-func newAccessCodes(cfg *Config, db *sqlite.DB, key agent.PINKey, client *saltoks.Client, log *slog.Logger, changed func(context.Context) error) (*accesscode.Service, error) {
-	return accesscode.New(accesscode.Config{Salto: client, Store: db, SiteID: cfg.Salto.SiteID, Doors: saltoDoors(cfg), PINKey: key, Changed: changed, Logger: log})
+// was set or removed, progress (optional) hears every wait for Salto KS to
+// see a new guest.
+func newAccessCodes(cfg *Config, db *sqlite.DB, key agent.PINKey, client *saltoks.Client, log *slog.Logger, changed func(context.Context) error, progress func(accesscode.Progress)) (*accesscode.Service, error) {
+	return accesscode.New(accesscode.Config{Salto: client, Store: db, SiteID: cfg.Salto.SiteID, Doors: saltoDoors(cfg), PINKey: key, Changed: changed,
+		Progress: progress, Logger: log})
 }
 
 // saltoLogger logs warnings and errors to stderr (the CLI's own output is

@@ -52,7 +52,7 @@ func cmdSync(ctx context.Context, e *env, args []string) int {
 	if isTerminal(e.stderr) {
 		progress = progressLine(e)
 	}
-	eng, err := newSyncEngine(ctx, cfg, db, client, log, progress, nil)
+	eng, err := newSyncEngine(ctx, cfg, db, client, log, progress, nil, nil)
 	if err != nil {
 		return fail(e, exitUsage, "%v", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
@@ -182,20 +183,32 @@ func (k *Fake) authed(h http.HandlerFunc) http.HandlerFunc {
 // siteOnly checks the site id and holds the lock for the handler.
 func (k *Fake) siteOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		// The answer is built under the lock and sent after it, so a client
+		// slow to read one answer does not hold up the others.
+		rec := httptest.NewRecorder()
 		k.mu.Lock()
-		defer k.mu.Unlock()
-		if id := r.PathValue("site"); !strings.EqualFold(id, k.site.ID) {
-			// A human site uid (DE…) is a bad parameter; another site's UUID
-			// is one the token user has no rights on.
-			if len(id) == 36 && strings.Count(id, "-") == 4 {
-				k.writeError(w, 403, "2203", "User does not have permission to access this site")
-				return
-			}
-			k.writeError(w, 400, "1100", "Invalid site id")
+		k.siteRoute(rec, r, h)
+		k.mu.Unlock()
+		for key, v := range rec.Header() {
+			w.Header()[key] = v
+		}
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes())
+	}
+}
+
+func (k *Fake) siteRoute(w http.ResponseWriter, r *http.Request, h http.HandlerFunc) {
+	if id := r.PathValue("site"); !strings.EqualFold(id, k.site.ID) {
+		// A human site uid (DE…) is a bad parameter; another site's UUID
+		// is one the token user has no rights on.
+		if len(id) == 36 && strings.Count(id, "-") == 4 {
+			k.writeError(w, 403, "2203", "User does not have permission to access this site")
 			return
 		}
-		h(w, r)
+		k.writeError(w, 400, "1100", "Invalid site id")
+		return
 	}
+	h(w, r)
 }
 
 // --- wire shapes ---------------------------------------------------------------

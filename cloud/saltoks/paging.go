@@ -189,6 +189,12 @@ func listAll[T any](ctx context.Context, c *Client, path string, lq listQuery, i
 	return r.sequential(ctx, cancel, c, lq, first, top)
 }
 
+// pagesAhead bounds the pages of one list read side by side. Four pages of
+// 1,000 users per round trip read a 100,000-user site in 25 round trips,
+// while every page held costs about a megabyte until it is checked; the
+// rest of the in-flight bound is left to the access groups read meanwhile.
+const pagesAhead = 4
+
 // pageReader checks pages in list order and hands their new items on.
 type pageReader[T any] struct {
 	path     string
@@ -277,8 +283,8 @@ func (r *pageReader[T]) sequential(ctx context.Context, cancel context.CancelFun
 
 // parallel reads a list whose first page gave its count. The server's page
 // size is the first page's length n (it may cap $top); page k starts at
-// k*(n-1). At most as many pages as the client has requests in flight are
-// waiting to be checked, which bounds the memory held.
+// k*(n-1). At most pagesAhead pages are requested or waiting to be checked,
+// which bounds the memory held.
 func (r *pageReader[T]) parallel(ctx context.Context, cancel context.CancelFunc, c *Client, lq listQuery, first pageOf[T], top int) error {
 	n, total := len(first.items), *first.count
 	stride := n - 1
@@ -304,7 +310,7 @@ func (r *pageReader[T]) parallel(ctx context.Context, cancel context.CancelFunc,
 			}
 		}
 	}()
-	window := max(2, c.cfg.MaxInFlight)
+	window := min(pagesAhead, c.cfg.MaxInFlight)
 	for launched < last && launched < window {
 		launch()
 	}

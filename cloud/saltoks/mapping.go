@@ -74,15 +74,15 @@ func (p Problem) At() string {
 // it was read.
 func (p Problem) String() string {
 	var b strings.Builder
-	switch p.List {
-	case "users":
+	switch {
+	case p.ID == "":
+		b.WriteString(strings.ReplaceAll(p.List, "_", " ")) // a problem of the list, e.g. a shared tag
+	case p.List == "users":
 		b.WriteString("user")
-	case "locks":
-		b.WriteString("lock")
-	case "access_groups":
+	case p.List == "access_groups":
 		b.WriteString("access group")
 	default:
-		b.WriteString(p.List)
+		b.WriteString(strings.TrimSuffix(p.List, "s"))
 	}
 	if p.ID != "" {
 		b.WriteString(" " + p.ID)

@@ -109,5 +109,6 @@ func TestMapFinish(t *testing.T) {
 		`access_groups[0] (All): lock "L9" is not in locks`,
 		`access_groups[0] (All): member "p9" and 1 more are not users' platform ids`,
 	}, got)
+	assert.Equal(t, "users: tag number …007 is held by 2 users (u1, u2) (it opens nothing until that is fixed in Salto)", m.Problems()[1].String())
 	require.NoError(t, s.Validate())
 }

@@ -2,14 +2,18 @@ package main_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/portier-io/portier/agent"
 	"github.com/portier-io/portier/cloud/saltoks/saltokstest"
+	"github.com/portier-io/portier/cloud/saltoks/sitesync"
 )
 
 // TestUpperCaseSaltoIDsOpenDoors pins the "Salto ids are GUIDs, compared as
@@ -106,4 +110,37 @@ func TestInitCheckComparesIDsAsSaltoDoes(t *testing.T) {
 	assert.Contains(t, errOut, "site "+saltokstest.GeneratedSiteID+" has no lock "+typo)
 	assert.Contains(t, errOut, "for lock "+typo+` the site has "Door 002" (`+saltokstest.LockID(2)+`)`)
 	assert.NoFileExists(t, other.config)
+}
+
+// TestDaemonAlarmsAnUnknownLock: the running gateway records a
+// salto_config_mismatch alarm for a door mapped to a lock the site does not
+// have, and `portier status` shows it.
+func TestDaemonAlarmsAnUnknownLock(t *testing.T) {
+	fake := startFake(t, saltokstest.SiteShape{Users: 10, Groups: 2, Locks: 2}, saltokstest.Options{})
+	o := fake.Options()
+	dir := t.TempDir()
+	secret, password := filepath.Join(dir, "client.secret"), filepath.Join(dir, "salto.password")
+	require.NoError(t, os.WriteFile(secret, []byte(o.ClientSecret+"\n"), 0o600))
+	require.NoError(t, os.WriteFile(password, []byte(o.Password+"\n"), 0o600))
+	// runConfig's door front is on the demo site's lock 7c1e…0001, which
+	// the generated site does not have.
+	g := newGateway(t, "300ms", fmt.Sprintf("clock_sync_check: \"off\"\nsalto:\n  identity_url: %s\n  api_url: %s\n  site_id: %s\n"+
+		"  client_id: %s\n  client_secret_file: %s\n  username: %s\n  password_file: %s\n",
+		fake.URL(), fake.URL(), saltokstest.GeneratedSiteID, o.ClientID, secret, o.Username, password))
+	g.start()
+	g.follow()
+	e := g.waitEvent(agent.EventSaltoConfigMismatch)
+	assert.Equal(t, "front", e.Door)
+	assert.Contains(t, e.Detail, `door "front": lock 7c1e4a52-0000-4000-8000-000000000001 (salto_locks) is not on the Salto KS site`)
+
+	out, errOut, code := runPortier(t, g.env, "status", "--config", g.cfg, "--json")
+	require.Equal(t, 0, code, errOut)
+	var st struct{ Sync *sitesync.State }
+	require.NoError(t, json.Unmarshal([]byte(out), &st))
+	require.NotNil(t, st.Sync)
+	require.Len(t, st.Sync.ConfigMismatch, 1)
+	assert.Equal(t, e.Detail, st.Sync.ConfigMismatch[0])
+	out, _, code = runPortier(t, g.env, "status", "--config", g.cfg)
+	require.Equal(t, 0, code)
+	assert.Contains(t, out, "warning: "+e.Detail)
 }

@@ -91,6 +91,15 @@ const (
 // device and the error.
 const EventDeviceFault EventType = "device_fault"
 
+// Alarms of the Salto sync (cloud/saltoks/sitesync): a door is mapped to a
+// lock or access group the Salto site does not have, so it opens for nobody
+// through it; and the clearing when that is fixed. Detail names the door's id,
+// the missing id and the site's close matches.
+const (
+	EventSaltoConfigMismatch        EventType = "salto_config_mismatch"
+	EventSaltoConfigMismatchCleared EventType = "salto_config_mismatch_cleared"
+)
+
 // EventTypes lists every event type, in documentation order.
 var EventTypes = []EventType{
 	EventAccessGranted, EventAccessDenied, EventAwaitingPIN,
@@ -107,4 +116,5 @@ var EventTypes = []EventType{
 	EventStoreFailed, EventStoreRecovered,
 	EventClockUnsynced, EventClockSynced,
 	EventDeviceFault,
+	EventSaltoConfigMismatch, EventSaltoConfigMismatchCleared,
 }

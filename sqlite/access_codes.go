@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/portier-io/portier/agent"
 )
@@ -103,4 +104,21 @@ func scanAccessCodes(rows *sql.Rows) ([]agent.AccessCode, error) {
 		out = append(out, ac)
 	}
 	return out, rows.Err()
+}
+
+// PruneAccessCodes deletes the records of access codes that are unset
+// (deleted, expired, or never finished) and were last changed before before.
+// Codes in any other state are kept whatever their age: they still hold, or
+// are about to release, a Salto user and a credential.
+func (db *DB) PruneAccessCodes(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "DELETE FROM access_codes WHERE status = ? AND updated_at < ?", string(agent.AccessCodeUnset), before.Unix())
+		if err != nil {
+			return fmt.Errorf("sqlite: prune access codes: %w", err)
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
 }

@@ -40,7 +40,7 @@ func Generate(o GenOptions) *Generated {
 	key := PINKey()
 	s := &agent.Snapshot{Site: agent.Site{ID: "gen-site", Name: "Generated", TimeZone: "Europe/Berlin"}}
 	for i := range o.Locks {
-		s.Locks = append(s.Locks, agent.Lock{ID: fmt.Sprintf("lock-%04d", i), Name: fmt.Sprintf("Lock %d", i)})
+		s.Locks = append(s.Locks, agent.Lock{ID: fmt.Sprintf("10c4e000-0000-4000-8000-%012d", i), Name: fmt.Sprintf("Lock %d", i)})
 	}
 	var week [7]bool
 	for d := range week {

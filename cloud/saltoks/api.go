@@ -10,29 +10,33 @@ import (
 	"net/url"
 	"strings"
 	"time"
-
-	"github.com/portier-io/portier/agent/sitefile"
 )
+
+// The Salto KS object shapes below are the one Salto model of Portier: the
+// API client decodes Salto's answers into them, the snapshot file
+// (cloud/saltoks/sitefile) is written in them, and the mapping (mapping.go)
+// turns them into agent types. Fields Portier does not read are left out;
+// omitempty keeps written snapshot files as short as hand-written ones.
 
 // Site is Salto's site object (the fields Portier reads).
 type Site struct {
 	ID                   string `json:"id"`
-	SiteUID              string `json:"site_uid"`
-	CustomerReference    string `json:"customer_reference"`
+	SiteUID              string `json:"site_uid,omitempty"`
+	CustomerReference    string `json:"customer_reference,omitempty"`
 	TimeZone             string `json:"time_zone"`
-	ActiveUserAmount     int    `json:"active_user_amount"`
-	SubscribedUserAmount int    `json:"subscribed_user_amount"`
-	SubscriptionValid    bool   `json:"subscription_valid"`
-	PINEnabled           bool   `json:"pin_enabled"`
-	InstallationState    string `json:"installation_state"`
+	ActiveUserAmount     int    `json:"active_user_amount,omitempty"`
+	SubscribedUserAmount int    `json:"subscribed_user_amount,omitempty"`
+	SubscriptionValid    bool   `json:"subscription_valid,omitempty"`
+	PINEnabled           bool   `json:"pin_enabled,omitempty"`
+	InstallationState    string `json:"installation_state,omitempty"`
 }
 
 // Lock is Salto's lock object.
 type Lock struct {
 	ID                string `json:"id"`
-	CustomerReference string `json:"customer_reference"`
+	CustomerReference string `json:"customer_reference,omitempty"`
 	LockType          string `json:"lock_type,omitempty"`
-	Online            bool   `json:"online"`
+	Online            bool   `json:"online,omitempty"`
 }
 
 // AccessGroup is Salto's access group.
@@ -41,15 +45,29 @@ type AccessGroup struct {
 	CustomerReference string `json:"customer_reference"`
 }
 
-// TimeSchedule is Salto's time schedule (the snapshot file uses the same shape).
-type TimeSchedule = sitefile.TimeSchedule
+// TimeSchedule is Salto's time schedule: weekdays, a daily window and an
+// optional date (or date-time) frame.
+type TimeSchedule struct {
+	ID        string  `json:"id,omitempty"`
+	Monday    bool    `json:"monday"`
+	Tuesday   bool    `json:"tuesday"`
+	Wednesday bool    `json:"wednesday"`
+	Thursday  bool    `json:"thursday"`
+	Friday    bool    `json:"friday"`
+	Saturday  bool    `json:"saturday"`
+	Sunday    bool    `json:"sunday"`
+	StartTime string  `json:"start_time"`
+	EndTime   string  `json:"end_time"`
+	StartDate *string `json:"start_date"`
+	EndDate   *string `json:"end_date"`
+}
 
 // PlatformUser is the platform user nested in a site user.
 type PlatformUser struct {
 	ID        string  `json:"id"`
-	Email     *string `json:"email"`
-	FirstName string  `json:"first_name"`
-	LastName  string  `json:"last_name"`
+	Email     *string `json:"email,omitempty"`
+	FirstName string  `json:"first_name,omitempty"`
+	LastName  string  `json:"last_name,omitempty"`
 	TagNumber *string `json:"tag_number"`
 }
 
@@ -65,11 +83,11 @@ type SiteUser struct {
 	ID                string       `json:"id"`
 	User              PlatformUser `json:"user"`
 	Roles             []Role       `json:"roles,omitempty"`
-	Alias             string       `json:"alias"`
+	Alias             string       `json:"alias,omitempty"`
 	Blocked           bool         `json:"blocked"`
 	SubscriptionState string       `json:"subscription_state"`
 	ExpiresAt         *string      `json:"expires_at"`
-	UsePIN            *bool        `json:"use_pin"`
+	UsePIN            *bool        `json:"use_pin,omitempty"` // absent means true
 }
 
 // Suspended reports a user without a subscription seat.

@@ -29,9 +29,9 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/portier-io/portier/agent"
-	"github.com/portier-io/portier/agent/sitefile"
 	"github.com/portier-io/portier/cloud/mqtt/mqtttest"
 	"github.com/portier-io/portier/cloud/saltoks/saltokstest"
+	"github.com/portier-io/portier/cloud/saltoks/sitefile"
 )
 
 func main() {

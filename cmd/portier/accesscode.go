@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/portier-io/portier/agent"
-	"github.com/portier-io/portier/agent/sitefile"
+	"github.com/portier-io/portier/cloud/saltoks"
 	"github.com/portier-io/portier/cloud/saltoks/accesscode"
 )
 
@@ -56,6 +56,9 @@ func cmdAccessCode(ctx context.Context, e *env, args []string) int {
 	defer s.close()
 	cfg, db, key := s.cfg, s.db, s.key
 	if sub == "list" {
+		if _, err := db.PruneAccessCodes(ctx, e.now().Add(-accesscode.UnsetRetention)); err != nil {
+			return fail(e, exitFailed, "%v", err)
+		}
 		list, err := db.AccessCodes(ctx)
 		if err != nil {
 			return fail(e, exitFailed, "%v", err)
@@ -64,7 +67,7 @@ func cmdAccessCode(ctx context.Context, e *env, args []string) int {
 		return exitOK
 	}
 	client, log := s.salto, s.log
-	eng, err := newSyncEngine(ctx, cfg, db, client, log, nil, nil)
+	eng, err := newSyncEngine(ctx, cfg, db, client, log, nil, nil, nil)
 	if err != nil {
 		return fail(e, exitUsage, "%v", err)
 	}
@@ -73,7 +76,7 @@ func cmdAccessCode(ctx context.Context, e *env, args []string) int {
 	svc, err := newAccessCodes(cfg, db, key, client, log, func(ctx context.Context) error {
 		_, err := eng.SyncOnce(ctx)
 		return err
-	})
+	}, func(p accesscode.Progress) { fmt.Fprintln(e.stderr, p) })
 	if err != nil {
 		return fail(e, exitUsage, "%v", err)
 	}
@@ -100,12 +103,12 @@ func cmdAccessCode(ctx context.Context, e *env, args []string) int {
 	}
 	req := accesscode.Request{Door: *door, Name: *name}
 	if *starts != "" {
-		if req.StartsAt, err = sitefile.ParseInstant(*starts, loc); err != nil {
+		if req.StartsAt, err = saltoks.ParseInstant(*starts, loc); err != nil {
 			return fail(e, exitUsage, "--starts: %v", err)
 		}
 	}
 	if *ends != "" {
-		if req.EndsAt, err = sitefile.ParseInstant(*ends, loc); err != nil {
+		if req.EndsAt, err = saltoks.ParseInstant(*ends, loc); err != nil {
 			return fail(e, exitUsage, "--ends: %v", err)
 		}
 	}

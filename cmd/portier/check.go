@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/portier-io/portier/agent"
-	"github.com/portier-io/portier/agent/sitefile"
+	"github.com/portier-io/portier/cloud/saltoks"
 )
 
 func cmdCheck(ctx context.Context, e *env, args []string) int {
@@ -57,7 +57,7 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 	}
 	now := e.now()
 	if *at != "" {
-		if now, err = sitefile.ParseInstant(*at, view.Location); err != nil {
+		if now, err = saltoks.ParseInstant(*at, view.Location); err != nil {
 			return fail(e, exitUsage, "--at: %v", err)
 		}
 	}

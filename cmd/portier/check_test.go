@@ -168,7 +168,7 @@ func TestImport(t *testing.T) {
 	t.Run("warns about unmapped doors", func(t *testing.T) {
 		env := []string{"STATE_DIRECTORY=" + t.TempDir()}
 		cfg := filepath.Join(t.TempDir(), "portier.yaml")
-		require.NoError(t, os.WriteFile(cfg, []byte("doors:\n  - id: back\n    mode: card\n    salto_locks: [no-such-lock]\n"), 0o600))
+		require.NoError(t, os.WriteFile(cfg, []byte("doors:\n  - id: back\n    mode: card\n    salto_locks: [0b5e0000-0000-4000-8000-00000000dead]\n"), 0o600))
 		_, errOut, code := runPortier(t, env, "import", "--config", cfg, demoSite)
 		assert.Equal(t, 0, code)
 		assert.Contains(t, errOut, `warning: door "back": no access group in the snapshot covers its locks`)
@@ -178,7 +178,7 @@ func TestImport(t *testing.T) {
 		key := filepath.Join(dir, "pin.key")
 		require.NoError(t, os.WriteFile(key, []byte(strings.Repeat("ab", 32)+"\n"), 0o644))
 		cfg := filepath.Join(dir, "portier.yaml")
-		require.NoError(t, os.WriteFile(cfg, []byte("pin_key_file: "+key+"\ndoors:\n  - id: front\n    mode: card\n    salto_locks: [x]\n"), 0o600))
+		require.NoError(t, os.WriteFile(cfg, []byte("pin_key_file: "+key+"\ndoors:\n  - id: front\n    mode: card\n    salto_locks: [0b5e0000-0000-4000-8000-000000000001]\n"), 0o600))
 		_, errOut, code := runPortier(t, []string{"STATE_DIRECTORY=" + dir}, "import", "--config", cfg, demoSite)
 		assert.Equal(t, 2, code)
 		assert.Contains(t, errOut, "readable by other users (mode 0644)")
@@ -200,9 +200,9 @@ func TestConfigErrors(t *testing.T) {
 		name, yaml, want string
 	}{
 		{"unknown key", "doors:\n  - id: front\n    mode: card\n    salto_lock: [x]\n", `line 4: unknown key "salto_lock"`},
-		{"bad mode", "doors:\n  - id: front\n    mode: cards\n    salto_locks: [x]\n", `line 2: doors[0]: door "front": mode "cards" is not one of`},
+		{"bad mode", "doors:\n  - id: front\n    mode: cards\n    salto_locks: [0b5e0000-0000-4000-8000-000000000001]\n", `line 2: doors[0]: door "front": mode "cards" is not one of`},
 		{"unmapped door", "doors:\n  - id: front\n    mode: card\n", `line 2: doors[0]: door "front" is mapped to no Salto lock and no access group`},
-		{"duplicate door", "doors:\n  - id: a\n    mode: card\n    salto_locks: [x]\n  - id: a\n    mode: pin\n    salto_locks: [x]\n", `door id "a" is used twice`},
+		{"duplicate door", "doors:\n  - id: a\n    mode: card\n    salto_locks: [0b5e0000-0000-4000-8000-000000000001]\n  - id: a\n    mode: pin\n    salto_locks: [0b5e0000-0000-4000-8000-000000000001]\n", `door id "a" is used twice`},
 		{"top-level typo", "dors: []\n", `unknown key "dors"`},
 		{"no doors", "gateway_id: x\n", "no doors"},
 	}

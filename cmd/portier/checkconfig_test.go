@@ -47,7 +47,7 @@ pin_key_file: %s
 doors:
   - id: front
     mode: card
-    salto_locks: [lock-1]
+    salto_locks: [0b5e0000-0000-4000-8000-000000000001]
 salto:
   identity_url: https://identity.example
   api_url: https://api.example
@@ -79,7 +79,7 @@ hardware:
 }
 
 func TestCheckConfigSyntaxAndSchemaErrorsCarryLines(t *testing.T) {
-	path := writeConfig(t, "gateway_id: g\ndoors:\n  - id: a\n    mode: card\n    salto_locks: [x]\n    colour: red\n")
+	path := writeConfig(t, "gateway_id: g\ndoors:\n  - id: a\n    mode: card\n    salto_locks: [0b5e0000-0000-4000-8000-000000000001]\n    colour: red\n")
 	_, errOut, code := runPortier(t, nil, "check-config", "--config", path)
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, path+`:6: unknown key "colour"`)
@@ -102,7 +102,7 @@ func TestCheckConfigSecretFiles(t *testing.T) {
 state_dir: %s
 pin_key_file: %s
 doors:
-  - {id: front, mode: card, salto_locks: [lock-1]}
+  - {id: front, mode: card, salto_locks: [0b5e0000-0000-4000-8000-000000000001]}
 salto:
   identity_url: https://identity.example
   api_url: https://api.example
@@ -150,7 +150,7 @@ func TestCheckConfigRefusesAStateDirItCannotWrite(t *testing.T) {
 		t.Log("running as root: a read-only directory is writable for root, checking the non-directory case only")
 		f := filepath.Join(t.TempDir(), "f")
 		require.NoError(t, os.WriteFile(f, nil, 0o600))
-		path := writeConfig(t, "gateway_id: g\nstate_dir: "+filepath.Join(f, "state")+"\ndoors:\n  - {id: a, mode: card, salto_locks: [x]}\nhardware: {driver: sim}\n")
+		path := writeConfig(t, "gateway_id: g\nstate_dir: "+filepath.Join(f, "state")+"\ndoors:\n  - {id: a, mode: card, salto_locks: [0b5e0000-0000-4000-8000-000000000001]}\nhardware: {driver: sim}\n")
 		_, errOut, code := runPortier(t, nil, "check-config", "--config", path)
 		assert.Equal(t, 2, code)
 		assert.Contains(t, errOut, f+" is not a directory")
@@ -158,7 +158,7 @@ func TestCheckConfigRefusesAStateDirItCannotWrite(t *testing.T) {
 	}
 	ro := filepath.Join(t.TempDir(), "ro")
 	require.NoError(t, os.Mkdir(ro, 0o500))
-	path := writeConfig(t, "gateway_id: g\nstate_dir: "+filepath.Join(ro, "state")+"\ndoors:\n  - {id: a, mode: card, salto_locks: [x]}\nhardware: {driver: sim}\n")
+	path := writeConfig(t, "gateway_id: g\nstate_dir: "+filepath.Join(ro, "state")+"\ndoors:\n  - {id: a, mode: card, salto_locks: [0b5e0000-0000-4000-8000-000000000001]}\nhardware: {driver: sim}\n")
 	_, errOut, code := runPortier(t, nil, "check-config", "--config", path)
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "does not exist and "+ro+" is not writable by this user to create it")
@@ -171,7 +171,7 @@ func TestCheckConfigMQTTSecrets(t *testing.T) {
 	path := writeConfig(t, fmt.Sprintf(`gateway_id: test
 state_dir: %s
 doors:
-  - {id: front, mode: card, salto_locks: [lock-1]}
+  - {id: front, mode: card, salto_locks: [0b5e0000-0000-4000-8000-000000000001]}
 hardware: {driver: sim}
 mqtt:
   broker: tcp://127.0.0.1:1883

@@ -40,7 +40,7 @@ doors:
   - id: front
     name: Front door
     mode: card
-    salto_locks: [x]
+    salto_locks: [0b5e0000-0000-4000-8000-000000000001]
 hardware:
   driver: periph
   doors:

@@ -8,7 +8,7 @@ import (
 	"slices"
 
 	"github.com/portier-io/portier/agent"
-	"github.com/portier-io/portier/agent/sitefile"
+	"github.com/portier-io/portier/cloud/saltoks/sitefile"
 	"github.com/portier-io/portier/cmd/portier/config"
 	"github.com/portier-io/portier/sqlite"
 )

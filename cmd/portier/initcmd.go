@@ -15,7 +15,6 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"text/template"
@@ -344,31 +343,28 @@ func checkSaltoAccess(ctx context.Context, e *env, a *initAnswers) int {
 		return fail(e, exitFailed, "init --check: Salto KS site %s: %v", a.siteID, err)
 	}
 	fmt.Fprintf(e.stdout, "Salto KS: signed in as %s; site %s (time zone %s, subscription valid: %t)\n", a.username, site.ID, site.TimeZone, site.SubscriptionValid)
-	var missing []string
-	if want := splitList(a.locks); len(want) > 0 {
-		locks, err := c.Locks(ctx, a.siteID)
-		if err != nil {
+	door := agent.Door{ID: a.doorID, Name: a.doorName, LockIDs: splitList(a.locks), GroupIDs: splitList(a.groups)}
+	var locks []saltoks.Lock
+	var groups []saltoks.AccessGroup
+	if len(door.LockIDs) > 0 {
+		if locks, err = c.Locks(ctx, a.siteID); err != nil {
 			return fail(e, exitFailed, "init --check: locks of site %s: %v", a.siteID, err)
 		}
-		for _, id := range want {
-			if !slices.ContainsFunc(locks, func(l saltoks.Lock) bool { return l.ID == id }) {
-				missing = append(missing, "lock "+id)
-			}
-		}
 	}
-	if want := splitList(a.groups); len(want) > 0 {
-		groups, err := c.AccessGroups(ctx, a.siteID)
-		if err != nil {
+	if len(door.GroupIDs) > 0 {
+		if groups, err = c.AccessGroups(ctx, a.siteID); err != nil {
 			return fail(e, exitFailed, "init --check: access groups of site %s: %v", a.siteID, err)
 		}
-		for _, id := range want {
-			if !slices.ContainsFunc(groups, func(g saltoks.AccessGroup) bool { return g.ID == id }) {
-				missing = append(missing, "access group "+id)
+	}
+	if unknown := saltoks.CheckDoors([]agent.Door{door}, locks, groups); len(unknown) > 0 {
+		var missing, close []string
+		for _, u := range unknown {
+			missing = append(missing, u.Kind+" "+u.ID)
+			if len(u.Close) > 0 {
+				close = append(close, fmt.Sprintf("\n  for %s %s the site has %s", u.Kind, u.ID, u.Matches()))
 			}
 		}
-	}
-	if len(missing) > 0 {
-		return fail(e, exitUsage, "init --check: site %s has no %s", a.siteID, strings.Join(missing, ", no "))
+		return fail(e, exitUsage, "init --check: site %s has no %s%s", a.siteID, strings.Join(missing, ", no "), strings.Join(close, ""))
 	}
 	fmt.Fprintf(e.stdout, "Salto KS: the door's locks and access groups exist\n")
 	return exitOK

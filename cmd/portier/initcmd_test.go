@@ -118,7 +118,7 @@ func TestInitPointsAtThePackagedTemplate(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join("..", "..", "packaging", "portier.yaml"))
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(s.config, b, 0o640))
-	args := []string{"init", "--config", s.config, "--state-dir", s.state, "--owner=", "--gateway-id", "g", "--salto-locks", "lock-1"}
+	args := []string{"init", "--config", s.config, "--state-dir", s.state, "--owner=", "--gateway-id", "g", "--salto-locks", "0b5e0000-0000-4000-8000-000000000001"}
 	_, errOut, code := runPortier(t, nil, args...)
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "still maps the template's placeholder lock: it looks like the package's template, which --force replaces")
@@ -126,7 +126,7 @@ func TestInitPointsAtThePackagedTemplate(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	cfg, err := os.ReadFile(s.config)
 	require.NoError(t, err)
-	assert.Contains(t, string(cfg), `salto_locks: ["lock-1"]`)
+	assert.Contains(t, string(cfg), `salto_locks: ["0b5e0000-0000-4000-8000-000000000001"]`)
 }
 
 func TestInitCheckRefusesBadCredentialsAndUnknownLocks(t *testing.T) {
@@ -141,10 +141,10 @@ func TestInitCheckRefusesBadCredentialsAndUnknownLocks(t *testing.T) {
 	assert.NoFileExists(t, s.config)
 	assert.NoFileExists(t, s.password)
 
-	args := s.saltoArgs(fake, "--check", "--salto-locks", saltokstest.LockID(7), "--salto-groups", "no-such-group")
+	args := s.saltoArgs(fake, "--check", "--salto-locks", saltokstest.LockID(7), "--salto-groups", "a9000000-0000-4000-8000-000000000099")
 	_, errOut, code = runPortier(t, saltoEnv(fake), args...)
 	assert.Equal(t, 2, code)
-	assert.Contains(t, errOut, "site "+saltokstest.GeneratedSiteID+" has no lock "+saltokstest.LockID(7)+", no access group no-such-group")
+	assert.Contains(t, errOut, "site "+saltokstest.GeneratedSiteID+" has no lock "+saltokstest.LockID(7)+", no access group a9000000-0000-4000-8000-000000000099")
 	assert.NoFileExists(t, s.config)
 }
 
@@ -185,7 +185,7 @@ func TestInitAsksWhatFlagsDoNotSay(t *testing.T) {
 	// Answers in prompt order: gateway id (invalid first), door id, door
 	// name, wiring, mode (default), locks, groups, Salto identity URL
 	// (none), MQTT broker, MQTT site id (no Salto site), MQTT user (none).
-	answers := strings.Join([]string{"bad id", "gw-7", "side", "Side door", "wiegand", "", "lock-a, lock-b", "", "", "tcp://broker:1883", "site-7", ""}, "\n") + "\n"
+	answers := strings.Join([]string{"bad id", "gw-7", "side", "Side door", "wiegand", "", "0b5e0000-0000-4000-8000-00000000000a, 0b5e0000-0000-4000-8000-00000000000b", "", "", "tcp://broker:1883", "site-7", ""}, "\n") + "\n"
 	out, errOut, code := runPortierIn(t, nil, answers, "init", "--interactive", "--config", s.config, "--state-dir", s.state, "--owner=", "--driver", "sim")
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, `"bad id": use letters, digits`)
@@ -193,7 +193,7 @@ func TestInitAsksWhatFlagsDoNotSay(t *testing.T) {
 	cfg, err := os.ReadFile(s.config)
 	require.NoError(t, err)
 	for _, want := range []string{`gateway_id: "gw-7"`, `- id: "side"`, `name: "Side door"`, "mode: card_or_pin",
-		`salto_locks: ["lock-a", "lock-b"]`, "wiegand: {d0: GPIO20, d1: GPIO21}", "No salto: section",
+		`salto_locks: ["0b5e0000-0000-4000-8000-00000000000a", "0b5e0000-0000-4000-8000-00000000000b"]`, "wiegand: {d0: GPIO20, d1: GPIO21}", "No salto: section",
 		"mqtt:\n  broker: \"tcp://broker:1883\"\n  site_id: \"site-7\"\n"} {
 		assert.Contains(t, string(cfg), want)
 	}

@@ -21,7 +21,7 @@ func TestInstallDocsWiringPicturesAreCurrent(t *testing.T) {
 		t.Run(wiring, func(t *testing.T) {
 			s := newInitSetup(t)
 			_, errOut, code := runPortier(t, nil, "init", "--config", s.config, "--state-dir", s.state, "--owner=",
-				"--gateway-id", "gateway-1", "--salto-locks", "lock-1", "--wiring", wiring)
+				"--gateway-id", "gateway-1", "--salto-locks", "0b5e0000-0000-4000-8000-000000000001", "--wiring", wiring)
 			require.Equal(t, 0, code, errOut)
 			svg := filepath.Join(s.dir, "pinout.svg")
 			text, errOut, code := runPortier(t, nil, "pinout", "--config", s.config, "--svg", svg)

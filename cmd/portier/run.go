@@ -17,9 +17,9 @@ import (
 	sdnotify "github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/portier-io/portier/agent"
-	"github.com/portier-io/portier/agent/sitefile"
 	"github.com/portier-io/portier/cloud/mqtt"
 	"github.com/portier-io/portier/cloud/saltoks/accesscode"
+	"github.com/portier-io/portier/cloud/saltoks/sitefile"
 	"github.com/portier-io/portier/cloud/saltoks/sitesync"
 	"github.com/portier-io/portier/cmd/portier/config"
 	"github.com/portier-io/portier/cmd/portier/control"
@@ -338,14 +338,14 @@ func (d *daemon) buildSync(ctx context.Context) error {
 	// resident size between syncs (measured: 157 MB resident after a sync
 	// without this, 24 MB with it; peak 206 MB without, 119 MB with).
 	limitMemory(d.e)
-	d.engine, err = newSyncEngine(ctx, d.cfg, d.db, client, d.log.With("component", "sync"), nil, debug.FreeOSMemory)
+	d.engine, err = newSyncEngine(ctx, d.cfg, d.db, client, d.log.With("component", "sync"), nil, debug.FreeOSMemory, d.events)
 	if err != nil {
 		return usageError{err}
 	}
 	// Access codes: finish or roll back what a crash interrupted, before any
 	// new command can arrive.
 	d.codes, err = newAccessCodes(d.cfg, d.db, d.key, client, d.log.With("component", "access_codes"),
-		func(context.Context) error { d.engine.Trigger(); return nil })
+		func(context.Context) error { d.engine.Trigger(); return nil }, nil)
 	if err != nil {
 		return usageError{err}
 	}

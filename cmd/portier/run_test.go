@@ -375,7 +375,7 @@ func TestRunRefusesASecondInstance(t *testing.T) {
 func TestRunConfigErrors(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "portier.yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte("state_dir: "+dir+"\ndoors:\n  - id: front\n    mode: card\n    salto_locks: [x]\n"), 0o600))
+	require.NoError(t, os.WriteFile(cfg, []byte("state_dir: "+dir+"\ndoors:\n  - id: front\n    mode: card\n    salto_locks: [0b5e0000-0000-4000-8000-000000000001]\n"), 0o600))
 	_, errOut, code := runPortier(t, []string{"HOME=" + dir}, "run", "--config", cfg)
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "hardware.driver is not set")

@@ -40,7 +40,7 @@ doors:
   - id: side
     name: Side door
     mode: card
-    salto_locks: [lock-0005]
+    salto_locks: [10c4e000-0000-4000-8000-000000000005]
 hardware:
   driver: sim
   doors:

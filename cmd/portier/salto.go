@@ -21,7 +21,7 @@ func newSaltoClient(cfg *config.Config, log *slog.Logger) (*saltoks.Client, erro
 		return nil, err
 	}
 	cc := saltoks.Config{IdentityURL: s.IdentityURL, APIURL: s.APIURL, ClientID: s.ClientID, Grant: saltoks.Grant(s.Grant),
-		Username: s.Username, Scope: s.Scope, RequestTimeout: s.RequestTimeout, PageSize: s.PageSize, Logger: log}
+		Username: s.Username, Scope: s.Scope, RequestTimeout: s.RequestTimeout, PageSize: s.PageSize, MaxInFlight: s.MaxRequestsInFlight, Logger: log}
 	var err error
 	if s.ClientSecretFile != "" {
 		if cc.ClientSecret, err = config.ReadSecret(cfg.Resolve(s.ClientSecretFile), "salto.client_secret_file"); err != nil {
@@ -58,16 +58,20 @@ func applyTo(db *sqlite.DB) sitesync.ApplyFunc {
 	}
 }
 
-// newSyncEngine builds the sync engine for the configured site and doors.
-func newSyncEngine(ctx context.Context, cfg *config.Config, db *sqlite.DB, client *saltoks.Client, log *slog.Logger, progress func(sitesync.Progress), afterSync func()) (*sitesync.Engine, error) {
+// newSyncEngine builds the sync engine for the configured site and doors;
+// events (nil outside the daemon) receives its config-mismatch alarms.
+func newSyncEngine(ctx context.Context, cfg *config.Config, db *sqlite.DB, client *saltoks.Client, log *slog.Logger, progress func(sitesync.Progress), afterSync func(), events agent.EventSink) (*sitesync.Engine, error) {
 	return sitesync.New(ctx, sitesync.Config{Source: client, SiteID: cfg.Salto.SiteID, Doors: cfg.AgentDoors(), Meta: db, Apply: applyTo(db),
-		Interval: cfg.Salto.SyncInterval, Jitter: cfg.Salto.SyncJitter, Concurrency: cfg.Salto.Concurrency, Progress: progress, AfterSync: afterSync, Logger: log})
+		Interval: cfg.Salto.SyncInterval, Jitter: cfg.Salto.SyncJitter, Concurrency: cfg.Salto.Concurrency, Progress: progress, AfterSync: afterSync,
+		Events: events, Logger: log})
 }
 
 // newAccessCodes builds the access code service; changed runs after a code
-// was set or removed.
-func newAccessCodes(cfg *config.Config, db *sqlite.DB, key agent.PINKey, client *saltoks.Client, log *slog.Logger, changed func(context.Context) error) (*accesscode.Service, error) {
-	return accesscode.New(accesscode.Config{Salto: client, Store: db, SiteID: cfg.Salto.SiteID, Doors: cfg.AgentDoors(), PINKey: key, Changed: changed, Logger: log})
+// was set or removed, progress (optional) hears every wait for Salto KS to
+// see a new guest.
+func newAccessCodes(cfg *config.Config, db *sqlite.DB, key agent.PINKey, client *saltoks.Client, log *slog.Logger, changed func(context.Context) error, progress func(accesscode.Progress)) (*accesscode.Service, error) {
+	return accesscode.New(accesscode.Config{Salto: client, Store: db, SiteID: cfg.Salto.SiteID, Doors: cfg.AgentDoors(), PINKey: key, Changed: changed,
+		Progress: progress, Logger: log})
 }
 
 // saltoLogger logs warnings and errors to stderr (the CLI's own output is

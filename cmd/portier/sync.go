@@ -39,7 +39,7 @@ func cmdSync(ctx context.Context, e *env, args []string) int {
 	if isTerminal(e.stderr) {
 		progress = progressLine(e)
 	}
-	eng, err := newSyncEngine(ctx, cfg, db, s.salto, s.log, progress, nil)
+	eng, err := newSyncEngine(ctx, cfg, db, s.salto, s.log, progress, nil, nil)
 	if err != nil {
 		return fail(e, exitUsage, "%v", err)
 	}
@@ -133,7 +133,7 @@ func printState(e *env, st sitesync.State, asJSON bool) {
 	out := map[string]any{"last_attempt": ts(st.LastAttempt), "last_success": ts(st.LastSuccess), "cache_age_s": age,
 		"last_error": st.LastError, "consecutive_failures": st.ConsecutiveFailures, "last_duration_ms": st.LastDuration.Milliseconds(),
 		"users": st.Users, "access_groups": st.Groups, "locks": st.Locks, "tag_credentials": st.Credentials,
-		"rows_written": st.RowsWritten, "warnings": st.Warnings}
+		"rows_written": st.RowsWritten, "warnings": st.Warnings, "config_mismatch": nonNil(st.ConfigMismatch)}
 	enc := json.NewEncoder(e.stdout)
 	enc.SetIndent("", "  ")
 	enc.Encode(out)

@@ -21,7 +21,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/portier-io/portier/agent"
-	"github.com/portier-io/portier/agent/sitefile"
 	"github.com/portier-io/portier/cloud/saltoks"
 	"github.com/portier-io/portier/cloud/saltoks/saltokstest"
 	"github.com/portier-io/portier/cloud/saltoks/sitesync"
@@ -76,7 +75,7 @@ func BenchmarkSaltoSync(b *testing.B) {
 
 		// Change a tenth of the site so the next sync writes for real.
 		for i := 0; i < shape.Users; i += 10 {
-			fake.UpdateUser(saltokstest.UserID(i), func(u *sitefile.User) { u.Blocked = !u.Blocked })
+			fake.UpdateUser(saltokstest.UserID(i), func(u *saltoks.SiteUser) { u.Blocked = !u.Blocked })
 		}
 		var syncing atomic.Bool
 		syncing.Store(true)

@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/portier-io/portier/agent/sitefile"
+	"github.com/portier-io/portier/cloud/saltoks"
 	"github.com/portier-io/portier/cloud/saltoks/saltokstest"
 	"github.com/portier-io/portier/sqlite"
 	"github.com/portier-io/portier/sqlite/sqlitetest"
@@ -150,7 +150,7 @@ func TestSyncFailuresAreClear(t *testing.T) {
 	t.Run("no salto section", func(t *testing.T) {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "p.yaml")
-		require.NoError(t, os.WriteFile(path, []byte("state_dir: "+dir+"\ndoors:\n  - id: a\n    mode: card\n    salto_locks: [x]\n"), 0o644))
+		require.NoError(t, os.WriteFile(path, []byte("state_dir: "+dir+"\ndoors:\n  - id: a\n    mode: card\n    salto_locks: [0b5e0000-0000-4000-8000-000000000001]\n"), 0o644))
 		_, errOut, code := runPortier(t, nil, "sync", "--config", path)
 		assert.Equal(t, 2, code)
 		assert.Contains(t, errOut, "salto.identity_url")
@@ -275,7 +275,7 @@ func TestSyncKilledAnywhereLeavesOldOrNew(t *testing.T) {
 
 	// Change a lot: block a third, drop 2000, add 2000, move tags.
 	for i := 0; i < users; i += 3 {
-		fake.UpdateUser(saltokstest.UserID(i), func(u *sitefile.User) { u.Blocked = true })
+		fake.UpdateUser(saltokstest.UserID(i), func(u *saltoks.SiteUser) { u.Blocked = true })
 	}
 	for i := 1; i < users; i += 10 {
 		fake.RemoveUser(saltokstest.UserID(i))

@@ -20,8 +20,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/portier-io/portier/agent/sitefile"
 	"github.com/portier-io/portier/cloud/saltoks/saltokstest"
+	"github.com/portier-io/portier/cloud/saltoks/sitefile"
 )
 
 func main() {

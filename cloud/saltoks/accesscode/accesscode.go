@@ -7,6 +7,14 @@
 // Every step is recorded before the next one starts (status setting → set,
 // removing → unset), so an operation cut short by a crash is finished or
 // rolled back by Resume on the next start.
+//
+// Salto KS does not see a new guest at once (measured: about a minute of 404
+// 2202 / 403 2203 right after POST /guests), so the steps after the guest's
+// creation retry those answers for a bounded time (Config.ConsistencyWait,
+// 90 s by default), reporting each wait through Config.Progress, and roll
+// back as any failure does when it runs out. Codes that ended unset (deleted,
+// expired or failed) are pruned from the records a day later
+// (UnsetRetention), so failures do not pile up in the list.
 package accesscode
 
 import (
@@ -40,6 +48,33 @@ type Store interface {
 	SaveAccessCode(ctx context.Context, ac agent.AccessCode, put *agent.Credential, dropKey string) error
 	AccessCode(ctx context.Context, id string) (agent.AccessCode, error)
 	AccessCodes(ctx context.Context) ([]agent.AccessCode, error)
+	// PruneAccessCodes deletes the unset records last changed before
+	// before and returns how many.
+	PruneAccessCodes(ctx context.Context, before time.Time) (int64, error)
+}
+
+// Defaults of Config.
+const (
+	// DefaultConsistencyWait is how long the steps after a guest's creation
+	// wait for Salto KS to see it: the measured lag was about a minute.
+	DefaultConsistencyWait = 90 * time.Second
+	// UnsetRetention is how long an unset code (deleted, expired, or failed
+	// to be created) stays in the records, so its error can be read.
+	UnsetRetention = 24 * time.Hour
+)
+
+// Progress reports a step waiting for Salto KS to see a new guest.
+type Progress struct {
+	Step    string        // what waits, e.g. "add the Salto guest to access group …"
+	Attempt int           // attempts that got the answer so far
+	Waited  time.Duration // since the guest was created
+	Limit   time.Duration // the longest it is waited for
+	Err     error         // Salto's last answer (2202 or 2203)
+}
+
+func (p Progress) String() string {
+	return fmt.Sprintf("Salto KS does not see the new guest yet (%s: %v); trying again, waited %s of up to %s",
+		p.Step, p.Err, p.Waited.Round(time.Second), p.Limit)
 }
 
 // Config configures a Service.
@@ -58,6 +93,14 @@ type Config struct {
 	// Checkpoint runs after each recorded step; an error stops the operation
 	// right there, without cleanup, as a crash would. For tests.
 	Checkpoint func(step string) error
+	// ConsistencyWait bounds how long the steps after a guest's creation
+	// retry Salto's "not found" (2202) and "forbidden" (2203) answers;
+	// default DefaultConsistencyWait.
+	ConsistencyWait time.Duration
+	// Progress, when set, is told about every such retry (the CLI prints it).
+	Progress func(Progress)
+	// Sleep waits d or until ctx is done; tests replace it so nothing sleeps.
+	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 // Service creates, deletes and lists access codes.
@@ -127,6 +170,12 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.ConsistencyWait <= 0 {
+		cfg.ConsistencyWait = DefaultConsistencyWait
+	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = sleep
+	}
 	if cfg.NewID == nil {
 		cfg.NewID = func() string {
 			b := make([]byte, 8)
@@ -135,6 +184,17 @@ func New(cfg Config) (*Service, error) {
 		}
 	}
 	return &Service{cfg: cfg, log: cfg.Logger}, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Request asks for a new access code.
@@ -179,7 +239,7 @@ func (s *Service) Create(ctx context.Context, req Request) (agent.AccessCode, st
 	}
 	now := s.cfg.Now()
 	ac := agent.AccessCode{ID: s.cfg.NewID(), Door: d.ID, Name: req.Name, Status: agent.AccessCodeSetting, Step: StepRecorded,
-		SaltoGroupID: d.GroupIDs[0], StartsAt: req.StartsAt, EndsAt: req.EndsAt, CreatedAt: now, UpdatedAt: now}
+		SaltoGroupID: saltoks.CanonicalID(d.GroupIDs[0]), StartsAt: req.StartsAt, EndsAt: req.EndsAt, CreatedAt: now, UpdatedAt: now}
 	if ac.Name == "" {
 		ac.Name = ac.ID
 	}
@@ -236,7 +296,8 @@ func (s *Service) program(ctx context.Context, ac *agent.AccessCode) (string, er
 	if err != nil {
 		return "", saltoErr("create the Salto guest", err)
 	}
-	ac.SaltoUserID, ac.SaltoPlatformID, ac.Step = u.ID, u.User.ID, StepUserCreated
+	created := s.cfg.Now()
+	ac.SaltoUserID, ac.SaltoPlatformID, ac.Step = saltoks.CanonicalID(u.ID), saltoks.CanonicalID(u.User.ID), StepUserCreated
 	if err := s.save(ctx, ac, nil, ""); err != nil {
 		return "", err
 	}
@@ -244,23 +305,34 @@ func (s *Service) program(ctx context.Context, ac *agent.AccessCode) (string, er
 		return "", &Error{Type: NotSubscribed, Message: notSubscribedMessage}
 	}
 	on := true
-	if _, err := s.cfg.Salto.UpdateUser(ctx, site, u.ID, saltoks.UserPatch{UsePIN: &on}); err != nil {
-		return "", saltoErr("enable PIN use for the Salto guest", err)
+	what := "enable PIN use for the Salto guest"
+	if err := s.untilVisible(ctx, created, what, func() error {
+		_, err := s.cfg.Salto.UpdateUser(ctx, site, ac.SaltoUserID, saltoks.UserPatch{UsePIN: &on})
+		return err
+	}); err != nil {
+		return "", saltoErr(what, err)
 	}
 	ac.Step = StepPINEnabled
 	if err := s.save(ctx, ac, nil, ""); err != nil {
 		return "", err
 	}
-	if err := s.cfg.Salto.AddGroupUser(ctx, site, ac.SaltoGroupID, u.User.ID); err != nil {
-		return "", saltoErr("add the Salto guest to access group "+ac.SaltoGroupID, err)
+	what = "add the Salto guest to access group " + ac.SaltoGroupID
+	if err := s.untilVisible(ctx, created, what, func() error {
+		return s.cfg.Salto.AddGroupUser(ctx, site, ac.SaltoGroupID, ac.SaltoPlatformID)
+	}); err != nil {
+		return "", saltoErr(what, err)
 	}
 	ac.Step = StepGroupAdded
 	if err := s.save(ctx, ac, nil, ""); err != nil {
 		return "", err
 	}
-	pin, err := s.cfg.Salto.GeneratePIN(ctx, site, u.ID, exp)
-	if err != nil {
-		return "", saltoErr("have Salto generate the PIN", err)
+	var pin string
+	what = "have Salto generate the PIN"
+	if err := s.untilVisible(ctx, created, what, func() (err error) {
+		pin, err = s.cfg.Salto.GeneratePIN(ctx, site, ac.SaltoUserID, exp)
+		return err
+	}); err != nil {
+		return "", saltoErr(what, err)
 	}
 	if err := agent.ValidatePIN(pin); err != nil {
 		return "", saltoErr("Salto generated an unusable PIN", err)
@@ -268,13 +340,46 @@ func (s *Service) program(ctx context.Context, ac *agent.AccessCode) (string, er
 	if err := s.checkpoint(StepPINGenerated); err != nil {
 		return "", err
 	}
-	cred := agent.Credential{Key: s.cfg.PINKey.Key(pin), Kind: agent.KindPIN, Origin: agent.OriginLocal, UserID: u.ID,
+	cred := agent.Credential{Key: s.cfg.PINKey.Key(pin), Kind: agent.KindPIN, Origin: agent.OriginLocal, UserID: ac.SaltoUserID,
 		StartsAt: ac.StartsAt, EndsAt: ac.EndsAt, Label: "access code " + ac.ID + ": " + ac.Name}
 	ac.CredentialKey, ac.Status, ac.Step, ac.Error = cred.Key, agent.AccessCodeSet, StepDone, ""
 	if err := s.save(ctx, ac, &cred, ""); err != nil {
 		return "", err
 	}
 	return pin, nil
+}
+
+// notVisible reports Salto's answer for an object it does not see (yet):
+// 404 / 2202 or 2203.
+func notVisible(err error) bool {
+	var ae *saltoks.APIError
+	return errors.As(err, &ae) && (ae.NotFound() || ae.Code == saltoks.CodeForbidden)
+}
+
+// untilVisible runs call until it succeeds, fails otherwise than with
+// notVisible, or ConsistencyWait has passed since the guest was created.
+// Waits grow 2, 4, 8, then 15 s.
+func (s *Service) untilVisible(ctx context.Context, created time.Time, step string, call func() error) error {
+	limit := s.cfg.ConsistencyWait
+	for attempt := 1; ; attempt++ {
+		err := call()
+		if err == nil || !notVisible(err) {
+			return err
+		}
+		waited := s.cfg.Now().Sub(created)
+		left := limit - waited
+		if left <= 0 {
+			return fmt.Errorf("Salto KS still did not see the new guest %s after its creation: %w", waited.Round(time.Second), err)
+		}
+		if s.cfg.Progress != nil {
+			s.cfg.Progress(Progress{Step: step, Attempt: attempt, Waited: waited, Limit: limit, Err: err})
+		}
+		s.log.Info("waiting for Salto KS to see a new guest", "step", step, "attempt", attempt, "waited", waited, "err", err)
+		d := min(2*time.Second<<min(attempt-1, 3), 15*time.Second, left)
+		if err := s.cfg.Sleep(ctx, d); err != nil {
+			return err
+		}
+	}
 }
 
 // rollback undoes a creation: revoke locally, delete the Salto user, unset.
@@ -315,9 +420,35 @@ func (s *Service) removeSaltoUser(ctx context.Context, ac *agent.AccessCode) err
 		}
 	}
 	for _, id := range ids {
-		if err := s.cfg.Salto.DeleteUser(ctx, s.cfg.SiteID, id); err != nil && !saltoks.IsNotFound(err) {
+		err := s.cfg.Salto.DeleteUser(ctx, s.cfg.SiteID, id)
+		if saltoks.IsNotFound(err) {
+			// Gone, or not visible yet: a guest created moments ago answers
+			// 404 too. Within the window it is left "removing" and retried.
+			if age := s.cfg.Now().Sub(ac.CreatedAt); id == ac.SaltoUserID && age < s.visibleWithin() {
+				return fmt.Errorf("delete Salto user %s: Salto KS does not see the guest created %s ago yet; "+
+					"the removal is retried by the next access-code command or start", id, age.Round(time.Second))
+			}
+			continue
+		}
+		if err != nil {
 			return fmt.Errorf("delete Salto user %s: %w", id, err)
 		}
+	}
+	return nil
+}
+
+// visibleWithin is how long after its creation a guest's 404 may still mean
+// "not visible yet" rather than "gone": ten times the wait for it.
+func (s *Service) visibleWithin() time.Duration { return 10 * s.cfg.ConsistencyWait }
+
+// prune deletes the records of codes unset for longer than UnsetRetention.
+func (s *Service) prune(ctx context.Context) error {
+	n, err := s.cfg.Store.PruneAccessCodes(ctx, s.cfg.Now().Add(-UnsetRetention))
+	if err != nil {
+		return fmt.Errorf("accesscode: prune: %w", err)
+	}
+	if n > 0 {
+		s.log.Info("pruned access codes unset for a day", "count", n)
 	}
 	return nil
 }
@@ -352,14 +483,15 @@ func (s *Service) List(ctx context.Context) ([]agent.AccessCode, error) {
 
 // Resume finishes operations a crash interrupted: a code still "setting" was
 // never handed to anyone, so it is rolled back; a code "removing" is removed.
-// It returns the codes it touched.
+// It also prunes codes unset for longer than UnsetRetention. It returns the
+// codes it touched.
 func (s *Service) Resume(ctx context.Context) ([]agent.AccessCode, error) {
 	list, err := s.cfg.Store.AccessCodes(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var touched []agent.AccessCode
-	var errs []error
+	errs := []error{s.prune(ctx)}
 	for _, ac := range list {
 		switch ac.Status {
 		case agent.AccessCodeSetting:
@@ -384,7 +516,8 @@ func (s *Service) Resume(ctx context.Context) ([]agent.AccessCode, error) {
 }
 
 // Expire deletes the codes whose validity ended (as Seam removes them after
-// ends_at), freeing their Salto seats. The runtime calls it periodically.
+// ends_at), freeing their Salto seats, and prunes codes unset for longer than
+// UnsetRetention. The runtime calls it periodically.
 func (s *Service) Expire(ctx context.Context) ([]agent.AccessCode, error) {
 	list, err := s.cfg.Store.AccessCodes(ctx)
 	if err != nil {
@@ -392,7 +525,7 @@ func (s *Service) Expire(ctx context.Context) ([]agent.AccessCode, error) {
 	}
 	now := s.cfg.Now()
 	var done []agent.AccessCode
-	var errs []error
+	errs := []error{s.prune(ctx)}
 	for _, ac := range list {
 		if ac.Status != agent.AccessCodeSet || ac.EndsAt.IsZero() || ac.EndsAt.After(now) {
 			continue

@@ -22,7 +22,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/portier-io/portier/agent/sitefile"
+	"github.com/portier-io/portier/cloud/saltoks"
+	"github.com/portier-io/portier/cloud/saltoks/sitefile"
 )
 
 // Default test credentials.
@@ -53,7 +54,15 @@ type Options struct {
 	PINAsText                    bool // serve the PIN as text/plain (a client quirk seen)
 	NumericErrorCodes            bool // ErrorCode as a JSON number instead of a string
 	AllowClientCredentials       bool
-	Logger                       *slog.Logger
+	// Latency delays every answer by this much real time, as the distance
+	// to Salto's cloud does (for benchmarks; tests keep it 0).
+	Latency time.Duration
+	// CreateLag hides a user or guest created through the API from every
+	// call naming it, and from the lists, for this long after its creation
+	// (by the fake's clock): Salto KS was measured not to see a new guest for
+	// about a minute (404 2202 / 403 2203). 0: visible at once.
+	CreateLag time.Duration
+	Logger    *slog.Logger
 }
 
 // Fake is the fake Salto KS. It is an http.Handler serving both the identity
@@ -66,9 +75,9 @@ type Fake struct {
 
 	mu       sync.Mutex
 	now      time.Time
-	site     sitefile.Site
-	locks    []sitefile.Lock // sorted by id
-	users    []*user         // sorted by id
+	site     saltoks.Site
+	locks    []saltoks.Lock // sorted by id
+	users    []*user        // sorted by id
 	byID     map[string]*user
 	byPlat   map[string]*user
 	groups   []*group // sorted by id
@@ -79,12 +88,31 @@ type Fake struct {
 	hits     map[string]int
 	seq      int
 	pins     map[string]string // site-user id → last issued PIN (test accessor only)
+	active   int               // requests being served
+	peak     int               // the most requests served at once
 }
 
 type user struct {
-	sitefile.User
+	saltoks.SiteUser
 	role      string
-	enc, menc []byte // cached JSON (see touch)
+	visibleAt time.Time // zero: visible; else hidden before (CreateLag)
+	enc, menc []byte    // cached JSON (see touch)
+}
+
+// idKey is how the fake looks ids up: Salto's ids are .NET Guids, which the
+// real service matches without regard to case.
+func idKey(id string) string { return strings.ToLower(id) }
+
+// visible reports whether calls can see u yet (CreateLag).
+func (k *Fake) visible(u *user) bool {
+	return u.visibleAt.IsZero() || !k.clock().Before(u.visibleAt)
+}
+
+// PeakConcurrency is the largest number of requests the fake served at once.
+func (k *Fake) PeakConcurrency() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.peak
 }
 
 type group struct {
@@ -121,19 +149,19 @@ func New(f *sitefile.File, opt Options) (*Fake, error) {
 		return nil, fmt.Errorf("saltokstest: the seed site needs an id and a time_zone")
 	}
 	k.locks = slices.Clone(f.Locks)
-	slices.SortFunc(k.locks, func(a, b sitefile.Lock) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(k.locks, func(a, b saltoks.Lock) int { return strings.Compare(a.ID, b.ID) })
 	for _, u := range f.Users {
 		if u.ID == "" || u.User.ID == "" {
 			return nil, fmt.Errorf("saltokstest: a seed user lacks an id or user.id")
 		}
-		if k.byID[u.ID] != nil || k.byPlat[u.User.ID] != nil {
+		if k.byID[idKey(u.ID)] != nil || k.byPlat[idKey(u.User.ID)] != nil {
 			return nil, fmt.Errorf("saltokstest: duplicate seed user %s", u.ID)
 		}
-		nu := &user{User: u, role: "site_user"}
+		nu := &user{SiteUser: u, role: "site_user"}
 		if nu.SubscriptionState == "" {
 			nu.SubscriptionState = "subscribed"
 		}
-		k.byID[u.ID], k.byPlat[u.User.ID] = nu, nu
+		k.byID[idKey(u.ID)], k.byPlat[idKey(u.User.ID)] = nu, nu
 		k.users = append(k.users, nu)
 	}
 	k.sortUsers()
@@ -147,7 +175,7 @@ func New(f *sitefile.File, opt Options) (*Fake, error) {
 			}
 		}
 		k.groups = append(k.groups, ng)
-		k.groupIDs[g.ID] = ng
+		k.groupIDs[idKey(g.ID)] = ng
 	}
 	slices.SortFunc(k.groups, func(a, b *group) int { return strings.Compare(a.ID, b.ID) })
 	k.routes()
@@ -157,6 +185,10 @@ func New(f *sitefile.File, opt Options) (*Fake, error) {
 // Start serves the fake on a loopback port (httptest); Close stops it.
 func (k *Fake) Start() *Fake {
 	k.srv = httptest.NewServer(k)
+	// Keep a connection per parallel request (the default keeps 2 per host).
+	if tr, ok := k.srv.Client().Transport.(*http.Transport); ok {
+		tr.MaxIdleConnsPerHost = 64
+	}
 	return k
 }
 
@@ -204,6 +236,17 @@ func (k *Fake) ExpireTokens() {
 	defer k.mu.Unlock()
 	for t := range k.tokens {
 		k.tokens[t] = k.clock().Add(-time.Second)
+	}
+}
+
+// WarmUp encodes every user's JSON now, so the first listing of a large site
+// does not pay for it (benchmarks measure the client, not the fake).
+func (k *Fake) WarmUp() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, u := range k.users {
+		u.json()
+		u.memberJSON()
 	}
 }
 
@@ -262,27 +305,27 @@ func (k *Fake) subscribedCount() int {
 // --- state changes for tests ------------------------------------------------
 
 // AddUser adds a site user (as if an admin created it in the web app).
-func (k *Fake) AddUser(u sitefile.User) {
+func (k *Fake) AddUser(u saltoks.SiteUser) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if u.SubscriptionState == "" {
 		u.SubscriptionState = "subscribed"
 	}
-	nu := &user{User: u, role: "site_user"}
-	k.byID[u.ID], k.byPlat[u.User.ID] = nu, nu
+	nu := &user{SiteUser: u, role: "site_user"}
+	k.byID[idKey(u.ID)], k.byPlat[idKey(u.User.ID)] = nu, nu
 	k.users = append(k.users, nu)
 	k.sortUsers()
 }
 
 // UpdateUser changes a site user in place; it reports whether it exists.
-func (k *Fake) UpdateUser(id string, fn func(*sitefile.User)) bool {
+func (k *Fake) UpdateUser(id string, fn func(*saltoks.SiteUser)) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	u := k.byID[id]
+	u := k.byID[idKey(id)]
 	if u == nil {
 		return false
 	}
-	fn(&u.User)
+	fn(&u.SiteUser)
 	u.touch()
 	return true
 }
@@ -295,16 +338,16 @@ func (k *Fake) RemoveUser(id string) bool {
 }
 
 func (k *Fake) removeUser(id string) bool {
-	u := k.byID[id]
+	u := k.byID[idKey(id)]
 	if u == nil {
 		return false
 	}
-	delete(k.byID, id)
-	delete(k.byPlat, u.User.User.ID)
-	delete(k.pins, id)
-	k.users = slices.DeleteFunc(k.users, func(x *user) bool { return x.ID == id })
+	delete(k.byID, idKey(id))
+	delete(k.byPlat, idKey(u.User.ID))
+	delete(k.pins, u.ID)
+	k.users = slices.DeleteFunc(k.users, func(x *user) bool { return x == u })
 	for _, g := range k.groups {
-		g.Users = slices.DeleteFunc(g.Users, func(p string) bool { return p == u.User.User.ID })
+		g.Users = slices.DeleteFunc(g.Users, func(p string) bool { return p == u.User.ID })
 	}
 	return true
 }
@@ -313,7 +356,7 @@ func (k *Fake) removeUser(id string) bool {
 func (k *Fake) SetGroupMembers(groupID string, members []string) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	g := k.groupIDs[groupID]
+	g := k.groupIDs[idKey(groupID)]
 	if g == nil {
 		return false
 	}
@@ -327,7 +370,7 @@ func (k *Fake) File() *sitefile.File {
 	defer k.mu.Unlock()
 	f := &sitefile.File{Version: sitefile.FormatVersion, Site: k.site, Locks: slices.Clone(k.locks)}
 	for _, u := range k.users {
-		f.Users = append(f.Users, u.User)
+		f.Users = append(f.Users, u.SiteUser)
 	}
 	for _, g := range k.groups {
 		ag := g.AccessGroup
@@ -341,20 +384,20 @@ func (k *Fake) File() *sitefile.File {
 func (k *Fake) GroupMembers(groupID string) []string {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if g := k.groupIDs[groupID]; g != nil {
+	if g := k.groupIDs[idKey(groupID)]; g != nil {
 		return slices.Clone(g.Users)
 	}
 	return nil
 }
 
 // FindUser returns a copy of a site user by site-user id.
-func (k *Fake) FindUser(id string) (sitefile.User, bool) {
+func (k *Fake) FindUser(id string) (saltoks.SiteUser, bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if u := k.byID[id]; u != nil {
-		return u.User, true
+	if u := k.byID[idKey(id)]; u != nil {
+		return u.SiteUser, true
 	}
-	return sitefile.User{}, false
+	return saltoks.SiteUser{}, false
 }
 
 // UserCount is the number of site users.

@@ -32,6 +32,10 @@ const (
 	// After lets the request through and then runs Do (e.g. to change a list
 	// between two of its pages).
 	After
+	// Hold keeps matching requests waiting until Times of them wait at once,
+	// then lets them all through: a client that never has that many open
+	// (it does not overlap them) sees them hang until its request timeout.
+	Hold
 )
 
 // Fault is one injected failure. It applies to requests whose method matches
@@ -47,6 +51,9 @@ type Fault struct {
 	RetryAfter time.Duration // RateLimit: the Retry-After value (whole seconds)
 	Delay      time.Duration // Slow
 	Do         func()        // After
+
+	holdN, held int           // Hold: how many to gather, how many came
+	release     chan struct{} // Hold: closed when holdN came
 }
 
 // Inject adds a fault. Faults are checked in the order added.
@@ -55,6 +62,9 @@ func (k *Fake) Inject(f Fault) {
 	defer k.mu.Unlock()
 	if f.Times == 0 {
 		f.Times = 1
+	}
+	if f.Kind == Hold {
+		f.holdN, f.release = max(f.Times, 1), make(chan struct{})
 	}
 	k.faults = append(k.faults, &f)
 }
@@ -94,7 +104,23 @@ func (k *Fake) takeFault(r *http.Request) *Fault {
 func (k *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	k.mu.Lock()
 	k.hits[r.Method+" "+r.URL.Path]++
+	k.active++
+	k.peak = max(k.peak, k.active)
 	k.mu.Unlock()
+	defer func() {
+		k.mu.Lock()
+		k.active--
+		k.mu.Unlock()
+	}()
+	if d := k.opt.Latency; d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
 	f := k.takeFault(r)
 	if f == nil {
 		k.mux.ServeHTTP(w, r)
@@ -152,6 +178,18 @@ func (k *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		k.mux.ServeHTTP(w, r)
 		if f.Do != nil {
 			f.Do()
+		}
+	case Hold:
+		k.mu.Lock()
+		f.held++
+		if f.held == f.holdN {
+			close(f.release)
+		}
+		k.mu.Unlock()
+		select {
+		case <-f.release:
+			k.mux.ServeHTTP(w, r)
+		case <-r.Context().Done():
 		}
 	default:
 		k.mux.ServeHTTP(w, r)

@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/portier-io/portier/agent/sitefile"
+	"github.com/portier-io/portier/cloud/saltoks"
 )
 
 func (k *Fake) routes() {
@@ -182,20 +183,32 @@ func (k *Fake) authed(h http.HandlerFunc) http.HandlerFunc {
 // siteOnly checks the site id and holds the lock for the handler.
 func (k *Fake) siteOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		// The answer is built under the lock and sent after it, so a client
+		// slow to read one answer does not hold up the others.
+		rec := httptest.NewRecorder()
 		k.mu.Lock()
-		defer k.mu.Unlock()
-		if id := r.PathValue("site"); id != k.site.ID {
-			// A human site uid (DE…) is a bad parameter; another site's UUID
-			// is one the token user has no rights on.
-			if len(id) == 36 && strings.Count(id, "-") == 4 {
-				k.writeError(w, 403, "2203", "User does not have permission to access this site")
-				return
-			}
-			k.writeError(w, 400, "1100", "Invalid site id")
+		k.siteRoute(rec, r, h)
+		k.mu.Unlock()
+		for key, v := range rec.Header() {
+			w.Header()[key] = v
+		}
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes())
+	}
+}
+
+func (k *Fake) siteRoute(w http.ResponseWriter, r *http.Request, h http.HandlerFunc) {
+	if id := r.PathValue("site"); !strings.EqualFold(id, k.site.ID) {
+		// A human site uid (DE…) is a bad parameter; another site's UUID
+		// is one the token user has no rights on.
+		if len(id) == 36 && strings.Count(id, "-") == 4 {
+			k.writeError(w, 403, "2203", "User does not have permission to access this site")
 			return
 		}
-		h(w, r)
+		k.writeError(w, 400, "1100", "Invalid site id")
+		return
 	}
+	h(w, r)
 }
 
 // --- wire shapes ---------------------------------------------------------------
@@ -209,7 +222,7 @@ func (k *Fake) siteJSON() map[string]any {
 	}
 }
 
-func lockJSON(l sitefile.Lock) map[string]any {
+func lockJSON(l saltoks.Lock) map[string]any {
 	return map[string]any{"id": l.ID, "customer_reference": l.CustomerReference, "lock_type": "escutcheon_pin",
 		"communication_type": "blue_net", "online": true, "locked_state": "locked", "iq_link_state": "attached",
 		"battery_level": "fresh", "floor": nil}
@@ -218,12 +231,12 @@ func lockJSON(l sitefile.Lock) map[string]any {
 func userJSON(u *user) map[string]any {
 	usePIN := u.UsePIN == nil || *u.UsePIN
 	var email any
-	if u.User.User.Email != nil {
-		email = *u.User.User.Email
+	if u.User.Email != nil {
+		email = *u.User.Email
 	}
 	var tag any
-	if u.User.User.TagNumber != nil && *u.User.User.TagNumber != "" {
-		tag = *u.User.User.TagNumber
+	if u.User.TagNumber != nil && *u.User.TagNumber != "" {
+		tag = *u.User.TagNumber
 	}
 	var exp any
 	if u.ExpiresAt != nil {
@@ -231,8 +244,8 @@ func userJSON(u *user) map[string]any {
 	}
 	return map[string]any{
 		"id": u.ID,
-		"user": map[string]any{"id": u.User.User.ID, "email": email, "first_name": u.User.User.FirstName,
-			"last_name": u.User.User.LastName, "image_url": nil, "tag_number": tag, "has_profile": email != nil,
+		"user": map[string]any{"id": u.User.ID, "email": email, "first_name": u.User.FirstName,
+			"last_name": u.User.LastName, "image_url": nil, "tag_number": tag, "has_profile": email != nil,
 			"is_managed_by_current_site": true},
 		"roles":                     []any{map[string]any{"id": "role-" + u.role, "customer_reference": u.role, "code": u.role, "is_hierarchical": true}},
 		"alias":                     u.Alias,
@@ -270,13 +283,13 @@ func (u *user) touch() { u.enc, u.menc = nil, nil }
 
 func memberObject(u *user) map[string]any {
 	var email any
-	if u.User.User.Email != nil {
-		email = *u.User.User.Email
+	if u.User.Email != nil {
+		email = *u.User.Email
 	}
-	return map[string]any{"id": u.User.User.ID, "first_name": u.User.User.FirstName, "last_name": u.User.User.LastName, "email": email}
+	return map[string]any{"id": u.User.ID, "first_name": u.User.FirstName, "last_name": u.User.LastName, "email": email}
 }
 
-func scheduleJSON(ts sitefile.TimeSchedule) map[string]any {
+func scheduleJSON(ts saltoks.TimeSchedule) map[string]any {
 	var sd, ed any
 	if ts.StartDate != nil {
 		sd = *ts.StartDate
@@ -457,7 +470,7 @@ func (k *Fake) listLocks(w http.ResponseWriter, r *http.Request) {
 
 func (k *Fake) getLock(w http.ResponseWriter, r *http.Request) {
 	for _, l := range k.locks {
-		if l.ID == r.PathValue("lock") {
+		if strings.EqualFold(l.ID, r.PathValue("lock")) {
 			writeJSON(w, 200, lockJSON(l))
 			return
 		}
@@ -474,7 +487,7 @@ func (k *Fake) listGroups(w http.ResponseWriter, r *http.Request) {
 }
 
 func (k *Fake) group(w http.ResponseWriter, r *http.Request) *group {
-	g := k.groupIDs[r.PathValue("ag")]
+	g := k.groupIDs[idKey(r.PathValue("ag"))]
 	if g == nil {
 		k.writeError(w, 404, "2202", "Access group not found")
 	}
@@ -506,11 +519,11 @@ func (k *Fake) listGroupUsers(w http.ResponseWriter, r *http.Request) {
 	ids := slices.Sorted(slices.Values(g.Users))
 	items := make([]listItem, 0, len(ids))
 	for _, id := range ids {
-		u := k.byPlat[id]
-		if u == nil {
+		u := k.byPlat[idKey(id)]
+		if u == nil || !k.visible(u) {
 			continue
 		}
-		items = append(items, listItem{id: id, sort: u.User.User.LastName, raw: u.memberJSON})
+		items = append(items, listItem{id: id, sort: u.User.LastName, raw: u.memberJSON})
 	}
 	k.serveList(w, r, items, false)
 }
@@ -521,7 +534,7 @@ func (k *Fake) listGroupSchedules(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ts := slices.Clone(g.TimeSchedules)
-	slices.SortFunc(ts, func(a, b sitefile.TimeSchedule) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(ts, func(a, b saltoks.TimeSchedule) int { return strings.Compare(a.ID, b.ID) })
 	items := make([]listItem, len(ts))
 	for i, t := range ts {
 		items[i] = listItem{id: t.ID, raw: encoded(scheduleJSON(t))}
@@ -541,15 +554,21 @@ func (k *Fake) addGroupUser(w http.ResponseWriter, r *http.Request) {
 		k.writeError(w, 400, "1101", "The user_id field is required.")
 		return
 	}
-	if k.byPlat[body.UserID] == nil {
+	u := k.byPlat[idKey(body.UserID)]
+	if u == nil {
 		// Salto wants the platform user id; a site-user id is "not found".
 		k.writeError(w, 404, "2202", "User not found")
 		return
 	}
-	if !slices.Contains(g.Users, body.UserID) {
-		g.Users = append(g.Users, body.UserID)
+	if !k.visible(u) {
+		// What was measured for a guest Salto does not see yet.
+		k.writeError(w, 403, "2203", "User does not have permission to access this resource")
+		return
 	}
-	writeJSON(w, 201, map[string]any{"id": body.UserID})
+	if !slices.Contains(g.Users, u.User.ID) {
+		g.Users = append(g.Users, u.User.ID)
+	}
+	writeJSON(w, 201, map[string]any{"id": u.User.ID})
 }
 
 func (k *Fake) removeGroupUser(w http.ResponseWriter, r *http.Request) {
@@ -558,25 +577,40 @@ func (k *Fake) removeGroupUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	uid := r.PathValue("uid")
-	if !slices.Contains(g.Users, uid) {
+	same := func(p string) bool { return strings.EqualFold(p, uid) }
+	if !slices.ContainsFunc(g.Users, same) {
 		k.writeError(w, 404, "2202", "User not found")
 		return
 	}
-	g.Users = slices.DeleteFunc(g.Users, func(p string) bool { return p == uid })
+	g.Users = slices.DeleteFunc(g.Users, same)
 	w.WriteHeader(http.StatusNoContent)
 }
 
 func (k *Fake) listUsers(w http.ResponseWriter, r *http.Request) {
-	k.serveListN(w, r, len(k.users), func(i int) listItem {
-		u := k.users[i]
-		return listItem{id: u.ID, sort: u.User.User.LastName, raw: u.json}
+	users := k.users
+	if k.opt.CreateLag > 0 {
+		users = slices.DeleteFunc(slices.Clone(users), func(u *user) bool { return !k.visible(u) })
+	}
+	k.serveListN(w, r, len(users), func(i int) listItem {
+		u := users[i]
+		return listItem{id: u.ID, sort: u.User.LastName, raw: u.json}
 	}, false)
 }
 
-func (k *Fake) getUser(w http.ResponseWriter, r *http.Request) {
-	u := k.byID[r.PathValue("id")]
-	if u == nil {
+// siteUser finds the user the path names, or answers 404 2202 (also for a
+// user the service does not see yet).
+func (k *Fake) siteUser(w http.ResponseWriter, r *http.Request) *user {
+	u := k.byID[idKey(r.PathValue("id"))]
+	if u == nil || !k.visible(u) {
 		k.writeError(w, 404, "2202", "User not found")
+		return nil
+	}
+	return u
+}
+
+func (k *Fake) getUser(w http.ResponseWriter, r *http.Request) {
+	u := k.siteUser(w, r)
+	if u == nil {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
@@ -592,12 +626,15 @@ func (k *Fake) newUser(first, last, email, alias, role string, usePIN bool, expi
 	if k.opt.SeatLimit > 0 && k.subscribedCount() >= k.opt.SeatLimit {
 		state = "suspended"
 	}
-	u := &user{role: role, User: sitefile.User{ID: newUUID(), Alias: alias, SubscriptionState: state, ExpiresAt: expires, UsePIN: &usePIN,
-		User: sitefile.PlatformUser{ID: newUUID(), FirstName: first, LastName: last}}}
+	u := &user{role: role, SiteUser: saltoks.SiteUser{ID: newUUID(), Alias: alias, SubscriptionState: state, ExpiresAt: expires, UsePIN: &usePIN,
+		User: saltoks.PlatformUser{ID: newUUID(), FirstName: first, LastName: last}}}
 	if email != "" {
-		u.User.User.Email = &email
+		u.User.Email = &email
 	}
-	k.byID[u.ID], k.byPlat[u.User.User.ID] = u, u
+	if k.opt.CreateLag > 0 {
+		u.visibleAt = k.clock().Add(k.opt.CreateLag)
+	}
+	k.byID[idKey(u.ID)], k.byPlat[idKey(u.User.ID)] = u, u
 	k.users = append(k.users, u)
 	k.sortUsers()
 	return u
@@ -650,9 +687,8 @@ func (k *Fake) createGuest(w http.ResponseWriter, r *http.Request) {
 }
 
 func (k *Fake) patchUser(w http.ResponseWriter, r *http.Request) {
-	u := k.byID[r.PathValue("id")]
+	u := k.siteUser(w, r)
 	if u == nil {
-		k.writeError(w, 404, "2202", "User not found")
 		return
 	}
 	var body map[string]json.RawMessage
@@ -688,17 +724,17 @@ func (k *Fake) patchUser(w http.ResponseWriter, r *http.Request) {
 }
 
 func (k *Fake) deleteUser(w http.ResponseWriter, r *http.Request) {
-	if !k.removeUser(r.PathValue("id")) {
-		k.writeError(w, 404, "2202", "User not found")
+	u := k.siteUser(w, r)
+	if u == nil {
 		return
 	}
+	k.removeUser(u.ID)
 	w.WriteHeader(http.StatusAccepted)
 }
 
 func (k *Fake) putPIN(w http.ResponseWriter, r *http.Request) {
-	u := k.byID[r.PathValue("id")]
+	u := k.siteUser(w, r)
 	if u == nil {
-		k.writeError(w, 404, "2202", "User not found")
 		return
 	}
 	if u.UsePIN != nil && !*u.UsePIN {
@@ -721,9 +757,8 @@ func (k *Fake) putPIN(w http.ResponseWriter, r *http.Request) {
 }
 
 func (k *Fake) getKeys(w http.ResponseWriter, r *http.Request) {
-	u := k.byID[r.PathValue("id")]
+	u := k.siteUser(w, r)
 	if u == nil {
-		k.writeError(w, 404, "2202", "User not found")
 		return
 	}
 	items := []any{}
@@ -734,9 +769,8 @@ func (k *Fake) getKeys(w http.ResponseWriter, r *http.Request) {
 }
 
 func (k *Fake) patchSubscription(w http.ResponseWriter, r *http.Request) {
-	u := k.byID[r.PathValue("id")]
+	u := k.siteUser(w, r)
 	if u == nil {
-		k.writeError(w, 404, "2202", "User not found")
 		return
 	}
 	var body map[string]string

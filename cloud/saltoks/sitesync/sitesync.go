@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,7 +26,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/portier-io/portier/agent"
-	"github.com/portier-io/portier/agent/sitefile"
 	"github.com/portier-io/portier/cloud/saltoks"
 )
 
@@ -82,9 +82,17 @@ type Config struct {
 	// PullAttempts bounds how often one sync re-reads everything when a list
 	// changed while it was paged; default 3.
 	PullAttempts int
-	// Concurrency is the number of access-group detail requests in flight;
-	// default 4.
+	// Concurrency is the number of access groups whose details are read
+	// side by side; default 32. The requests themselves also wait for the
+	// Salto client's in-flight bound (saltoks.Config.MaxInFlight), which is
+	// what protects Salto; this only has to be large enough to keep that
+	// bound busy while a group waits between its lock list and its members.
 	Concurrency int
+	// Events, when set, receives a salto_config_mismatch alarm when a door's
+	// lock or access group is missing from the site, and
+	// salto_config_mismatch_cleared when it is no longer (the daemon wires
+	// its event spool here; one-shot syncs leave it nil).
+	Events agent.EventSink
 
 	Progress func(Progress) // optional; calls are serialised
 	// AfterSync, when set, runs after every sync attempt, once the pulled
@@ -122,6 +130,12 @@ const (
 	KeyCredentials  = "sync.credentials"
 	KeyRowsWritten  = "sync.rows_written"
 	KeyWarnings     = "sync.warnings"
+	// KeyConfigMismatch is the doors' locks and access groups the site
+	// lacked at the last sync (a JSON list of messages), for status.
+	KeyConfigMismatch = "sync.config_mismatch"
+	// KeyMismatchAlarmed is the mismatches an alarm event was recorded for
+	// (a JSON list of door/kind/id keys): alarms go out on change, once.
+	KeyMismatchAlarmed = "sync.config_mismatch_alarmed"
 	// The hash of the last applied snapshot and the cache generation it
 	// produced: an identical pull onto an untouched cache skips the apply.
 	KeySnapshotHash       = "sync.snapshot_hash"
@@ -155,8 +169,15 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		cfg.PullAttempts = 3
 	}
 	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 4
+		cfg.Concurrency = 32
 	}
+	// Door ids are compared with the site's, which are canonical.
+	doors := make([]agent.Door, len(cfg.Doors))
+	for i, d := range cfg.Doors {
+		d.LockIDs, d.GroupIDs = canonicalIDs(d.LockIDs), canonicalIDs(d.GroupIDs)
+		doors[i] = d
+	}
+	cfg.Doors = doors
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -250,7 +271,10 @@ type Result struct {
 	Applied     Applied
 	Attempts    int // pulls needed (more than 1 when a list changed while paged)
 	Duration    time.Duration
-	Warnings    []string
+	// Unknown lists the doors' locks and access groups the site lacks; each
+	// is also the first of Warnings.
+	Unknown  []saltoks.UnknownID
+	Warnings []string
 }
 
 // SyncOnce pulls the site and applies it. On any failure the cache keeps its
@@ -290,6 +314,7 @@ func (e *Engine) SyncOnce(ctx context.Context) (Result, error) {
 		KeyRowsWritten:  strconv.FormatInt(res.Applied.RowsWritten(), 10),
 		KeyWarnings:     strconv.Itoa(len(res.Warnings)),
 	})
+	e.recordMismatch(ctx, res.Unknown)
 	e.log.Info("salto sync done", "users", res.Users, "access_groups", res.Groups, "locks", res.Locks,
 		"rows_written", res.Applied.RowsWritten(), "took", res.Duration, "warnings", len(res.Warnings))
 	return res, nil
@@ -305,7 +330,7 @@ func (e *Engine) syncOnce(ctx context.Context) (Result, error) {
 	var res Result
 	for attempt := 1; ; attempt++ {
 		res.Attempts = attempt
-		snap, warnings, err := e.pull(ctx)
+		snap, unknown, warnings, err := e.pull(ctx)
 		var ie *saltoks.InconsistentError
 		if errors.As(err, &ie) && attempt < e.cfg.PullAttempts {
 			e.log.Info("a Salto list changed while it was read; reading everything again", "reason", ie.Reason, "attempt", attempt)
@@ -331,7 +356,7 @@ func (e *Engine) syncOnce(ctx context.Context) (Result, error) {
 		}
 		e.progress("apply", 1, 1)
 		res.Site, res.Users, res.Groups, res.Locks = snap.Site, len(snap.Users), len(snap.Groups), len(snap.Locks)
-		res.Credentials, res.Applied, res.Warnings = len(snap.Credentials), applied, warnings
+		res.Credentials, res.Applied, res.Unknown, res.Warnings = len(snap.Credentials), applied, unknown, warnings
 		return res, nil
 	}
 }
@@ -397,71 +422,73 @@ func (e *Engine) progress(phase string, done, total int) {
 	}
 }
 
-// warnings collects data problems that do not stop a sync (each drops only
-// the offending item, which can only deny, never grant, access).
-type warnings struct {
-	mu   sync.Mutex
-	list []string
-	log  *slog.Logger
-}
+// maxLoggedWarnings bounds the warnings one sync writes to the log (all of
+// them are in the result).
+const maxLoggedWarnings = 100
 
-func (w *warnings) add(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.list) < 100 {
-		w.log.Warn("salto data: " + msg)
-	}
-	w.list = append(w.list, msg)
-}
-
-// pull reads everything the doors need and builds the snapshot.
-func (e *Engine) pull(ctx context.Context) (*agent.Snapshot, []string, error) {
+// pull reads everything the doors need and maps it into a snapshot with the
+// one Salto mapping (saltoks.Mapper). It returns the doors' unknown locks and
+// groups and every warning: those, then the mapping's problems.
+//
+// At internet distance every request costs a round trip, so what does not
+// depend on an earlier answer is read side by side: after the site (its time
+// zone is needed to read the users), the locks, the group list and the user
+// pages; after the locks and the group list, every group's details. The
+// Salto client's in-flight bound limits the requests open at once.
+func (e *Engine) pull(ctx context.Context) (*agent.Snapshot, []saltoks.UnknownID, []string, error) {
 	site := e.cfg.SiteID
 	src := e.cfg.Source
-	warn := &warnings{log: e.log}
 	e.progress("site", 0, 0)
 	s, err := src.Site(ctx, site)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read the site: %w", err)
+		return nil, nil, nil, fmt.Errorf("read the site: %w", err)
 	}
-	snap := &agent.Snapshot{Site: agent.Site{ID: s.ID, UID: s.SiteUID, Name: s.CustomerReference, TimeZone: s.TimeZone}}
-	if snap.Site.ID == "" {
-		snap.Site.ID = site
+	if s.ID == "" {
+		s.ID = site
 	}
-	loc, err := snap.Site.Location()
+	m, err := saltoks.NewMapper(s)
 	if err != nil {
-		return nil, nil, fmt.Errorf("site %s: %w", site, err)
+		return nil, nil, nil, fmt.Errorf("site %s: %w", site, err)
 	}
-	locks, err := src.Locks(ctx, site)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read the locks: %w", err)
-	}
-	lockSet := make(map[string]bool, len(locks))
-	for _, l := range locks {
-		snap.Locks = append(snap.Locks, agent.Lock{ID: l.ID, Name: l.CustomerReference})
-		lockSet[l.ID] = true
-	}
-	// Groups and users are independent: read them side by side.
+	snap := &agent.Snapshot{Site: m.Site()}
+	var unknown []saltoks.UnknownID
 	eg, gctx := errgroup.WithContext(ctx)
 	eg.Go(func() error {
-		e.progress("groups", 0, 0)
-		groups, err := src.AccessGroups(gctx, site)
-		if err != nil {
-			return fmt.Errorf("read the access groups: %w", err)
+		var locks []saltoks.Lock
+		var groups []saltoks.AccessGroup
+		lists, lctx := errgroup.WithContext(gctx)
+		lists.Go(func() error {
+			var err error
+			if locks, err = src.Locks(lctx, site); err != nil {
+				return fmt.Errorf("read the locks: %w", err)
+			}
+			return nil
+		})
+		lists.Go(func() error {
+			e.progress("groups", 0, 0)
+			var err error
+			if groups, err = src.AccessGroups(lctx, site); err != nil {
+				return fmt.Errorf("read the access groups: %w", err)
+			}
+			return nil
+		})
+		if err := lists.Wait(); err != nil {
+			return err
 		}
-		snap.Groups, err = e.groups(gctx, groups, lockSet, loc, warn)
+		for _, l := range locks {
+			snap.Locks = append(snap.Locks, m.Lock(l))
+		}
+		unknown = saltoks.CheckDoors(e.cfg.Doors, locks, groups)
+		var err error
+		snap.Groups, err = e.groups(gctx, m, groups)
 		return err
 	})
 	eg.Go(func() error {
 		if err := src.Users(gctx, site, "", func(page []saltoks.SiteUser) error {
 			for i := range page {
-				u, err := convertUser(&page[i], loc)
-				if err != nil {
-					warn.add("user %s: %v (user left out: they cannot open any door)", page[i].ID, err)
-					continue
+				if u, ok := m.User(-1, page[i]); ok {
+					snap.Users = append(snap.Users, u)
 				}
-				snap.Users = append(snap.Users, u)
 			}
 			e.progress("users", len(snap.Users), 0)
 			return nil
@@ -471,39 +498,44 @@ func (e *Engine) pull(ctx context.Context) (*agent.Snapshot, []string, error) {
 		return nil
 	})
 	if err := eg.Wait(); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	dedupeTags(snap.Users, warn)
-	dropDangling(snap, warn)
-	if snap.Credentials, err = agent.TagCredentials(snap.Users); err != nil {
-		return nil, nil, fmt.Errorf("tag numbers: %w", err)
-	}
+	m.Finish(snap)
 	if err := snap.Validate(); err != nil {
-		return nil, nil, fmt.Errorf("the pulled site is inconsistent: %w", err)
+		return nil, nil, nil, fmt.Errorf("the pulled site is inconsistent: %w", err)
 	}
-	return snap, warn.list, nil
+	var warnings []string
+	for _, u := range unknown {
+		warnings = append(warnings, u.String())
+	}
+	for _, p := range m.Problems() {
+		warnings = append(warnings, p.String())
+	}
+	for i, w := range warnings {
+		if i == maxLoggedWarnings {
+			e.log.Warn("salto data: more warnings left out of the log", "count", len(warnings)-i)
+			break
+		}
+		e.log.Warn("salto data: " + w)
+	}
+	return snap, unknown, warnings, nil
 }
 
-// groups reads the details of the access groups covering a configured door.
-// Which groups cover a lock-mapped door is only known from each group's lock
-// list, so those are read for every group when a door names locks.
-func (e *Engine) groups(ctx context.Context, groups []saltoks.AccessGroup, lockSet map[string]bool, loc *time.Location, warn *warnings) ([]agent.AccessGroup, error) {
+// groups reads the details of the access groups covering a configured door
+// and maps them. Which groups cover a lock-mapped door is only known from
+// each group's lock list, so those are read for every group when a door
+// names locks; a group a door names is read whole at once.
+func (e *Engine) groups(ctx context.Context, m *saltoks.Mapper, groups []saltoks.AccessGroup) ([]agent.AccessGroup, error) {
 	site := e.cfg.SiteID
-	byLocks := false
+	src := e.cfg.Source
 	wanted := map[string]bool{}
+	doorLocks := map[string]bool{}
 	for _, d := range e.cfg.Doors {
-		byLocks = byLocks || len(d.LockIDs) > 0
 		for _, g := range d.GroupIDs {
 			wanted[g] = true
 		}
-	}
-	known := map[string]bool{}
-	for _, g := range groups {
-		known[g.ID] = true
-	}
-	for g := range wanted {
-		if !known[g] {
-			warn.add("access group %s is mapped to a door but does not exist on the site", g)
+		for _, l := range d.LockIDs {
+			doorLocks[l] = true
 		}
 	}
 	out := make([]*agent.AccessGroup, len(groups))
@@ -511,43 +543,59 @@ func (e *Engine) groups(ctx context.Context, groups []saltoks.AccessGroup, lockS
 	eg, gctx := errgroup.WithContext(ctx)
 	eg.SetLimit(e.cfg.Concurrency)
 	for i, g := range groups {
-		if !byLocks && !wanted[g.ID] {
+		id := saltoks.CanonicalID(g.ID)
+		if len(doorLocks) == 0 && !wanted[id] {
 			continue
 		}
 		eg.Go(func() error {
-			ag := &agent.AccessGroup{ID: g.ID, Name: g.CustomerReference}
-			gl, err := e.cfg.Source.GroupLocks(gctx, site, g.ID)
-			if err != nil {
-				return fmt.Errorf("read the locks of access group %s: %w", g.ID, err)
-			}
-			for _, l := range gl {
-				if !lockSet[l.ID] {
-					warn.add("access group %s names lock %s, which the site's lock list lacks (ignored)", g.ID, l.ID)
-					continue
+			defer func() { e.progress("group details", int(done.Add(1)), len(groups)) }()
+			var (
+				gl      []saltoks.Lock
+				members []string
+				ts      []saltoks.TimeSchedule
+			)
+			readLocks := func() (err error) {
+				if gl, err = src.GroupLocks(gctx, site, g.ID); err != nil {
+					return fmt.Errorf("read the locks of access group %s: %w", g.ID, err)
 				}
-				ag.Locks = append(ag.Locks, l.ID)
-			}
-			if !e.covers(ag) {
-				e.progress("group details", int(done.Add(1)), len(groups))
 				return nil
 			}
-			if ag.Members, err = e.cfg.Source.GroupUsers(gctx, site, g.ID); err != nil {
-				return fmt.Errorf("read the members of access group %s: %w", g.ID, err)
+			readRest := func(d *errgroup.Group) {
+				d.Go(func() (err error) {
+					if members, err = src.GroupUsers(gctx, site, g.ID); err != nil {
+						return fmt.Errorf("read the members of access group %s: %w", g.ID, err)
+					}
+					return nil
+				})
+				d.Go(func() (err error) {
+					if ts, err = src.GroupSchedules(gctx, site, g.ID); err != nil {
+						return fmt.Errorf("read the time schedules of access group %s: %w", g.ID, err)
+					}
+					return nil
+				})
 			}
-			ts, err := e.cfg.Source.GroupSchedules(gctx, site, g.ID)
-			if err != nil {
-				return fmt.Errorf("read the time schedules of access group %s: %w", g.ID, err)
-			}
-			for j, t := range ts {
-				sc, err := t.Domain(loc)
-				if err != nil {
-					warn.add("access group %s time schedule %d: %v (schedule ignored)", g.ID, j, err)
-					continue
+			var d errgroup.Group
+			if wanted[id] {
+				d.Go(readLocks)
+				readRest(&d)
+			} else {
+				if err := readLocks(); err != nil {
+					return err
 				}
-				ag.Schedules = append(ag.Schedules, sc)
+				if !slices.ContainsFunc(gl, func(l saltoks.Lock) bool { return doorLocks[saltoks.CanonicalID(l.ID)] }) {
+					return nil
+				}
+				readRest(&d)
 			}
-			out[i] = ag
-			e.progress("group details", int(done.Add(1)), len(groups))
+			if err := d.Wait(); err != nil {
+				return err
+			}
+			lockIDs := make([]string, len(gl))
+			for j, l := range gl {
+				lockIDs[j] = l.ID
+			}
+			ag := m.Group(-1, g, members, lockIDs, ts)
+			out[i] = &ag
 			return nil
 		})
 	}
@@ -563,80 +611,68 @@ func (e *Engine) groups(ctx context.Context, groups []saltoks.AccessGroup, lockS
 	return res, nil
 }
 
-func (e *Engine) covers(g *agent.AccessGroup) bool {
-	for _, d := range e.cfg.Doors {
-		if d.CoveredBy(g) {
-			return true
-		}
+func canonicalIDs(ids []string) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = saltoks.CanonicalID(id)
 	}
-	return false
+	return out
 }
 
-// convertUser maps a Salto site user to the domain.
-func convertUser(su *saltoks.SiteUser, loc *time.Location) (agent.User, error) {
-	u := agent.User{ID: su.ID, PlatformID: su.User.ID, FirstName: su.User.FirstName, LastName: su.User.LastName,
-		Alias: su.Alias, Blocked: su.Blocked, UsePIN: su.UsePIN == nil || *su.UsePIN}
-	if u.PlatformID == "" {
-		return u, errors.New("no platform user id (user.id)")
-	}
-	if su.User.Email != nil {
-		u.Email = *su.User.Email
-	}
-	switch agent.SubscriptionState(su.SubscriptionState) {
-	case agent.Subscribed, agent.Suspended:
-		u.Subscription = agent.SubscriptionState(su.SubscriptionState)
-	default:
-		// An unknown state is treated as no seat: deny rather than guess.
-		u.Subscription = agent.Suspended
-	}
-	if su.User.TagNumber != nil && *su.User.TagNumber != "" {
-		n, err := agent.NormalizeTagNumber(*su.User.TagNumber)
-		if err == nil {
-			u.TagNumber = n
-		}
-	}
-	if su.ExpiresAt != nil && *su.ExpiresAt != "" {
-		t, err := sitefile.ParseInstant(*su.ExpiresAt, loc)
-		if err != nil {
-			return u, fmt.Errorf("expires_at: %w", err)
-		}
-		u.ExpiresAt = t
-	}
-	return u, nil
-}
+// mismatchKey names one unknown id across syncs.
+func mismatchKey(u saltoks.UnknownID) string { return u.Door + "|" + u.Kind + "|" + u.ID }
 
-// dedupeTags removes a tag number held by two users from both: a tap could
-// not be attributed, so it must open nothing.
-func dedupeTags(users []agent.User, warn *warnings) {
-	holders := make(map[string]int, len(users))
-	for _, u := range users {
-		if u.TagNumber != "" {
-			holders[u.TagNumber]++
+// recordMismatch records the doors' unknown locks and groups for status and,
+// with an event sink, records an alarm for each one that is new and a
+// clearing event for each one that is gone since the last alarm. The
+// alarmed set lives in the cache, so a restart neither repeats an alarm nor
+// misses a clearing; a one-shot sync (no sink) leaves it alone, so the
+// daemon still raises the alarm for a mismatch `portier sync` saw first.
+func (e *Engine) recordMismatch(ctx context.Context, unknown []saltoks.UnknownID) {
+	msgs := make([]string, len(unknown))
+	for i, u := range unknown {
+		msgs[i] = u.String()
+	}
+	b, _ := json.Marshal(msgs) // strings: cannot fail
+	e.setMeta(ctx, map[string]string{KeyConfigMismatch: string(b)})
+	if e.cfg.Events == nil {
+		return
+	}
+	raw, _, err := e.cfg.Meta.Meta(ctx, KeyMismatchAlarmed)
+	if err != nil {
+		e.log.Error("cannot read the alarmed Salto config mismatches", "err", err)
+		return
+	}
+	var prev []string
+	if raw != "" && json.Unmarshal([]byte(raw), &prev) != nil {
+		prev = nil
+	}
+	now := e.cfg.Now()
+	cur := make([]string, 0, len(unknown))
+	var errs []error
+	for _, u := range unknown {
+		k := mismatchKey(u)
+		cur = append(cur, k)
+		if !slices.Contains(prev, k) {
+			errs = append(errs, e.cfg.Events.Record(ctx, agent.Event{Time: now, Type: agent.EventSaltoConfigMismatch, Door: u.Door, Detail: u.String()}))
 		}
 	}
-	for i := range users {
-		if n := users[i].TagNumber; n != "" && holders[n] > 1 {
-			warn.add("tag number …%s is held by %d users; it opens nothing until that is fixed in Salto", n[len(n)-3:], holders[n])
-			users[i].TagNumber = ""
+	for _, k := range prev {
+		if slices.Contains(cur, k) {
+			continue
 		}
+		door, rest, _ := strings.Cut(k, "|")
+		kind, id, _ := strings.Cut(rest, "|")
+		errs = append(errs, e.cfg.Events.Record(ctx, agent.Event{Time: now, Type: agent.EventSaltoConfigMismatchCleared, Door: door,
+			Detail: fmt.Sprintf("door %q: %s %s is no longer missing (the site has it, or the door no longer names it)", door, kind, id)}))
 	}
-}
-
-// dropDangling removes group members that are not site users (created or
-// deleted between the two lists); the next sync picks them up.
-func dropDangling(s *agent.Snapshot, warn *warnings) {
-	platform := make(map[string]bool, len(s.Users))
-	for _, u := range s.Users {
-		platform[u.PlatformID] = true
+	if err := errors.Join(errs...); err != nil {
+		// Not marked as alarmed: the next sync tries again.
+		e.log.Error("cannot record the Salto config mismatch alarm", "err", err)
+		return
 	}
-	for i := range s.Groups {
-		g := &s.Groups[i]
-		n := len(g.Members)
-		g.Members = slices.DeleteFunc(g.Members, func(m string) bool { return !platform[m] })
-		if d := n - len(g.Members); d > 0 {
-			warn.add("access group %s has %d member(s) missing from the user list (left out until the next sync)", g.ID, d)
-		}
-	}
+	b, _ = json.Marshal(cur)
+	e.setMeta(ctx, map[string]string{KeyMismatchAlarmed: string(b)})
 }
 
 // State is the sync state as recorded in the cache.
@@ -650,6 +686,9 @@ type State struct {
 	Locks, Credentials  int
 	RowsWritten         int64
 	Warnings            int
+	// ConfigMismatch: the doors' locks and access groups the site lacked at
+	// the last successful sync, one message each.
+	ConfigMismatch []string
 }
 
 // ReadState reads the sync state from the cache's meta table.
@@ -678,6 +717,11 @@ func ReadState(ctx context.Context, m MetaStore) (State, error) {
 	st.ConsecutiveFailures = int(num(KeyFailures))
 	st.Users, st.Groups, st.Locks, st.Credentials = int(num(KeyUsers)), int(num(KeyGroups)), int(num(KeyLocks)), int(num(KeyCredentials))
 	st.RowsWritten, st.Warnings = num(KeyRowsWritten), int(num(KeyWarnings))
+	if v := str(KeyConfigMismatch); v != "" {
+		if err := json.Unmarshal([]byte(v), &st.ConfigMismatch); err != nil {
+			errs = append(errs, fmt.Errorf("sitesync: %s: %w", KeyConfigMismatch, err))
+		}
+	}
 	return st, errors.Join(errs...)
 }
 
@@ -711,6 +755,9 @@ func (st State) Describe(now time.Time) string {
 	}
 	if st.LastError != "" {
 		fmt.Fprintf(&b, "last error (%d failed in a row): %s\n", st.ConsecutiveFailures, st.LastError)
+	}
+	for _, m := range st.ConfigMismatch {
+		fmt.Fprintf(&b, "warning: %s\n", m)
 	}
 	if st.Warnings > 0 {
 		fmt.Fprintf(&b, "data warnings in the last sync: %d (see the log)\n", st.Warnings)

@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/portier-io/portier/agent"
-	"github.com/portier-io/portier/agent/sitefile"
 	"github.com/portier-io/portier/cloud/saltoks"
 	"github.com/portier-io/portier/cloud/saltoks/saltokstest"
 	"github.com/portier-io/portier/cloud/saltoks/sitesync"
@@ -145,7 +144,7 @@ func TestSyncFillsTheCacheAndDecisionsFollow(t *testing.T) {
 	assert.Zero(t, res.Applied.RowsWritten(), "an unchanged site writes nothing")
 	assert.Equal(t, before, dump(t, e.path))
 
-	e.fake.UpdateUser(saltokstest.UserID(0), func(u *sitefile.User) { u.Blocked = true })
+	e.fake.UpdateUser(saltokstest.UserID(0), func(u *saltoks.SiteUser) { u.Blocked = true })
 	e.fake.RemoveUser(saltokstest.UserID(4))
 	res, err = e.eng.SyncOnce(ctx)
 	require.NoError(t, err)
@@ -176,7 +175,7 @@ func TestFailedSyncKeepsTheOldSnapshot(t *testing.T) {
 			synced := e.eng.SyncedAt()
 			before := dump(t, e.path)
 			// Change the site, so a torn apply would show.
-			e.fake.UpdateUser(saltokstest.UserID(0), func(u *sitefile.User) { u.Blocked = true })
+			e.fake.UpdateUser(saltokstest.UserID(0), func(u *saltoks.SiteUser) { u.Blocked = true })
 			var n atomic.Int64
 			f := tc.fault
 			if f.Kind == saltokstest.After {
@@ -268,8 +267,8 @@ func TestListChangingOnceIsReadAgain(t *testing.T) {
 func TestDataProblemsAreWarnings(t *testing.T) {
 	e := newEnv(t, nil)
 	dup := saltokstest.TagNumber(0)
-	e.fake.UpdateUser(saltokstest.UserID(8), func(u *sitefile.User) { u.User.TagNumber = &dup })
-	e.fake.UpdateUser(saltokstest.UserID(12), func(u *sitefile.User) { u.SubscriptionState = "something_new" })
+	e.fake.UpdateUser(saltokstest.UserID(8), func(u *saltoks.SiteUser) { u.User.TagNumber = &dup })
+	e.fake.UpdateUser(saltokstest.UserID(12), func(u *saltoks.SiteUser) { u.SubscriptionState = "something_new" })
 	res, err := e.eng.SyncOnce(context.Background())
 	require.NoError(t, err)
 	assert.Len(t, res.Warnings, 2, "%v", res.Warnings)

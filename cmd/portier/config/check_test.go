@@ -28,7 +28,7 @@ func noEnv(string) string { return "" }
 const goodConfig = `gateway_id: gw
 state_dir: STATE
 doors:
-  - {id: front, mode: card, salto_locks: [lock-1]}
+  - {id: front, mode: card, salto_locks: [5a2d0c11-7c1e-4a52-8000-0000000000a1]}
 hardware:
   driver: sim
   doors:
@@ -62,7 +62,7 @@ log_level: loud
 doors:
   - id: front
     mode: card
-    salto_locks: [lock-1]
+    salto_locks: [5a2d0c11-7c1e-4a52-8000-0000000000a1]
     colour: red
 hardware:
   driver: sim
@@ -77,7 +77,7 @@ hardware:
 		{"the mqtt section, the doors and the state dir", `gateway_id: gw
 state_dir: /dev/null/state
 doors:
-  - {id: front, mode: sometimes, salto_locks: [lock-1]}
+  - {id: front, mode: sometimes, salto_locks: [5a2d0c11-7c1e-4a52-8000-0000000000a1]}
 hardware: {driver: sim, doors: {front: {relay: {pin: GPIO17}}}}
 mqtt:
   broker: broker.example
@@ -89,7 +89,7 @@ mqtt:
 		{"no hardware section", `gateway_id: gw
 state_dir: STATE
 doors:
-  - {id: front, mode: card, salto_locks: [lock-1]}
+  - {id: front, mode: card, salto_locks: [5a2d0c11-7c1e-4a52-8000-0000000000a1]}
 `, []string{`: hardware.driver is not set: add a hardware: section`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -107,7 +107,7 @@ doors:
 func TestCheckConfigOnlyWhenItLoads(t *testing.T) {
 	// A config Load accepts but run cannot use: it is returned with its
 	// problem, so run can make the outputs safe before refusing to start.
-	path, _ := writeConfig(t, "gateway_id: gw\nstate_dir: STATE\ndoors:\n  - {id: front, mode: card, salto_locks: [x]}\n")
+	path, _ := writeConfig(t, "gateway_id: gw\nstate_dir: STATE\ndoors:\n  - {id: front, mode: card, salto_locks: [5a2d0c11-7c1e-4a52-8000-0000000000a1]}\n")
 	_, err := config.Load(path, noEnv)
 	require.NoError(t, err)
 	r := config.Check(path, noEnv)

@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/portier-io/portier/agent"
+	"github.com/portier-io/portier/cloud/saltoks"
 	"github.com/portier-io/portier/cmd/portier/defaults"
 	"github.com/portier-io/portier/hal"
 )
@@ -82,6 +83,16 @@ type DoorConfig struct {
 	// it would make the YAML decoder drop the door, and every check of it
 	// with it.
 	decodeErr error
+	idLines   map[string][]int // line of each salto_locks / salto_access_groups entry
+}
+
+// idLine is the line of entry j of the door's list key (the door's line when
+// unknown).
+func (d DoorConfig) idLine(key string, j int) int {
+	if l := d.idLines[key]; j < len(l) {
+		return l[j]
+	}
+	return d.line
 }
 
 // LockoutConfig is a door's wrong-PIN lockout; zero values are defaults.
@@ -104,6 +115,16 @@ func (d *DoorConfig) UnmarshalYAML(n *yaml.Node) error {
 	}
 	*d = DoorConfig(p)
 	d.line, d.column, d.decodeErr = n.Line, n.Column, err
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i].Value; k == "salto_locks" || k == "salto_access_groups" {
+			if d.idLines == nil {
+				d.idLines = map[string][]int{}
+			}
+			for _, item := range n.Content[i+1].Content {
+				d.idLines[k] = append(d.idLines[k], item.Line)
+			}
+		}
+	}
 	return nil
 }
 
@@ -236,6 +257,25 @@ func (c *Config) validate(name string) []string {
 		}
 		seen[d.ID] = true
 	}
+	// Salto ids are GUIDs: written once in canonical form here, so the sync,
+	// the lookups and init --check compare them as Salto does (any case).
+	for i := range c.Doors {
+		d := &c.Doors[i]
+		for _, ids := range []struct {
+			key  string
+			list []string
+		}{{"salto_locks", d.SaltoLocks}, {"salto_access_groups", d.SaltoGroups}} {
+			for j, id := range ids.list {
+				g, err := saltoks.ParseGUID(id)
+				if err != nil {
+					errs = append(errs, fmt.Sprintf("%s: line %d: doors[%d].%s: %v", name, d.idLine(ids.key, j), i, ids.key, err))
+					continue
+				}
+				ids.list[j] = g.String()
+			}
+		}
+	}
+	c.Salto.SiteID = saltoks.CanonicalID(c.Salto.SiteID)
 	if len(c.Doors) == 0 {
 		errs = append(errs, name+": no doors: add at least one under doors:")
 	}

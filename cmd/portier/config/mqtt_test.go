@@ -19,7 +19,7 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-const mqttDoors = "gateway_id: gw1\ndoors:\n  - {id: front, mode: card, salto_locks: [l1]}\n"
+const mqttDoors = "gateway_id: gw1\ndoors:\n  - {id: front, mode: card, salto_locks: [0b5e0000-0000-4000-8000-000000000001]}\n"
 
 func TestMQTTConfigOptional(t *testing.T) {
 	for _, y := range []string{mqttDoors, mqttDoors + "mqtt:\n", mqttDoors + "mqtt: {}\n"} {

@@ -29,7 +29,10 @@ type SaltoConfig struct {
 	RequestTimeout time.Duration `yaml:"request_timeout"` // default 30s
 	StaleAfter     time.Duration `yaml:"stale_after"`     // 0: keep deciding from an old cache
 	PageSize       int           `yaml:"page_size"`       // default 500
-	Concurrency    int           `yaml:"concurrency"`     // access-group requests in flight, default 4
+	Concurrency    int           `yaml:"concurrency"`     // access groups read side by side, default 32
+	// MaxRequestsInFlight bounds the requests to Salto KS open at once,
+	// default 16 (docs/saltoks.md: Salto publishes no rate limit).
+	MaxRequestsInFlight int `yaml:"max_requests_in_flight"`
 }
 
 // Present reports whether the config has a salto: section.
@@ -64,7 +67,7 @@ func (s SaltoConfig) Configured() error {
 	default:
 		return fmt.Errorf("salto.grant %q is not password, refresh_token or client_credentials", s.Grant)
 	}
-	if s.SyncInterval < 0 || s.SyncJitter < 0 || s.RequestTimeout < 0 || s.StaleAfter < 0 || s.PageSize < 0 || s.Concurrency < 0 {
+	if s.SyncInterval < 0 || s.SyncJitter < 0 || s.RequestTimeout < 0 || s.StaleAfter < 0 || s.PageSize < 0 || s.Concurrency < 0 || s.MaxRequestsInFlight < 0 {
 		return errors.New("salto: durations and sizes must not be negative")
 	}
 	if len(missing) > 0 {

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/portier-io/portier/agent"
-	"github.com/portier-io/portier/agent/sitefile"
+	"github.com/portier-io/portier/cloud/saltoks/sitefile"
 )
 
 var key = agent.PINKey("0123456789abcdef0123456789abcdef")
@@ -54,7 +54,7 @@ func TestReadMinimal(t *testing.T) {
 }
 
 func TestReadDemoSite(t *testing.T) {
-	f, err := os.Open("../../cmd/portier/defaults/demo-site.json")
+	f, err := os.Open("../../../cmd/portier/defaults/demo-site.json")
 	require.NoError(t, err)
 	defer f.Close()
 	s, err := sitefile.Read(f, key)

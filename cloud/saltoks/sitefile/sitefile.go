@@ -1,11 +1,15 @@
 // Package sitefile reads and writes Portier's site snapshot file: a JSON
-// document whose objects use Salto KS's own field names (site, locks, users,
-// access_groups with their users, locks and time_schedules), plus two Portier
-// sections (credentials and enrolments). docs/snapshot-format.md describes it.
+// document made of Salto KS's own objects (the cloud/saltoks shapes: site,
+// locks, users, access_groups with their users, locks and time_schedules),
+// plus two Portier sections (credentials and enrolments).
+// docs/snapshot-format.md describes it.
 //
 // Salto objects may carry fields this package does not use (an export from a
 // real site has many), and those are ignored. Top-level keys and the Portier
-// sections are strict, so a typo in a hand-written file is an error.
+// sections are strict, so a typo in a hand-written file is an error. The Salto
+// objects become agent types through the one Salto mapping (saltoks.Mapper),
+// as a sync's do; a file the mapping finds problems in is refused, each
+// problem named (docs/saltoks.md, "One mapping").
 package sitefile
 
 import (
@@ -18,6 +22,7 @@ import (
 	"time"
 
 	"github.com/portier-io/portier/agent"
+	"github.com/portier-io/portier/cloud/saltoks"
 )
 
 // FormatVersion is the value of the "portier_snapshot" key this package writes
@@ -30,74 +35,22 @@ const MaxSize = 512 << 20
 
 // File is the JSON document.
 type File struct {
-	Version      int           `json:"portier_snapshot"`
-	Site         Site          `json:"site"`
-	Locks        []Lock        `json:"locks"`
-	Users        []User        `json:"users"`
-	AccessGroups []AccessGroup `json:"access_groups"`
-	Credentials  []Credential  `json:"credentials,omitempty"`
-	Enrolments   []Enrolment   `json:"enrolments,omitempty"`
-}
-
-// Site is Salto's site object (only the fields Portier uses).
-type Site struct {
-	ID                string `json:"id"`
-	SiteUID           string `json:"site_uid,omitempty"`
-	CustomerReference string `json:"customer_reference,omitempty"`
-	TimeZone          string `json:"time_zone"`
-}
-
-// Lock is Salto's lock object.
-type Lock struct {
-	ID                string `json:"id"`
-	CustomerReference string `json:"customer_reference,omitempty"`
-}
-
-// User is Salto's site-user object: id is the site-user id, user.id the
-// platform user id.
-type User struct {
-	ID                string       `json:"id"`
-	User              PlatformUser `json:"user"`
-	Alias             string       `json:"alias,omitempty"`
-	Blocked           bool         `json:"blocked"`
-	SubscriptionState string       `json:"subscription_state"`
-	ExpiresAt         *string      `json:"expires_at"`
-	UsePIN            *bool        `json:"use_pin,omitempty"` // absent means true
-}
-
-// PlatformUser is the nested platform user of a site user.
-type PlatformUser struct {
-	ID        string  `json:"id"`
-	FirstName string  `json:"first_name,omitempty"`
-	LastName  string  `json:"last_name,omitempty"`
-	Email     *string `json:"email,omitempty"`
-	TagNumber *string `json:"tag_number"`
+	Version      int                `json:"portier_snapshot"`
+	Site         saltoks.Site       `json:"site"`
+	Locks        []saltoks.Lock     `json:"locks"`
+	Users        []saltoks.SiteUser `json:"users"`
+	AccessGroups []AccessGroup      `json:"access_groups"`
+	Credentials  []Credential       `json:"credentials,omitempty"`
+	Enrolments   []Enrolment        `json:"enrolments,omitempty"`
 }
 
 // AccessGroup is Salto's access group with its members (platform user ids),
-// locks (lock ids) and time schedules.
+// locks (lock ids) and time schedules, which the API lists separately.
 type AccessGroup struct {
-	ID                string         `json:"id"`
-	CustomerReference string         `json:"customer_reference"`
-	Users             []string       `json:"users"`
-	Locks             []string       `json:"locks"`
-	TimeSchedules     []TimeSchedule `json:"time_schedules"`
-}
-
-// TimeSchedule is Salto's time schedule.
-type TimeSchedule struct {
-	ID        string  `json:"id,omitempty"`
-	Monday    bool    `json:"monday"`
-	Tuesday   bool    `json:"tuesday"`
-	Wednesday bool    `json:"wednesday"`
-	Thursday  bool    `json:"thursday"`
-	Friday    bool    `json:"friday"`
-	Saturday  bool    `json:"saturday"`
-	Sunday    bool    `json:"sunday"`
-	StartTime string  `json:"start_time"`
-	EndTime   string  `json:"end_time"`
-	StartDate *string `json:"start_date"`
-	EndDate   *string `json:"end_date"`
+	saltoks.AccessGroup
+	Users         []string               `json:"users"`
+	Locks         []string               `json:"locks"`
+	TimeSchedules []saltoks.TimeSchedule `json:"time_schedules"`
 }
 
 // Credential is a Portier credential held by a site user: exactly one of uid,
@@ -194,10 +147,10 @@ func decode(data []byte) (*File, error) {
 	if err := json.Unmarshal(top.Site, &f.Site); err != nil {
 		return nil, &Error{Path: "site", Err: cleanJSONErr(err)}
 	}
-	if err := decodeList("locks", top.Locks, &f.Locks, lenient, func(l Lock) string { return l.ID }); err != nil {
+	if err := decodeList("locks", top.Locks, &f.Locks, lenient, func(l saltoks.Lock) string { return l.ID }); err != nil {
 		return nil, err
 	}
-	if err := decodeList("users", top.Users, &f.Users, lenient, func(u User) string { return u.ID }); err != nil {
+	if err := decodeList("users", top.Users, &f.Users, lenient, func(u saltoks.SiteUser) string { return u.ID }); err != nil {
 		return nil, err
 	}
 	if err := decodeList("access_groups", top.AccessGroups, &f.AccessGroups, lenient, func(g AccessGroup) string { return g.ID }); err != nil {
@@ -278,39 +231,41 @@ func position(data []byte, off int64) string {
 	return fmt.Sprintf("line %d, column %d", line, col)
 }
 
-// Snapshot converts the file into the domain snapshot and validates it.
+// maxProblems bounds the problems one refusal lists.
+const maxProblems = 20
+
+// Snapshot converts the file into the domain snapshot and validates it. A
+// file in which the Salto mapping meets problems is refused with all of them
+// (up to 20), each naming its object.
 func (f *File) Snapshot(key agent.PINKey) (*agent.Snapshot, error) {
-	s := &agent.Snapshot{Site: agent.Site{ID: f.Site.ID, UID: f.Site.SiteUID, Name: f.Site.CustomerReference, TimeZone: f.Site.TimeZone}}
-	loc, err := s.Site.Location()
+	m, err := saltoks.NewMapper(f.Site)
 	if err != nil {
 		return nil, &Error{Path: "site", Err: err}
 	}
+	s := &agent.Snapshot{Site: m.Site()}
+	loc := m.Location()
 	for _, l := range f.Locks {
-		s.Locks = append(s.Locks, agent.Lock{ID: l.ID, Name: l.CustomerReference})
+		s.Locks = append(s.Locks, m.Lock(l))
 	}
 	for i, u := range f.Users {
-		au, err := u.domain(loc)
-		if err != nil {
-			return nil, &Error{Path: fmt.Sprintf("users[%d] (%s)", i, u.ID), Err: err}
+		if au, ok := m.User(i, u); ok {
+			s.Users = append(s.Users, au)
 		}
-		s.Users = append(s.Users, au)
 	}
 	for i, g := range f.AccessGroups {
-		ag := agent.AccessGroup{ID: g.ID, Name: g.CustomerReference, Members: g.Users, Locks: g.Locks}
-		for j, ts := range g.TimeSchedules {
-			sc, err := ts.Domain(loc)
-			if err != nil {
-				return nil, &Error{Path: fmt.Sprintf("access_groups[%d] (%s).time_schedules[%d]", i, g.CustomerReference, j), Err: err}
-			}
-			ag.Schedules = append(ag.Schedules, sc)
+		s.Groups = append(s.Groups, m.Group(i, g.AccessGroup, g.Users, g.Locks, g.TimeSchedules))
+	}
+	m.Finish(s)
+	if ps := m.Problems(); len(ps) > 0 {
+		errs := make([]error, 0, min(len(ps), maxProblems)+1)
+		for _, p := range ps[:min(len(ps), maxProblems)] {
+			errs = append(errs, &Error{Path: p.At(), Err: errors.New(p.Msg)})
 		}
-		s.Groups = append(s.Groups, ag)
+		if len(ps) > maxProblems {
+			errs = append(errs, fmt.Errorf("and %d more problems", len(ps)-maxProblems))
+		}
+		return nil, errors.Join(errs...)
 	}
-	tags, err := agent.TagCredentials(s.Users)
-	if err != nil {
-		return nil, &Error{Path: "users", Err: err}
-	}
-	s.Credentials = tags
 	for i, c := range f.Credentials {
 		ac, err := c.domain(key, loc)
 		if err != nil {
@@ -331,63 +286,8 @@ func (f *File) Snapshot(key agent.PINKey) (*agent.Snapshot, error) {
 	return s, nil
 }
 
-func (u User) domain(loc *time.Location) (agent.User, error) {
-	au := agent.User{
-		ID: u.ID, PlatformID: u.User.ID, FirstName: u.User.FirstName, LastName: u.User.LastName,
-		Alias: u.Alias, Blocked: u.Blocked, Subscription: agent.SubscriptionState(u.SubscriptionState),
-		UsePIN: u.UsePIN == nil || *u.UsePIN,
-	}
-	if u.User.Email != nil {
-		au.Email = *u.User.Email
-	}
-	if u.SubscriptionState == "" {
-		au.Subscription = agent.Subscribed
-	}
-	if u.User.TagNumber != nil && *u.User.TagNumber != "" {
-		n, err := agent.NormalizeTagNumber(*u.User.TagNumber)
-		if err != nil {
-			return au, fmt.Errorf("user.tag_number: %w", err)
-		}
-		au.TagNumber = n
-	}
-	if u.ExpiresAt != nil && *u.ExpiresAt != "" {
-		t, err := ParseInstant(*u.ExpiresAt, loc)
-		if err != nil {
-			return au, fmt.Errorf("expires_at: %w", err)
-		}
-		au.ExpiresAt = t
-	}
-	return au, nil
-}
-
-// Domain converts a Salto time schedule, reading dates in the site zone loc.
-func (ts TimeSchedule) Domain(loc *time.Location) (agent.Schedule, error) {
-	sc := agent.Schedule{ID: ts.ID}
-	sc.Days[time.Monday], sc.Days[time.Tuesday], sc.Days[time.Wednesday] = ts.Monday, ts.Tuesday, ts.Wednesday
-	sc.Days[time.Thursday], sc.Days[time.Friday] = ts.Thursday, ts.Friday
-	sc.Days[time.Saturday], sc.Days[time.Sunday] = ts.Saturday, ts.Sunday
-	var err error
-	if sc.Start, err = agent.ParseTimeOfDay(ts.StartTime); err != nil {
-		return sc, fmt.Errorf("start_time: %w", err)
-	}
-	if sc.End, err = agent.ParseTimeOfDay(ts.EndTime); err != nil {
-		return sc, fmt.Errorf("end_time: %w", err)
-	}
-	if ts.StartDate != nil && *ts.StartDate != "" {
-		if sc.StartDate, err = agent.ParseScheduleDate(*ts.StartDate, false, loc); err != nil {
-			return sc, fmt.Errorf("start_date: %w", err)
-		}
-	}
-	if ts.EndDate != nil && *ts.EndDate != "" {
-		if sc.EndDate, err = agent.ParseScheduleDate(*ts.EndDate, true, loc); err != nil {
-			return sc, fmt.Errorf("end_date: %w", err)
-		}
-	}
-	return sc, sc.Validate()
-}
-
 func (c Credential) domain(key agent.PINKey, loc *time.Location) (agent.Credential, error) {
-	ac := agent.Credential{UserID: c.UserID, Origin: agent.OriginLocal, Label: c.Label}
+	ac := agent.Credential{UserID: saltoks.CanonicalID(c.UserID), Origin: agent.OriginLocal, Label: c.Label}
 	if c.UserID == "" {
 		return ac, errors.New("user_id is empty")
 	}
@@ -439,12 +339,12 @@ func (c Credential) domain(key agent.PINKey, loc *time.Location) (agent.Credenti
 		return ac, err
 	}
 	if c.StartsAt != nil && *c.StartsAt != "" {
-		if ac.StartsAt, err = ParseInstant(*c.StartsAt, loc); err != nil {
+		if ac.StartsAt, err = saltoks.ParseInstant(*c.StartsAt, loc); err != nil {
 			return ac, fmt.Errorf("starts_at: %w", err)
 		}
 	}
 	if c.EndsAt != nil && *c.EndsAt != "" {
-		if ac.EndsAt, err = ParseInstant(*c.EndsAt, loc); err != nil {
+		if ac.EndsAt, err = saltoks.ParseInstant(*c.EndsAt, loc); err != nil {
 			return ac, fmt.Errorf("ends_at: %w", err)
 		}
 	}
@@ -496,18 +396,4 @@ func (e Enrolment) domain() (agent.Enrolment, error) {
 		err = errors.New("give exactly one of uid or wiegand")
 	}
 	return agent.Enrolment{Key: key, TagNumber: n}, err
-}
-
-// ParseInstant reads an RFC 3339 time; one without an offset is site wall time
-// in loc.
-func ParseInstant(s string, loc *time.Location) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
-	}
-	for _, layout := range []string{"2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02"} {
-		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time", s)
 }

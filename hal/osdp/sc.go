@@ -95,6 +95,12 @@ func (s *Session) VerifyServerCryptogram(got []byte) bool {
 	return subtle.ConstantTimeCompare(got, want[:]) == 1
 }
 
+// VerifyInitialRMAC checks an RMAC_I value in constant time.
+func (s *Session) VerifyInitialRMAC(got []byte) bool {
+	want := s.InitialRMAC()
+	return subtle.ConstantTimeCompare(got, want[:]) == 1
+}
+
 // Establish starts the MAC chain from the initial R-MAC.
 func (s *Session) Establish() { s.RMAC = s.InitialRMAC() }
 

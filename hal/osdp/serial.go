@@ -19,7 +19,6 @@ func OpenSerial(name string, baud int) (serial.Port, error) {
 	}
 	p, err := serial.Open(name, &serial.Mode{
 		BaudRate: baud, DataBits: 8, Parity: serial.NoParity, StopBits: serial.OneStopBit,
-		InitialStatusBits: &serial.ModemOutputBits{RTS: false, DTR: true},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("osdp: open %s: %w", name, err)

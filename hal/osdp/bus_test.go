@@ -10,6 +10,7 @@ import (
 
 	"github.com/portier-io/portier/hal/osdp"
 	"github.com/portier-io/portier/hal/osdp/osdpsim"
+	"github.com/portier-io/portier/hal/simtime"
 )
 
 // 26-bit H10301 frame: facility 12, card 3456, with parity.
@@ -195,10 +196,11 @@ func TestOfflineWithinTheSpecLimit(t *testing.T) {
 	})
 	r.waitFor(t, "online", kind(osdp.ReportOnline, 1), offline)
 	pds[0].SetFaults(osdpsim.Faults{Silent: true})
-	gone := r.clock.Now()
 	rep := r.waitFor(t, "offline", kind(osdp.ReportOffline, 1), nil)
 	assert.Equal(t, osdp.ReasonTimeout, rep.Reason)
-	lag := rep.At.Sub(gone)
+	// Simulated time runs ahead of the test, so measure from the reader's
+	// last answer, not from when the test unplugged it.
+	lag := rep.At.Sub(status(t, r.bus, 1).LastReply)
 	assert.GreaterOrEqual(t, lag, osdp.DefaultOfflineAfter-osdp.DefaultPollInterval, "not before the limit")
 	assert.LessOrEqual(t, lag, osdp.DefaultOfflineAfter+osdp.DefaultReplyTimeout+osdp.DefaultPollInterval, "within the spec's 8 s")
 	assert.ErrorIs(t, r.bus.Feedback(1, osdp.FeedbackDeny), osdp.ErrOffline)
@@ -249,19 +251,18 @@ func TestRekeyNotProven(t *testing.T) {
 }
 
 func TestInstall(t *testing.T) {
-	clockRig, pds := newRig(t, rigConfig{
-		readers: []osdp.ReaderConfig{{Name: "other", Addr: 1, Secure: osdp.SecureOff}},
-		pds:     []osdpsim.Config{{Addr: 4, Install: true}},
-	})
-	_ = clockRig
-	// Install runs its own bus: give it its own line to the same reader.
-	line := osdpsim.NewLine(clockRig.clock, 115200, pds[0])
-	require.NoError(t, osdp.Install(context.Background(), osdp.Config{Port: line, Baud: 115200, Clock: clockRig.clock}, 4, key2))
-	k, install := pds[0].Key()
+	clock := simtime.New()
+	pd := osdpsim.NewPD(osdpsim.Config{Addr: 4, Install: true, Identity: hid})
+	line := osdpsim.NewLine(clock, 115200, pd)
+	cfg := osdp.Config{Port: line, Baud: 115200, Clock: clock}
+	require.NoError(t, osdp.Install(context.Background(), cfg, 4, key2))
+	k, install := pd.Key()
 	assert.Equal(t, key2, k)
 	assert.False(t, install)
-	assert.Error(t, osdp.Install(context.Background(), osdp.Config{Port: line, Baud: 115200, Clock: clockRig.clock}, 4, key1),
-		"a reader out of install mode refuses SCBK-D")
+	err := osdp.Install(context.Background(), cfg, 4, key1)
+	assert.ErrorIs(t, err, osdp.ErrRefused, "a reader out of install mode refuses SCBK-D")
+	k, _ = pd.Key()
+	assert.Equal(t, key2, k)
 }
 
 func TestSetComm(t *testing.T) {

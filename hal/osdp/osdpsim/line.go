@@ -191,22 +191,27 @@ func (l *Line) Close() error {
 }
 
 // Serve answers the PDs' part on a real byte stream (a pty master, a pipe)
-// until ctx ends or rw fails; close rw to stop a blocked read. Received
-// bytes are framed with the 20 ms inter-character timeout, and each reply
-// is written when it would have finished arriving on a real line: after the
-// command's wire time, the reader's processing delay and the reply's own
-// wire time at baud.
+// until rw fails; close rw to end it. Received bytes are framed with the
+// 20 ms inter-character timeout, and each reply is written when it would
+// have finished arriving on a real line: after the command's wire time, the
+// reader's processing delay and the reply's own wire time at baud. Once ctx
+// ends the readers fall silent but Serve keeps reading until rw is closed,
+// so a CP still writing (and draining) is never blocked by the simulator.
+// It returns nil when rw fails after ctx ended.
 func Serve(ctx context.Context, rw io.ReadWriter, baud int, clock Clock, pds ...*PD) error {
 	charTime := time.Duration(10 * int64(time.Second) / int64(baud))
 	rx := osdp.Receiver{InterChar: osdp.DefaultInterChar}
 	buf := make([]byte, 256)
 	for {
 		n, err := rw.Read(buf)
-		if ctx.Err() != nil {
-			return nil
-		}
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
 			return err
+		}
+		if ctx.Err() != nil {
+			continue
 		}
 		now := clock.Now()
 		for _, c := range buf[:n] {
@@ -220,10 +225,13 @@ func Serve(ctx context.Context, rw io.ReadWriter, baud int, clock Clock, pds ...
 				if !ok || r.bytes == nil {
 					continue
 				}
-				if err := clock.Sleep(ctx, wire+r.delay+time.Duration(len(r.bytes))*charTime); err != nil {
-					return nil
+				if clock.Sleep(ctx, wire+r.delay+time.Duration(len(r.bytes))*charTime) != nil {
+					break
 				}
 				if _, err := rw.Write(r.bytes); err != nil {
+					if ctx.Err() != nil {
+						break
+					}
 					return err
 				}
 			}

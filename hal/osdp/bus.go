@@ -142,6 +142,7 @@ type Bus struct {
 	tx     []byte
 	lastRx time.Time
 	rto    time.Duration // read timeout last set on the port
+	dirty  bool          // the last exchange did not end with a clean reply
 
 	mu     sync.Mutex // guards each reader's shared part and wake
 	wake   context.CancelFunc
@@ -175,7 +176,7 @@ func NewBus(cfg Config) (*Bus, error) {
 	if cfg.OfflineAfter > DefaultOfflineAfter {
 		return nil, fmt.Errorf("osdp: offline_after %v exceeds the specification's 8 s", cfg.OfflineAfter)
 	}
-	b := &Bus{cfg: cfg, port: cfg.Port, clock: cfg.Clock, log: cfg.Logger, rand: cfg.Rand, report: cfg.Report}
+	b := &Bus{cfg: cfg, port: cfg.Port, clock: cfg.Clock, log: cfg.Logger, rand: cfg.Rand, report: cfg.Report, dirty: true}
 	if b.clock == nil {
 		b.clock = wallclock.Clock{}
 	}
@@ -265,6 +266,17 @@ func (b *Bus) pick(now time.Time) (*reader, time.Duration) {
 			wait = d
 		}
 	}
+	// A reader due within a quarter interval goes now: polls then come in
+	// bursts with one sleep between them instead of one sleep per poll.
+	if wait >= 0 && wait <= b.cfg.PollInterval/4 {
+		for i := range b.readers {
+			k := (b.rr + i) % len(b.readers)
+			if r := b.readers[k]; r.next.Sub(now) == wait {
+				b.rr = k + 1
+				return r, 0
+			}
+		}
+	}
 	return nil, wait
 }
 
@@ -326,15 +338,23 @@ func (b *Bus) exchange(ctx context.Context, addr byte, frame []byte, seq byte) (
 			return Frame{}, err
 		}
 	}
-	if err := b.port.ResetInputBuffer(); err != nil {
-		return Frame{}, fmt.Errorf("osdp: reset input: %w", err)
+	// Stale bytes (a late reply, noise) are likely only after an exchange
+	// that went wrong; flushing every time would cost a syscall per poll.
+	if b.dirty {
+		if err := b.port.ResetInputBuffer(); err != nil {
+			return Frame{}, fmt.Errorf("osdp: reset input: %w", err)
+		}
 	}
+	b.dirty = true
 	if err := b.direction(true); err != nil {
 		return Frame{}, err
 	}
 	_, werr := b.port.Write(frame)
-	if werr == nil {
-		werr = b.port.Drain()
+	// Only a transmitter we switch ourselves needs to know when the last
+	// byte has left; otherwise the reply deadline accounts for it.
+	wire := time.Duration(len(frame)) * b.charTime
+	if werr == nil && b.cfg.Direction.Mode != DirectionAuto {
+		werr, wire = b.port.Drain(), 0
 	}
 	if err := b.direction(false); err != nil && werr == nil {
 		werr = err
@@ -342,7 +362,7 @@ func (b *Bus) exchange(ctx context.Context, addr byte, frame []byte, seq byte) (
 	if werr != nil {
 		return Frame{}, fmt.Errorf("osdp: write: %w", werr)
 	}
-	deadline := b.clock.Now().Add(b.cfg.ReplyTimeout)
+	deadline := b.clock.Now().Add(wire + b.cfg.ReplyTimeout)
 	b.rx.Reset()
 	for {
 		if err := ctx.Err(); err != nil {
@@ -388,6 +408,7 @@ func (b *Bus) exchange(ctx context.Context, addr byte, frame []byte, seq byte) (
 			if !f.Reply || f.Addr != addr || (f.Seq != seq && !(f.Code == ReplyBUSY && f.Seq == 0)) {
 				continue
 			}
+			b.dirty = false
 			return f, nil
 		}
 	}

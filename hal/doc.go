@@ -8,6 +8,8 @@
 //   - hal/wiegand: D0/D1 frame assembly and data-driven card formats.
 //   - hal/mfrc522: MFRC522 RFID driver; hal/mfrc522/mfrc522sim models the chip.
 //   - hal/keypad: matrix keypad scanner.
+//   - hal/osdp: OSDP v2.2 Control Panel on RS-485 with Secure Channel;
+//     hal/osdp/osdpsim simulates readers.
 //   - hal/doorio: relay/LED/buzzer outputs and debounced inputs.
 //   - hal/sim: a simulated board for demos, tests and dry runs.
 //   - hal/simtime: simulated time for simulators and tests.

@@ -210,6 +210,18 @@ func TestOfflineWithinTheSpecLimit(t *testing.T) {
 	assert.True(t, back.Secure, "online only with the channel re-established")
 }
 
+func TestForeverBusyReaderGoesOffline(t *testing.T) {
+	r, pds := newRig(t, rigConfig{
+		readers: []osdp.ReaderConfig{secureReader("r", 1, key1)},
+		pds:     []osdpsim.Config{{Addr: 1, Key: key1}},
+	})
+	r.waitFor(t, "online", kind(osdp.ReportOnline, 1), offline)
+	pds[0].SetFaults(osdpsim.Faults{Busy: 1 << 30})
+	rep := r.waitFor(t, "offline", kind(osdp.ReportOffline, 1), nil)
+	assert.Equal(t, osdp.ReasonTimeout, rep.Reason)
+	assert.ErrorContains(t, rep.Err, "busy")
+}
+
 func TestAbsentReaderIsReportedOffline(t *testing.T) {
 	r, _ := newRig(t, rigConfig{
 		readers: []osdp.ReaderConfig{secureReader("here", 1, key1), secureReader("missing", 9, key2)},

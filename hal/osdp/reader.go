@@ -282,6 +282,10 @@ func (b *Bus) handle(r *reader, f Frame, start, now time.Time) {
 		b.mu.Lock()
 		r.st.Busy++
 		b.mu.Unlock()
+		if now.Sub(r.lastOK) >= b.cfg.OfflineAfter { // busy for good is as bad as silent
+			b.offline(r, now, ReasonTimeout, 0, fmt.Errorf("busy for %v", now.Sub(r.lastOK).Round(time.Millisecond)))
+			return
+		}
 		r.next = now.Add(busyRetry)
 		return
 	}

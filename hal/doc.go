@@ -12,6 +12,8 @@
 //   - hal/desfire: MIFARE DESFire client (any ISO/IEC 14443-4 transport);
 //     hal/desfire/desfiresim models the card.
 //   - hal/keypad: matrix keypad scanner.
+//   - hal/osdp: OSDP v2.2 Control Panel on RS-485 with Secure Channel;
+//     hal/osdp/osdpsim simulates readers.
 //   - hal/doorio: relay/LED/buzzer outputs and debounced inputs.
 //   - hal/sim: a simulated board for demos, tests and dry runs.
 //   - hal/simtime: simulated time for simulators and tests.

@@ -1,0 +1,127 @@
+package osdpsim_test
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/portier-io/portier/hal/osdp"
+	"github.com/portier-io/portier/hal/osdp/osdpsim"
+	"github.com/portier-io/portier/hal/simtime"
+	"github.com/portier-io/portier/hal/wallclock"
+)
+
+var id = osdp.Identity{Vendor: [3]byte{1, 2, 3}, Model: 4, Version: 5, Serial: 6, Firmware: [3]byte{7, 8, 9}}
+
+func idFrame(t *testing.T) []byte {
+	t.Helper()
+	b, err := osdp.AppendFrame(nil, osdp.Frame{Addr: 2, Code: osdp.CmdID, Data: []byte{0}}, nil, true)
+	require.NoError(t, err)
+	return b
+}
+
+// Every byte takes 10 bit times: the command's wire time, then the
+// reader's delay, then the reply byte by byte.
+func TestLineByteTiming(t *testing.T) {
+	clock := simtime.New()
+	line := osdpsim.NewLine(clock, 9600, osdpsim.NewPD(osdpsim.Config{Addr: 2, Identity: id}))
+	char := line.CharTime()
+	assert.Equal(t, 1041666*time.Nanosecond, char)
+	t0 := clock.Now()
+	cmd := idFrame(t)
+	_, err := line.Write(cmd)
+	require.NoError(t, err)
+	sent := t0.Add(time.Duration(len(cmd)) * char)
+	assert.Equal(t, sent, clock.Now())
+
+	require.NoError(t, line.SetReadTimeout(osdp.DefaultReplyTimeout))
+	var rx osdp.Receiver
+	var frame []byte
+	var buf [64]byte
+	for frame == nil {
+		n, err := line.Read(buf[:])
+		require.NoError(t, err)
+		require.NotZero(t, n, "reply within the timeout")
+		for _, c := range buf[:n] {
+			if f := rx.Push(c, clock.Now()); f != nil {
+				frame = append([]byte(nil), f...)
+			}
+		}
+	}
+	f, err := osdp.ParseFrame(frame)
+	require.NoError(t, err)
+	assert.Equal(t, byte(osdp.ReplyPDID), f.Code)
+	assert.True(t, f.Reply)
+	replyLen := len(frame) + 1 // and the mark byte
+	assert.Equal(t, sent.Add(osdpsim.DefaultProcessDelay+time.Duration(replyLen)*char), clock.Now())
+
+	// Nothing more: a read waits out its timeout in simulated time.
+	before := clock.Now()
+	n, err := line.Read(buf[:])
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	assert.Equal(t, before.Add(osdp.DefaultReplyTimeout), clock.Now())
+}
+
+// A reader that talks while the CP transmits garbles both.
+func TestLineCollision(t *testing.T) {
+	clock := simtime.New()
+	pd := osdpsim.NewPD(osdpsim.Config{Addr: 2, Identity: id})
+	pd.SetFaults(osdpsim.Faults{LateReplies: 1, LateBy: 5 * time.Millisecond})
+	line := osdpsim.NewLine(clock, 9600, pd)
+	_, err := line.Write(idFrame(t))
+	require.NoError(t, err)
+	clock.Advance(6 * time.Millisecond) // the reply has started
+	_, err = line.Write(idFrame(t))     // and the CP talks over it
+	require.NoError(t, err)
+	require.NoError(t, line.SetReadTimeout(time.Second))
+	var rx osdp.Receiver
+	var buf [64]byte
+	for {
+		n, err := line.Read(buf[:])
+		require.NoError(t, err)
+		if n == 0 {
+			break
+		}
+		for _, c := range buf[:n] {
+			if f := rx.Push(c, clock.Now()); f != nil {
+				_, err := osdp.ParseFrame(f)
+				assert.Error(t, err, "no clean frame out of a collision")
+			}
+		}
+	}
+}
+
+// Serve answers on a real byte stream.
+func TestServeOverPipe(t *testing.T) {
+	cp, sim := net.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() {
+		served <- osdpsim.Serve(ctx, sim, 115200, wallclock.Clock{}, osdpsim.NewPD(osdpsim.Config{Addr: 2, Identity: id}))
+	}()
+	_, err := cp.Write(idFrame(t))
+	require.NoError(t, err)
+	var rx osdp.Receiver
+	var buf [64]byte
+	var frame []byte
+	for frame == nil {
+		n, err := cp.Read(buf[:])
+		require.NoError(t, err)
+		for _, c := range buf[:n] {
+			if f := rx.Push(c, time.Now()); f != nil {
+				frame = append([]byte(nil), f...)
+			}
+		}
+	}
+	f, err := osdp.ParseFrame(frame)
+	require.NoError(t, err)
+	assert.Equal(t, byte(osdp.ReplyPDID), f.Code)
+	cancel()
+	require.NoError(t, cp.Close())
+	assert.NoError(t, <-served, "a closed stream after ctx ended is the normal end")
+}

@@ -32,7 +32,7 @@ import (
 func cmdRun(ctx context.Context, e *env, args []string) int {
 	fs := newFlags(e, "run", "[--config FILE] [--sim-input FILE|-]")
 	cfgPath := fs.String("config", "", "config file (default: the embedded demo config on a simulated board)")
-	simInput := fs.String("sim-input", "", "with driver sim: read sim commands (tap, keys, open, exit, …) from FILE, or - for standard input")
+	simInput := fs.String("sim-input", "", "with driver sim: read sim commands (tap, keys, open, exit, status, quit, …) from FILE (the agent keeps running after it), or - for standard input (its end stops the agent)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -179,12 +179,25 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	if d.link != nil {
 		goRun("mqtt", d.link.Run)
 	}
+	// quit, or the end of typed sim input, stops the agent like SIGTERM.
+	stopAsked := make(chan string, 1)
 	if d.sim != nil && d.simInput != "" {
 		// Not waited for at shutdown: a read of standard input cannot be
 		// interrupted, and the reader holds nothing that needs cleaning up.
 		go func() {
-			if err := d.runSimInput(runCtx); err != nil && runCtx.Err() == nil {
+			why, err := d.runSimInput(runCtx)
+			switch {
+			case runCtx.Err() != nil:
+			case err != nil:
 				errs <- fmt.Errorf("sim input: %w", err)
+			case why != "":
+				// What was typed before is decided and recorded first.
+				sctx, scancel := context.WithTimeout(runCtx, 10*time.Second)
+				if err := d.sim.Drain(sctx); err == nil {
+					err = d.doors.Healthy(sctx)
+				}
+				scancel()
+				stopAsked <- why
 			}
 		}()
 	}
@@ -195,6 +208,8 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	select {
 	case <-ctx.Done():
 		d.log.Info("stopping")
+	case why := <-stopAsked:
+		d.log.Info("stopping: " + why)
 	case err = <-errs:
 		d.log.Error("stopping after a failure", "err", err)
 	}
@@ -457,19 +472,58 @@ func (d *daemon) notify(states ...string) {
 	}
 }
 
+// simInputHelp is what portier run adds to the sim board's commands.
+const simInputHelp = `  status                         the agent's status (as portier status prints it)
+  quit                           stop the agent (so does the end of typed input, Ctrl-D)`
+
 // runSimInput reads sim commands (a script or a person typing) and runs them
-// on the simulated board.
-func (d *daemon) runSimInput(ctx context.Context) error {
+// on the simulated board, with status and quit besides the board's own. It
+// returns why the agent should stop, "" for keep running: typed input (-)
+// stops it at quit and at its end (Ctrl-D), a script only at quit; a script
+// that just ends leaves the agent running, as a scripted scene's last state.
+func (d *daemon) runSimInput(ctx context.Context) (string, error) {
+	typed := d.simInput == "-"
 	var r io.Reader = d.e.stdin
-	if d.simInput != "-" {
+	if !typed {
 		f, err := os.Open(d.simInput)
 		if err != nil {
-			return err
+			return "", err
 		}
 		defer f.Close()
 		r = f
 	}
-	return d.sim.RunScript(ctx, r, d.e.stdout, d.simInput == "-", false)
+	extra := func(ctx context.Context, cmd string, args []string, w io.Writer) (bool, error) {
+		switch cmd {
+		case "status":
+			if len(args) > 0 {
+				return true, fmt.Errorf("%w: usage: status", sim.ErrUsage)
+			}
+			printStatus(w, controlBackend{d}.Status(ctx), d.e.now())
+		case "quit":
+			if len(args) > 0 {
+				return true, fmt.Errorf("%w: usage: quit", sim.ErrUsage)
+			}
+			return true, sim.ErrStop
+		case "help":
+			if err := d.sim.Exec(ctx, "help", w); err != nil {
+				return true, err
+			}
+			fmt.Fprintln(w, simInputHelp)
+		default:
+			return false, nil
+		}
+		return true, nil
+	}
+	err := d.sim.RunScript(ctx, r, d.e.stdout, sim.ScriptOptions{KeepGoing: typed, Extra: extra})
+	switch {
+	case errors.Is(err, sim.ErrStop):
+		return "quit in the sim input", nil
+	case err != nil:
+		return "", err
+	case typed:
+		return "the sim input ended", nil
+	}
+	return "", nil
 }
 
 // boardOutput is one door output as the controller sees it.

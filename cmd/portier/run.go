@@ -44,17 +44,18 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	// nothing about the outputs, so nothing is touched; otherwise the
 	// outputs are made safe before its problems are reported.
 	rep := config.Check(*cfgPath, e.getenv)
+	problems := append(rep.Problems, rep.Lacks("run")...)
 	if rep.Config == nil {
-		for _, p := range rep.Problems {
+		for _, p := range problems {
 			fmt.Fprintln(e.stderr, p)
 		}
-		return fail(e, exitUsage, "%d problem(s) in the config (portier check-config shows the same)", len(rep.Problems))
+		return fail(e, exitUsage, "%s in the config (portier check-config --for run shows the same)", countProblems(len(problems)))
 	}
 	log := newLogger(e, rep.Config.LogLevel)
 	for _, w := range rep.Warnings {
 		log.Warn(w)
 	}
-	d := &daemon{cfg: rep.Config, problems: rep.Problems, e: e, log: log, simInput: *simInput}
+	d := &daemon{cfg: rep.Config, problems: problems, e: e, log: log, simInput: *simInput}
 	if err := d.run(ctx); err != nil {
 		log.Error("portier stopped", "err", err)
 		fmt.Fprintf(e.stderr, "portier: %v\n", err)
@@ -84,7 +85,7 @@ func newLogger(e *env, level string) *slog.Logger {
 // the clock guard, the sync loop and the control socket.
 type daemon struct {
 	cfg      *config.Config
-	problems []string // what config.Check found: reported once the outputs are safe
+	problems []string // what config.Check found and what run lacks: reported once the outputs are safe
 	e        *env
 	log      *slog.Logger
 	simInput string
@@ -116,7 +117,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		}()
 	}
 	if len(d.problems) > 0 {
-		return usageError{fmt.Errorf("%d problem(s) in the config (portier check-config shows the same):\n%s", len(d.problems), strings.Join(d.problems, "\n"))}
+		return usageError{fmt.Errorf("%s in the config (portier check-config --for run shows the same):\n%s", countProblems(len(d.problems)), strings.Join(d.problems, "\n"))}
 	}
 	if boardErr != nil {
 		return boardErr
@@ -309,10 +310,7 @@ func (d *daemon) buildControllers() error {
 	}
 	var cfgs []agent.ControllerConfig
 	for _, dc := range d.cfg.Doors {
-		w := d.cfg.Hardware.Doors[dc.ID]
-		if w.Relay == nil {
-			return usageError{fmt.Errorf("door %q has no relay in hardware.doors: a door the gateway cannot unlock cannot be run", dc.ID)}
-		}
+		w := d.cfg.Hardware.Doors[dc.ID] // config.Check saw a relay for every door
 		cc := agent.ControllerConfig{
 			Door: dc.Door(), Relay: boardOutput{d.board, dc.ID, hal.Relay}, Decider: dec, Events: d.events, Enrolments: d.db,
 			Logger: d.log, AccessTime: dc.AccessTime, HeldOpenTime: dc.HeldOpenTime,

@@ -41,6 +41,9 @@ const InstalledExample = "/usr/share/doc/portier/portier.yaml.example"
 // CheckID checks a gateway, door or MQTT site id: each is an MQTT topic
 // level and part of Home Assistant object ids.
 func CheckID(s string) error {
+	if s == "" {
+		return fmt.Errorf("required: %s (ids name MQTT topics)", mqtt.IDRule)
+	}
 	if !mqtt.ValidID(s) {
 		return fmt.Errorf("%q is not an id: %s (ids name MQTT topics)", s, mqtt.IDRule)
 	}

@@ -2,7 +2,8 @@
 // file:line errors, validation, and the secret files the config points at.
 // Check is the one validation `portier run` and `portier check-config` share.
 //
-// Nothing here reads the environment or flags: callers pass a getenv.
+// Nothing here reads the environment or flags: callers pass a getenv. (The
+// unknown-key hint looks for the example config from the working directory.)
 package config
 
 import (

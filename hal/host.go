@@ -68,23 +68,54 @@ func gpioFix() string {
 	return "GPIO chips exist but periph registered none: check the periph driver errors below"
 }
 
-// spiFix tells why an SPI device could not be opened.
-func spiFix(name string, err error) string {
+// spiProblem says why an SPI device could not be opened and what to do, in
+// the installer's words: periph's own message for a missing port ("did you
+// forget to call Init()?") is about periph's API, never shown.
+func spiProblem(name string, err error) (detail, fix string) {
 	ports := spireg.All()
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "permission denied"):
-		return "add the service user to the spi group (sudo usermod -aG spi portier) and restart"
+		return msg, "add the service user to the spi group (sudo usermod -aG spi portier) and restart"
 	case strings.Contains(msg, "busy"):
-		return "another program or a kernel driver holds the SPI device: stop it (check `sudo lsof /dev/spidev*` and dtoverlay lines in config.txt)"
+		return msg, "another program or a kernel driver holds the SPI device: stop it (check `sudo lsof /dev/spidev*` and dtoverlay lines in config.txt)"
+	case len(ports) == 0 && len(gpioioctl.Chips) == 0:
+		return name + " not available: this machine has no SPI port", "this machine has no GPIO or SPI at all (not a Raspberry Pi, or its drivers could not be loaded): run on the gateway, or try the config with hardware.driver: sim"
 	case len(ports) == 0:
-		return "SPI is not enabled: add dtparam=spi=on to /boot/firmware/config.txt (for SPI1: dtoverlay=spi1-1cs) and reboot"
+		return name + " not available: SPI is not enabled", "add dtparam=spi=on to /boot/firmware/config.txt (for SPI1: dtoverlay=spi1-1cs) and reboot"
 	}
 	var names []string
 	for _, p := range ports {
 		names = append(names, p.Name)
 	}
-	return fmt.Sprintf("no %s: wrong chip select? This gateway has %s; SDA goes to CE0 (header pin 24) for SPI0.0, CE1 (pin 26) for SPI0.1", name, strings.Join(names, ", "))
+	return msg, fmt.Sprintf("no %s: wrong chip select? This gateway has %s; SDA goes to CE0 (header pin 24) for SPI0.0, CE1 (pin 26) for SPI0.1", name, strings.Join(names, ", "))
+}
+
+// hostCheck is the self-test's verdict on periph's host drivers: a machine
+// with neither GPIO nor SPI is not a gateway it can test.
+func hostCheck(st *driverreg.State, gpioChips, spiPorts int) Check {
+	c := Check{Name: "periph host drivers", OK: true}
+	var loaded, failed []string
+	for _, d := range st.Loaded {
+		loaded = append(loaded, d.String())
+	}
+	for _, f := range st.Failed {
+		failed = append(failed, fmt.Sprintf("%s failed: %v", f.D, f.Err))
+	}
+	if gpioChips == 0 && spiPorts == 0 {
+		c.OK = false
+		c.Detail = "this machine has no GPIO and no SPI: it is not a Raspberry Pi (or a board like it), or its kernel's GPIO and SPI drivers could not be loaded"
+		if len(failed) > 0 {
+			c.Detail += " (" + strings.Join(failed, "; ") + ")"
+		}
+		c.Fix = "run portier doctor on the gateway itself; on a Raspberry Pi, /dev/gpiochip0 must exist and, for MFRC522 readers, SPI be enabled (dtparam=spi=on in /boot/firmware/config.txt, then reboot); to try this config on this machine, use hardware.driver: sim"
+		return c
+	}
+	c.Detail = "loaded: " + strings.Join(loaded, ", ")
+	if len(failed) > 0 {
+		c.Detail += "; " + strings.Join(failed, "; ")
+	}
+	return c
 }
 
 // resolver looks every configured name up before anything is driven.
@@ -129,7 +160,8 @@ func (r *resolver) chipFor(key string, names ...string) *gpioioctl.GPIOChip {
 func (r *resolver) spi(key, name string) spi.PortCloser {
 	p, err := spireg.Open(name)
 	if err != nil {
-		r.fail("%s: %s: %v (%s)", key, name, err, spiFix(name, err))
+		detail, fix := spiProblem(name, err)
+		r.fail("%s: %s (%s)", key, detail, fix)
 		return nil
 	}
 	r.closers = append(r.closers, p.Close)
@@ -337,30 +369,19 @@ func SelfTest(ctx context.Context, cfg Config, doorIDs []string, actuate bool, l
 		add(Check{Name: "periph host drivers", Detail: err.Error(), Fix: "report this as a bug: periph's driver registry is inconsistent"})
 		return checks
 	}
-	var loaded []string
-	for _, d := range st.Loaded {
-		loaded = append(loaded, d.String())
-	}
-	detail := "loaded: " + strings.Join(loaded, ", ")
-	if len(loaded) == 0 {
-		var skipped []string
-		for _, f := range st.Skipped {
-			skipped = append(skipped, fmt.Sprintf("%s (%v)", f.D, f.Err))
-		}
-		detail = "none loaded; skipped: " + strings.Join(skipped, ", ")
-	}
-	for _, f := range st.Failed {
-		detail += fmt.Sprintf("; %s failed: %v", f.D, f.Err)
-	}
-	add(Check{Name: "periph host drivers", OK: true, Detail: detail})
+	host := hostCheck(st, len(gpioioctl.Chips), len(spireg.All()))
+	add(host)
 	gpioOK := len(gpioioctl.Chips) > 0
-	if gpioOK {
+	switch {
+	case gpioOK:
 		var names []string
 		for _, c := range gpioioctl.Chips {
 			names = append(names, fmt.Sprintf("%s (%s, %d lines)", c.Name(), c.Label(), c.LineCount()))
 		}
 		add(Check{Name: "GPIO chip", OK: true, Detail: strings.Join(names, ", ")})
-	} else {
+	case !host.OK:
+		add(Check{Name: "GPIO chip", Detail: "none found", Fix: "no GPIO on this machine (see the periph host drivers line)"})
+	default:
 		add(Check{Name: "GPIO chip", Detail: "none found", Fix: gpioFix()})
 	}
 	findPin := func(name, pinName string) gpio.PinIO {
@@ -473,7 +494,7 @@ func testMFRC522(ctx context.Context, door string, m *MFRC522Config, gpioOK bool
 	c := Check{Name: fmt.Sprintf("%s: MFRC522 on %s", door, m.SPI)}
 	port, err := spireg.Open(m.SPI)
 	if err != nil {
-		c.Detail, c.Fix = err.Error(), spiFix(m.SPI, err)
+		c.Detail, c.Fix = spiProblem(m.SPI, err)
 		return c
 	}
 	defer port.Close()

@@ -188,8 +188,8 @@ func (c Config) Validate() error {
 	}
 	if c.Doors != nil {
 		for _, d := range c.Doors.DoorIDs() {
-			if !validID(d) {
-				errs = append(errs, fmt.Errorf("door id %q cannot be a topic level: use letters, digits, '_' or '-'", d))
+			if !ValidID(d) {
+				errs = append(errs, fmt.Errorf("door id %q cannot be a topic level: %s", d, IDRule))
 			}
 		}
 	}

@@ -220,11 +220,11 @@ func (t Topics) Validate() error {
 	if err := validPrefix(t.Discovery); err != nil {
 		errs = append(errs, fmt.Errorf("discovery prefix: %w", err))
 	}
-	if !validID(t.Site) {
-		errs = append(errs, fmt.Errorf("site id %q: 1–64 letters, digits, '_' or '-'", t.Site))
+	if !ValidID(t.Site) {
+		errs = append(errs, fmt.Errorf("site id %q: %s", t.Site, IDRule))
 	}
-	if !validID(t.Gateway) {
-		errs = append(errs, fmt.Errorf("gateway id %q: 1–64 letters, digits, '_' or '-'", t.Gateway))
+	if !ValidID(t.Gateway) {
+		errs = append(errs, fmt.Errorf("gateway id %q: %s", t.Gateway, IDRule))
 	}
 	return errors.Join(errs...)
 }
@@ -240,8 +240,12 @@ func (t Topics) WithDefaults() Topics {
 	return t
 }
 
-// validID reports whether s can be one topic level and an HA object id.
-func validID(s string) bool {
+// IDRule is what ValidID accepts, for messages.
+const IDRule = "1–64 letters, digits, '_' or '-'"
+
+// ValidID reports whether s can be one topic level and an HA object id: the
+// rule for site, gateway and door ids.
+func ValidID(s string) bool {
 	if s == "" || len(s) > 64 {
 		return false
 	}
@@ -259,7 +263,7 @@ func validPrefix(p string) error {
 		return fmt.Errorf("topic prefix %q must be one or more levels like \"portier\" or \"acme/doors\"", p)
 	}
 	for _, l := range strings.Split(p, "/") {
-		if !validID(l) {
+		if !ValidID(l) {
 			return fmt.Errorf("topic prefix %q: level %q may hold only letters, digits, '_' and '-'", p, l)
 		}
 	}

@@ -109,6 +109,26 @@ func TestDoctor(t *testing.T) {
 	}
 }
 
+// Issue 15: doctor on a machine without GPIO or SPI (this one, unless the
+// tests run on a gateway) says so plainly and never shows periph's internal
+// hints.
+func TestDoctorWithoutGPIO(t *testing.T) {
+	out, errOut, code := runPortier(t, nil, "doctor", "--config", writeConfig(t, periphConfig))
+	assert.Equal(t, 3, code, errOut)
+	assert.NotContains(t, out, "did you forget to call Init()")
+	assert.NotContains(t, out, "none loaded")
+	chips, _ := filepath.Glob("/dev/gpiochip*")
+	spis, _ := filepath.Glob("/dev/spidev*")
+	if len(chips) > 0 || len(spis) > 0 {
+		t.Logf("this machine has GPIO or SPI (%v %v): the no-GPIO verdict is checked by hal's TestHostCheck only", chips, spis)
+		return
+	}
+	assert.Contains(t, out, "FAIL  periph host drivers")
+	assert.Contains(t, out, "this machine has no GPIO and no SPI: it is not a Raspberry Pi")
+	assert.Regexp(t, `FAIL  front: MFRC522 on SPI1\.2 +SPI1\.2 not available: this machine has no SPI port`, out)
+	assert.NotContains(t, out, "dtparam=spi=on to /boot", "no advice to enable SPI on a machine that has none")
+}
+
 func TestPinoutErrors(t *testing.T) {
 	_, errOut, code := runPortier(t, nil, "pinout", "extra")
 	assert.Equal(t, 2, code)

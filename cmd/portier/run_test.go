@@ -59,6 +59,9 @@ type gateway struct {
 	notify *net.UnixConn
 	events *bufio.Scanner
 	stderr *strings.Builder
+	stdout *strings.Builder // read only once the process has exited
+	// simInput is run's --sim-input; "" means - (standard input, g.stdin).
+	simInput string
 }
 
 // newGateway writes the config, imports the demo site and returns an
@@ -85,12 +88,16 @@ func (g *gateway) start(extraEnv ...string) {
 	require.NoError(t, err)
 	g.notify = conn
 	t.Cleanup(func() { conn.Close() })
-	g.cmd = exec.Command(portierBin, "run", "--config", g.cfg, "--sim-input", "-")
+	simInput := g.simInput
+	if simInput == "" {
+		simInput = "-"
+	}
+	g.cmd = exec.Command(portierBin, "run", "--config", g.cfg, "--sim-input", simInput)
 	g.cmd.Env = append(append(append([]string{}, g.env...), "NOTIFY_SOCKET="+sock), extraEnv...)
 	g.stdin, err = g.cmd.StdinPipe()
 	require.NoError(t, err)
-	g.stderr = &strings.Builder{}
-	g.cmd.Stderr = g.stderr
+	g.stderr, g.stdout = &strings.Builder{}, &strings.Builder{}
+	g.cmd.Stderr, g.cmd.Stdout = g.stderr, g.stdout
 	require.NoError(t, g.cmd.Start())
 	t.Cleanup(func() {
 		if g.cmd.ProcessState == nil {
@@ -183,6 +190,28 @@ func (g *gateway) signal(sig syscall.Signal) int {
 	}
 	require.NoError(g.t, err)
 	return 0
+}
+
+// exit waits for the daemon to stop by itself and returns its exit status.
+// Stopping is one step with nothing to watch in between: 60 s without an
+// exit is a daemon that did not stop.
+func (g *gateway) exit() int {
+	g.t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- g.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		}
+		require.NoError(g.t, err)
+		return 0
+	case <-time.After(60 * time.Second):
+		g.cmd.Process.Kill()
+		<-done
+		g.t.Fatalf("portier run did not stop within 60 s")
+	}
+	return -1
 }
 
 func TestRunTapToRelayAndEvents(t *testing.T) {

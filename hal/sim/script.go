@@ -167,14 +167,29 @@ func onOff(v bool) string {
 	return "off"
 }
 
-// RunScript executes commands line by line until r ends or ctx is done. A
-// failing command stops the script with its line number unless keepGoing
-// (interactive use), in which case the error is written to w. With prompt,
-// "> " is written before each line is read.
-func (b *Board) RunScript(ctx context.Context, r io.Reader, w io.Writer, keepGoing, prompt bool) error {
+// ScriptOptions shape RunScript.
+type ScriptOptions struct {
+	// KeepGoing writes a failing command's error to w and reads on
+	// (interactive use); otherwise the error stops the script with its line
+	// number.
+	KeepGoing bool
+	// Prompt writes "> " before each line is read.
+	Prompt bool
+	// Extra runs before the board's own commands, for commands of the
+	// program driving the board (portier run adds status and quit): handled
+	// false passes the line on to the board. An error wrapping ErrStop ends
+	// the script and RunScript returns it as is.
+	Extra func(ctx context.Context, cmd string, args []string, w io.Writer) (handled bool, err error)
+}
+
+// ErrStop, returned by an Extra command, ends the script at once.
+var ErrStop = errors.New("sim: stop")
+
+// RunScript executes commands line by line until r ends or ctx is done.
+func (b *Board) RunScript(ctx context.Context, r io.Reader, w io.Writer, o ScriptOptions) error {
 	sc := bufio.NewScanner(r)
 	for n := 1; ; n++ {
-		if prompt {
+		if o.Prompt {
 			fmt.Fprint(w, "> ")
 		}
 		if !sc.Scan() {
@@ -183,12 +198,14 @@ func (b *Board) RunScript(ctx context.Context, r io.Reader, w io.Writer, keepGoi
 		if ctx.Err() != nil {
 			return nil
 		}
-		err := b.Exec(ctx, sc.Text(), w)
+		err := b.execLine(ctx, sc.Text(), w, o.Extra)
 		switch {
 		case err == nil:
+		case errors.Is(err, ErrStop):
+			return err
 		case ctx.Err() != nil:
 			return nil
-		case keepGoing:
+		case o.KeepGoing:
 			fmt.Fprintln(w, "error:", err)
 		default:
 			return fmt.Errorf("line %d: %w", n, err)
@@ -198,6 +215,21 @@ func (b *Board) RunScript(ctx context.Context, r io.Reader, w io.Writer, keepGoi
 		return fmt.Errorf("sim: read script: %w", err)
 	}
 	return nil
+}
+
+// execLine offers a line to extra, then to the board.
+func (b *Board) execLine(ctx context.Context, line string, w io.Writer, extra func(context.Context, string, []string, io.Writer) (bool, error)) error {
+	if extra != nil && !strings.HasPrefix(strings.TrimSpace(line), "#") {
+		if i := strings.Index(line, " # "); i >= 0 {
+			line = line[:i]
+		}
+		if f := strings.Fields(line); len(f) > 0 {
+			if handled, err := extra(ctx, f[0], f[1:], w); handled || err != nil {
+				return err
+			}
+		}
+	}
+	return b.Exec(ctx, line, w)
 }
 
 // SelfTest is the simulated counterpart of hal.SelfTest: every configured

@@ -68,7 +68,7 @@ type Board struct {
 	log    *slog.Logger
 	order  []string
 	doors  map[string]*door
-	events chan hal.Event
+	events chan queued
 
 	mu      sync.Mutex
 	changes []Change
@@ -102,7 +102,7 @@ func New(cfg hal.Config, doorIDs []string, opts Options) (*Board, error) {
 		opts.Queue = 256
 	}
 	b := &Board{latch: cfg.SimLatchFile, clock: opts.Clock, log: opts.Logger, doors: map[string]*door{},
-		events: make(chan hal.Event, opts.Queue), subs: map[int]chan Change{}}
+		events: make(chan queued, opts.Queue), subs: map[int]chan Change{}}
 	for _, id := range doorIDs {
 		w := cfg.Doors[id]
 		d := &door{id: id, wiring: w, outputs: map[hal.Output]bool{}, safe: map[hal.Output]bool{}, inputs: map[hal.Input]bool{}}
@@ -195,15 +195,43 @@ func inputConfig(w hal.DoorWiring, in hal.Input) *hal.InputConfig {
 // Doors returns the door ids in config order.
 func (b *Board) Doors() []string { return slices.Clone(b.order) }
 
+// queued is an event waiting for Run, or a Drain marker (done set).
+type queued struct {
+	ev   hal.Event
+	done chan struct{}
+}
+
 // Run implements hal.Board: it delivers queued events until ctx ends.
 func (b *Board) Run(ctx context.Context, emit func(hal.Event)) error {
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case e := <-b.events:
-			emit(e)
+		case q := <-b.events:
+			if q.done != nil {
+				close(q.done)
+				continue
+			}
+			emit(q.ev)
 		}
+	}
+}
+
+// Drain returns once Run has handed every event queued before the call to
+// its emit function (a typed script's last tap is delivered before the
+// program stops). It needs Run to be running.
+func (b *Board) Drain(ctx context.Context) error {
+	done := make(chan struct{})
+	select {
+	case b.events <- queued{done: done}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -327,7 +355,7 @@ func (b *Board) door(id string) (*door, error) {
 
 func (b *Board) emit(e hal.Event) error {
 	select {
-	case b.events <- e:
+	case b.events <- queued{ev: e}:
 		return nil
 	default:
 		return errors.New("sim: event queue full (is the board running?)")

@@ -2,7 +2,8 @@
 // file:line errors, validation, and the secret files the config points at.
 // Check is the one validation `portier run` and `portier check-config` share.
 //
-// Nothing here reads the environment or flags: callers pass a getenv.
+// Nothing here reads the environment or flags: callers pass a getenv. (The
+// unknown-key hint looks for the example config from the working directory.)
 package config
 
 import (
@@ -18,6 +19,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/portier-io/portier/agent"
+	"github.com/portier-io/portier/cloud/mqtt"
 	"github.com/portier-io/portier/cloud/saltoks"
 	"github.com/portier-io/portier/cmd/portier/defaults"
 	"github.com/portier-io/portier/hal"
@@ -32,6 +34,22 @@ const PlaceholderLock = "00000000-0000-0000-0000-000000000000"
 
 // EmbeddedName names the embedded default config in messages.
 const EmbeddedName = "embedded default config"
+
+// InstalledExample is where the .deb installs the template as shipped
+// (packaging/nfpm.yaml): the example an installer on a gateway can read.
+const InstalledExample = "/usr/share/doc/portier/portier.yaml.example"
+
+// CheckID checks a gateway, door or MQTT site id: each is an MQTT topic
+// level and part of Home Assistant object ids.
+func CheckID(s string) error {
+	if s == "" {
+		return fmt.Errorf("required: %s (ids name MQTT topics)", mqtt.IDRule)
+	}
+	if !mqtt.ValidID(s) {
+		return fmt.Errorf("%q is not an id: %s (ids name MQTT topics)", s, mqtt.IDRule)
+	}
+	return nil
+}
 
 // Config is portier.yaml. Unknown keys are errors, so a typo never silently
 // turns into a default.
@@ -206,7 +224,7 @@ func Parse(data []byte, name string) (*Config, error) {
 	return cfg, nil
 }
 
-func configError(name string, err error) error {
+func configError(name string, raw []byte, err error) error {
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
 		msgs := make([]string, len(te.Errors))
@@ -215,7 +233,7 @@ func configError(name string, err error) error {
 		}
 		return errors.New(strings.Join(msgs, "\n"))
 	}
-	return fmt.Errorf("%s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+	return fmt.Errorf("%s: %s", name, syntaxMessage(raw, err))
 }
 
 // hint adds advice to the YAML library's messages an installer will meet most.
@@ -223,9 +241,39 @@ func hint(msg string) string {
 	if strings.Contains(msg, "not found in type") {
 		f := msg[strings.Index(msg, "field ")+6:]
 		f = f[:strings.Index(f, " ")]
-		return strings.Replace(msg, msg[strings.Index(msg, "field "):], "unknown key \""+f+"\" (check its spelling and indentation; see packaging/portier.yaml for every key)", 1)
+		return strings.Replace(msg, msg[strings.Index(msg, "field "):], "unknown key \""+f+"\" (check its spelling and indentation; "+exampleConfig()+" has every key)", 1)
 	}
 	return msg
+}
+
+// exampleConfig names the commented example config where the user is: the
+// installed one on a gateway, the repository's template in a checkout.
+func exampleConfig() string {
+	wd, _ := os.Getwd()
+	return findExample(InstalledExample, wd)
+}
+
+// findExample is exampleConfig with the installed path and the working
+// directory given: a checkout is found by walking up from wd.
+func findExample(installed, wd string) string {
+	if st, err := os.Stat(installed); err == nil && st.Mode().IsRegular() {
+		return installed
+	}
+	for dir := wd; dir != ""; {
+		p := filepath.Join(dir, "packaging", "portier.yaml")
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			if rel, err := filepath.Rel(wd, p); err == nil {
+				return rel
+			}
+			return p
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			break
+		}
+		dir = parent
+	}
+	return "the example config (" + installed + " from the package, packaging/portier.yaml in the source)"
 }
 
 // validate checks the keys outside the hardware section; each message starts
@@ -240,6 +288,11 @@ func (c *Config) validate(name string) []string {
 			}
 		}
 	}
+	if c.GatewayID != "" {
+		if err := CheckID(c.GatewayID); err != nil {
+			errs = append(errs, name+": gateway_id: "+err.Error())
+		}
+	}
 	seen := map[string]bool{}
 	for i, d := range c.Doors {
 		where := fmt.Sprintf("%s: line %d: doors[%d]", name, d.line, i)
@@ -250,6 +303,10 @@ func (c *Config) validate(name string) []string {
 				msg += " (valid modes: card, pin, card_or_pin, card_and_pin)"
 			}
 			errs = append(errs, where+": "+msg)
+			continue
+		}
+		if err := CheckID(d.ID); err != nil {
+			errs = append(errs, where+": door id "+err.Error())
 			continue
 		}
 		if seen[d.ID] {
@@ -275,7 +332,7 @@ func (c *Config) validate(name string) []string {
 			}
 		}
 	}
-	c.Salto.SiteID = saltoks.CanonicalID(c.Salto.SiteID)
+	errs = append(errs, c.Salto.validate(name)...)
 	if len(c.Doors) == 0 {
 		errs = append(errs, name+": no doors: add at least one under doors:")
 	}
@@ -314,12 +371,19 @@ func (c *Config) validate(name string) []string {
 	return errs
 }
 
-// validateHardware checks the hardware section against the doors.
+// validateHardware checks the hardware section against the doors: its own
+// rules, and a relay for every door (run drives nothing else to unlock it).
 func (c *Config) validateHardware(name string) []string {
+	var errs []string
 	if err := c.Hardware.Validate(c.DoorIDs()); err != nil {
-		return []string{name + ": hardware: " + err.Error()}
+		errs = append(errs, name+": hardware: "+err.Error())
 	}
-	return nil
+	for _, id := range c.DoorIDs() {
+		if CheckID(id) == nil && c.Hardware.Doors[id].Relay == nil { // a bad id is reported on its own
+			errs = append(errs, fmt.Sprintf("%s: hardware.doors.%s: door %q has no relay: a door the gateway cannot unlock cannot be run (add relay: {pin: GPIO17} or the pin the relay board is on)", name, id, id))
+		}
+	}
+	return errs
 }
 
 // hasHardware reports whether the config has a hardware: section.

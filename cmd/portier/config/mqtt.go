@@ -85,8 +85,12 @@ func (m *MQTTConfig) UnmarshalYAML(n *yaml.Node) error {
 	}
 	if err := m.Validate(); err != nil {
 		// A TypeError lets the decoder go on, so the file's other
-		// problems are reported with this one.
-		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
+		// problems are reported with these, each on its own.
+		var te yaml.TypeError
+		for _, msg := range strings.Split(err.Error(), "\n") {
+			te.Errors = append(te.Errors, fmt.Sprintf("line %d: %s", n.Line, msg))
+		}
+		return &te
 	}
 	return nil
 }
@@ -159,7 +163,7 @@ func (m MQTTConfig) Validate() error {
 		errs = append(errs, "telemetry_interval must be at least 1s")
 	}
 	if len(errs) > 0 {
-		return errors.New("mqtt: " + strings.Join(errs, "; "))
+		return errors.New("mqtt: " + strings.Join(errs, "\nmqtt: ")) // one problem a line
 	}
 	return nil
 }

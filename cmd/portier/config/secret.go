@@ -81,33 +81,49 @@ func WriteSecret(path, value string) error {
 // place. A crash leaves the old file or the new one, never a secret readable
 // by the wrong user.
 func WriteFile(path string, data []byte, mode os.FileMode, prepare func(tmp string) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".portier-*")
+	tmp, err := StageFile(path, data, mode, prepare)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
 		return err
+	}
+	return nil
+}
+
+// StageFile is WriteFile up to the rename: it returns the synced temporary
+// file beside path, for a caller that puts several files in place together
+// (and removes the temporary file when it does not).
+func StageFile(path string, data []byte, mode os.FileMode, prepare func(tmp string) error) (string, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".portier-*")
+	if err != nil {
+		return "", err
+	}
+	fail := func(err error) (string, error) {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return "", err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		return fail(err)
 	}
 	if prepare != nil {
 		if err := prepare(tmp.Name()); err != nil {
-			tmp.Close()
-			return err
+			return fail(err)
 		}
 	}
 	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
+		return fail(err)
 	}
 	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
+		return fail(err)
 	}
 	if err := tmp.Close(); err != nil {
-		return err
+		os.Remove(tmp.Name())
+		return "", err
 	}
-	return os.Rename(tmp.Name(), path)
+	return tmp.Name(), nil
 }
 
 // pinKeyPath is the PIN key file, and whether it is the default one in the

@@ -2,10 +2,12 @@ package mqtt
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,8 +17,9 @@ import (
 
 // Link is the gateway's MQTT link. Run owns it.
 type Link struct {
-	cfg Config
-	log *slog.Logger
+	cfg     Config
+	log     *slog.Logger
+	brokers *brokerList
 
 	cur        atomic.Pointer[session] // the connected session, nil between connections
 	reconnects atomic.Int64
@@ -47,6 +50,7 @@ type Link struct {
 type session struct {
 	client paho.Client
 	lost   chan error
+	broker atomic.Int32 // index in Config.Brokers of the broker tried last (-1: none yet)
 }
 
 // New checks cfg and returns a link; Run connects it.
@@ -55,6 +59,10 @@ func New(cfg Config) (*Link, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	brokers, err := newBrokerList(cfg)
+	if err != nil {
+		return nil, err
+	}
 	topics := make(map[string]string, len(Categories))
 	for _, c := range Categories {
 		topics[c] = cfg.Topics.Event(c)
@@ -62,6 +70,7 @@ func New(cfg Config) (*Link, error) {
 	return &Link{
 		cfg:         cfg,
 		log:         cfg.Logger,
+		brokers:     brokers,
 		outboxState: OutboxNormal,
 		work:        make(chan struct{}, 8),
 		dirty:       map[string]bool{},
@@ -85,6 +94,7 @@ type linkDown struct {
 // LinkStatus is the link's state for operators (portier status).
 type LinkStatus struct {
 	Connected  bool      `json:"connected"`
+	Broker     string    `json:"broker,omitempty"`     // the broker connected to
 	Since      time.Time `json:"since,omitzero"`       // when the link went down (zero while connected)
 	LastError  string    `json:"last_error,omitempty"` // why it is down
 	Reconnects int64     `json:"reconnects"`
@@ -94,7 +104,13 @@ type LinkStatus struct {
 // Status reports whether the link is connected and, if not, since when and
 // why.
 func (l *Link) Status() LinkStatus {
-	st := LinkStatus{Connected: l.cur.Load() != nil, Reconnects: l.reconnects.Load(), Published: l.published.Load()}
+	s := l.cur.Load()
+	st := LinkStatus{Connected: s != nil, Reconnects: l.reconnects.Load(), Published: l.published.Load()}
+	if s != nil {
+		if i := s.broker.Load(); i >= 0 {
+			st.Broker = l.cfg.Brokers[i]
+		}
+	}
 	if d := l.down.Load(); d != nil && !st.Connected {
 		st.Since, st.LastError = d.since, d.err
 	}
@@ -145,12 +161,15 @@ func (l *Link) Run(ctx context.Context) error {
 // established (so the backoff starts over).
 func (l *Link) connection(ctx context.Context) (up bool, err error) {
 	s := &session{lost: make(chan error, 1)}
+	s.broker.Store(-1)
 	s.client = paho.NewClient(l.clientOptions(s))
 	tok := s.client.Connect()
 	if err := wait(ctx, tok, l.cfg.ConnectTimeout); err != nil {
 		s.client.Disconnect(0)
+		l.brokers.done(int(s.broker.Load()), false)
 		return false, fmt.Errorf("connect: %w", err)
 	}
+	defer func() { l.brokers.done(int(s.broker.Load()), true) }()
 	if l.connected.Add(1) > 1 {
 		l.reconnects.Add(1)
 	}
@@ -166,7 +185,7 @@ func (l *Link) connection(ctx context.Context) (up bool, err error) {
 	}
 	l.cur.Store(s)
 	l.down.Store(nil)
-	l.log.Info("mqtt connected", "client_id", l.cfg.ClientID, "status", l.cfg.Topics.Status())
+	l.log.Info("mqtt connected", "broker", l.cfg.Brokers[max(0, s.broker.Load())], "client_id", l.cfg.ClientID, "status", l.cfg.Topics.Status())
 
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -202,9 +221,7 @@ func (l *Link) connection(ctx context.Context) (up bool, err error) {
 
 func (l *Link) clientOptions(s *session) *paho.ClientOptions {
 	o := paho.NewClientOptions()
-	for _, b := range l.cfg.Brokers {
-		o.AddBroker(b)
-	}
+	o.Servers = l.brokers.servers()
 	will, _ := json.Marshal(l.status(StateOffline))
 	o.SetClientID(l.cfg.ClientID).
 		SetCleanSession(true).
@@ -216,6 +233,10 @@ func (l *Link) clientOptions(s *session) *paho.ClientOptions {
 		SetConnectTimeout(l.cfg.ConnectTimeout).
 		SetBinaryWill(l.cfg.Topics.Status(), will, 1, true).
 		SetDefaultPublishHandler(func(paho.Client, paho.Message) {}). // never leave a QoS 1 message unacknowledged
+		SetConnectionAttemptHandler(func(u *url.URL, tc *tls.Config) *tls.Config {
+			s.broker.Store(int32(l.brokers.index(u)))
+			return tc
+		}).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			select {
 			case s.lost <- err:

@@ -158,7 +158,7 @@ func (l *Link) Run(ctx context.Context) error {
 }
 
 // connection runs one connection to its end. up reports whether it was
-// established (so the backoff starts over).
+// established and set up (so the backoff starts over).
 func (l *Link) connection(ctx context.Context) (up bool, err error) {
 	s := &session{lost: make(chan error, 1)}
 	s.broker.Store(-1)
@@ -177,11 +177,14 @@ func (l *Link) connection(ctx context.Context) (up bool, err error) {
 		l.cur.CompareAndSwap(s, nil)
 		s.client.Disconnect(250)
 	}()
+	// A connection that breaks before it is set up does not count as up:
+	// the backoff keeps growing (a broker that accepts and then refuses
+	// every subscription is not retried in a tight loop).
 	if err := l.subscribe(ctx, s); err != nil {
-		return true, err
+		return false, err
 	}
 	if err := l.publishStatus(ctx, s, StateOnline); err != nil {
-		return true, err
+		return false, err
 	}
 	l.cur.Store(s)
 	l.down.Store(nil)
@@ -253,14 +256,23 @@ func (l *Link) clientOptions(s *session) *paho.ClientOptions {
 	return o
 }
 
+// subscribeQoS is the QoS of the gateway's subscriptions. With a clean
+// session QoS 1 adds nothing (a message in flight when the connection
+// breaks is gone with the session either way; commands carry ids and are
+// answered), and on RabbitMQ 3.x it costs fail-over: the broker keeps a
+// QoS 1 subscription in a durable queue on the node the gateway was
+// connected to, and while that node is down the gateway cannot subscribe
+// on any other one (docs/fleet.md).
+const subscribeQoS = 0
+
 // subscribe restores the subscriptions; with a clean session the broker
 // forgot them, so this runs on every connect.
 func (l *Link) subscribe(ctx context.Context, s *session) error {
-	filters := map[string]byte{l.cfg.Topics.Commands(): 1}
+	filters := map[string]byte{l.cfg.Topics.Commands(): subscribeQoS}
 	if l.cfg.HomeAssistant.Enabled {
-		filters[l.cfg.Topics.HAStatus()] = 1
+		filters[l.cfg.Topics.HAStatus()] = subscribeQoS
 		if l.cfg.HomeAssistant.AllowUnlock {
-			filters[l.cfg.Topics.HALocks()] = 1
+			filters[l.cfg.Topics.HALocks()] = subscribeQoS
 		}
 	}
 	tok := s.client.SubscribeMultiple(filters, l.route)
@@ -276,8 +288,8 @@ func (l *Link) subscribe(ctx context.Context, s *session) error {
 }
 
 // route dispatches a received message. It runs in its own goroutine (order
-// does not matter) and paho acknowledges when it returns, so the command id
-// is recorded before the PUBACK.
+// does not matter); for a message delivered at QoS 1 paho acknowledges when
+// it returns, so the command id is recorded before the PUBACK.
 func (l *Link) route(c paho.Client, m paho.Message) {
 	switch t := m.Topic(); {
 	case t == l.cfg.Topics.HAStatus():

@@ -8,6 +8,7 @@ require (
 	github.com/gorilla/websocket v1.5.3 // indirect
 	github.com/mattn/go-sqlite3 v1.14.53 // indirect
 	github.com/mochi-mqtt/server/v2 v2.7.9 // indirect
+	github.com/rabbitmq/amqp091-go v1.17.0 // indirect
 	github.com/rs/xid v1.4.0 // indirect
 	github.com/stretchr/testify v1.12.1 // indirect
 	go.yaml.in/yaml/v3 v3.0.6 // indirect

@@ -99,6 +99,7 @@ deb: cross $(NFPM) ## one .deb per architecture into dist/ (packaging/nfpm.yaml)
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet -tags '$(TAGS)' ./...
+	$(GO) vet -tags '$(TAGS) fleet' ./cloud/mqtt/fleet/
 
 .PHONY: clean
 clean: ## remove build output

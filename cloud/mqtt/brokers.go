@@ -73,21 +73,19 @@ func (b *brokerList) index(u *url.URL) int {
 	return -1
 }
 
-// done records how an attempt ended: last is the broker it connected to
-// (up) or tried last (-1: none). The next attempt starts elsewhere: after a
-// connection, at another broker; after a failure, at the one after the
-// last tried (a broker that hung until the timeout is not tried first
-// again).
-func (b *brokerList) done(last int, up bool) {
+// done records that an attempt ended; last is the broker it connected to,
+// or tried last when it failed (-1: none). The next attempt starts at
+// another broker, chosen at random: after a lost connection the gateways of
+// a failed node spread over the others, a broker that hung until the
+// timeout is not tried first again, and after a long outage of the whole
+// cluster each gateway comes back to a random node, whatever node it was
+// on before.
+func (b *brokerList) done(last int) {
 	n := len(b.urls)
 	if !b.spread || last < 0 || n < 2 {
 		return
 	}
-	if up {
-		b.next = (last + 1 + b.pick(n-1)) % n
-		return
-	}
-	b.next = (last + 1) % n
+	b.next = (last + 1 + b.pick(n-1)) % n
 }
 
 // validBrokerOrder checks Config.BrokerOrder.

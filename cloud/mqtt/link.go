@@ -166,10 +166,10 @@ func (l *Link) connection(ctx context.Context) (up bool, err error) {
 	tok := s.client.Connect()
 	if err := wait(ctx, tok, l.cfg.ConnectTimeout); err != nil {
 		s.client.Disconnect(0)
-		l.brokers.done(int(s.broker.Load()), false)
+		l.brokers.done(int(s.broker.Load()))
 		return false, fmt.Errorf("connect: %w", err)
 	}
-	defer func() { l.brokers.done(int(s.broker.Load()), true) }()
+	defer func() { l.brokers.done(int(s.broker.Load())) }()
 	if l.connected.Add(1) > 1 {
 		l.reconnects.Add(1)
 	}

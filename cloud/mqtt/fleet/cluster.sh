@@ -98,8 +98,21 @@ stop_node() {
 	rm -f "$nd/pgid"
 }
 
+# ports_free fails when something listens on the cluster's ports already
+# (a cluster left running, or another program): starting would fail later
+# and less clearly.
+ports_free() {
+	local p
+	for p in "$base" $(for i in $(seq 1 "$nodes"); do echo $((base + 10 * i)) $((base + 10 * i + 1)) $((base + 10 * i + 2)); done); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			die "port $p is in use: a cluster left running (cluster.sh down DIR) or another program; choose other ports with FLEET_PORT_BASE"
+		fi
+	done
+}
+
 up() {
 	[ ! -e "$dir/node1" ] || die "$dir already holds a cluster: cluster.sh down $dir, then remove it"
+	ports_free
 	head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' >"$dir/.erlang.cookie"
 	chmod 400 "$dir/.erlang.cookie"
 	: >"$dir/rabbitmq-env.conf"
@@ -149,6 +162,8 @@ ctl) i=$1; shift; ctl "$i" "$@" ;;
 down)
 	for i in $(seq 1 "$nodes"); do kill_node "$i"; done
 	if [ -f "$dir/epmd.pid" ]; then kill "$(cat "$dir/epmd.pid")" 2>/dev/null || true; rm -f "$dir/epmd.pid"; fi
+	# An epmd an Erlang tool started by itself on the cluster's port.
+	epmd -port "$base" -kill >/dev/null 2>&1 || true
 	;;
 *) die "unknown command $cmd" ;;
 esac

@@ -85,9 +85,12 @@ func newCluster() (*cluster, error) {
 		c.base = n
 	}
 	verb := "urls"
-	if dir := os.Getenv("FLEET_CLUSTER"); dir != "" {
-		c.dir = dir
-	} else {
+	switch {
+	case os.Getenv("FLEET_CLUSTER") != "": // a running cluster: use it, leave it
+		c.dir = os.Getenv("FLEET_CLUSTER")
+	case os.Getenv("FLEET_CLUSTER_DIR") != "": // fleet.sh's directory: fleet.sh stops it
+		c.dir, verb = os.Getenv("FLEET_CLUSTER_DIR"), "up"
+	default:
 		dir, err := os.MkdirTemp("", "portier-fleet-")
 		if err != nil {
 			return nil, err

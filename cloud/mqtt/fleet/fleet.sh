@@ -50,11 +50,12 @@ esac
 out=$(mktemp)
 export FLEET_CLUSTER_DIR
 FLEET_CLUSTER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/portier-fleet-XXXXXX")
-trap 'rm -f "$out"; ./cluster.sh down "$FLEET_CLUSTER_DIR" || true' EXIT
+trap 'rm -f "$out"; [ ! -d "$FLEET_CLUSTER_DIR" ] || ./cluster.sh down "$FLEET_CLUSTER_DIR" || true' EXIT
 set +e
 ${GO:-go} test -tags 'fleet sqlite_omit_load_extension' -count=1 -v -timeout 45m -run "$tests" . 2>&1 | tee "$out"
 rc=${PIPESTATUS[0]}
 set -e
+./cluster.sh down "$FLEET_CLUSTER_DIR" || true
 if [ "$rc" = 0 ]; then rm -rf "$FLEET_CLUSTER_DIR"; else echo "fleet: RabbitMQ data and logs kept in $FLEET_CLUSTER_DIR"; fi
 echo "== fleet figures ($variant)"
 grep -E '^fleet_[a-z0-9_]+=' "$out" || true

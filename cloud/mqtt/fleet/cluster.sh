@@ -51,9 +51,12 @@ node_env() {
 	export RABBITMQ_PID_FILE="$nd/pid" RABBITMQ_CONF_ENV_FILE="$dir/rabbitmq-env.conf"
 	export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
 	export RABBITMQ_LOGS="$nd/log/node.log"
+	# Crash dumps (erl_crash.dump, MnesiaCore.*) land in the node's directory,
+	# never in the caller's working directory.
+	export ERL_CRASH_DUMP="$nd/erl_crash.dump"
 }
 
-ctl() { (node_env "$1"; shift; "$sbin/rabbitmqctl" "$@"); }
+ctl() { (node_env "$1"; cd "$dir/node$1"; shift; "$sbin/rabbitmqctl" "$@"); }
 
 mqtt_url() { echo "tcp://127.0.0.1:$((base + 10 * $1 + 2))"; }
 
@@ -61,7 +64,7 @@ urls() { for i in $(seq 1 "$nodes"); do mqtt_url "$i"; done; }
 
 start_epmd() {
 	if [ -f "$dir/epmd.pid" ] && kill -0 "$(cat "$dir/epmd.pid")" 2>/dev/null; then return; fi
-	setsid epmd -port "$base" -address 127.0.0.1 >"$dir/epmd.log" 2>&1 &
+	(cd "$dir" && exec setsid epmd -port "$base" -address 127.0.0.1 >"$dir/epmd.log" 2>&1) &
 	echo $! >"$dir/epmd.pid"
 }
 
@@ -71,7 +74,7 @@ start_node() {
 	local i=$1 nd="$dir/node$1"
 	if [ -f "$nd/pgid" ] && kill -0 -- "-$(cat "$nd/pgid")" 2>/dev/null; then return; fi
 	rm -f "$nd/pid"
-	(node_env "$i"; exec setsid "$sbin/rabbitmq-server" >>"$nd/stdout.log" 2>&1) &
+	(node_env "$i"; cd "$nd"; exec setsid "$sbin/rabbitmq-server" >>"$nd/stdout.log" 2>&1) &
 	echo $! >"$nd/pgid"
 }
 
@@ -133,7 +136,7 @@ cluster_partition_handling = pause_minority
 log.file.level = info
 log.console = false
 CONF
-		(node_env "$i"; "$sbin/rabbitmq-plugins" --offline enable rabbitmq_mqtt >/dev/null)
+		(node_env "$i"; cd "$nd"; "$sbin/rabbitmq-plugins" --offline enable rabbitmq_mqtt >/dev/null)
 	done
 	start_epmd
 	start_node 1

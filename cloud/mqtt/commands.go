@@ -18,8 +18,9 @@ import (
 var opensDoors = map[string]bool{CmdUnlock: true, CmdOfficeMode: true, CmdLockdown: true, CmdAccessCodeCreate: true, CmdEnroll: true}
 
 // onCommand handles one message on a command topic. Everything up to
-// recording the id happens here, before paho sends the PUBACK; the action
-// itself runs in its own goroutine.
+// recording the id happens here, in paho's delivery order (the command
+// subscription is QoS 0, see subscribeQoS); the action itself runs in its
+// own goroutine.
 func (l *Link) onCommand(c paho.Client, m paho.Message) {
 	name := m.Topic()[strings.LastIndexByte(m.Topic(), '/')+1:]
 	cmd, rej := DecodeCommand(name, m.Topic(), m.Payload(), l.cfg.CommandKey)

@@ -52,6 +52,9 @@ type Config struct {
 	Topics   Topics   // Site and Gateway required; Prefix and Discovery default
 	Username string
 	Password string
+	// BrokerOrder is BrokerSpread (default: the brokers are nodes of one
+	// cluster) or BrokerInOrder (a primary and its standbys).
+	BrokerOrder string
 	// TLS is used for ssl://, tls:// and mqtts:// brokers (custom CA,
 	// client certificate). nil: the system roots.
 	TLS *tls.Config
@@ -159,6 +162,9 @@ func (c Config) Validate() error {
 		default:
 			errs = append(errs, fmt.Errorf("broker url %q: scheme must be tcp, mqtt, ssl, tls or mqtts", b))
 		}
+	}
+	if err := validBrokerOrder(c.BrokerOrder); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.Topics.Validate(); err != nil {
 		errs = append(errs, err)

@@ -260,15 +260,21 @@ func (d *dashboard) all() []message {
 }
 
 // waitUntil waits until cond holds for the messages received so far; kick,
-// when set, runs before each wait (e.g. to advance a fake clock).
+// when set, runs before each wait (e.g. to advance a fake clock). It fails
+// only when no message arrived for waitFor: a slow machine is not a failure.
 func (d *dashboard) waitUntil(t testing.TB, what string, cond func([]message) bool, kick func()) []message {
 	t.Helper()
 	deadline := time.NewTimer(waitFor)
 	defer deadline.Stop()
+	seen := -1
 	for {
 		m := d.all()
 		if cond(m) {
 			return m
+		}
+		if len(m) != seen {
+			seen = len(m)
+			deadline.Reset(waitFor)
 		}
 		if kick != nil {
 			kick()

@@ -215,6 +215,7 @@ func (l *Link) clientOptions(s *session) *paho.ClientOptions {
 		SetPingTimeout(10*time.Second).
 		SetConnectTimeout(l.cfg.ConnectTimeout).
 		SetBinaryWill(l.cfg.Topics.Status(), will, 1, true).
+		SetCustomOpenConnectionFn(l.dial).                            // refuses oversized packets before paho reads them whole
 		SetDefaultPublishHandler(func(paho.Client, paho.Message) {}). // never leave a QoS 1 message unacknowledged
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			select {

@@ -80,14 +80,15 @@ func EventCategory(t agent.EventType) string {
 	case agent.EventForcedOpen, agent.EventForcedOpenCleared, agent.EventHeldOpenPreAlarm, agent.EventHeldOpen,
 		agent.EventHeldOpenCleared, agent.EventTamper, agent.EventTamperCleared, agent.EventLockoutStarted,
 		agent.EventLockoutEnded, agent.EventInputQueueOverflow,
-		EventOutboxHighWater, EventOutboxFull, EventOutboxNormal, agent.EventStoreFailed, agent.EventStoreRecovered:
+		EventOutboxHighWater, EventOutboxFull, EventOutboxNormal, agent.EventStoreFailed, agent.EventStoreRecovered,
+		agent.EventPacketRefused:
 		return CategoryAlarm
 	case agent.EventDoorOpened, agent.EventDoorClosed, agent.EventExitPressed, agent.EventRelayOn, agent.EventRelayOff:
 		return CategoryDoor
 	case agent.EventRemoteUnlock, agent.EventCommandRejected, agent.EventLockdownOn, agent.EventLockdownOff,
 		agent.EventOfficeModeOn, agent.EventOfficeModeStarted, agent.EventOfficeModeOff,
 		agent.EventEnrolmentArmed, agent.EventEnrolled, agent.EventEnrolmentFailed, agent.EventEnrolmentExpired,
-		EventCommandSucceeded, EventCommandFailed:
+		EventCommandSucceeded, EventCommandFailed, agent.EventCommandsRefused:
 		return CategoryCommand
 	}
 	return CategorySystem

@@ -55,7 +55,8 @@ func TestTopicsDocumented(t *testing.T) {
 		assert.Contains(t, string(raw), e)
 	}
 	// Every event type lands in a documented category row.
-	for _, typ := range append(agent.DoorEventTypes, EventCommandSucceeded, EventCommandFailed, EventOutboxHighWater, EventOutboxFull, EventOutboxNormal, agent.EventStoreFailed, agent.EventStoreRecovered) {
+	for _, typ := range append(agent.DoorEventTypes, EventCommandSucceeded, EventCommandFailed, EventOutboxHighWater, EventOutboxFull, EventOutboxNormal, agent.EventStoreFailed, agent.EventStoreRecovered,
+		agent.EventCommandsRefused, agent.EventPacketRefused) {
 		cat := EventCategory(typ)
 		if cat == CategorySystem {
 			continue

@@ -40,6 +40,7 @@ type Link struct {
 	started     time.Time
 	runCtx      context.Context
 	actions     sync.WaitGroup
+	refused     *refusals // summarises refused commands
 }
 
 // session is one broker connection. paho never reconnects it: when it is
@@ -59,7 +60,7 @@ func New(cfg Config) (*Link, error) {
 	for _, c := range Categories {
 		topics[c] = cfg.Topics.Event(c)
 	}
-	return &Link{
+	l := &Link{
 		cfg:         cfg,
 		log:         cfg.Logger,
 		outboxState: OutboxNormal,
@@ -67,7 +68,9 @@ func New(cfg Config) (*Link, error) {
 		dirty:       map[string]bool{},
 		kick:        make(chan struct{}, 1),
 		eventTopics: topics,
-	}, nil
+	}
+	l.refused = newRefusals(cfg.Clock, cfg.RefusalInterval, cfg.RefusalBurst, l.recordRefusals)
+	return l, nil
 }
 
 // Topics returns the link's topics (with defaults applied).
@@ -115,6 +118,7 @@ func (l *Link) Run(ctx context.Context) error {
 	go func() { defer bg.Done(); l.watchOutbox(ctx) }()
 	defer bg.Wait()
 	defer l.actions.Wait()
+	defer l.refused.flush() // what the open intervals summed up is recorded at the end
 
 	b := backoff{min: l.cfg.BackoffMin, max: l.cfg.BackoffMax, jitter: l.cfg.Jitter}
 	for {

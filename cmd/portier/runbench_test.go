@@ -327,7 +327,7 @@ func procStatus(b *testing.B, pid int) map[string]float64 {
 }
 
 // logVerbose logs details with -v only: `make bench` prints the metrics.
-func logVerbose(b *testing.B, format string, args ...any) {
+func logVerbose(b testing.TB, format string, args ...any) {
 	b.Helper()
 	if testing.Verbose() {
 		b.Logf(format, args...)

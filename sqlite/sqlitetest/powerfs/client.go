@@ -190,11 +190,15 @@ func (f *FS) PowerOn() error {
 	return nil
 }
 
-// Stats returns the operation counts since the last power-on.
+// Stats returns the operation counts since the last power-on. It also
+// settles Dead: when the power is cut, Dead is closed when Stats returns.
 func (f *FS) Stats() (Stats, error) {
 	m, err := f.request(request{Cmd: "stats"})
 	if err != nil || m.Stats == nil {
 		return Stats{}, err
+	}
+	if m.Stats.Dead {
+		f.markDead(f.CutAt())
 	}
 	return *m.Stats, nil
 }

@@ -94,19 +94,25 @@ func (o Op) String() string {
 
 // Trigger aims a power cut at an operation: the After-th operation (1: the
 // first) of kind Kind (0: any) on Path (exact, relative to the root; "":
-// any) cuts the power, and fails.
+// any) cuts the power, and fails. With Run set, only writes count that are
+// at least the Run-th write to their file since its last fsync: a cut in a
+// long burst, e.g. a big transaction's commit rather than a small one's.
 type Trigger struct {
 	Kind  OpKind `json:"kind,omitempty"`
 	Path  string `json:"path,omitempty"`
 	After int    `json:"after"`
+	Run   int    `json:"run,omitempty"`
 }
 
-func (t *Trigger) matches(o Op) bool {
-	return (t.Kind == 0 || t.Kind == o.Kind) && (t.Path == "" || t.Path == o.Path)
+func (t *Trigger) matches(o Op, run int) bool {
+	return (t.Kind == 0 || t.Kind == o.Kind) && (t.Path == "" || t.Path == o.Path) && (t.Run == 0 || o.Kind == OpWrite && run >= t.Run)
 }
 
 func (t Trigger) String() string {
 	k, p := "operation", "any file"
+	if t.Run > 0 {
+		k = fmt.Sprintf("write (from the %d-th since an fsync)", t.Run)
+	}
 	if t.Kind != 0 {
 		k = t.Kind.String()
 	}
@@ -123,6 +129,8 @@ type Stats struct {
 	Fsyncs      int64 `json:"fsyncs"` // of files
 	FsyncDirs   int64 `json:"fsync_dirs"`
 	Truncations int64 `json:"truncations"`
-	Flushing    int   `json:"flushing"` // fsyncs waiting for the card now
+	LongestRun  int   `json:"longest_run"` // most writes to one file between two of its fsyncs
+	Flushing    int   `json:"flushing"`    // fsyncs waiting for the card now
 	Cuts        int   `json:"cuts"`
+	Dead        bool  `json:"dead"` // the power is cut now
 }

@@ -213,6 +213,25 @@ func TestTrigger(t *testing.T) {
 	st, err := fsys.Stats()
 	require.NoError(t, err)
 	assert.Equal(t, 1, st.Cuts)
+
+	// A cut in a burst: short runs of writes between fsyncs do not count.
+	require.NoError(t, fsys.Arm(powerfs.Trigger{Kind: powerfs.OpWrite, Path: "log", After: 2, Run: 3}))
+	f, err = os.OpenFile(filepath.Join(fsys.Dir(), "log"), os.O_WRONLY|os.O_APPEND, 0)
+	require.NoError(t, err)
+	defer f.Close()
+	for range 5 {
+		for range 2 {
+			_, err := f.WriteString("short\n")
+			require.NoError(t, err)
+		}
+		require.NoError(t, f.Sync())
+	}
+	for i := range 3 {
+		_, err := f.WriteString("long\n")
+		require.NoError(t, err, "write %d of the burst", i+1)
+	}
+	_, err = f.WriteString("long\n")
+	require.ErrorIs(t, err, syscall.EIO, "the fourth write of a burst is the second from the third on")
 }
 
 // TestSQLiteAcrossPowerCuts: a SQLite database in WAL mode, committing a

@@ -30,7 +30,8 @@ type server struct {
 	dead    bool
 	deadCh  chan struct{}
 	trigger *Trigger
-	matched int // operations the trigger matched so far
+	matched int            // operations the trigger matched so far
+	runs    map[string]int // writes to each file since its last fsync
 	stats   Stats
 	model   *model // nil without Options.PowerCut
 	cuts    int
@@ -50,7 +51,7 @@ func newServer(backing, mnt string, opt Options) (*server, error) {
 
 func (s *server) mount() error {
 	s.mu.Lock()
-	s.dead, s.deadCh, s.trigger, s.matched, s.stats = false, make(chan struct{}), nil, 0, Stats{}
+	s.dead, s.deadCh, s.trigger, s.matched, s.stats, s.runs = false, make(chan struct{}), nil, 0, Stats{}, map[string]int{}
 	if s.opt.PowerCut {
 		m, err := newModel(s.backing)
 		if err != nil {
@@ -75,8 +76,9 @@ func (s *server) mount() error {
 			// ENOSYS once, instead of a GETXATTR round trip for
 			// security.capability before every write.
 			DisableXAttrs: true,
-			// As root, mount(2) and umount(2) directly: no fusermount.
-			DirectMountStrict: os.Geteuid() == 0,
+			// As root, mount(2) and umount(2) directly (fusermount3 only
+			// where that fails).
+			DirectMount: os.Geteuid() == 0,
 			// Locks stay in the kernel (no EnableLocks): correct across
 			// the processes using the mount.
 		},
@@ -175,7 +177,14 @@ func (s *server) opLocked(o Op) syscall.Errno {
 	if s.dead {
 		return syscall.EIO
 	}
-	if t := s.trigger; t != nil && t.matches(o) {
+	switch o.Kind {
+	case OpWrite:
+		s.runs[o.Path]++
+		s.stats.LongestRun = max(s.stats.LongestRun, s.runs[o.Path])
+	case OpFsync:
+		s.runs[o.Path] = 0
+	}
+	if t := s.trigger; t != nil && t.matches(o, s.runs[o.Path]) {
 		s.matched++
 		if s.matched >= t.After {
 			s.cutLocked(&o)
@@ -279,7 +288,7 @@ func Serve(in io.Reader, out io.Writer, backing, mnt string, opt Options) error 
 		case "stats":
 			s.mu.Lock()
 			st := s.stats
-			st.Cuts = s.cuts
+			st.Cuts, st.Dead = s.cuts, s.dead
 			s.mu.Unlock()
 			reply.Stats = &st
 		case "unmount":

@@ -135,8 +135,10 @@ func (f *FS) request(r request) (message, error) {
 // Dir is the mount point.
 func (f *FS) Dir() string { return f.dir }
 
-// Backing is the backing directory (read it only between a cut and the
-// next power-on, or after the test).
+// Backing is the backing directory. Read it between a cut and the next
+// power-on (it holds what survived), or put files there that no process
+// has opened yet (a copy the mount then serves, without the cost of
+// passing through it).
 func (f *FS) Backing() string { return f.backing }
 
 // Cut cuts the power now: every later operation fails with EIO, and what

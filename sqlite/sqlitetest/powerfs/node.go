@@ -134,7 +134,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		return nil, 0, e
 	}
 	fh, ff, errno := n.LoopbackNode.Open(ctx, flags)
-	fh = noPassthrough(fh)
+	fh, ff = noPassthrough(fh), ff|fuse.FOPEN_KEEP_CACHE
 	if errno == 0 && trunc {
 		p.mu.Lock()
 		if p.model != nil {
@@ -155,7 +155,7 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 	_, statErr := os.Lstat(n.backingPath(rel))
 	existed := statErr == nil
 	ch, fh, ff, errno := n.LoopbackNode.Create(ctx, name, flags, mode, out)
-	fh = noPassthrough(fh)
+	fh, ff = noPassthrough(fh), ff|fuse.FOPEN_KEEP_CACHE
 	if errno == 0 {
 		p.mu.Lock()
 		if p.model != nil {

@@ -66,13 +66,16 @@ func (s *server) mount() error {
 		return fmt.Errorf("powerfs: %w", err)
 	}
 	root := &node{LoopbackNode: lr.(*fs.LoopbackNode), p: s}
-	// No kernel caching of names or attributes beyond a request: the model
-	// rewrites the backing directory between mounts.
-	zero := time.Duration(0)
+	// Every change goes through this mount, and the model rewrites the
+	// backing directory only between mounts: the kernel may cache names,
+	// attributes and pages (a card's reads come from the page cache too),
+	// and must not drop its pages because the backing file's mtime moved.
+	second := time.Second
 	opts := &fs.Options{
-		EntryTimeout: &zero, AttrTimeout: &zero, NegativeTimeout: &zero,
+		EntryTimeout: &second, AttrTimeout: &second, NegativeTimeout: &second,
 		MountOptions: fuse.MountOptions{
 			FsName: "powerfs", Name: "powerfs",
+			ExplicitDataCacheControl: true,
 			// ENOSYS once, instead of a GETXATTR round trip for
 			// security.capability before every write.
 			DisableXAttrs: true,

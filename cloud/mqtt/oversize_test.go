@@ -144,9 +144,11 @@ func oversizeHelper(_, url string) error {
 	done := make(chan error, 1)
 	go func() { done <- link.Run(ctx) }()
 	defer func() { cancel(); <-done }()
+	tick := time.NewTicker(5 * time.Millisecond) // the link works on the network: polled
+	defer tick.Stop()
 	until := func(cond func() bool) {
 		for !cond() {
-			time.Sleep(5 * time.Millisecond) // polling another process's progress: no clock to inject
+			<-tick.C
 		}
 	}
 	until(func() bool { return link.Status().Connected })

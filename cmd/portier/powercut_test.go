@@ -128,6 +128,7 @@ type powerRig struct {
 	sources   map[string]string // id → who reported it first
 	conflicts []string
 	received  int // events the broker delivered (with repeats)
+	followed  int // events the event stream showed (with repeats)
 
 	proc     *exec.Cmd
 	exited   chan struct{}
@@ -300,6 +301,12 @@ func (r *powerRig) receivedCount() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.received
+}
+
+func (r *powerRig) followedCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.followed
 }
 
 // prepareOldSchema leaves, before the first start, a database one schema
@@ -491,6 +498,9 @@ func (r *powerRig) follow() {
 		for sc.Scan() {
 			var e agent.Event
 			if json.Unmarshal(sc.Bytes(), &e) == nil {
+				r.mu.Lock()
+				r.followed++
+				r.mu.Unlock()
 				r.report("events --follow", e.ID, e.Seq)
 			}
 		}
@@ -585,14 +595,22 @@ func (r *powerRig) waitDead(kind string, limit time.Duration) string {
 }
 
 func (r *powerRig) cutInAGrant() {
-	r.post("/v1/doors/front/unlock", `{"duration":"10s"}`)
-	moved := time.Now()
-	for !r.latchRelay() {
-		require.Less(r.t, time.Since(moved), time.Minute, "the relay did not switch on")
-		time.Sleep(5 * time.Millisecond) // the latch file is the hardware: polled
+	r.post("/v1/doors/front/unlock", `{"duration":"30s"}`)
+	r.poll("the relay to switch on", r.latchRelay)
+	// While the grant's events are being committed: a few WAL writes on.
+	require.NoError(r.t, r.fs.Arm(powerfs.Trigger{Kind: powerfs.OpWrite, Path: "portier.db-wal", After: 1 + r.rng.IntN(30)}))
+	r.cut(r.waitDead("grant", 10*time.Second))
+}
+
+// poll waits for cond, which watches another process (the latch file is the
+// hardware's level, the counts are the broker's and the event stream's): it
+// fails only when cond stayed false for a minute.
+func (r *powerRig) poll(what string, cond func() bool) {
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for start := time.Now(); !cond(); <-tick.C {
+		require.Less(r.t, time.Since(start), time.Minute, "waiting for %s: %s", what, r.stderr.tail())
 	}
-	time.Sleep(time.Duration(r.rng.IntN(200)) * time.Millisecond) // events of the grant on their way
-	r.cut("grant")
 }
 
 func (r *powerRig) cutInASync() {
@@ -608,18 +626,12 @@ func (r *powerRig) cutInASync() {
 
 func (r *powerRig) cutWhileDraining() {
 	r.stopBroker()
-	time.Sleep(time.Duration(500+r.rng.IntN(1000)) * time.Millisecond) // a backlog builds up
+	backlog := r.followedCount() + 50 + r.rng.IntN(150)
+	r.poll("a backlog to build up", func() bool { return r.followedCount() >= backlog })
 	before := r.receivedCount()
 	r.startBroker()
 	want := before + 1 + r.rng.IntN(40)
-	moved, last := time.Now(), before
-	for n := r.receivedCount(); n < want; n = r.receivedCount() {
-		if n != last {
-			moved, last = time.Now(), n
-		}
-		require.Less(r.t, time.Since(moved), time.Minute, "the backlog does not drain")
-		time.Sleep(2 * time.Millisecond) // watching another process's progress
-	}
+	r.poll("the backlog to drain", func() bool { return r.receivedCount() >= want })
 	r.cut("drain")
 }
 

@@ -12,7 +12,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/portier-io/portier/agent"
 	"github.com/portier-io/portier/agent/sitefile"
 	"github.com/portier-io/portier/cloud/saltoks/saltokstest"
 	"github.com/portier-io/portier/sqlite"
@@ -30,13 +29,7 @@ import (
 //	decide_p99_load_sync_inproc_us   the sync in the deciding process
 //	decide_p99_load_sync_child_us    the sync in a niced child process
 func BenchmarkDecideDuringSyncUnderLoad(b *testing.B) {
-	shape := saltokstest.SiteShape{Users: 100000, Groups: 1000, Locks: 200, SuspendedEvery: 97, BlockedEvery: 89}
-	fake := startFake(b, shape, saltokstest.Options{MaxPageSize: 1000})
-	locks := make([]string, shape.Locks)
-	for i := range locks {
-		locks[i] = saltokstest.LockID(i)
-	}
-	door := agent.Door{ID: "front", Mode: agent.ModeCardOrPIN, LockIDs: locks}
+	shape, fake, locks, door := largeSaltoSite(b)
 	ctx := context.Background()
 	for range b.N {
 		s := writeSaltoConfig(b, fake, 0o600, locks, "  page_size: 1000\n")

@@ -298,28 +298,19 @@ func (d *dirHandle) Releasedir(ctx context.Context, flags uint32) {
 // fsyncFile flushes a file: after the card's delay its content (and the
 // name it is reached by) are durable — unless the power went meanwhile.
 func (f *server) fsyncFile(rel string, ino uint64) syscall.Errno {
-	if e := f.op(Op{Kind: OpFsync, Path: rel}); e != 0 {
-		return e
-	}
-	f.flushDelay()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.dead {
-		return syscall.EIO
-	}
-	f.stats.Fsyncs++
-	if f.model != nil {
-		if err := f.model.fsynced(ino, rel); err != nil {
-			return fs.ToErrno(err)
-		}
-	}
-	return 0
+	return f.flush(Op{Kind: OpFsync, Path: rel}, &f.stats.Fsyncs, func(m *model) error { return m.fsynced(ino, rel) })
 }
 
 // fsyncDir flushes a directory: after the delay its entries are durable as
 // they are now.
 func (f *server) fsyncDir(rel string) syscall.Errno {
-	if e := f.op(Op{Kind: OpFsyncDir, Path: rel}); e != 0 {
+	return f.flush(Op{Kind: OpFsyncDir, Path: rel}, &f.stats.FsyncDirs, func(m *model) error { return m.fsyncedDir(rel) })
+}
+
+// flush is an fsync: the power check, the card's delay, then (if the power
+// held) the count and what the model makes durable.
+func (f *server) flush(o Op, count *int64, durable func(*model) error) syscall.Errno {
+	if e := f.op(o); e != 0 {
 		return e
 	}
 	f.flushDelay()
@@ -328,9 +319,9 @@ func (f *server) fsyncDir(rel string) syscall.Errno {
 	if f.dead {
 		return syscall.EIO
 	}
-	f.stats.FsyncDirs++
+	*count++
 	if f.model != nil {
-		if err := f.model.fsyncedDir(rel); err != nil {
+		if err := durable(f.model); err != nil {
 			return fs.ToErrno(err)
 		}
 	}

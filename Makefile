@@ -45,6 +45,11 @@ fleet: toolcheck ## 200+ gateways on a 3-node RabbitMQ cluster, nodes killed: lo
 fleet-ci: toolcheck ## the fleet harness's small variant that CI runs (20 gateways, one node kill, one cluster restart)
 	cloud/mqtt/fleet/fleet.sh ci
 
+.PHONY: powercut
+powercut: toolcheck ## cut the power CUTS times (default 200) under `portier run` on the power-cut test file system
+	@set -o pipefail; PORTIER_POWERCUT_CUTS=$${CUTS:-200} $(GO) test -tags '$(TAGS)' -count=1 -timeout 60m -v -run '^TestPowerCut$$' ./cmd/portier/ | \
+	  awk '/power_cut_points=/ { for (i = 1; i <= NF; i++) if ($$i ~ /^power_cut_[a-z]+=/) { sub(/;$$/, "", $$i); print $$i } } /^(--- FAIL|FAIL|panic)/ || /Error/ { print > "/dev/stderr" }'
+
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
 	@for pkg in $$($(GO) list ./...); do \

@@ -100,6 +100,21 @@ const (
 	EventSaltoConfigMismatchCleared EventType = "salto_config_mismatch_cleared"
 )
 
+// Event types of the defences of the remote-command link (the MQTT link
+// records them; docs/mqtt.md and docs/door-runtime.md describe them).
+const (
+	// EventCommandsRefused sums up the refused commands of one cause
+	// (Reason: expired, malformed, signature_invalid, …) in one interval,
+	// beyond the first few of the interval that were recorded one by one as
+	// command_rejected: Count says how many, SampleIDs names some of them. A
+	// flood of junk so costs a handful of events, not one each.
+	EventCommandsRefused EventType = "commands_refused"
+	// EventPacketRefused: the broker sent a packet larger than the link
+	// takes (a command can be at most a few KiB); it was not read, the
+	// connection was dropped and is made again after the usual backoff.
+	EventPacketRefused EventType = "mqtt_packet_refused"
+)
+
 // EventTypes lists every event type, in documentation order.
 var EventTypes = []EventType{
 	EventAccessGranted, EventAccessDenied, EventAwaitingPIN,
@@ -117,4 +132,5 @@ var EventTypes = []EventType{
 	EventClockUnsynced, EventClockSynced,
 	EventDeviceFault,
 	EventSaltoConfigMismatch, EventSaltoConfigMismatchCleared,
+	EventCommandsRefused, EventPacketRefused,
 }

@@ -280,11 +280,17 @@ func accessCodeView(c agent.AccessCode) AccessCodeView {
 	return AccessCodeView{ID: c.ID, Door: c.Door, Name: c.Name, Status: c.Status, StartsAt: c.StartsAt, EndsAt: c.EndsAt, CreatedAt: c.CreatedAt, Error: c.Error}
 }
 
-// rejected answers a refused command and records the attempt.
+// rejected answers a refused command and records the attempt: on its own,
+// or beyond the burst in its cause's next summary (refusals.go).
 func (l *Link) rejected(c paho.Client, cmd Command, r *Rejection) {
-	l.log.Warn("mqtt: command rejected", "command", cmd.Name, "id", cmd.ID, "actor", cmd.Actor, "type", r.Type, "why", r.Message)
+	own := l.refused.admit(r.Type, cmd.ID)
+	if own {
+		l.log.Warn("mqtt: command rejected", "command", cmd.Name, "id", cmd.ID, "actor", cmd.Actor, "type", r.Type, "why", r.Message)
+	}
 	l.respond(c, cmd, StatusError, nil, &ResponseError{Type: r.Type, Message: r.Message})
-	l.record(cmd, agent.Event{Type: agent.EventCommandRejected, Reason: agent.Reason(r.Type), Detail: cmd.Name + ": " + r.Message})
+	if own {
+		l.record(cmd, agent.Event{Type: agent.EventCommandRejected, Reason: agent.Reason(r.Type), Detail: cmd.Name + ": " + r.Message})
+	}
 }
 
 // failed answers an accepted command whose action failed.

@@ -74,6 +74,12 @@ type Config struct {
 	// ClockSkew is allowed between the sender's clock and the gateway's.
 	ClockSkew     time.Duration
 	HomeAssistant HomeAssistant
+	// RefusalBurst refused commands per cause and RefusalInterval are
+	// recorded one by one; the rest of the interval's are summed up in one
+	// commands_refused event (see refusals.go). A negative burst sums up
+	// every refusal.
+	RefusalInterval time.Duration
+	RefusalBurst    int
 
 	BackoffMin, BackoffMax time.Duration
 	ConnectTimeout         time.Duration
@@ -132,6 +138,10 @@ func (c Config) withDefaults() Config {
 	def(&c.KeepAlive, DefaultKeepAlive)
 	def(&c.StateInterval, DefaultStateInterval)
 	def(&c.OutboxCheck, DefaultOutboxCheck)
+	def(&c.RefusalInterval, DefaultRefusalInterval)
+	if c.RefusalBurst == 0 {
+		c.RefusalBurst = DefaultRefusalBurst
+	}
 	if c.Clock == nil {
 		c.Clock = agent.NewSystemClock()
 	}

@@ -46,6 +46,7 @@ type Link struct {
 	started     time.Time
 	runCtx      context.Context
 	actions     sync.WaitGroup
+	refused     *refusals // summarises refused commands
 }
 
 // session is one broker connection. paho never reconnects it: when it is
@@ -70,7 +71,7 @@ func New(cfg Config) (*Link, error) {
 	for _, c := range Categories {
 		topics[c] = cfg.Topics.Event(c)
 	}
-	return &Link{
+	l := &Link{
 		cfg:         cfg,
 		log:         cfg.Logger,
 		brokers:     brokers,
@@ -79,7 +80,9 @@ func New(cfg Config) (*Link, error) {
 		dirty:       map[string]bool{},
 		kick:        make(chan struct{}, 1),
 		eventTopics: topics,
-	}, nil
+	}
+	l.refused = newRefusals(cfg.Clock, cfg.RefusalInterval, cfg.RefusalBurst, l.recordRefusals)
+	return l, nil
 }
 
 // Topics returns the link's topics (with defaults applied).
@@ -134,6 +137,7 @@ func (l *Link) Run(ctx context.Context) error {
 	go func() { defer bg.Done(); l.watchOutbox(ctx) }()
 	defer bg.Wait()
 	defer l.actions.Wait()
+	defer l.refused.flush() // what the open intervals summed up is recorded at the end
 
 	b := agent.Backoff{Min: l.cfg.BackoffMin, Max: l.cfg.BackoffMax, Jitter: agent.EqualJitter(l.cfg.Jitter)}
 	for {
@@ -238,6 +242,7 @@ func (l *Link) clientOptions(s *session) *paho.ClientOptions {
 		SetPingTimeout(10*time.Second).
 		SetConnectTimeout(l.cfg.ConnectTimeout).
 		SetBinaryWill(l.cfg.Topics.Status(), will, 1, true).
+		SetCustomOpenConnectionFn(l.dial).                            // refuses oversized packets before paho reads them whole
 		SetDefaultPublishHandler(func(paho.Client, paho.Message) {}). // never leave a QoS 1 message unacknowledged
 		SetConnectionAttemptHandler(func(u *url.URL, tc *tls.Config) *tls.Config {
 			s.broker.Store(int32(l.brokers.index(u)))

@@ -123,14 +123,14 @@ func EventCategory(t agent.EventType) string {
 		agent.EventHeldOpenCleared, agent.EventTamper, agent.EventTamperCleared, agent.EventLockoutStarted,
 		agent.EventLockoutEnded, agent.EventInputQueueOverflow,
 		agent.EventOutboxHighWater, agent.EventOutboxFull, agent.EventOutboxNormal, agent.EventStoreFailed, agent.EventStoreRecovered,
-		agent.EventSaltoConfigMismatch, agent.EventSaltoConfigMismatchCleared:
+		agent.EventSaltoConfigMismatch, agent.EventSaltoConfigMismatchCleared, agent.EventPacketRefused:
 		return CategoryAlarm
 	case agent.EventDoorOpened, agent.EventDoorClosed, agent.EventExitPressed, agent.EventRelayOn, agent.EventRelayOff:
 		return CategoryDoor
 	case agent.EventRemoteUnlock, agent.EventCommandRejected, agent.EventLockdownOn, agent.EventLockdownOff,
 		agent.EventOfficeModeOn, agent.EventOfficeModeStarted, agent.EventOfficeModeOff,
 		agent.EventEnrolmentArmed, agent.EventEnrolled, agent.EventEnrolmentFailed, agent.EventEnrolmentExpired,
-		agent.EventCommandSucceeded, agent.EventCommandFailed:
+		agent.EventCommandSucceeded, agent.EventCommandFailed, agent.EventCommandsRefused:
 		return CategoryCommand
 	}
 	return CategorySystem

@@ -49,11 +49,19 @@ func isStd(path string) bool {
 func under(path, dir string) bool { return path == dir || strings.HasPrefix(path, dir+"/") }
 
 // isFake reports whether path is made for tests only: a package named
-// …test (agenttest, mqtttest, periph's gpiotest, net/http/httptest, …), a
-// hardware simulator other than the runtime board hal/sim, simulated time,
-// testing itself, testify, or the embedded test broker.
+// …test (agenttest, mqtttest, periph's gpiotest, net/http/httptest, …) or
+// inside one (sqlitetest/powerfs), a hardware simulator other than the
+// runtime board hal/sim, simulated time, testing itself, testify, or the
+// embedded test broker.
 func isFake(path string) bool {
 	last := path[strings.LastIndex(path, "/")+1:]
+	if under(path, module) {
+		for _, elem := range strings.Split(strings.TrimPrefix(path, module+"/"), "/") {
+			if strings.HasSuffix(elem, "test") {
+				return true
+			}
+		}
+	}
 	switch {
 	case path == "testing" || under(path, "testing") || under(path, "github.com/stretchr/testify") || under(path, "github.com/mochi-mqtt"):
 		return true

@@ -147,10 +147,13 @@ func (g *gateway) follow() {
 	g.events = bufio.NewScanner(out)
 }
 
-// waitEvent reads events until one of type typ arrives and returns it.
+// waitEvent reads events until one of type typ arrives and returns it. It
+// fails only when no event at all arrived for 60 s (a busy machine makes
+// the wait long, not the stream silent).
 func (g *gateway) waitEvent(typ agent.EventType) agent.Event {
 	g.t.Helper()
 	found := make(chan agent.Event, 1)
+	seen := make(chan struct{}, 1)
 	go func() {
 		defer close(found)
 		for g.events.Scan() {
@@ -159,16 +162,25 @@ func (g *gateway) waitEvent(typ agent.EventType) agent.Event {
 				found <- e
 				return
 			}
+			select {
+			case seen <- struct{}{}:
+			default:
+			}
 		}
 	}()
-	select {
-	case e, ok := <-found:
-		require.True(g.t, ok, "the event stream ended before %s", typ)
-		return e
-	case <-time.After(30 * time.Second):
-		g.t.Fatalf("no %s event within 30s", typ)
+	quiet := time.NewTimer(60 * time.Second)
+	defer quiet.Stop()
+	for {
+		select {
+		case e, ok := <-found:
+			require.True(g.t, ok, "the event stream ended before %s", typ)
+			return e
+		case <-seen:
+			quiet.Reset(60 * time.Second)
+		case <-quiet.C:
+			g.t.Fatalf("no %s event: no event at all for 60s", typ)
+		}
 	}
-	return agent.Event{}
 }
 
 // latch returns the sim board's output levels as the latch file holds them.

@@ -13,13 +13,15 @@ import (
 )
 
 // lookupSQL is the whole cache read of a decision: the credential by primary
-// key, its holder's packed facts and the snapshot generation — one statement,
-// so all of it comes from the same committed snapshot.
+// key, its holder's packed facts, what is recorded about the card (both by
+// primary key) and the snapshot generation — one statement, so all of it
+// comes from the same committed snapshot.
 const lookupSQL = `
 SELECT c.kind, c.origin, c.user_id, c.tag_number, c.starts_at, c.ends_at, c.label,
        (SELECT u.facts FROM users u WHERE u.id = c.user_id),
-       (SELECT value FROM meta WHERE key = 'generation')
-FROM credentials c
+       (SELECT value FROM meta WHERE key = 'generation'),
+       coalesce(k.fingerprint, ''), coalesce(k.generation, 0)
+FROM credentials c LEFT JOIN cards k ON k.key = c.key
 WHERE c.key = ?`
 
 // Lookup implements agent.CredentialCache: the facts for one credential key
@@ -55,7 +57,9 @@ func (db *DB) readFacts(ctx context.Context, key string) (*agent.CredentialFacts
 		cStart, cEnd   sql.NullInt64
 		userFacts, gen sql.NullString
 	)
-	err := db.lookup.QueryRowContext(ctx, key).Scan(&kind, &origin, &c.UserID, &c.TagNumber, &cStart, &cEnd, &c.Label, &userFacts, &gen)
+	var card agent.CardRecord
+	err := db.lookup.QueryRowContext(ctx, key).Scan(&kind, &origin, &c.UserID, &c.TagNumber, &cStart, &cEnd, &c.Label, &userFacts, &gen,
+		&card.Fingerprint, &card.Generation)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, 0, nil
 	}
@@ -64,7 +68,7 @@ func (db *DB) readFacts(ctx context.Context, key string) (*agent.CredentialFacts
 	}
 	c.Key, c.Kind, c.Origin = key, agent.CredentialKind(kind), agent.Origin(origin)
 	c.StartsAt, c.EndsAt = fromUnix(cStart), fromUnix(cEnd)
-	f := &agent.CredentialFacts{Credential: c}
+	f := &agent.CredentialFacts{Credential: c, Card: card}
 	if userFacts.Valid {
 		if f.User, f.GroupIDs, err = decodeFacts(c.UserID, userFacts.String); err != nil {
 			return nil, 0, fmt.Errorf("%w of user %s in %s", err, c.UserID, db.path)

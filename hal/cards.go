@@ -65,6 +65,9 @@ type PresentedCard struct {
 	SAK  byte
 	ATS  []byte
 	Link desfire.Transport
+	// Trusted are the originality keys the reader's checks trust (a
+	// fingerprint taken by a job must match the door's).
+	Trusted []desfire.OriginalityKey
 }
 
 // CardJob is work on a card at a door's reader instead of the door's own
@@ -142,7 +145,10 @@ func (s *CardStation) runJob(ctx context.Context, j *cardJob, dev *mfrc522.Dev, 
 	defer cancel()
 	stop := context.AfterFunc(j.ctx, cancel)
 	defer stop()
-	pc := PresentedCard{UID: append([]byte(nil), card.UID...), ATQA: card.ATQA, SAK: card.SAK}
+	pc := PresentedCard{UID: append([]byte(nil), card.UID...), ATQA: card.ATQA, SAK: card.SAK, Trusted: s.check.Trusted}
+	if pc.Trusted == nil {
+		pc.Trusted = desfire.NXPOriginalityKeys()
+	}
 	var link *iso14443.Link
 	var err error
 	if card.ISODEP() {

@@ -18,7 +18,8 @@ func TestFingerprintDescribe(t *testing.T) {
 	}{
 		{"a Classic", desfire.Fingerprint{SAK: 0x08}, "MIFARE Classic 1K (or a copy)"},
 		{"an Ultralight", desfire.Fingerprint{SAK: 0x00}, "MIFARE Ultralight or NTAG"},
-		{"an unknown ISO card", desfire.Fingerprint{SAK: 0x20, ATS: []byte{1}, VersionRefusal: "iso 6E00"}, "ISO/IEC 14443-4 card, no originality signature"},
+		{"an unknown ISO card", desfire.Fingerprint{SAK: 0x20, ATS: []byte{1}, VersionRefusal: "iso 6E00", SignatureRefusal: "iso 6E00"}, "ISO/IEC 14443-4 card, no originality signature"},
+		{"not asked", desfire.Fingerprint{SAK: 0x20, ATS: []byte{1}}, "ISO/IEC 14443-4 card"},
 		{"an EV2 without signature", desfire.Fingerprint{SAK: 0x20, ATS: []byte{1}, Version: ev2, SignatureRefusal: "status 9D"}, "DESFire EV2, no originality signature"},
 		{"an original EV2", desfire.Fingerprint{SAK: 0x20, ATS: []byte{1}, Version: ev2, Signature: make([]byte, 56), Original: "NXP"}, "DESFire EV2, originality signature verified"},
 		{"a forged signature", desfire.Fingerprint{SAK: 0x20, ATS: []byte{1}, Version: ev2, Signature: make([]byte, 56)}, "DESFire EV2, originality signature does NOT verify"},

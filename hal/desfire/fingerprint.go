@@ -102,7 +102,7 @@ func (f Fingerprint) Describe() string {
 		what += ", originality signature verified"
 	case f.Signature != nil:
 		what += ", originality signature does NOT verify"
-	case f.ATS != nil:
+	case f.SignatureRefusal != "":
 		what += ", no originality signature"
 	}
 	return what

@@ -121,6 +121,7 @@ func TestNamedCardsAtADESFireDoor(t *testing.T) {
 func TestIssueASimulatedCard(t *testing.T) {
 	b := newCardBoard(t)
 	ctx := context.Background()
+	before := present(t, b, "card front blank").Card.Fingerprint
 	done, waiting := make(chan error, 1), make(chan struct{})
 	var seen hal.PresentedCard
 	go func() {
@@ -142,6 +143,8 @@ func TestIssueASimulatedCard(t *testing.T) {
 	p := present(t, b, "card lab blank")
 	assert.Equal(t, "02301235", p.TagNumber, "the issued card now opens")
 	assert.Equal(t, agent.CardOK, p.Card.Outcome)
+	assert.Equal(t, before, present(t, b, "card front blank").Card.Fingerprint,
+		"issuing changes no answer a fingerprint takes (the card left the field: no session lingers)")
 }
 
 func TestCardJobRules(t *testing.T) {

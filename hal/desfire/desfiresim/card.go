@@ -327,6 +327,16 @@ func (c *Card) Log() []string {
 	return append([]string(nil), c.log...)
 }
 
+// Reset implements mfrc522sim.Resetter: a card activated anew (it left
+// the field, or was deselected) has no authentication, no command in
+// progress and the card level selected; its files and keys stay.
+func (c *Card) Reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sess, c.authing, c.in, c.out = nil, nil, nil, nil
+	c.sel = desfire.PICCAID
+}
+
 // Process implements mfrc522sim.Application: one command in, one answer
 // frame out.
 func (c *Card) Process(apdu []byte) ([]byte, time.Duration) {

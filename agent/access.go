@@ -103,7 +103,7 @@ func (c *Controller) cardAftermath(ctx context.Context, d Decision) {
 		c.log.Error("card not learned", "credential", d.Credential, "err", err)
 		return
 	}
-	c.emit(ctx, Event{Type: EventCardLearned, User: d.User, Kind: d.Kind, Credential: d.Credential, Detail: l.What})
+	c.emit(ctx, Event{Type: EventCardLearned, Reason: d.Reason, User: d.User, Kind: d.Kind, Credential: d.Credential, Detail: l.What})
 }
 
 // grant energises the relay first and records afterwards: the member at the

@@ -50,7 +50,8 @@ const (
 	// Recorded right after its access_denied; Reason is the decision's.
 	EventCardAlarm EventType = "card_alarm"
 	// EventCardLearned: the door recorded a card's first fingerprint
-	// (fingerprint policy learn) or a newer DESFire card generation.
+	// (fingerprint policy learn) or a newer DESFire card generation, after
+	// the access event of the tap that taught it (Reason is its decision's).
 	EventCardLearned EventType = "card_learned"
 	// EventCardIssued: `portier card issue` personalised a DESFire card at
 	// the door's reader (tag number and generation in Detail).

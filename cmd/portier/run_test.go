@@ -65,10 +65,18 @@ type gateway struct {
 // unstarted gateway.
 func newGateway(t *testing.T, accessTime string, extraConfig ...string) *gateway {
 	t.Helper()
+	return newGatewayConfig(t, func(dir string) string {
+		return fmt.Sprintf(runConfig, dir, accessTime) + strings.Join(extraConfig, "")
+	})
+}
+
+// newGatewayConfig is newGateway with the whole config, made for the
+// gateway's directory.
+func newGatewayConfig(t *testing.T, config func(dir string) string) *gateway {
+	t.Helper()
 	dir := t.TempDir()
 	g := &gateway{t: t, dir: dir, cfg: filepath.Join(dir, "portier.yaml")}
-	cfg := fmt.Sprintf(runConfig, dir, accessTime) + strings.Join(extraConfig, "")
-	require.NoError(t, os.WriteFile(g.cfg, []byte(cfg), 0o600))
+	require.NoError(t, os.WriteFile(g.cfg, []byte(config(dir)), 0o600))
 	g.env = []string{"HOME=" + dir, "PATH=" + os.Getenv("PATH")}
 	_, errOut, code := runPortier(t, g.env, "import", "--config", g.cfg, demoSite)
 	require.Equal(t, 0, code, errOut)

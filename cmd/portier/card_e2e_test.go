@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -236,28 +235,4 @@ func TestCardsEndToEnd(t *testing.T) {
 
 	require.Equal(t, 0, g.signal(syscall.SIGTERM))
 	c.verify()
-}
-
-// waitAny reads events until one of the types arrives and returns it.
-func (g *gateway) waitAny(types ...agent.EventType) agent.Event {
-	g.t.Helper()
-	found := make(chan agent.Event, 1)
-	go func() {
-		defer close(found)
-		for g.events.Scan() {
-			var e agent.Event
-			if json.Unmarshal(g.events.Bytes(), &e) == nil && slices.Contains(types, e.Type) {
-				found <- e
-				return
-			}
-		}
-	}()
-	select {
-	case e, ok := <-found:
-		require.True(g.t, ok, "the event stream ended before %v", types)
-		return e
-	case <-time.After(30 * time.Second):
-		g.t.Fatalf("no %v event within 30s", types)
-	}
-	return agent.Event{}
 }

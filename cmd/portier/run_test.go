@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -151,12 +152,18 @@ func (g *gateway) follow() {
 // waitEvent reads events until one of type typ arrives and returns it.
 func (g *gateway) waitEvent(typ agent.EventType) agent.Event {
 	g.t.Helper()
+	return g.waitAny(typ)
+}
+
+// waitAny reads events until one of the types arrives and returns it.
+func (g *gateway) waitAny(types ...agent.EventType) agent.Event {
+	g.t.Helper()
 	found := make(chan agent.Event, 1)
 	go func() {
 		defer close(found)
 		for g.events.Scan() {
 			var e agent.Event
-			if json.Unmarshal(g.events.Bytes(), &e) == nil && e.Type == typ {
+			if json.Unmarshal(g.events.Bytes(), &e) == nil && slices.Contains(types, e.Type) {
 				found <- e
 				return
 			}
@@ -164,10 +171,10 @@ func (g *gateway) waitEvent(typ agent.EventType) agent.Event {
 	}()
 	select {
 	case e, ok := <-found:
-		require.True(g.t, ok, "the event stream ended before %s", typ)
+		require.True(g.t, ok, "the event stream ended before %v", types)
 		return e
 	case <-time.After(30 * time.Second):
-		g.t.Fatalf("no %s event within 30s", typ)
+		g.t.Fatalf("no %v event within 30s", types)
 	}
 	return agent.Event{}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -64,8 +65,7 @@ func ParseDESFireKeys(data []byte, name string) ([]desfire.SiteKeys, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil {
-		// The YAML library quotes what it could not read: never a key here.
-		return nil, fmt.Errorf("%s: not a DESFire key file (see docs/install.md): %s", name, firstLine(strings.TrimPrefix(err.Error(), "yaml: ")))
+		return nil, fmt.Errorf("%s: not a DESFire key file (see docs/install.md): %s", name, redactYAML(err))
 	}
 	var errs []string
 	bad := func(format string, args ...any) { errs = append(errs, name+": "+fmt.Sprintf(format, args...)) }
@@ -127,9 +127,21 @@ func ParseDESFireKeys(data []byte, name string) ([]desfire.SiteKeys, error) {
 	return out, nil
 }
 
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(s, "\n")
-	return line
+// quotedValue is how the YAML library quotes what it could not decode.
+var quotedValue = regexp.MustCompile("`[^`]*`")
+
+// redactYAML words a decoding error of a key file without the values the
+// YAML library quotes: one of them could be a key.
+func redactYAML(err error) string {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return strings.TrimPrefix(err.Error(), "yaml: ")
+	}
+	msgs := make([]string, len(te.Errors))
+	for i, m := range te.Errors {
+		msgs[i] = quotedValue.ReplaceAllString(m, "(a value)")
+	}
+	return strings.Join(msgs, "; ")
 }
 
 // DemoDESFireKeys are Portier's public demo keys (defaults.DemoDESFireKeys).

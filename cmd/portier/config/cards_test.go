@@ -51,6 +51,7 @@ func TestParseDESFireKeys(t *testing.T) {
 		{"bad aid", "system_id: x\naid: 000000\nkeys:\n  - {version: 1, read: " + readKey + "}\n", "aid must be 6 hex digits"},
 		{"unknown key", "system_id: x\nmaster: " + piccKey + "\nkeys:\n  - {version: 1, read: " + readKey + "}\n", "not a DESFire key file"},
 		{"not YAML", "\x00\x01", "not a DESFire key file"},
+		{"a key where a number belongs", "system_id: x\nkeys:\n  - {version: " + readKey + ", read: " + readKey + "}\n", "line 3: cannot unmarshal !!str (a value) into int"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := config.ParseDESFireKeys([]byte(tt.body), "k.keys")
@@ -180,4 +181,29 @@ func TestEmbeddedConfigUsesTheDemoKeys(t *testing.T) {
 	keys, err := cfg.DESFireKeys()
 	require.NoError(t, err)
 	assert.True(t, config.IsDemo(keys))
+}
+
+// FuzzParseDESFireKeys: a key file of any content is decoded or refused,
+// never a panic, and a refusal never quotes a key.
+func FuzzParseDESFireKeys(f *testing.F) {
+	f.Add([]byte("system_id: x\nkeys:\n  - {version: 1, read: " + readKey + "}\n"))
+	f.Add([]byte("system_id: Hive\naid: 123456\nkeys:\n  - version: 7\n    picc: " + piccKey + "\n    app: " + appKey + "\n    read: " + readKey + "\n"))
+	f.Add([]byte("keys: [{version: 300, read: zz}]"))
+	f.Add([]byte("system_id: [1, 2]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		keys, err := config.ParseDESFireKeys(data, "k")
+		if err != nil {
+			for _, k := range []string{readKey, piccKey, appKey} {
+				if strings.Contains(strings.ToUpper(err.Error()), k) {
+					t.Fatalf("a key in the message: %v", err)
+				}
+			}
+			return
+		}
+		for _, k := range keys {
+			if len(k.Read) != 16 || len(k.SystemID) == 0 || len(k.SystemID) > 21 || (k.PICC == nil) != (k.App == nil) {
+				t.Fatalf("accepted an unusable key set: %+v", k)
+			}
+		}
+	})
 }

@@ -155,47 +155,17 @@ func TestCardsEndToEnd(t *testing.T) {
 	assert.Contains(t, g.waitEvent(agent.EventCardAlarm).Detail, "replayed")
 
 	// Issue the blank card as Ada's replacement at the lab's reader.
-	issue := exec.Command(portierBin, "card", "issue", "lab", "--tag-number", "2301234", "--config", g.cfg)
-	issue.Env = g.env
-	stderr, err := issue.StderrPipe()
-	require.NoError(t, err)
-	var stdout strings.Builder
-	issue.Stdout = &stdout
-	require.NoError(t, issue.Start())
-	lines := make(chan string, 64)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
-	var steps []string
-	for waiting := true; waiting; {
-		select {
-		case l, ok := <-lines:
-			require.True(t, ok, "portier card issue ended early: %s", strings.Join(steps, "\n"))
-			steps = append(steps, l)
-			waiting = !strings.Contains(l, "present the card")
-		case <-time.After(30 * time.Second):
-			t.Fatalf("portier card issue did not ask for the card: %s", strings.Join(steps, "\n"))
-		}
-	}
-	g.sim("card lab blank")
-	for l := range lines {
-		steps = append(steps, l)
-	}
-	require.NoError(t, issue.Wait(), "%s", strings.Join(steps, "\n"))
-	all := strings.Join(steps, "\n")
-	assert.Contains(t, all, "held by Ada Lovelace")
-	assert.Contains(t, all, "card generation 2: the card issued before for this tag number (generation 1) is refused")
-	assert.Contains(t, all, "replacing the factory card master key")
-	assert.Contains(t, stdout.String(), "issued: tag number 02301234, card generation 2, site key version 1, held by Ada Lovelace")
+	out, steps, err := g.cardCommand("card lab blank", "issue", "lab", "--tag-number", "2301234")
+	require.NoError(t, err, steps)
+	assert.Contains(t, steps, "held by Ada Lovelace")
+	assert.Contains(t, steps, "card generation 2: the card issued before for this tag number (generation 1) is refused")
+	assert.Contains(t, steps, "replacing the factory card master key")
+	assert.Contains(t, out, "issued: tag number 02301234, card generation 2, site key version 1, held by Ada Lovelace")
 	issued := g.waitEvent(agent.EventCardIssued)
 	assert.Equal(t, "lab", issued.Door)
 	assert.Equal(t, "Ada Lovelace", issued.User.Name)
 	for _, k := range []string{"0102030405060708", "2122232425262728"} {
-		assert.NotContains(t, all+stdout.String()+issued.Detail, k, "no key is ever shown")
+		assert.NotContains(t, steps+out+issued.Detail, k, "no key is ever shown")
 	}
 
 	assert.Equal(t, granted, decided(present("lab", "blank")), "the new card opens the desfire door")
@@ -203,22 +173,10 @@ func TestCardsEndToEnd(t *testing.T) {
 	assert.Equal(t, result{agent.EventAccessDenied, agent.ReasonCardSuperseded}, decided(present("lab", "ada")), "the card it replaced is refused")
 
 	// Inspect tells what the card is, and no key.
-	inspect := exec.Command(portierBin, "card", "inspect", "lab", "--json", "--config", g.cfg)
-	inspect.Env = g.env
-	var report strings.Builder
-	inspect.Stdout = &report
-	ierr, err := inspect.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, inspect.Start())
-	sc := bufio.NewScanner(ierr)
-	for sc.Scan() && !strings.Contains(sc.Text(), "present the card") {
-	}
-	g.sim("card lab blank")
-	for sc.Scan() {
-	}
-	require.NoError(t, inspect.Wait())
+	report, steps, err := g.cardCommand("card lab blank", "inspect", "lab", "--json")
+	require.NoError(t, err, steps)
 	var rep control.CardReport
-	require.NoError(t, json.Unmarshal([]byte(report.String()), &rep), report.String())
+	require.NoError(t, json.Unmarshal([]byte(report), &rep), report)
 	assert.Equal(t, "issued", rep.Site)
 	assert.Equal(t, "02301234", rep.TagNumber)
 	assert.Equal(t, uint32(2), rep.Generation)
@@ -235,4 +193,109 @@ func TestCardsEndToEnd(t *testing.T) {
 
 	require.Equal(t, 0, g.signal(syscall.SIGTERM))
 	c.verify()
+}
+
+// cardCommand runs `portier card ARGS` against the running gateway,
+// presents a card with the sim command present once it asks for one, and
+// returns its standard output, its steps (standard error) and its end.
+func (g *gateway) cardCommand(present string, args ...string) (stdout, steps string, err error) {
+	g.t.Helper()
+	cmd := exec.Command(portierBin, append(append([]string{"card"}, args...), "--config", g.cfg)...)
+	cmd.Env = g.env
+	stderr, err := cmd.StderrPipe()
+	require.NoError(g.t, err)
+	var out strings.Builder
+	cmd.Stdout = &out
+	require.NoError(g.t, cmd.Start())
+	lines := make(chan string, 64)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	var all []string
+	for asked := false; !asked; {
+		select {
+		case l, ok := <-lines:
+			require.True(g.t, ok, "portier card %s ended before it asked for the card:\n%s", args[0], strings.Join(all, "\n"))
+			all = append(all, l)
+			asked = strings.Contains(l, "present the card")
+		case <-time.After(30 * time.Second):
+			g.t.Fatalf("portier card %s did not ask for the card:\n%s", args[0], strings.Join(all, "\n"))
+		}
+	}
+	g.sim(present)
+	for l := range lines {
+		all = append(all, l)
+	}
+	err = cmd.Wait()
+	return out.String(), strings.Join(all, "\n"), err
+}
+
+// TestCardKeyRotationEndToEnd follows docs/install.md's key rotation with
+// the real binary (one gateway is issuing station and door): the doors have
+// version 2's read key beside version 1's, the issuing station has only
+// version 1's masters, so a card is issued on version 1; with version 2's
+// masters added, `portier card rekey` moves the card, which still opens.
+func TestCardKeyRotationEndToEnd(t *testing.T) {
+	srv, err := mqtttest.Start(mqtttest.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, srv.Close()) })
+	const v2 = `  - version: 2
+    read: 5152535455565758595A5B5C5D5E5F60
+`
+	var keyFile string
+	g := newGatewayConfig(t, func(dir string) string {
+		keyFile = filepath.Join(dir, "desfire.keys")
+		require.NoError(t, os.WriteFile(keyFile, []byte(siteKeys+v2), 0o600))
+		return fmt.Sprintf(cardConfig, dir, srv.Addr())
+	})
+	g.start()
+	g.follow()
+	g.waitEvent(agent.EventControllerStarted)
+	present := func(card string) agent.Event {
+		t.Helper()
+		g.sim("card lab " + card)
+		for {
+			if e := g.waitAny(agent.EventAccessGranted, agent.EventAccessDenied); e.Door == "lab" {
+				return e
+			}
+		}
+	}
+
+	out, steps, err := g.cardCommand("card lab blank", "issue", "lab", "--tag-number", "02301234")
+	require.NoError(t, err, steps)
+	assert.Contains(t, out, "site key version 1")
+	assert.Equal(t, agent.EventAccessGranted, present("blank").Type)
+
+	// No newer masters yet: nothing to move to.
+	_, steps, err = g.cardCommand("card lab blank", "rekey", "lab")
+	require.Error(t, err)
+	assert.Contains(t, steps, "the card already uses site key version 1, the newest")
+
+	// The issuing station gets version 2's masters; the card is moved.
+	require.NoError(t, os.WriteFile(keyFile, []byte(siteKeys+v2+`    picc: 3132333435363738393A3B3C3D3E3F40
+    app: 4142434445464748494A4B4C4D4E4F50
+`), 0o600))
+	out, steps, err = g.cardCommand("card lab blank", "rekey", "lab")
+	require.NoError(t, err, steps)
+	assert.Contains(t, steps, "moving the card from site key version 1 to 2")
+	assert.Contains(t, out, "The card now uses site key version 2.")
+	rekeyed := g.waitEvent(agent.EventCardRekeyed)
+	assert.Equal(t, "Ada Lovelace", rekeyed.User.Name)
+	assert.Contains(t, rekeyed.Detail, "site key version 2")
+
+	opened := present("blank")
+	assert.Equal(t, agent.EventAccessGranted, opened.Type, opened.Detail)
+	report, steps, err := g.cardCommand("card lab blank", "inspect", "lab", "--json")
+	require.NoError(t, err, steps)
+	var rep control.CardReport
+	require.NoError(t, json.Unmarshal([]byte(report), &rep), report)
+	require.NotNil(t, rep.KeyVersion)
+	assert.Equal(t, 2, *rep.KeyVersion)
+	assert.Equal(t, "this site's (key version 2)", rep.CardMasterKey)
+	assert.Equal(t, "02301234", rep.TagNumber)
+	require.Equal(t, 0, g.signal(syscall.SIGTERM))
 }

@@ -39,7 +39,9 @@ func cmdCard(ctx context.Context, e *env, args []string) int {
   rekey DOOR                              move an issued card to the newest site key version
 
 The running agent does the card work at the door's reader: present the card
-when asked. Run `+"`portier card <op> -h`"+` for the flags.
+when asked. The next card presented is the one worked on: use a reader
+nobody taps meanwhile, or name the card with --uid (needed with --reissue).
+Run `+"`portier card <op> -h`"+` for the flags.
 `)
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
 			return exitOK
@@ -50,12 +52,15 @@ when asked. Run `+"`portier card <op> -h`"+` for the flags.
 }
 
 func cardIssue(ctx context.Context, e *env, args []string) int {
-	s := newSession(e, "card issue", "DOOR --tag-number N [--reissue] [--wait 60s] [--json]", needControl)
+	s := newSession(e, "card issue", "DOOR --tag-number N [--reissue --uid HEX] [--wait 60s] [--json]", needControl)
 	tag := s.fs.String("tag-number", "", "the Salto tag number the card will carry")
-	reissue := s.fs.Bool("reissue", false, "replace the site application of a card issued before (its old identity stops working)")
+	reissue := s.fs.Bool("reissue", false, "replace the site application of a card issued before (its old identity stops working); needs --uid")
 	return runCard(ctx, s, args, control.CardRequest{Op: control.CardIssue}, func(r *control.CardRequest) error {
 		if *tag == "" {
 			return errors.New("--tag-number is required")
+		}
+		if *reissue && r.UID == "" {
+			return errors.New("--reissue needs --uid (from portier card inspect): it must not hit a card tapped in the meantime")
 		}
 		n, err := agent.NormalizeTagNumber(*tag)
 		r.TagNumber, r.Reissue = n, *reissue
@@ -78,8 +83,16 @@ func cardRekey(ctx context.Context, e *env, args []string) int {
 func runCard(ctx context.Context, s *session, args []string, req control.CardRequest, prepare func(*control.CardRequest) error) int {
 	e := s.e
 	wait := s.fs.Duration("wait", control.CardWaitDefault, "how long to wait for the card")
+	uid := s.fs.String("uid", "", "work only on the card with this UID (hex); any other card presented is left untouched")
 	if code, ok := s.parse(args, 1); !ok {
 		return code
+	}
+	if *uid != "" {
+		b, err := agent.ParseUID(*uid)
+		if err != nil {
+			return fail(e, exitUsage, "--uid: %v", err)
+		}
+		req.UID = strings.ToUpper(hex.EncodeToString(b))
 	}
 	if prepare != nil {
 		if err := prepare(&req); err != nil {
@@ -211,6 +224,9 @@ func (d *daemon) card(ctx context.Context, door string, req control.CardRequest,
 		if !state.CompareAndSwap(0, 1) {
 			return ctx.Err()
 		}
+		if got := strings.ToUpper(hex.EncodeToString(pc.UID)); req.UID != "" && got != req.UID {
+			return fmt.Errorf("the card presented (UID %s) is not the one named (--uid %s): it was left untouched", got, req.UID)
+		}
 		return job(ctx, pc)
 	}, func() {
 		progress(fmt.Sprintf("present the card at door %s's reader (a card lying on it already: take it away and present it again)", door))
@@ -331,7 +347,7 @@ func (o *cardOp) issue(ctx context.Context, pc hal.PresentedCard) error {
 	err = desfire.Issue(ctx, c, pc.UID, o.issuing, o.identity, desfire.IssueOptions{Reissue: o.req.Reissue, Progress: o.progress})
 	switch {
 	case errors.Is(err, desfire.ErrAlreadyIssued):
-		return errors.New("the card already carries this site's application: run again with --reissue to replace it (its old identity stops working; also after an issue that was interrupted)")
+		return fmt.Errorf("the card already carries this site's application: run again with --reissue --uid %X to replace it (its old identity stops working; also after an issue that was interrupted)", pc.UID)
 	case errors.Is(err, desfire.ErrUnknownPICCKey):
 		return errors.New("the card's master key is neither this site's nor a factory default: the card belongs to another system, Portier leaves it alone")
 	case errors.Is(err, desfire.ErrRandomUID):

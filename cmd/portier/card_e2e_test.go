@@ -183,6 +183,19 @@ func TestCardsEndToEnd(t *testing.T) {
 	assert.Equal(t, "this site's (key version 1)", rep.CardMasterKey)
 	assert.Equal(t, "DESFire EV3, originality signature verified", rep.Product)
 
+	// A named card: another one presented is left alone.
+	_, steps, err = g.cardCommand("card lab ada", "issue", "lab", "--tag-number", "2301234", "--uid", "04:B1:C2:D3:E4:F5:06")
+	require.Error(t, err)
+	assert.Contains(t, steps, "the card presented (UID 04A1B2C3D4E5F6) is not the one named (--uid 04B1C2D3E4F506): it was left untouched")
+	_, steps, err = g.cardCommand("card lab blank", "issue", "lab", "--tag-number", "2301234")
+	require.Error(t, err)
+	assert.Contains(t, steps, "run again with --reissue --uid 04B1C2D3E4F506")
+	out, steps, err = g.cardCommand("card lab blank", "issue", "lab", "--tag-number", "2301234", "--reissue", "--uid", "04B1C2D3E4F506")
+	require.NoError(t, err, steps)
+	assert.Contains(t, steps, "deleting the card's old site application (reissue)")
+	assert.Contains(t, out, "card generation 3")
+	assert.Equal(t, granted, decided(present("lab", "blank")))
+
 	// A card command with no card ends with a clear error.
 	_, errOut, code = runPortier(t, g.env, "card", "inspect", "lab", "--wait", "50ms", "--config", g.cfg)
 	assert.Equal(t, 3, code)
@@ -190,6 +203,9 @@ func TestCardsEndToEnd(t *testing.T) {
 	_, errOut, code = runPortier(t, g.env, "card", "issue", "front", "--config", g.cfg)
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "--tag-number is required")
+	_, errOut, code = runPortier(t, g.env, "card", "issue", "front", "--tag-number", "1", "--reissue", "--config", g.cfg)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "--reissue needs --uid")
 
 	require.Equal(t, 0, g.signal(syscall.SIGTERM))
 	c.verify()

@@ -135,8 +135,12 @@ type CardRequest struct {
 	// TagNumber (issue) is the Salto tag number the card will carry.
 	TagNumber string `json:"tag_number,omitempty"`
 	// Reissue (issue) replaces the site application of a card issued
-	// before (its old identity stops opening anything).
+	// before (its old identity stops opening anything); it needs UID.
 	Reissue bool `json:"reissue,omitempty"`
+	// UID (hex), when set, names the one card to work on: any other card
+	// presented (a member tapping in the meantime) is left untouched and
+	// the operation fails.
+	UID string `json:"uid,omitempty"`
 	// Wait is how long to wait for a card (Go duration); default
 	// CardWaitDefault. Once the reader has the card, the operation runs
 	// to its end (an issue cut short would leave a half-made card).

@@ -279,6 +279,8 @@ func TestCardOperations(t *testing.T) {
 		{"front", control.CardRequest{Op: "format"}, `card operation "format"`},
 		{"front", control.CardRequest{Op: control.CardIssue, TagNumber: "123456789"}, "tag number must be 1–8 digits"},
 		{"front", control.CardRequest{Op: control.CardInspect, Wait: "soon"}, `wait "soon"`},
+		{"front", control.CardRequest{Op: control.CardIssue, TagNumber: "1", Reissue: true}, "reissue needs the card's UID"},
+		{"front", control.CardRequest{Op: control.CardInspect, UID: "12345"}, "uid: invalid credential"},
 	} {
 		_, err := c.Card(ctx, tt.door, tt.req, nil)
 		assert.ErrorContains(t, err, tt.want)

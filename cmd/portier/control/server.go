@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -314,6 +315,18 @@ func (s *Server) card(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		req.TagNumber = tag
+		if req.Reissue && req.UID == "" {
+			writeJSON(w, http.StatusBadRequest, errorBody{"reissue needs the card's UID: it replaces an issued card's identity, and must not hit a card tapped in the meantime"})
+			return
+		}
+	}
+	if req.UID != "" {
+		uid, err := agent.ParseUID(req.UID)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, errorBody{"uid: " + err.Error()})
+			return
+		}
+		req.UID = strings.ToUpper(hex.EncodeToString(uid))
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)

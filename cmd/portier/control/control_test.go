@@ -108,7 +108,7 @@ func (d *fakeDaemon) ArmEnrolment(_ context.Context, door string, cmd agent.Enro
 // Card answers an inspect at front in two steps; back has no reader; a
 // wait of 1ms never sees a card.
 func (d *fakeDaemon) Card(ctx context.Context, door string, req control.CardRequest, progress func(string)) (control.CardReport, error) {
-	d.call(fmt.Sprintf("card %s %s %s %v", door, req.Op, req.TagNumber, req.Reissue))
+	d.call(fmt.Sprintf("card %s %s %s %v %s", door, req.Op, req.TagNumber, req.Reissue, req.UID))
 	if door == "back" {
 		return control.CardReport{}, errors.New("door back has no RFID reader")
 	}
@@ -258,12 +258,12 @@ func TestCardOperations(t *testing.T) {
 	ctx := context.Background()
 
 	var steps []string
-	rep, err := c.Card(ctx, "front", control.CardRequest{Op: control.CardIssue, TagNumber: "2301234", Reissue: true}, func(s string) { steps = append(steps, s) })
+	rep, err := c.Card(ctx, "front", control.CardRequest{Op: control.CardIssue, TagNumber: "2301234", Reissue: true, UID: "04:a1:b2:c3"}, func(s string) { steps = append(steps, s) })
 	require.NoError(t, err)
 	assert.Equal(t, []string{"present the card at front", "reading its version"}, steps)
 	assert.Equal(t, "02301234", rep.TagNumber, "the tag number arrives normalised")
 	assert.Equal(t, "DESFire EV2", rep.Product)
-	assert.Equal(t, "card front issue 02301234 true", d.Calls()[0])
+	assert.Equal(t, "card front issue 02301234 true 04A1B2C3", d.Calls()[0], "tag number and UID arrive normalised")
 
 	_, err = c.Card(ctx, "back", control.CardRequest{Op: control.CardInspect}, nil)
 	assert.EqualError(t, err, "door back has no RFID reader")

@@ -290,17 +290,25 @@ func TestSecondHandleSeesNewSnapshot(t *testing.T) {
 	assert.Equal(t, "Flex (renamed)", g.Name)
 }
 
-func TestMigrationFromOlderSchema(t *testing.T) {
+// oldCache makes a cache at schema version v, written by rows (SQL), and
+// returns its path and a raw connection to it.
+func oldCache(t *testing.T, v int, rows string) (string, *sql.DB) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "old.db")
-	old, err := sqlite.OpenAt(ctx, path, 1)
+	old, err := sqlite.OpenAt(ctx, path, v)
 	require.NoError(t, err)
 	require.NoError(t, sqlite.CloseWriter(old))
 	raw, err := sql.Open("sqlite3", "file:"+path)
 	require.NoError(t, err)
-	_, err = raw.Exec(`INSERT INTO meta(key, value) VALUES ('generation', '7'), ('site.id', 's'), ('site.time_zone', 'Europe/Berlin');
+	_, err = raw.Exec(rows)
+	require.NoError(t, err)
+	return path, raw
+}
+
+func TestMigrationFromOlderSchema(t *testing.T) {
+	path, raw := oldCache(t, 1, `INSERT INTO meta(key, value) VALUES ('generation', '7'), ('site.id', 's'), ('site.time_zone', 'Europe/Berlin');
 		INSERT INTO users VALUES ('u1', 'p1', '00000042', '1'||char(31)||'p1'||char(31)||'Old'||char(31)||'User'||char(31)||char(31)||char(31)||'00000042'||char(31)||'0'||char(31)||'subscribed'||char(31)||char(31)||'1'||char(31));
 		INSERT INTO credentials VALUES ('tag:00000042', 'tag_number', 'salto', 'u1', '00000042', NULL, NULL, '')`)
-	require.NoError(t, err)
 	var v int
 	require.NoError(t, raw.QueryRow("PRAGMA user_version").Scan(&v))
 	assert.Equal(t, 1, v)
@@ -321,18 +329,11 @@ func TestMigrationFromOlderSchema(t *testing.T) {
 // enrolments, which come back without a fingerprint (the fingerprint
 // policy decides their next tap), and learns them from then on.
 func TestMigrationAddsCards(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "old.db")
-	old, err := sqlite.OpenAt(ctx, path, 7)
-	require.NoError(t, err)
-	require.NoError(t, sqlite.CloseWriter(old))
-	raw, err := sql.Open("sqlite3", "file:"+path)
-	require.NoError(t, err)
-	_, err = raw.Exec(`INSERT INTO meta(key, value) VALUES ('generation', '3'), ('site.time_zone', 'UTC');
+	path, raw := oldCache(t, 7, `INSERT INTO meta(key, value) VALUES ('generation', '3'), ('site.time_zone', 'UTC');
 		INSERT INTO users VALUES ('u1', 'p1', '00000042', '1'||char(31)||'p1'||char(31)||'Old'||char(31)||'User'||char(31)||char(31)||char(31)||'00000042'||char(31)||'0'||char(31)||'subscribed'||char(31)||char(31)||'1'||char(31));
 		INSERT INTO enrolments VALUES ('uid:04A1B2C3D4E5F6', '00000042', 1700000000);
 		INSERT INTO credentials VALUES ('uid:04A1B2C3D4E5F6', 'uid', 'enrolment', 'u1', '00000042', NULL, NULL, '')`)
-	require.NoError(t, err)
-	_, err = raw.Exec("SELECT 1 FROM cards")
+	_, err := raw.Exec("SELECT 1 FROM cards")
 	require.Error(t, err, "no cards table before migration 8")
 	raw.Close()
 

@@ -41,6 +41,26 @@ const (
 	EventLockoutEnded      EventType = "lockout_ended"
 )
 
+// Cards (the door controller, and the daemon for `portier card`).
+const (
+	// EventCardAlarm: a card was refused because it looks forged: an
+	// enrolled UID on a chip that answers differently (card_mismatch), or
+	// a DESFire answer that failed its MAC or a proof the card could not
+	// complete (card_not_authenticated with cause integrity or card_auth).
+	// Recorded right after its access_denied; Reason is the decision's.
+	EventCardAlarm EventType = "card_alarm"
+	// EventCardLearned: the door recorded a card's first fingerprint
+	// (fingerprint policy learn) or a newer DESFire card generation, after
+	// the access event of the tap that taught it (Reason is its decision's).
+	EventCardLearned EventType = "card_learned"
+	// EventCardIssued: `portier card issue` personalised a DESFire card at
+	// the door's reader (tag number and generation in Detail).
+	EventCardIssued EventType = "card_issued"
+	// EventCardRekeyed: `portier card rekey` moved a card to a new site
+	// key version.
+	EventCardRekeyed EventType = "card_rekeyed"
+)
+
 // Commands at a door and the overrides they set (the door controller).
 const (
 	EventRemoteUnlock      EventType = "remote_unlock"
@@ -124,6 +144,7 @@ var EventTypes = []EventType{
 	EventRemoteUnlock, EventCommandRejected, EventLockdownOn, EventLockdownOff,
 	EventOfficeModeOn, EventOfficeModeStarted, EventOfficeModeOff,
 	EventLockoutStarted, EventLockoutEnded,
+	EventCardAlarm, EventCardLearned, EventCardIssued, EventCardRekeyed,
 	EventEnrolmentArmed, EventEnrolled, EventEnrolmentFailed, EventEnrolmentExpired,
 	EventRelayOn, EventRelayOff, EventControllerStarted, EventInputQueueOverflow,
 	EventCommandSucceeded, EventCommandFailed,

@@ -18,9 +18,12 @@ import (
 	"periph.io/x/host/v3"
 	"periph.io/x/host/v3/gpioioctl"
 
+	"github.com/portier-io/portier/hal/desfire"
 	"github.com/portier-io/portier/hal/doorio"
 	"github.com/portier-io/portier/hal/keypad"
 	"github.com/portier-io/portier/hal/mfrc522"
+	"github.com/portier-io/portier/hal/mfrc522/cardcheck"
+	"github.com/portier-io/portier/hal/mfrc522/iso14443"
 	"github.com/portier-io/portier/hal/wiegand"
 )
 
@@ -284,7 +287,10 @@ func OpenPeriph(cfg Config, doorIDs []string, log *slog.Logger) (*DeviceBoard, e
 			if err != nil {
 				return fail(fmt.Errorf("hal: %s: %w", p.id, err))
 			}
-			d.RFID = mfrc522.NewReader(dev, mfrc522.ReaderConfig{PollInterval: m.PollInterval})
+			if d.Cards, err = NewCardStation(p.id, cfg.Cards); err != nil {
+				return fail(err)
+			}
+			d.RFID = mfrc522.NewReader(dev, mfrc522.ReaderConfig{PollInterval: m.PollInterval, Inspect: d.Cards.Inspect})
 		}
 		if wc := p.w.Wiegand; wc != nil {
 			ls, err := p.wgChip.LineSet(gpioioctl.LineInput, gpio.FallingEdge, gpio.PullUp, wc.D0, wc.D1)
@@ -402,7 +408,7 @@ func SelfTest(ctx context.Context, cfg Config, doorIDs []string, actuate bool, l
 	for _, id := range orderedDoors(cfg.Doors, doorIDs) {
 		w := cfg.Doors[id]
 		if m := w.MFRC522; m != nil {
-			checks = append(checks, testMFRC522(ctx, id, m, gpioOK, log))
+			checks = append(checks, testMFRC522(ctx, id, m, cfg.Cards, gpioOK, log)...)
 		}
 		if wc := w.Wiegand; wc != nil {
 			name := fmt.Sprintf("%s: Wiegand D0 %s, D1 %s", id, wc.D0, wc.D1)
@@ -490,12 +496,14 @@ func lineFix(err error) string {
 	return "check the pin and its wiring"
 }
 
-func testMFRC522(ctx context.Context, door string, m *MFRC522Config, gpioOK bool, log *slog.Logger) Check {
+// testMFRC522 checks the chip and, with a card on the reader, ISO/IEC
+// 14443-4 through it.
+func testMFRC522(ctx context.Context, door string, m *MFRC522Config, cards CardsConfig, gpioOK bool, log *slog.Logger) []Check {
 	c := Check{Name: fmt.Sprintf("%s: MFRC522 on %s", door, m.SPI)}
 	port, err := spireg.Open(m.SPI)
 	if err != nil {
 		c.Detail, c.Fix = spiProblem(m.SPI, err)
-		return c
+		return []Check{c}
 	}
 	defer port.Close()
 	mc := mfrc522.Config{Logger: log, CommandTimeout: 50 * time.Millisecond}
@@ -507,9 +515,9 @@ func testMFRC522(ctx context.Context, door string, m *MFRC522Config, gpioOK bool
 	dev, err := mfrc522.New(port, mc)
 	if err != nil {
 		c.Detail, c.Fix = err.Error(), "check the SPI device name"
-		return c
+		return []Check{c}
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := dev.Init(ctx); err != nil {
 		c.Detail = err.Error()
@@ -521,11 +529,65 @@ func testMFRC522(ctx context.Context, door string, m *MFRC522Config, gpioOK bool
 		default:
 			c.Fix = "check the SPI wiring and that nothing else uses this SPI device"
 		}
-		return c
+		return []Check{c}
 	}
-	_ = dev.AntennaOff()
 	c.OK = true
 	c.Detail = fmt.Sprintf("%s (version register 0x%02X), CRC unit OK", mfrc522.ChipName(dev.Version()), dev.Version())
+	iso := TestISO14443_4(ctx, door, dev, cards)
+	_ = dev.AntennaOff()
+	return []Check{c, iso}
+}
+
+// TestISO14443_4 checks that the reader carries ISO/IEC 14443-4 (what
+// DESFire cards and fingerprints need): with a card on the reader it runs
+// RATS and asks the card for its version and originality signature (no key
+// needed). Without a card there is nothing to test; the check says so and
+// passes, since the chip itself was checked.
+func TestISO14443_4(ctx context.Context, door string, dev *mfrc522.Dev, cards CardsConfig) Check {
+	c := Check{Name: fmt.Sprintf("%s: ISO/IEC 14443-4 (card mode %s)", door, cards.Mode(door))}
+	const retry = "hold a DESFire card flat on the reader and run portier doctor again"
+	atqa, err := dev.Request(ctx, true)
+	var card mfrc522.Card
+	if err == nil {
+		card, err = dev.Select(ctx, atqa)
+	}
+	switch {
+	case errors.Is(err, mfrc522.ErrNoCard):
+		c.OK, c.Detail = true, "not tested: no card on the reader ("+retry+" to test RATS and the card's answers)"
+		return c
+	case err != nil && cardcheck.ChipFailed(err):
+		c.Detail, c.Fix = "selecting the card: "+err.Error(), "the chip stopped answering: check the SPI wiring and 3.3 V under load"
+		return c
+	case err != nil:
+		c.OK, c.Detail = true, "not tested: the card on the reader did not answer cleanly ("+err.Error()+"); "+retry
+		return c
+	}
+	fp := desfire.Fingerprint{UID: card.UID, ATQA: card.ATQA, SAK: card.SAK}
+	if !card.ISODEP() {
+		c.OK = true
+		c.Detail = fmt.Sprintf("not tested: the card on the reader is a %s, which does not speak ISO/IEC 14443-4; %s", fp.Describe(), retry)
+		return c
+	}
+	link, err := iso14443.Activate(ctx, dev, dev.Clock(), iso14443.Config{})
+	if err != nil {
+		c.Detail = "RATS failed: " + err.Error()
+		c.Fix = "the chip selects cards but ISO/IEC 14443-4 frames fail: keep the card still on the reader, shorten the wires, check 3.3 V under load; if it persists, try another MFRC522 module"
+		return c
+	}
+	fp.ATS = link.ATS().Raw
+	trusted := cards.Trusted
+	if trusted == nil {
+		trusted = desfire.NXPOriginalityKeys()
+	}
+	fp, err = desfire.CaptureFingerprint(ctx, link, fp, trusted)
+	_ = link.Deselect(ctx)
+	if err != nil {
+		c.Detail = "RATS worked, then the card stopped answering: " + err.Error()
+		c.Fix = "keep the card still on the reader and run portier doctor again; if it persists, shorten the wires or check 3.3 V under load"
+		return c
+	}
+	c.OK = true
+	c.Detail = fmt.Sprintf("RATS and card commands work (ATS % X): %s", fp.ATS, fp.Describe())
 	return c
 }
 

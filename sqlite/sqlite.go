@@ -63,7 +63,11 @@ type DB struct {
 	applyHook func(table string) error
 }
 
-var _ agent.CredentialCache = (*DB)(nil)
+var (
+	_ agent.CredentialCache = (*DB)(nil)
+	_ agent.CardStore       = (*DB)(nil)
+	_ agent.EnrolmentStore  = (*DB)(nil)
+)
 
 // sqliteMagic starts every SQLite database file.
 var sqliteMagic = []byte("SQLite format 3\x00")

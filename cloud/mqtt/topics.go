@@ -117,20 +117,20 @@ var Categories = []string{CategoryAccess, CategoryAlarm, CategoryDoor, CategoryC
 // EventCategory says on which event topic an event type is published.
 func EventCategory(t agent.EventType) string {
 	switch t {
-	case agent.EventAccessGranted, agent.EventAccessDenied, agent.EventAwaitingPIN:
+	case agent.EventAccessGranted, agent.EventAccessDenied, agent.EventAwaitingPIN, agent.EventCardLearned:
 		return CategoryAccess
 	case agent.EventForcedOpen, agent.EventForcedOpenCleared, agent.EventHeldOpenPreAlarm, agent.EventHeldOpen,
 		agent.EventHeldOpenCleared, agent.EventTamper, agent.EventTamperCleared, agent.EventLockoutStarted,
 		agent.EventLockoutEnded, agent.EventInputQueueOverflow,
 		agent.EventOutboxHighWater, agent.EventOutboxFull, agent.EventOutboxNormal, agent.EventStoreFailed, agent.EventStoreRecovered,
-		agent.EventSaltoConfigMismatch, agent.EventSaltoConfigMismatchCleared, agent.EventPacketRefused:
+		agent.EventSaltoConfigMismatch, agent.EventSaltoConfigMismatchCleared, agent.EventPacketRefused, agent.EventCardAlarm:
 		return CategoryAlarm
 	case agent.EventDoorOpened, agent.EventDoorClosed, agent.EventExitPressed, agent.EventRelayOn, agent.EventRelayOff:
 		return CategoryDoor
 	case agent.EventRemoteUnlock, agent.EventCommandRejected, agent.EventLockdownOn, agent.EventLockdownOff,
 		agent.EventOfficeModeOn, agent.EventOfficeModeStarted, agent.EventOfficeModeOff,
 		agent.EventEnrolmentArmed, agent.EventEnrolled, agent.EventEnrolmentFailed, agent.EventEnrolmentExpired,
-		agent.EventCommandSucceeded, agent.EventCommandFailed, agent.EventCommandsRefused:
+		agent.EventCardIssued, agent.EventCardRekeyed, agent.EventCommandSucceeded, agent.EventCommandFailed, agent.EventCommandsRefused:
 		return CategoryCommand
 	}
 	return CategorySystem

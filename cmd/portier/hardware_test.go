@@ -68,7 +68,8 @@ func TestDoctor(t *testing.T) {
 	}{
 		{
 			name: "sim config passes", args: []string{"doctor"}, wantCode: 0,
-			wantOut: []string{"driver sim", "pass  front: MFRC522 on SPI0.0", "pass  studio: Wiegand D0 GPIO20, D1 GPIO21", "pass  storage: ", "does not exist yet (portier run creates it); ", "All 15 checks passed."},
+			wantOut: []string{"driver sim", "pass  front: MFRC522 on SPI0.0", "pass  studio: Wiegand D0 GPIO20, D1 GPIO21", "pass  storage: ", "does not exist yet (portier run creates it); ",
+				"pass  lab: ISO/IEC 14443-4 (card mode desfire)", "pass  cards: credential modes and DESFire keys", "front uid, studio uid, lab desfire; DESFire keys: Portier's public DEMO keys", "All 18 checks passed."},
 		},
 		{
 			name: "sim with actuate", args: []string{"doctor", "--actuate"}, wantCode: 0,

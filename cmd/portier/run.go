@@ -237,15 +237,23 @@ func (d *daemon) openBoard() error {
 	for i, dc := range d.cfg.Doors {
 		ids[i] = dc.ID
 	}
+	hw, err := d.cfg.HardwareConfig()
+	if err != nil {
+		// The key file is broken (config.Check reported it, so run stops
+		// after this): the board without cards still puts every output in
+		// its safe state first.
+		hw = d.cfg.Hardware
+		hw.SimCards = nil
+	}
 	switch d.cfg.Hardware.Driver {
 	case hal.DriverSim:
-		b, err := sim.New(d.cfg.Hardware, ids, sim.Options{Logger: d.log.With("board", "sim")})
+		b, err := sim.New(hw, ids, sim.Options{Logger: d.log.With("board", "sim")})
 		if err != nil {
 			return usageError{err}
 		}
 		d.board, d.sim = b, b
 	case hal.DriverPeriph:
-		b, err := hal.OpenPeriph(d.cfg.Hardware, ids, d.log.With("board", "periph"))
+		b, err := hal.OpenPeriph(hw, ids, d.log.With("board", "periph"))
 		if err != nil {
 			return err
 		}
@@ -312,7 +320,7 @@ func (d *daemon) buildControllers() error {
 	for _, dc := range d.cfg.Doors {
 		w := d.cfg.Hardware.Doors[dc.ID] // config.Check saw a relay for every door
 		cc := agent.ControllerConfig{
-			Door: dc.Door(), Relay: boardOutput{d.board, dc.ID, hal.Relay}, Decider: dec, Events: d.events, Enrolments: d.db,
+			Door: d.cfg.AgentDoor(dc), Relay: boardOutput{d.board, dc.ID, hal.Relay}, Decider: dec, Events: d.events, Enrolments: d.db, Cards: d.db,
 			Logger: d.log, AccessTime: dc.AccessTime, HeldOpenTime: dc.HeldOpenTime,
 			PINTimeout: dc.PINTimeout, TwoFactorWindow: dc.TwoFactorWindow, EasyOfficeMode: dc.EasyOfficeMode,
 			Lockout: agent.LockoutPolicy{MaxFailures: dc.Lockout.MaxFailures, Window: dc.Lockout.Window, Duration: dc.Lockout.Duration, MaxDuration: dc.Lockout.MaxDuration},

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -68,10 +69,18 @@ type gateway struct {
 // unstarted gateway.
 func newGateway(t *testing.T, accessTime string, extraConfig ...string) *gateway {
 	t.Helper()
+	return newGatewayConfig(t, func(dir string) string {
+		return fmt.Sprintf(runConfig, dir, accessTime) + strings.Join(extraConfig, "")
+	})
+}
+
+// newGatewayConfig is newGateway with the whole config, made for the
+// gateway's directory.
+func newGatewayConfig(t *testing.T, config func(dir string) string) *gateway {
+	t.Helper()
 	dir := t.TempDir()
 	g := &gateway{t: t, dir: dir, cfg: filepath.Join(dir, "portier.yaml")}
-	cfg := fmt.Sprintf(runConfig, dir, accessTime) + strings.Join(extraConfig, "")
-	require.NoError(t, os.WriteFile(g.cfg, []byte(cfg), 0o600))
+	require.NoError(t, os.WriteFile(g.cfg, []byte(config(dir)), 0o600))
 	g.env = []string{"HOME=" + dir, "PATH=" + os.Getenv("PATH")}
 	_, errOut, code := runPortier(t, g.env, "import", "--config", g.cfg, demoSite)
 	require.Equal(t, 0, code, errOut)
@@ -152,13 +161,19 @@ func (g *gateway) follow() {
 // the wait long, not the stream silent).
 func (g *gateway) waitEvent(typ agent.EventType) agent.Event {
 	g.t.Helper()
+	return g.waitAny(typ)
+}
+
+// waitAny reads events until one of the types arrives and returns it.
+func (g *gateway) waitAny(types ...agent.EventType) agent.Event {
+	g.t.Helper()
 	found := make(chan agent.Event, 1)
 	seen := make(chan struct{}, 1)
 	go func() {
 		defer close(found)
 		for g.events.Scan() {
 			var e agent.Event
-			if json.Unmarshal(g.events.Bytes(), &e) == nil && e.Type == typ {
+			if json.Unmarshal(g.events.Bytes(), &e) == nil && slices.Contains(types, e.Type) {
 				found <- e
 				return
 			}
@@ -173,12 +188,12 @@ func (g *gateway) waitEvent(typ agent.EventType) agent.Event {
 	for {
 		select {
 		case e, ok := <-found:
-			require.True(g.t, ok, "the event stream ended before %s", typ)
+			require.True(g.t, ok, "the event stream ended before %v", types)
 			return e
 		case <-seen:
 			quiet.Reset(60 * time.Second)
 		case <-quiet.C:
-			g.t.Fatalf("no %s event: no event at all for 60s", typ)
+			g.t.Fatalf("no %v event: no event at all for 60s", types)
 		}
 	}
 }

@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/portier-io/portier/agent"
 	"github.com/portier-io/portier/hal"
+	"github.com/portier-io/portier/hal/mfrc522/mfrc522sim"
 	"github.com/portier-io/portier/hal/wiegand"
 )
 
@@ -19,7 +22,9 @@ import (
 var ErrUsage = errors.New("sim: bad command")
 
 const help = `commands:
-  tap DOOR UID                   present a card UID (hex, 4/7/10 bytes)
+  tap DOOR UID                   present a card that shows only its UID (hex, 4/7/10 bytes)
+  card DOOR NAME                 present a named card (see cards)
+  cards                          list the named cards
   wiegand DOOR FORMAT [FC] CARD  present a Wiegand card (H10301, H10306, C1000, H10302, H10304)
   frame DOOR BITS VALUE          send a raw Wiegand frame
   keys DOOR KEYS                 type keys (0-9 * #)
@@ -55,6 +60,22 @@ func (b *Board) Exec(ctx context.Context, line string, w io.Writer) error {
 			return fmt.Errorf("%w: %v", ErrUsage, err)
 		}
 		return b.Tap(args[0], uid)
+	case "card":
+		if len(args) != 2 {
+			return usage("card DOOR NAME")
+		}
+		return b.Card(ctx, args[0], args[1])
+	case "cards":
+		if len(args) != 0 {
+			return usage("cards")
+		}
+		if len(b.cards) == 0 {
+			fmt.Fprintln(w, "no named cards: add some under hardware.sim_cards")
+		}
+		for _, name := range slices.Sorted(maps.Keys(b.cards)) {
+			fmt.Fprintf(w, "%-12s %s\n", name, b.cards[name].describe())
+		}
+		return nil
 	case "wiegand":
 		if len(args) != 3 && len(args) != 4 {
 			return usage("wiegand DOOR FORMAT [FACILITY] CARD")
@@ -160,6 +181,32 @@ func (b *Board) show(w io.Writer, doors []string) {
 	}
 }
 
+// selfTestISO runs the periph board's ISO/IEC 14443-4 check on the door's
+// simulated reader with a simulated DESFire card in the field.
+func (b *Board) selfTestISO(ctx context.Context, door string, r *simReader) hal.Check {
+	var card *simCard
+	for _, name := range slices.Sorted(maps.Keys(b.cards)) {
+		if c := b.cards[name]; c.des != nil && c.cfg.Fault == "" {
+			card = c
+			break
+		}
+	}
+	if card == nil {
+		return hal.Check{Name: fmt.Sprintf("%s: ISO/IEC 14443-4 (card mode %s)", door, r.station.Mode()), OK: true,
+			Detail: "simulated; not exercised: no DESFire card under hardware.sim_cards to place on the reader"}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.chip.Place(card.field()); err != nil {
+		return hal.Check{Name: door + ": ISO/IEC 14443-4", Detail: err.Error()}
+	}
+	defer r.chip.Clear()
+	r.clock.Advance(mfrc522sim.PowerUp)
+	c := r.testISO(ctx, door)
+	c.Detail = fmt.Sprintf("simulated, with sim card %s on the reader: %s", card.name, c.Detail)
+	return c
+}
+
 func onOff(v bool) string {
 	if v {
 		return "on"
@@ -241,7 +288,8 @@ func (b *Board) SelfTest(ctx context.Context, actuate bool) []hal.Check {
 		d := b.doors[id]
 		w := d.wiring
 		if m := w.MFRC522; m != nil {
-			checks = append(checks, hal.Check{Name: fmt.Sprintf("%s: MFRC522 on %s", id, m.SPI), OK: true, Detail: "simulated MFRC522 v2.0 (version register 0x92)"})
+			checks = append(checks, hal.Check{Name: fmt.Sprintf("%s: MFRC522 on %s", id, m.SPI), OK: true, Detail: "simulated MFRC522 v2.0 (version register 0x92): the real driver over a chip model"})
+			checks = append(checks, b.selfTestISO(ctx, id, d.rfid))
 		}
 		if wc := w.Wiegand; wc != nil {
 			checks = append(checks, hal.Check{Name: fmt.Sprintf("%s: Wiegand D0 %s, D1 %s", id, wc.D0, wc.D1), OK: true, Detail: "simulated, lines idle high"})

@@ -5,7 +5,9 @@
 // Commands, from a script or typed interactively (one per line; a line
 // starting with # is a comment, as is the rest of a line after " # "):
 //
-//	tap DOOR UID                   present a card UID (hex, 4/7/10 bytes) to the door's MFRC522
+//	tap DOOR UID                   present a card that shows only its UID (hex, 4/7/10 bytes) to the door's MFRC522
+//	card DOOR NAME                 present a named card of hardware.sim_cards (a DESFire, a Classic copy…)
+//	cards                          list the named cards
 //	wiegand DOOR FORMAT [FC] CARD  present a Wiegand card (H10301, H10306, C1000, H10302, H10304)
 //	frame DOOR BITS VALUE          send a raw Wiegand frame (e.g. a corrupted one: frame studio 26 0x1235)
 //	keys DOOR KEYS                 type keys (0-9 * #) on the door's keypad
@@ -17,8 +19,9 @@
 //	help                           list the commands
 //
 // A card goes through the same Wiegand decoder as on real hardware, so
-// parity and format settings behave the same; a UID must suit an MFRC522
-// (4, 7 or 10 bytes). Commands for a device the door does not have fail.
+// parity and format settings behave the same; an MFRC522 card goes through
+// the real MFRC522 driver and the door's card checks over a chip model
+// (cards.go). Commands for a device the door does not have fail.
 package sim
 
 import (
@@ -35,6 +38,8 @@ import (
 
 	"github.com/portier-io/portier/agent"
 	"github.com/portier-io/portier/hal"
+	"github.com/portier-io/portier/hal/desfire"
+	"github.com/portier-io/portier/hal/desfire/desfiresim"
 	"github.com/portier-io/portier/hal/wallclock"
 	"github.com/portier-io/portier/hal/wiegand"
 )
@@ -68,6 +73,7 @@ type Board struct {
 	log    *slog.Logger
 	order  []string
 	doors  map[string]*door
+	cards  map[string]*simCard
 	events chan queued
 
 	mu      sync.Mutex
@@ -81,6 +87,7 @@ type door struct {
 	id      string
 	wiring  hal.DoorWiring
 	decoder wiegand.Decoder
+	rfid    *simReader          // nil: no MFRC522
 	outputs map[hal.Output]bool // commanded state
 	safe    map[hal.Output]bool
 	inputs  map[hal.Input]bool
@@ -103,6 +110,20 @@ func New(cfg hal.Config, doorIDs []string, opts Options) (*Board, error) {
 	}
 	b := &Board{latch: cfg.SimLatchFile, clock: opts.Clock, log: opts.Logger, doors: map[string]*door{},
 		events: make(chan queued, opts.Queue), subs: map[int]chan Change{}}
+	vendor, err := desfiresim.VendorKey(vendorSeed)
+	if err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	if b.cards, err = buildCards(cfg, vendor, opts.Clock.Now()); err != nil {
+		return nil, err
+	}
+	// The simulated cards' vendor is trusted beside NXP, as a real site
+	// trusts NXP: their originality signatures verify.
+	cards := cfg.Cards
+	if cards.Trusted == nil {
+		cards.Trusted = desfire.NXPOriginalityKeys()
+	}
+	cards.Trusted = append(slices.Clone(cards.Trusted), desfiresim.TrustKey(vendor))
 	for _, id := range doorIDs {
 		w := cfg.Doors[id]
 		d := &door{id: id, wiring: w, outputs: map[hal.Output]bool{}, safe: map[hal.Output]bool{}, inputs: map[hal.Input]bool{}}
@@ -112,6 +133,11 @@ func New(cfg hal.Config, doorIDs []string, opts Options) (*Board, error) {
 				return nil, fmt.Errorf("sim: %s: %w", id, err)
 			}
 			d.decoder = dec
+		}
+		if w.MFRC522 != nil {
+			if d.rfid, err = newSimReader(id, cards); err != nil {
+				return nil, fmt.Errorf("sim: %w", err)
+			}
 		}
 		for _, out := range hal.Outputs() {
 			if oc := outputConfig(w, out); oc != nil {
@@ -362,19 +388,13 @@ func (b *Board) emit(e hal.Event) error {
 	}
 }
 
-// Tap presents a card UID to the door's MFRC522.
+// Tap presents a card that shows only its UID (a MIFARE Classic for 4
+// bytes, an Ultralight otherwise, or a copy of one) to the door's MFRC522.
 func (b *Board) Tap(doorID string, uid []byte) error {
-	d, err := b.door(doorID)
-	if err != nil {
-		return err
-	}
-	if d.wiring.MFRC522 == nil {
-		return fmt.Errorf("sim: door %s has no MFRC522 reader", doorID)
-	}
 	if _, err := agent.UIDKey(uid); err != nil {
 		return fmt.Errorf("sim: %w", err)
 	}
-	return b.emit(hal.CardEvent(doorID, uid, b.clock.Now()))
+	return b.present(context.Background(), doorID, plainCard(uid))
 }
 
 // Wiegand presents a card on the door's Wiegand reader: the frame is

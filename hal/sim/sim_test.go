@@ -112,7 +112,12 @@ tap lab 04:3C:6C:A2:E2:61:80
 		"front: exit_button active=false",
 		"lab: credential uid:7 bytes …6180",
 	}, lines)
-	assert.Equal(t, agent.CardUID([]byte{0x04, 0xA1, 0xB2, 0xC3}), got[0].Credential)
+	first := got[0].Credential
+	assert.Equal(t, agent.KindUID, first.Kind)
+	assert.Equal(t, []byte{0x04, 0xA1, 0xB2, 0xC3}, first.UID)
+	require.NotNil(t, first.Card, "read through the simulated MFRC522 and the door's card check")
+	assert.Equal(t, "fp1;uid=04A1B2C3;atqa=0004;sak=08;ats=-;ver=-;verr=-;sig=-;sigerr=-;orig=-", first.Card.Fingerprint)
+	assert.Equal(t, "MIFARE Classic 1K (or a copy)", first.Card.Summary)
 	assert.Equal(t, agent.Wiegand{Format: "H10301", Facility: 12, Card: 3456, Bits: 26, Raw: mustFrame(t, "H10301", 12, 3456)}, got[10].Credential.Wiegand)
 	assert.ErrorIs(t, got[15].Err, wiegand.ErrParity)
 	assert.Equal(t, start.Add(2*time.Second), got[17].At)

@@ -163,6 +163,8 @@ func Check(path string, getenv func(string) string) Report {
 		}
 	}
 	r.Problems = append(r.Problems, cfg.checkPINKeyFile(loc)...)
+	cardProblems, cardWarnings := cfg.checkCards(loc)
+	r.Problems, r.Warnings = append(r.Problems, cardProblems...), append(r.Warnings, cardWarnings...)
 	stateErr := checkWritableDir(cfg.StateDir)
 	if stateErr != nil {
 		r.Problems = append(r.Problems, loc.place("state_dir: "+stateErr.Error()))

@@ -73,11 +73,13 @@ type Config struct {
 	Salto         SaltoConfig  `yaml:"salto"`
 	Hardware      hal.Config   `yaml:"hardware"`
 	MQTT          MQTTConfig   `yaml:"mqtt"`
+	Cards         CardsConfig  `yaml:"cards"`
 
 	path string // file the config came from, "" for the embedded default
 }
 
-// SaltoConfig (the salto: section) is in salto.go, MQTTConfig (mqtt:) in mqtt.go.
+// SaltoConfig (the salto: section) is in salto.go, MQTTConfig (mqtt:) in
+// mqtt.go, CardsConfig (cards:) in cards.go.
 
 // DoorConfig is one door of the config.
 type DoorConfig struct {
@@ -86,6 +88,10 @@ type DoorConfig struct {
 	Mode        string   `yaml:"mode"`
 	SaltoLocks  []string `yaml:"salto_locks"`
 	SaltoGroups []string `yaml:"salto_access_groups"`
+	// Credential is what a card must prove here: uid (default: its UID,
+	// and the fingerprint recorded at enrolment must match) or desfire
+	// (only a DESFire card proving the site's key).
+	Credential string `yaml:"credential"`
 
 	// Door runtime timings; zero means the default (docs/door-runtime.md).
 	AccessTime      time.Duration `yaml:"access_time"`       // relay pulse for a grant, default 5s
@@ -293,10 +299,12 @@ func (c *Config) validate(name string) []string {
 			errs = append(errs, name+": gateway_id: "+err.Error())
 		}
 	}
+	errs = append(errs, c.validateCards(name)...)
 	seen := map[string]bool{}
 	for i, d := range c.Doors {
 		where := fmt.Sprintf("%s: line %d: doors[%d]", name, d.line, i)
 		door := d.Door()
+		door.CardMode = "" // validateCards reports a bad credential key
 		if err := door.Validate(); err != nil {
 			msg := err.Error()
 			if !slices.Contains(agent.DoorModes, door.Mode) && door.ID != "" {
@@ -383,7 +391,7 @@ func (c *Config) validateHardware(name string) []string {
 			errs = append(errs, fmt.Sprintf("%s: hardware.doors.%s: door %q has no relay: a door the gateway cannot unlock cannot be run (add relay: {pin: GPIO17} or the pin the relay board is on)", name, id, id))
 		}
 	}
-	return errs
+	return append(errs, c.validateCardReaders(name)...)
 }
 
 // hasHardware reports whether the config has a hardware: section.
@@ -408,9 +416,18 @@ func (c *Config) Resolve(p string) string {
 	return filepath.Join(filepath.Dir(c.path), p)
 }
 
-// Door converts the door config to the domain door.
+// Door converts the door config to the domain door (the config-wide card
+// policy comes with Config.AgentDoor).
 func (d DoorConfig) Door() agent.Door {
-	return agent.Door{ID: d.ID, Name: d.Name, Mode: agent.DoorMode(d.Mode), LockIDs: d.SaltoLocks, GroupIDs: d.SaltoGroups}
+	return agent.Door{ID: d.ID, Name: d.Name, Mode: agent.DoorMode(d.Mode), LockIDs: d.SaltoLocks, GroupIDs: d.SaltoGroups, CardMode: d.CardMode()}
+}
+
+// AgentDoor is the door as the domain decides at it: the door's own keys
+// and the cards: section's policy.
+func (c *Config) AgentDoor(d DoorConfig) agent.Door {
+	door := d.Door()
+	door.Unfingerprinted = agent.FingerprintPolicy(c.Cards.Unfingerprinted)
+	return door
 }
 
 // DoorIDs lists the door ids in config order.
@@ -426,7 +443,7 @@ func (c *Config) DoorIDs() []string {
 func (c *Config) AgentDoors() []agent.Door {
 	out := make([]agent.Door, len(c.Doors))
 	for i, d := range c.Doors {
-		out[i] = d.Door()
+		out[i] = c.AgentDoor(d)
 	}
 	return out
 }
@@ -435,7 +452,7 @@ func (c *Config) AgentDoors() []agent.Door {
 func (c *Config) Door(id string) (agent.Door, error) {
 	for _, d := range c.Doors {
 		if d.ID == id {
-			return d.Door(), nil
+			return c.AgentDoor(d), nil
 		}
 	}
 	return agent.Door{}, fmt.Errorf("no door %q in the config (doors: %s)", id, strings.Join(c.DoorIDs(), ", "))

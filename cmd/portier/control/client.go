@@ -70,6 +70,46 @@ func (c *Client) Enroll(ctx context.Context, door string, req EnrollRequest) (En
 	return res, err
 }
 
+// Card runs a card operation at door's reader: progress gets each step as
+// the daemon reports it; the report comes when the card is done. The
+// operation fails with the daemon's error.
+func (c *Client) Card(ctx context.Context, door string, req CardRequest, progress func(step string)) (CardReport, error) {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return CardReport{}, fmt.Errorf("control request: %w", err)
+	}
+	path := doorPath(door, actionCard)
+	resp, err := c.send(ctx, http.MethodPost, path, bytes.NewReader(b))
+	if err != nil {
+		return CardReport{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return CardReport{}, answerError(http.MethodPost, path, resp, data)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		var p CardProgress
+		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
+			return CardReport{}, fmt.Errorf("control socket answer: %w", err)
+		}
+		switch {
+		case p.Done && p.Error != "":
+			return CardReport{}, errors.New(p.Error)
+		case p.Done && p.Report != nil:
+			return *p.Report, nil
+		case p.Step != "" && progress != nil:
+			progress(p.Step)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return CardReport{}, fmt.Errorf("card operation: %w", err)
+	}
+	return CardReport{}, errors.New("portier stopped before the card operation ended")
+}
+
 // SyncNow asks the daemon to sync from Salto KS now.
 func (c *Client) SyncNow(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, pathSync, nil, nil)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -30,6 +31,11 @@ type Daemon interface {
 	// Events returns recorded events with seq > after, oldest first, at
 	// most limit.
 	Events(ctx context.Context, after int64, limit int) ([]agent.Event, error)
+	// Card runs a card operation at door's reader (validated: a known
+	// door, a known op, a valid wait, a normalised tag number for issue),
+	// telling each step to progress; a failure is the error. ctx ends when
+	// the operator gives up.
+	Card(ctx context.Context, door string, req CardRequest, progress func(step string)) (CardReport, error)
 }
 
 // Doors runs commands at a door by id; *agent.Doors implements it. A refusal
@@ -79,6 +85,7 @@ func Listen(path string, d Daemon) (*Server, error) {
 	mux.HandleFunc(doorRoute(actionLockdown), s.lockdown)
 	mux.HandleFunc(doorRoute(actionOfficeMode), s.officeMode)
 	mux.HandleFunc(doorRoute(actionEnroll), s.enroll)
+	mux.HandleFunc(doorRoute(actionCard), s.card)
 	mux.HandleFunc("POST "+pathSync, s.syncNow)
 	mux.HandleFunc("GET "+pathEvents, s.events)
 	s.srv = &http.Server{
@@ -283,6 +290,60 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, resp)
 	case <-r.Context().Done():
 	}
+}
+
+// card runs a card operation and streams its progress as JSON lines; the
+// request's end (the operator gave up) ends the operation.
+func (s *Server) card(w http.ResponseWriter, r *http.Request) {
+	door, ok := s.door(w, r)
+	var req CardRequest
+	if !ok || !decodeBody(w, r, &req) {
+		return
+	}
+	if !slices.Contains(CardOps, req.Op) {
+		writeJSON(w, http.StatusBadRequest, errorBody{fmt.Sprintf("card operation %q: want one of %v", req.Op, CardOps)})
+		return
+	}
+	if _, err := req.WaitFor(); err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody{err.Error()})
+		return
+	}
+	if req.Op == CardIssue {
+		tag, err := agent.NormalizeTagNumber(req.TagNumber)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, errorBody{err.Error()})
+			return
+		}
+		req.TagNumber = tag
+		if req.Reissue && req.UID == "" {
+			writeJSON(w, http.StatusBadRequest, errorBody{"reissue needs the card's UID: it replaces an issued card's identity, and must not hit a card tapped in the meantime"})
+			return
+		}
+	}
+	if req.UID != "" {
+		uid, err := agent.ParseUID(req.UID)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, errorBody{"uid: " + err.Error()})
+			return
+		}
+		req.UID = strings.ToUpper(hex.EncodeToString(uid))
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	enc := json.NewEncoder(w)
+	send := func(p CardProgress) {
+		enc.Encode(p)
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+	rep, err := s.d.Card(r.Context(), door, req, func(step string) { send(CardProgress{Step: step}) })
+	if err != nil {
+		send(CardProgress{Done: true, Error: err.Error()})
+		return
+	}
+	send(CardProgress{Done: true, Report: &rep})
 }
 
 func (s *Server) syncNow(w http.ResponseWriter, r *http.Request) {

@@ -183,7 +183,9 @@ func cmdInit(ctx context.Context, e *env, args []string) int {
 		w.undo()
 		return fail(e, exitFailed, "init: %v (nothing was kept)", err)
 	}
-	w.done()
+	if err := w.done(); err != nil {
+		return fail(e, exitFailed, "init: the files are in place, but storing them durably failed: %v", err)
+	}
 	for _, path := range files {
 		fmt.Fprintf(e.stdout, "wrote %s\n", path)
 	}
@@ -654,13 +656,23 @@ func (w *fileSet) undo() {
 	}
 }
 
-// done drops the links to the replaced files.
-func (w *fileSet) done() {
+// done drops the links to the replaced files and syncs the directories, so
+// that a power cut after init cannot bring back the old files or lose the
+// new ones (the PIN key among them).
+func (w *fileSet) done() error {
+	dirs := map[string]bool{}
 	for _, f := range w.staged {
 		if f.backup != "" {
 			os.Remove(f.backup)
 		}
+		dirs[filepath.Dir(f.path)] = true
 	}
+	for dir := range dirs {
+		if err := config.SyncDir(dir); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // chown hands path to the owner; nil keeps the current user.

@@ -1,3 +1,9 @@
+// The benchmarks decide taps with the agent over a real SQLite cache, which
+// needs cgo: the cross-architecture test runs (CGO_ENABLED=0 under qemu,
+// .ci/hal-qemu.sh) build this package without them.
+
+//go:build cgo
+
 package cardcheck_test
 
 import (

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"periph.io/x/conn/v3/gpio"
@@ -81,7 +82,11 @@ type ReaderConfig struct {
 	// Install uses SCBK-D, the published default key, instead of Key: only
 	// for moving a new reader to its own key (Bus.Rekey, Install).
 	Install bool
-	Secure  SecureMode
+	// Uninstalled: the reader has no key of its own yet (Key is zero). It
+	// is identified (osdp_ID, osdp_CAP), then refused with ReasonNoKey until
+	// Bus.Install gives it one; it is never used under SCBK-D by itself.
+	Uninstalled bool
+	Secure      SecureMode
 }
 
 // Defaults. The reply timeout, inter-character timeout and the 8 s offline
@@ -137,12 +142,15 @@ type Bus struct {
 	readers []*reader
 	rr      int // round-robin position
 
-	rx     Receiver
-	rbuf   [64]byte
-	tx     []byte
-	lastRx time.Time
-	rto    time.Duration // read timeout last set on the port
-	dirty  bool          // the last exchange did not end with a clean reply
+	rx      Receiver
+	rbuf    [64]byte
+	rxBytes atomic.Uint64 // every byte read from the line, for diagnosis
+	tx      []byte
+	lastRx  time.Time
+	rto     time.Duration // read timeout last set on the port
+	dirty   bool          // the last exchange did not end with a clean reply
+
+	done chan struct{} // closed when Run returns
 
 	mu     sync.Mutex // guards each reader's shared part and wake
 	wake   context.CancelFunc
@@ -176,7 +184,7 @@ func NewBus(cfg Config) (*Bus, error) {
 	if cfg.OfflineAfter > DefaultOfflineAfter {
 		return nil, fmt.Errorf("osdp: offline_after %v exceeds the specification's 8 s", cfg.OfflineAfter)
 	}
-	b := &Bus{cfg: cfg, port: cfg.Port, clock: cfg.Clock, log: cfg.Logger, rand: cfg.Rand, report: cfg.Report, dirty: true}
+	b := &Bus{cfg: cfg, port: cfg.Port, clock: cfg.Clock, log: cfg.Logger, rand: cfg.Rand, report: cfg.Report, dirty: true, done: make(chan struct{})}
 	if b.clock == nil {
 		b.clock = wallclock.Clock{}
 	}
@@ -211,7 +219,7 @@ func NewBus(cfg Config) (*Bus, error) {
 			return nil, fmt.Errorf("osdp: reader %q: address %d used twice on one bus", rc.Name, rc.Addr)
 		}
 		seen[rc.Addr] = true
-		if rc.Secure == SecureRequired && !rc.Install && rc.Key == ([16]byte{}) {
+		if rc.Secure == SecureRequired && !rc.Install && !rc.Uninstalled && rc.Key == ([16]byte{}) {
 			return nil, fmt.Errorf("osdp: reader %q: secure channel required but no key", rc.Name)
 		}
 		b.readers = append(b.readers, newReader(rc))
@@ -222,6 +230,7 @@ func NewBus(cfg Config) (*Bus, error) {
 // Run polls the readers until ctx ends; it returns nil then, or the port's
 // error. Call it once.
 func (b *Bus) Run(ctx context.Context) error {
+	defer close(b.done)
 	if err := b.direction(false); err != nil {
 		return err
 	}
@@ -256,6 +265,9 @@ func (b *Bus) pick(now time.Time) (*reader, time.Duration) {
 		r := b.readers[k]
 		due := !now.Before(r.next)
 		if !due && r.pending == nil && r.phase == phaseOnline && (len(r.queue) > 0 || r.rekey != nil) {
+			due = true
+		}
+		if r.installReq != nil || r.installStop {
 			due = true
 		}
 		if due {
@@ -394,6 +406,7 @@ func (b *Bus) exchange(ctx context.Context, addr byte, frame []byte, seq byte) (
 			continue
 		}
 		b.lastRx = now
+		b.rxBytes.Add(uint64(n))
 		for _, c := range b.rbuf[:n] {
 			raw := b.rx.Push(c, now)
 			if raw == nil {
@@ -541,6 +554,12 @@ func (b *Bus) Rekey(ctx context.Context, addr byte, key [16]byte) error {
 		return ctx.Err()
 	}
 }
+
+// ReceivedBytes counts every byte read from the line since Run started,
+// valid or not: a bus that never received one has no reader answering at
+// all (A/B swapped, no power, the wrong port), one that receives bytes but
+// no valid reply runs at the wrong baud rate.
+func (b *Bus) ReceivedBytes() uint64 { return b.rxBytes.Load() }
 
 // Status returns a snapshot of every reader, in configuration order.
 func (b *Bus) Status() []ReaderStatus {

@@ -87,6 +87,9 @@ func spiFix(name string, err error) string {
 	return fmt.Sprintf("no %s: wrong chip select? This gateway has %s; SDA goes to CE0 (header pin 24) for SPI0.0, CE1 (pin 26) for SPI0.1", name, strings.Join(names, ", "))
 }
 
+// lookupPin finds a GPIO by name, nil when this gateway has none such.
+func lookupPin(name string) gpio.PinIO { return gpioreg.ByName(name) }
+
 // resolver looks every configured name up before anything is driven.
 type resolver struct {
 	problems []string
@@ -205,15 +208,18 @@ func OpenPeriph(cfg Config, doorIDs []string, log *slog.Logger) (*DeviceBoard, e
 		}
 		plans = append(plans, p)
 	}
+	buses := openOSDP(cfg, doorIDs, r)
 	if len(r.problems) > 0 {
+		closeOSDP(buses)
 		r.close()
 		return nil, fmt.Errorf("hal: this gateway lacks configured hardware:\n  %s\n%s", strings.Join(r.problems, "\n  "), hostDiagnosis(st))
 	}
 
 	doors := make([]DoorDevices, len(plans))
 	closers := r.closers
+	osdpRun := NewOSDPRuntime(buses, OSDPOptions{Logger: log})
 	fail := func(err error) (*DeviceBoard, error) {
-		_ = NewDeviceBoard(doors, BoardOptions{Closers: closers}).Close()
+		_ = NewDeviceBoard(doors, BoardOptions{Closers: closers, OSDP: osdpRun}).Close()
 		return nil, err
 	}
 	// Outputs first: safe state before anything else moves.
@@ -284,7 +290,7 @@ func OpenPeriph(cfg Config, doorIDs []string, log *slog.Logger) (*DeviceBoard, e
 			d.Keypad = kp
 		}
 	}
-	return NewDeviceBoard(doors, BoardOptions{Logger: log, Closers: closers}), nil
+	return NewDeviceBoard(doors, BoardOptions{Logger: log, Closers: closers, OSDP: osdpRun}), nil
 }
 
 func pull(s string) gpio.Pull {
@@ -319,7 +325,9 @@ func inputConfigs(w DoorWiring) map[Input]*InputConfig {
 
 // SelfTest checks a configured gateway's hardware for an installer: periph
 // drivers, the GPIO chip, every pin, each MFRC522 (SPI device, version
-// register, CRC unit), Wiegand idle levels and inputs. Only with actuate does
+// register, CRC unit), Wiegand idle levels and inputs, and each OSDP bus
+// (the port opens) and reader (it answers, its secure channel, what it is;
+// the buses run for a few seconds). Only with actuate does
 // it click relays, flash LEDs and sound buzzers. Each failed check says how
 // to fix it.
 func SelfTest(ctx context.Context, cfg Config, doorIDs []string, actuate bool, log *slog.Logger) []Check {
@@ -438,7 +446,7 @@ func SelfTest(ctx context.Context, cfg Config, doorIDs []string, actuate bool, l
 			add(actuateOutput(ctx, name, out, p, oc))
 		}
 	}
-	return checks
+	return append(checks, testOSDP(ctx, cfg, doorIDs, gpioOK, log)...)
 }
 
 // DescribeInput says what an input state means, for self-test reports.

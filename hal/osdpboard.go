@@ -458,7 +458,9 @@ func (o *OSDPRuntime) Probe(ctx context.Context, within time.Duration) []agent.R
 		defer close(done)
 		o.Run(ctx, func(Event) {})
 	}()
-	deadline := o.opts.Clock.Now().Add(within)
+	// The deadline is in the buses' time: a simulated bus's time moves
+	// with its work, not with the board's clock.
+	deadline := o.opts.BusClock.Now().Add(within)
 	var health []agent.ReaderHealth
 	for {
 		health = o.Readers()
@@ -468,7 +470,7 @@ func (o *OSDPRuntime) Probe(ctx context.Context, within time.Duration) []agent.R
 				settled = false
 			}
 		}
-		if settled || !o.opts.Clock.Now().Before(deadline) || o.opts.Clock.Sleep(ctx, 50*time.Millisecond) != nil {
+		if settled || !o.opts.BusClock.Now().Before(deadline) || o.opts.Clock.Sleep(ctx, 50*time.Millisecond) != nil {
 			break
 		}
 	}

@@ -253,6 +253,14 @@ const (
 	White
 )
 
+func (c Color) String() string {
+	names := []string{"black", "red", "green", "amber", "blue", "magenta", "cyan", "white"}
+	if int(c) < len(names) {
+		return names[c]
+	}
+	return fmt.Sprintf("Color(%d)", byte(c))
+}
+
 // LEDState is one LED behaviour: OnColor for OnTime, then OffColor for
 // OffTime, repeating (OffTime 0: steady OnColor). Times go on the wire in
 // 100 ms units.

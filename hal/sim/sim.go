@@ -12,12 +12,16 @@
 //	open DOOR / close DOOR         open or close the door (door contact)
 //	exit DOOR                      press and release the exit button
 //	tamper DOOR on|off             trigger or clear the tamper switch
+//	osdp DOOR …                    the door's OSDP reader: card, raw, keys, tamper, power,
+//	                               unplug, plug, reset, show (see help)
 //	wait DURATION                  pause the script (e.g. wait 2s)
 //	show [DOOR]                    print the outputs
 //	help                           list the commands
 //
 // A card goes through the same Wiegand decoder as on real hardware, so
-// parity and format settings behave the same; a UID must suit an MFRC522
+// parity and format settings behave the same; an OSDP reader is a simulated
+// reader on a simulated RS-485 line, polled by the real OSDP code over
+// Secure Channel (osdp.go); a UID must suit an MFRC522
 // (4, 7 or 10 bytes). Commands for a device the door does not have fail.
 package sim
 
@@ -69,6 +73,7 @@ type Board struct {
 	order  []string
 	doors  map[string]*door
 	events chan hal.Event
+	osdp   *osdpSim
 
 	mu      sync.Mutex
 	changes []Change
@@ -125,6 +130,10 @@ func New(cfg hal.Config, doorIDs []string, opts Options) (*Board, error) {
 		}
 		b.order = append(b.order, id)
 		b.doors[id] = d
+	}
+	var err error
+	if b.osdp, err = newOSDPSim(cfg, doorIDs, opts.Clock, opts.Logger); err != nil {
+		return nil, err
 	}
 	if err := b.loadLatch(); err != nil {
 		return nil, err
@@ -195,8 +204,22 @@ func inputConfig(w hal.DoorWiring, in hal.Input) *hal.InputConfig {
 // Doors returns the door ids in config order.
 func (b *Board) Doors() []string { return slices.Clone(b.order) }
 
-// Run implements hal.Board: it delivers queued events until ctx ends.
+// Run implements hal.Board: it runs the simulated OSDP buses and delivers
+// queued events until ctx ends.
 func (b *Board) Run(ctx context.Context, emit func(hal.Event)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.osdp.rt.Run(ctx, func(e hal.Event) {
+			select {
+			case b.events <- e:
+			case <-ctx.Done():
+			}
+		})
+	}()
+	defer func() { <-done }()
 	for {
 		select {
 		case <-ctx.Done():
@@ -205,6 +228,26 @@ func (b *Board) Run(ctx context.Context, emit func(hal.Event)) error {
 			emit(e)
 		}
 	}
+}
+
+// Signal implements hal.Board: the door's simulated OSDP reader shows it.
+func (b *Board) Signal(doorID string, s agent.Signal) error {
+	if _, err := b.door(doorID); err != nil {
+		return err
+	}
+	return b.osdp.rt.Signal(doorID, s)
+}
+
+// Readers implements hal.Board.
+func (b *Board) Readers() []agent.ReaderHealth { return b.osdp.rt.Readers() }
+
+// InstallReader implements hal.Board: the simulated reader takes its new key
+// as a real one does.
+func (b *Board) InstallReader(ctx context.Context, doorID string, key [16]byte) error {
+	if _, err := b.door(doorID); err != nil {
+		return err
+	}
+	return b.osdp.rt.InstallReader(ctx, doorID, key)
 }
 
 // Set implements hal.Board.
@@ -260,7 +303,7 @@ func (b *Board) Halt() error {
 // Close implements hal.Board: outputs go to their safe state and later Sets
 // fail.
 func (b *Board) Close() error {
-	err := b.Halt()
+	err := errors.Join(b.Halt(), b.osdp.rt.Close())
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true

@@ -54,6 +54,10 @@ type ReaderHealth struct {
 	Timeouts   uint64    `json:"timeouts"`     // commands without a reply in time
 	BadFrames  uint64    `json:"check_errors"` // garbled replies: CRC, checksum, framing
 	NAKs       uint64    `json:"naks"`
+	// LineBytes counts every byte heard on the reader's line, valid or
+	// not: none at all means no reader answers there (A/B swapped, no
+	// power, the wrong port).
+	LineBytes uint64 `json:"line_bytes"`
 }
 
 // SetReader queues a supervised reader's report: its whole condition, sent

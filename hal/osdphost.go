@@ -86,10 +86,18 @@ const (
 	osdpProbeTime    = osdpProbeOffline + 3*time.Second
 )
 
-// testOSDP is SelfTest's part for OSDP: every port opens, then the buses
-// run briefly and each reader is checked (it answers, its channel is
-// secure, what it is).
-func testOSDP(ctx context.Context, cfg Config, doorIDs []string, gpioOK bool, log *slog.Logger) []Check {
+// OSDPSelfTest checks a configured gateway's OSDP buses for an installer:
+// every port opens (exclusively: not while portier runs), then the buses
+// run for a few seconds and each reader is checked (it answers, its secure
+// channel, what it is). The readers' keys are those the config loader read.
+func OSDPSelfTest(ctx context.Context, cfg Config, doorIDs []string, log *slog.Logger) []Check {
+	if len(cfg.OSDPBuses) == 0 {
+		return nil
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	gpioOK := gpioAvailable()
 	buses, err := cfg.OSDPBusPlan(doorIDs)
 	if err != nil {
 		return []Check{{Name: "OSDP readers", Detail: err.Error(), Fix: "correct the osdp: sections of the config"}}

@@ -20,11 +20,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/portier-io/portier/agent"
-	"github.com/portier-io/portier/cloud/saltoks/sitefile"
 	"github.com/portier-io/portier/cloud/mqtt"
 	"github.com/portier-io/portier/cloud/mqtt/mqttcontract"
 	"github.com/portier-io/portier/cloud/mqtt/mqtttest"
 	"github.com/portier-io/portier/cloud/saltoks/saltokstest"
+	"github.com/portier-io/portier/cloud/saltoks/sitefile"
 	"github.com/portier-io/portier/sqlite"
 )
 

@@ -237,9 +237,10 @@ func (b *Board) describeReader(door string) string {
 // osdpProbe bounds how long the self-test waits for the simulated readers.
 const osdpProbe = 5 * time.Second
 
-// osdpSelfTest runs the simulated OSDP buses briefly and checks each reader
-// as doctor checks a real one.
-func (b *Board) osdpSelfTest(ctx context.Context) []hal.Check {
+// OSDPSelfTest is the simulated counterpart of hal.OSDPSelfTest: it runs
+// the simulated OSDP buses briefly and checks each reader as doctor checks
+// a real one.
+func (b *Board) OSDPSelfTest(ctx context.Context) []hal.Check {
 	if len(b.osdp.pds) == 0 {
 		return nil
 	}

@@ -176,7 +176,7 @@ func TestOSDPSelfTest(t *testing.T) {
 			require.NoError(t, err)
 			defer b.Close()
 			var reader hal.Check
-			for _, c := range b.SelfTest(context.Background(), false) {
+			for _, c := range b.OSDPSelfTest(context.Background()) {
 				if strings.HasPrefix(c.Name, "studio: reader at OSDP") {
 					reader = c
 				}

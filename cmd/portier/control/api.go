@@ -1,6 +1,6 @@
 // Package control is the contract between a running portier (the daemon) and
 // the operator commands (status, unlock, lockdown, office-mode, enroll,
-// sync-now, events --follow): HTTP over a unix socket that only the service
+// sync-now, events --follow, reader install): HTTP over a unix socket that only the service
 // user and its group may use. api.go is the contract (routes and wire
 // types), server.go serves it from what the daemon offers (Daemon), and
 // client.go is the typed client the commands use. docs/door-runtime.md
@@ -33,6 +33,9 @@ const (
 	actionLockdown   = "lockdown"    // SwitchRequest → agent.CommandResult
 	actionOfficeMode = "office_mode" // SwitchRequest → agent.CommandResult
 	actionEnroll     = "enroll"      // EnrollRequest → EnrollResponse
+	// actionReaderInstall moves the door's new OSDP reader to a key of its
+	// own: no body; the answer streams InstallStep JSON lines.
+	actionReaderInstall = "reader_install"
 )
 
 // doorRoute is the server's pattern of a door action.
@@ -68,6 +71,9 @@ type Status struct {
 	Storage *mqtt.StoragePayload `json:"storage,omitempty"`
 	// MQTT is the broker link; absent when no broker is configured.
 	MQTT *MQTTStatus `json:"mqtt,omitempty"`
+	// Readers are the supervised (OSDP) readers as the hardware sees them:
+	// condition, identity, link counters.
+	Readers []agent.ReaderHealth `json:"readers,omitempty"`
 }
 
 // MQTTStatus is the MQTT link's state with the brokers it uses.
@@ -109,6 +115,14 @@ type EnrollResponse struct {
 	Credential string              `json:"credential,omitempty"`
 	User       *agent.UserRef      `json:"user,omitempty"`
 	Error      string              `json:"error,omitempty"`
+}
+
+// InstallStep is one line of a reader install's progress: a step done, then
+// a last line with Done (success) or Error.
+type InstallStep struct {
+	Step  string `json:"step,omitempty"`
+	Done  bool   `json:"done,omitempty"`
+	Error string `json:"error,omitempty"`
 }
 
 // errorBody is the body of every error answer (4xx, 5xx).

@@ -70,6 +70,40 @@ func (c *Client) Enroll(ctx context.Context, door string, req EnrollRequest) (En
 	return res, err
 }
 
+// InstallReader has the daemon move door's new OSDP reader to a key of its
+// own, calling progress with each step as the daemon reports it. It returns
+// the install's error, or one about reaching the daemon.
+func (c *Client) InstallReader(ctx context.Context, door string, progress func(string)) error {
+	path := doorPath(door, actionReaderInstall)
+	resp, err := c.send(ctx, http.MethodPost, path, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return answerError(http.MethodPost, path, resp, data)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		var st InstallStep
+		if err := json.Unmarshal(sc.Bytes(), &st); err != nil {
+			return fmt.Errorf("control socket answer: %w", err)
+		}
+		switch {
+		case st.Error != "":
+			return errors.New(st.Error)
+		case st.Done:
+			return nil
+		}
+		progress(st.Step)
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("reader install: %w", err)
+	}
+	return errors.New("reader install: the daemon stopped before it finished (see its log)")
+}
+
 // SyncNow asks the daemon to sync from Salto KS now.
 func (c *Client) SyncNow(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, pathSync, nil, nil)

@@ -30,6 +30,10 @@ type Daemon interface {
 	// Events returns recorded events with seq > after, oldest first, at
 	// most limit.
 	Events(ctx context.Context, after int64, limit int) ([]agent.Event, error)
+	// InstallReader moves door's new OSDP reader from its install key to a
+	// key of its own, calling progress after each step; the daemon owns
+	// the bus, so the install runs in it.
+	InstallReader(ctx context.Context, door string, progress func(string)) error
 }
 
 // Doors runs commands at a door by id; *agent.Doors implements it. A refusal
@@ -79,6 +83,7 @@ func Listen(path string, d Daemon) (*Server, error) {
 	mux.HandleFunc(doorRoute(actionLockdown), s.lockdown)
 	mux.HandleFunc(doorRoute(actionOfficeMode), s.officeMode)
 	mux.HandleFunc(doorRoute(actionEnroll), s.enroll)
+	mux.HandleFunc(doorRoute(actionReaderInstall), s.installReader)
 	mux.HandleFunc("POST "+pathSync, s.syncNow)
 	mux.HandleFunc("GET "+pathEvents, s.events)
 	s.srv = &http.Server{
@@ -283,6 +288,30 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, resp)
 	case <-r.Context().Done():
 	}
+}
+
+// installReader runs a reader install and streams its steps as JSON lines;
+// the last line says done or the error.
+func (s *Server) installReader(w http.ResponseWriter, r *http.Request) {
+	door, ok := s.door(w, r)
+	if !ok {
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	flusher, _ := w.(http.Flusher)
+	enc := json.NewEncoder(w)
+	send := func(st InstallStep) {
+		enc.Encode(st)
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+	err := s.d.InstallReader(r.Context(), door, func(step string) { send(InstallStep{Step: step}) })
+	if err != nil {
+		send(InstallStep{Error: err.Error()})
+		return
+	}
+	send(InstallStep{Done: true})
 }
 
 func (s *Server) syncNow(w http.ResponseWriter, r *http.Request) {

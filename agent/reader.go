@@ -77,7 +77,7 @@ func (c *Controller) onReader(ctx context.Context, s ReaderStatus) {
 		s.Since = c.clock.Now()
 	}
 	c.readers[i] = s
-	detail := s.Reader
+	detail := s.Reader + " reader"
 	if s.Detail != "" {
 		detail += ": " + s.Detail
 	}
@@ -93,9 +93,9 @@ func (c *Controller) onReader(ctx context.Context, s ReaderStatus) {
 	}
 	if s.PowerFault != prev.PowerFault {
 		if s.PowerFault {
-			c.emit(ctx, Event{Type: EventReaderPowerFault, Detail: s.Reader + ": the reader reports a power fault"})
+			c.emit(ctx, Event{Type: EventReaderPowerFault, Detail: s.Reader + " reader: it reports a power fault"})
 		} else {
-			c.emit(ctx, Event{Type: EventReaderPowerRestored, Detail: s.Reader + ": the reader's power is back to normal"})
+			c.emit(ctx, Event{Type: EventReaderPowerRestored, Detail: s.Reader + " reader: its power is back to normal"})
 		}
 	}
 	if s.Tamper != prev.Tamper {
@@ -117,7 +117,7 @@ func (c *Controller) setTamper(ctx context.Context, source string, active bool) 
 	}
 	what := "tamper input"
 	if source != "" {
-		what = source + " tamper switch"
+		what = source + " reader's tamper switch"
 	}
 	switch {
 	case active && !c.tamper:

@@ -106,7 +106,7 @@ func TestSupervisedReader(t *testing.T) {
 
 	r.reader(agent.ReaderStatus{Reader: "osdp", State: agent.ReaderOnline, Secure: true, Detail: "secure channel established"})
 	on := r.last(agent.EventReaderOnline)
-	assert.Equal(t, "osdp: secure channel established", on.Detail)
+	assert.Equal(t, "osdp reader: secure channel established", on.Detail)
 	assert.Equal(t, "front", on.Door)
 
 	r.advance(time.Minute)
@@ -140,7 +140,7 @@ func TestReaderTamperJoinsTheDoorTamper(t *testing.T) {
 	tampered.Tamper = true
 
 	r.reader(tampered)
-	assert.Equal(t, "osdp tamper switch triggered", r.last(agent.EventTamper).Detail)
+	assert.Equal(t, "osdp reader's tamper switch triggered", r.last(agent.EventTamper).Detail)
 	assert.Contains(t, r.ctl.Status().Alarms, agent.EventTamper)
 	r.input(agent.Tamper, true)
 	r.reader(online)

@@ -285,7 +285,7 @@ func TestReaderChecks(t *testing.T) {
 		{"secure", base(func(h *agent.ReaderHealth) {
 			h.State, h.Reason, h.Vendor, h.Model, h.Serial, h.Firmware = agent.ReaderOnline, "", "00-06-8E", "2 v1", "01020304", "1.4.7"
 		}), true, false, "serial 01020304 firmware 1.4.7; secure channel established"},
-		{"plaintext", base(func(h *agent.ReaderHealth) { h.State, h.Reason, h.Plaintext = agent.ReaderOnline, "", true }), true, true, "PLAINTEXT"},
+		{"plaintext", base(func(h *agent.ReaderHealth) { h.State, h.Reason, h.Plaintext = agent.ReaderOnline, "", true }), true, false, "plaintext, as configured"},
 		{"no bytes", base(func(h *agent.ReaderHealth) { h.LineBytes = 0 }), false, false, "swap A and B"},
 		{"garbled", base(func(h *agent.ReaderHealth) { h.BadFrames = 7 }), false, false, "wrong baud rate"},
 		{"wrong address", base(func(h *agent.ReaderHealth) {}), false, false, "wrong address"},

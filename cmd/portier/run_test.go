@@ -59,6 +59,7 @@ type gateway struct {
 	notify *net.UnixConn
 	events *bufio.Scanner
 	stderr *strings.Builder
+	stdout io.Writer // the answers to sim commands; nil: discarded
 }
 
 // newGateway writes the config, imports the demo site and returns an
@@ -90,7 +91,7 @@ func (g *gateway) start(extraEnv ...string) {
 	g.stdin, err = g.cmd.StdinPipe()
 	require.NoError(t, err)
 	g.stderr = &strings.Builder{}
-	g.cmd.Stderr = g.stderr
+	g.cmd.Stderr, g.cmd.Stdout = g.stderr, g.stdout
 	require.NoError(t, g.cmd.Start())
 	t.Cleanup(func() {
 		if g.cmd.ProcessState == nil {

@@ -184,10 +184,12 @@ func BenchmarkCardToReport(b *testing.B) {
 // as a share of one core, while it polls 8 idle secure readers at the
 // default interval over a real pseudo-terminal at 115200 baud in real time,
 // for 10 s of wall time. The simulated readers run in a child process (this
-// test binary, see TestMain) so that they are not counted.
+// test binary, see TestMain) so that they are not counted. It also reports
+// the CPU time and the context switches (the process's threads waking up
+// and going to sleep) per poll.
 func BenchmarkIdleCPU(b *testing.B) {
 	const readers = 8
-	var pct, user float64
+	var pct, user, perPoll, switches float64
 	for b.Loop() {
 		ptm, pts, err := pty.Open()
 		require.NoError(b, err)
@@ -219,13 +221,15 @@ func BenchmarkIdleCPU(b *testing.B) {
 		}
 		var ru0, ru1 syscall.Rusage
 		require.NoError(b, syscall.Getrusage(syscall.RUSAGE_SELF, &ru0))
-		wall0 := time.Now()
+		wall0, polls0 := time.Now(), totalPolls(bus)
 		<-time.After(10 * time.Second) // the measurement interval itself
 		require.NoError(b, syscall.Getrusage(syscall.RUSAGE_SELF, &ru1))
-		wall := float64(time.Since(wall0))
+		wall, polls := float64(time.Since(wall0)), float64(totalPolls(bus)-polls0)
 		u := float64(ru1.Utime.Nano() - ru0.Utime.Nano())
 		s := float64(ru1.Stime.Nano() - ru0.Stime.Nano())
 		pct, user = (u+s)/wall*100, u/wall*100
+		perPoll = (u + s) / polls / float64(time.Microsecond)
+		switches = float64(ru1.Nvcsw-ru0.Nvcsw+ru1.Nivcsw-ru0.Nivcsw) / polls
 		for _, s := range bus.Status() {
 			require.True(b, s.Online && s.Secure, "%s", s.Name)
 		}
@@ -237,4 +241,6 @@ func BenchmarkIdleCPU(b *testing.B) {
 	}
 	b.ReportMetric(pct, "osdp_idle_cpu_pct")
 	b.ReportMetric(user, "osdp_idle_cpu_user_pct")
+	b.ReportMetric(perPoll, "osdp_idle_cpu_us_per_poll")
+	b.ReportMetric(switches, "osdp_idle_switches_per_poll")
 }

@@ -344,9 +344,13 @@ var (
 // errTimeout or errGarbled for a reply that did not come through, and
 // other errors for port failures.
 func (b *Bus) exchange(ctx context.Context, addr byte, frame []byte, seq byte) (Frame, error) {
-	// At least two character times of idle line before transmitting.
+	// At least two character times of idle line before transmitting
+	// (spec 5.7). A port that can hold its own thread for that long does:
+	// through the scheduler, a wait this short cost more than the poll.
 	if gap := b.lastRx.Add(2 * b.charTime).Sub(b.clock.Now()); gap > 0 {
-		if err := b.clock.Sleep(ctx, gap); err != nil {
+		if g, ok := b.port.(interface{ Gap(time.Duration) }); ok {
+			g.Gap(gap)
+		} else if err := b.clock.Sleep(ctx, gap); err != nil {
 			return Frame{}, err
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.bug.st/serial"
@@ -20,7 +22,10 @@ var Bauds = []int{9600, 19200, 38400, 57600, 115200, 230400}
 // bus's idle CPU.
 type SerialPort struct {
 	f       *os.File
+	rc      syscall.RawConn
 	timeout time.Duration
+	raw     rawIO
+	closed  atomic.Bool
 }
 
 // OpenSerial opens a serial device (e.g. /dev/ttyUSB0, /dev/ttyAMA0) at 8N1
@@ -42,23 +47,36 @@ func OpenSerial(name string, baud int) (*SerialPort, error) {
 	if err != nil {
 		return nil, fmt.Errorf("osdp: open %s: %w", name, err)
 	}
-	return &SerialPort{f: f, timeout: time.Second}, nil
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("osdp: open %s: %w", name, err)
+	}
+	sp := &SerialPort{f: f, rc: rc, timeout: time.Second}
+	sp.initRaw()
+	return sp, nil
 }
 
 // Read waits up to the read timeout for bytes; 0, nil when none came.
 func (p *SerialPort) Read(b []byte) (int, error) {
 	if err := p.f.SetReadDeadline(time.Now().Add(p.timeout)); err != nil {
-		return 0, err
+		return 0, p.closedErr(err)
 	}
-	n, err := p.f.Read(b)
+	n, err := p.read(b)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return n, nil
 	}
-	return n, err
+	return n, p.closedErr(err)
 }
 
-// Write sends b.
-func (p *SerialPort) Write(b []byte) (int, error) { return p.f.Write(b) }
+// closedErr reports a call that failed because Close ran as os.ErrClosed,
+// as os.File would (the raw calls give the poller's own error).
+func (p *SerialPort) closedErr(err error) error {
+	if err != nil && p.closed.Load() {
+		return os.ErrClosed
+	}
+	return err
+}
 
 // SetReadTimeout sets how long Read waits.
 func (p *SerialPort) SetReadTimeout(d time.Duration) error {
@@ -67,4 +85,7 @@ func (p *SerialPort) SetReadTimeout(d time.Duration) error {
 }
 
 // Close releases the device.
-func (p *SerialPort) Close() error { return p.f.Close() }
+func (p *SerialPort) Close() error {
+	p.closed.Store(true)
+	return p.f.Close()
+}

@@ -2,8 +2,10 @@ package osdp
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -30,6 +32,120 @@ func openPollable(name string) (*os.File, error) {
 		return nil, fmt.Errorf("exclusive access: %w", err)
 	}
 	return f, nil
+}
+
+// The descriptor is non-blocking, so reading and writing it never blocks:
+// both go as raw system calls, waiting for the line through the poller.
+// An ordinary system call (entersyscall) wakes the runtime's sysmon from its
+// deep sleep into a burst of 20 µs sleeps; with two or three of them per
+// poll that burst was most of an idle bus's CPU.
+
+// rawIO is the state of the raw read and write callbacks, kept with the
+// port and the callbacks made once, so that a poll allocates nothing.
+type rawIO struct {
+	buf     []byte
+	n       int
+	errno   syscall.Errno
+	readFn  func(fd uintptr) bool
+	writeFn func(fd uintptr) bool
+}
+
+func (p *SerialPort) initRaw() {
+	p.raw.readFn = p.readRaw
+	p.raw.writeFn = p.writeRaw
+}
+
+// read reads what the line holds, waiting for the first byte until the
+// read deadline.
+func (p *SerialPort) read(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	p.raw.buf, p.raw.n, p.raw.errno = b, 0, 0
+	// RawRead clears the poller's readiness before its first call of
+	// readFn, so readFn must always try the read: bytes that came in
+	// before (a fast reply) would otherwise wait for the deadline.
+	err := p.rc.Read(p.raw.readFn)
+	n, errno := p.raw.n, p.raw.errno
+	p.raw.buf = nil
+	switch {
+	case err != nil:
+		return 0, err
+	case errno != 0:
+		return 0, errno
+	case n == 0:
+		return 0, io.EOF // hang-up
+	}
+	return n, nil
+}
+
+func (p *SerialPort) readRaw(fd uintptr) bool {
+	b := p.raw.buf
+	for {
+		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false // wait for the line
+		case 0:
+			p.raw.n = int(r)
+		default:
+			p.raw.errno = e
+		}
+		return true
+	}
+}
+
+// Gap waits d (at most a few character times: 2 ms at 9600 baud) before
+// the next frame. The thread sleeps in the kernel and keeps its P: waking
+// a parked goroutine for so short a wait (a timer, the netpoller, another
+// thread woken to spin) took several context switches, the larger part of
+// a poll's CPU at 115200 baud.
+func (p *SerialPort) Gap(d time.Duration) {
+	ts := syscall.NsecToTimespec(int64(min(d, maxGap)))
+	for {
+		_, _, e := syscall.RawSyscall(syscall.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), uintptr(unsafe.Pointer(&ts)), 0)
+		if e != syscall.EINTR {
+			return
+		}
+	}
+}
+
+// maxGap bounds Gap: two character times at the slowest rate, with room.
+const maxGap = 5 * time.Millisecond
+
+// Write sends b.
+func (p *SerialPort) Write(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	p.raw.buf, p.raw.n, p.raw.errno = b, 0, 0
+	err := p.rc.Write(p.raw.writeFn)
+	n, errno := p.raw.n, p.raw.errno
+	p.raw.buf = nil
+	if err == nil && errno != 0 {
+		err = errno
+	}
+	return n, p.closedErr(err)
+}
+
+func (p *SerialPort) writeRaw(fd uintptr) bool {
+	b := p.raw.buf
+	for p.raw.n < len(b) {
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[p.raw.n])), uintptr(len(b)-p.raw.n))
+		switch e {
+		case 0:
+			p.raw.n += int(r)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false // the UART's buffer is full: wait for room
+		default:
+			p.raw.errno = e
+			return true
+		}
+	}
+	return true
 }
 
 func ioctl(f *os.File, req, arg uintptr) error {

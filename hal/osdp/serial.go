@@ -16,11 +16,15 @@ import (
 var Bauds = []int{9600, 19200, 38400, 57600, 115200, 230400}
 
 // SerialPort is a serial device as the bus uses it: configured (8N1, raw,
-// the baud rate) by go.bug.st/serial, then read through Go's poller so a
-// goroutine waiting for a reply parks instead of holding a thread in a
+// the baud rate) by go.bug.st/serial, then waited on through Go's poller so
+// a goroutine waiting for a reply parks instead of holding a thread in a
 // blocking select: that wake-up cost, paid on every poll, dominated the
 // bus's idle CPU.
 type SerialPort struct {
+	// f is what the poller watches: on Linux a private epoll instance
+	// that holds the device for input only (see openPort). Every use of
+	// the device goes through f's RawConn, so Close cannot pull the
+	// descriptor from under a call in flight.
 	f       *os.File
 	rc      syscall.RawConn
 	timeout time.Duration
@@ -43,17 +47,11 @@ func OpenSerial(name string, baud int) (*SerialPort, error) {
 	if err := p.Close(); err != nil {
 		return nil, fmt.Errorf("osdp: open %s: %w", name, err)
 	}
-	f, err := openPollable(name)
+	sp, err := openPort(name)
 	if err != nil {
 		return nil, fmt.Errorf("osdp: open %s: %w", name, err)
 	}
-	rc, err := f.SyscallConn()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("osdp: open %s: %w", name, err)
-	}
-	sp := &SerialPort{f: f, rc: rc, timeout: time.Second}
-	sp.initRaw()
+	sp.timeout = time.Second
 	return sp, nil
 }
 
@@ -82,10 +80,4 @@ func (p *SerialPort) closedErr(err error) error {
 func (p *SerialPort) SetReadTimeout(d time.Duration) error {
 	p.timeout = d
 	return nil
-}
-
-// Close releases the device.
-func (p *SerialPort) Close() error {
-	p.closed.Store(true)
-	return p.f.Close()
 }

@@ -37,6 +37,19 @@ bench: toolcheck ## run the benchmarks and print the figures the issues ask for 
 	@set -o pipefail; $(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchtime=1x -timeout 30m ./... | tee bench.out | \
 	  awk '/^Benchmark/ { for (i = 3; i <= NF; i++) if ($$i ~ /^[a-z0-9]+_[a-z0-9_]+$$/) print $$i "=" $$(i-1) } /^(FAIL|panic|---)/ { print > "/dev/stderr" }'
 
+.PHONY: fleet
+fleet: toolcheck ## 200+ gateways on a 3-node RabbitMQ cluster, nodes killed: lost/duplicate/reconnect figures (docs/fleet.md)
+	cloud/mqtt/fleet/fleet.sh full
+
+.PHONY: fleet-ci
+fleet-ci: toolcheck ## the fleet harness's small variant that CI runs (20 gateways, one node kill, one cluster restart)
+	cloud/mqtt/fleet/fleet.sh ci
+
+.PHONY: powercut
+powercut: toolcheck ## cut the power CUTS times (default 200) under `portier run` on the power-cut test file system
+	@set -o pipefail; PORTIER_POWERCUT_CUTS=$${CUTS:-200} $(GO) test -tags '$(TAGS)' -count=1 -timeout 60m -v -run '^TestPowerCut$$' ./cmd/portier/ | \
+	  awk '/power_cut_points=/ { for (i = 1; i <= NF; i++) if ($$i ~ /^power_cut_[a-z]+=/) { sub(/;$$/, "", $$i); print $$i } } /^(--- FAIL|FAIL|panic)/ || /Error/ { print > "/dev/stderr" }'
+
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
 	@for pkg in $$($(GO) list ./...); do \
@@ -91,6 +104,7 @@ deb: cross $(NFPM) ## one .deb per architecture into dist/ (packaging/nfpm.yaml)
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet -tags '$(TAGS)' ./...
+	$(GO) vet -tags '$(TAGS) fleet' ./cloud/mqtt/fleet/
 
 .PHONY: clean
 clean: ## remove build output

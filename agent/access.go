@@ -36,6 +36,7 @@ func (c *Controller) onCard(ctx context.Context, p Presented) {
 			c.show(fbAwaitPIN)
 			c.emit(ctx, Event{Type: EventAwaitingPIN, Reason: d.Reason, User: d.User, Kind: d.Kind, Credential: d.Credential,
 				Detail: fmt.Sprintf("card accepted; type the PIN within %s", c.cfg.TwoFactorWindow)})
+			c.cardAftermath(ctx, d)
 			return
 		}
 		c.conclude(ctx, d, false)
@@ -72,6 +73,7 @@ func (c *Controller) submitPIN(ctx context.Context, pin Presented) {
 // conclude acts on a final decision. pinUsed makes a wrong PIN count towards
 // the lockout.
 func (c *Controller) conclude(ctx context.Context, d Decision, pinUsed bool) {
+	defer c.cardAftermath(ctx, d)
 	if d.Granted {
 		if pinUsed {
 			c.lockout.succeeded()
@@ -83,6 +85,25 @@ func (c *Controller) conclude(ctx context.Context, d Decision, pinUsed bool) {
 	if pinUsed && (d.Reason == ReasonUnknownCredential || d.Reason == ReasonCredentialMismatch) {
 		c.pinFailed(ctx)
 	}
+}
+
+// cardAftermath follows a decision's access event: the alarm of a card
+// that looks forged, and what the tap taught about the card. Both come after
+// the relay and the access event, so the member at the door never waits
+// for them.
+func (c *Controller) cardAftermath(ctx context.Context, d Decision) {
+	if d.Alarm != "" {
+		c.emit(ctx, Event{Type: EventCardAlarm, Reason: d.Reason, User: d.User, Kind: d.Kind, Credential: d.Credential, Detail: d.Alarm})
+	}
+	l := d.Learn
+	if l == nil || c.cfg.Cards == nil {
+		return
+	}
+	if err := c.cfg.Cards.LearnCard(ctx, *l); err != nil {
+		c.log.Error("card not learned", "credential", d.Credential, "err", err)
+		return
+	}
+	c.emit(ctx, Event{Type: EventCardLearned, Reason: d.Reason, User: d.User, Kind: d.Kind, Credential: d.Credential, Detail: l.What})
 }
 
 // grant energises the relay first and records afterwards: the member at the

@@ -204,10 +204,8 @@ func (c *Controller) setLockdown(ctx context.Context, cmd LockdownCommand) Comma
 	}
 	c.relockOnClose = false
 	c.emit(ctx, cmd.stamp(Event{Type: EventLockdownOn, Detail: cmd.detail(what)}))
-	if c.office.mode != OfficeOff {
-		c.office = officeState{}
-		c.disarm(timerOffice)
-		c.emit(ctx, Event{Type: EventOfficeModeOff, Detail: "ended by lockdown"})
+	if c.officeMode() != OfficeOff {
+		c.endOffice(ctx, cmd.Command, "ended by lockdown")
 	}
 	return accepted(what)
 }

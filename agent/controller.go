@@ -76,6 +76,10 @@ type ControllerConfig struct {
 	Decider    Deciding       // required
 	Events     EventSink      // required
 	Enrolments EnrolmentStore // optional: without it enrolment commands are refused
+	// Cards records what taps teach about cards (first fingerprints, newer
+	// DESFire generations); optional: without it nothing is learned and a
+	// card stays "first seen" until a store is configured.
+	Cards CardStore
 }
 
 func (cfg ControllerConfig) withDefaults() ControllerConfig {

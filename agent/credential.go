@@ -14,18 +14,22 @@ import (
 // CredentialKind says how a credential identifies its holder.
 type CredentialKind string
 
-// Credential kinds. UID, Wiegand and tag number are cards ("tags"); PIN is a
-// keypad code.
+// Credential kinds. UID, Wiegand, tag number and DESFire are cards ("tags");
+// PIN is a keypad code.
 const (
 	KindUID       CredentialKind = "uid"        // card UID bytes as an MFRC522 reads them
 	KindWiegand   CredentialKind = "wiegand"    // a decoded Wiegand card reading
 	KindTagNumber CredentialKind = "tag_number" // Salto's 8-digit tag number
 	KindPIN       CredentialKind = "pin"        // 6–10 digit keypad code
+	// KindDESFire is a MIFARE DESFire card checked against the site's
+	// diversified key: when it proved the key, TagNumber is the tag number
+	// its enciphered identity file names (Card says how the check went).
+	KindDESFire CredentialKind = "desfire"
 )
 
 // IsCard reports whether the kind is presented by tapping a card or tag.
 func (k CredentialKind) IsCard() bool {
-	return k == KindUID || k == KindWiegand || k == KindTagNumber
+	return k == KindUID || k == KindWiegand || k == KindTagNumber || k == KindDESFire
 }
 
 // Valid reports whether k is one of the known kinds.
@@ -56,18 +60,29 @@ type Wiegand struct {
 }
 
 // Presented is one credential as a reader produced it, before any lookup.
-// Only the field matching Kind is set. Its String never shows a PIN and masks
-// card identifiers.
+// Only the fields matching Kind are set (a DESFire card has its UID and,
+// once it proved the site's key, its tag number). Its String never shows a
+// PIN and masks card identifiers.
 type Presented struct {
 	Kind      CredentialKind
 	UID       []byte
 	Wiegand   Wiegand
 	TagNumber string
 	PIN       string
+	// Card is what the reader learned about the card beyond its
+	// identifier; nil when it learned nothing (a Wiegand reader, a
+	// credential typed for `portier check`).
+	Card *CardCheck
 }
 
 // CardUID builds a presented UID credential.
 func CardUID(uid []byte) Presented { return Presented{Kind: KindUID, UID: uid} }
+
+// CardDESFire builds a presented DESFire card: tagNumber is the identity
+// its file names, "" when the card did not prove the site's key.
+func CardDESFire(uid []byte, tagNumber string, check CardCheck) Presented {
+	return Presented{Kind: KindDESFire, UID: uid, TagNumber: tagNumber, Card: &check}
+}
 
 // CardWiegand builds a presented Wiegand credential.
 func CardWiegand(w Wiegand) Presented { return Presented{Kind: KindWiegand, Wiegand: w} }
@@ -97,6 +112,11 @@ func (p Presented) Masked() string {
 		return "tag:…" + maskTail(p.TagNumber, 3)
 	case KindPIN:
 		return "pin:******"
+	case KindDESFire:
+		if p.TagNumber != "" {
+			return "desfire:tag …" + maskTail(p.TagNumber, 3)
+		}
+		return fmt.Sprintf("desfire:uid %d bytes …%s", len(p.UID), maskTail(strings.ToUpper(hex.EncodeToString(p.UID)), 4))
 	}
 	return "unknown"
 }
@@ -136,6 +156,15 @@ func (p Presented) Key(k PINKey) (string, error) {
 			return "", errors.New("no PIN key configured")
 		}
 		return k.Key(p.PIN), nil
+	case KindDESFire:
+		if p.TagNumber == "" {
+			return "", invalid("a DESFire card that did not prove the site's key has no identity")
+		}
+		n, err := NormalizeTagNumber(p.TagNumber)
+		if err != nil {
+			return "", err
+		}
+		return TagKey(n), nil
 	}
 	return "", invalid("unknown kind %q", p.Kind)
 }
@@ -290,6 +319,9 @@ type Credential struct {
 type Enrolment struct {
 	Key       string // uid:… or wg:… key
 	TagNumber string // 8 digits
+	// Fingerprint is the card's fingerprint as the reader took it at
+	// enrolment (CardCheck.Fingerprint); "" when the reader takes none.
+	Fingerprint string
 }
 
 // ParseWiegand reads the text form of a Wiegand card used by the CLI and the

@@ -68,6 +68,12 @@ func (dc *Decider) Decide(ctx context.Context, door Door, now time.Time, present
 	var view *View
 	for i, p := range presented {
 		r := Resolved{Presented: p}
+		if p.Card != nil && p.Card.Outcome != "" && p.Card.Outcome != CardOK {
+			// The reader could not finish with the card: Decide refuses it
+			// without facts.
+			in.Credentials[i] = r
+			continue
+		}
 		key, err := p.Key(dc.PINKey)
 		if err != nil {
 			r.Err = err

@@ -16,8 +16,13 @@ type Reason string
 const (
 	ReasonGranted              Reason = "granted"
 	ReasonInvalidCredential    Reason = "invalid_credential"     // malformed input: bad length, digits, parity
-	ReasonWrongCredentialType  Reason = "wrong_credential_type"  // e.g. a card at a PIN-only door
+	ReasonWrongCredentialType  Reason = "wrong_credential_type"  // e.g. a card at a PIN-only door, a bare UID at a desfire door
+	ReasonCardReadFailed       Reason = "card_read_failed"       // the card stopped answering mid-read: nothing is known
+	ReasonCardNotAuthenticated Reason = "card_not_authenticated" // desfire door: the card did not prove the site's key
+	ReasonCardMismatch         Reason = "card_mismatch"          // uid door: the card answers unlike the one enrolled
+	ReasonCardUnverified       Reason = "card_unverified"        // uid door: no fingerprint recorded and the door requires one
 	ReasonUnknownCredential    Reason = "unknown_credential"     // not in the cache, or its holder is gone
+	ReasonCardSuperseded       Reason = "card_superseded"        // desfire door: a newer card was issued for the tag number
 	ReasonUserBlocked          Reason = "user_blocked"           // Salto user blocked
 	ReasonUserSuspended        Reason = "user_suspended"         // Salto user has no subscription seat
 	ReasonExpired              Reason = "expired"                // user expires_at, credential ends_at or schedule end date passed
@@ -36,8 +41,9 @@ const (
 
 // Reasons lists every reason, in documentation order.
 var Reasons = []Reason{
-	ReasonGranted, ReasonInvalidCredential, ReasonWrongCredentialType, ReasonUnknownCredential,
-	ReasonUserBlocked, ReasonUserSuspended, ReasonExpired, ReasonNotYetValid, ReasonPINDisabled,
+	ReasonGranted, ReasonInvalidCredential, ReasonWrongCredentialType,
+	ReasonCardReadFailed, ReasonCardNotAuthenticated, ReasonCardMismatch, ReasonCardUnverified,
+	ReasonUnknownCredential, ReasonCardSuperseded, ReasonUserBlocked, ReasonUserSuspended, ReasonExpired, ReasonNotYetValid, ReasonPINDisabled,
 	ReasonNoAccessToDoor, ReasonOutsideSchedule, ReasonSecondFactorRequired, ReasonCredentialMismatch,
 	ReasonLockedOut, ReasonDoorLockdown, ReasonCacheStale, ReasonCacheUnavailable, ReasonClockUnsynced,
 }
@@ -59,6 +65,12 @@ type Decision struct {
 	Group      *GroupRef      `json:"group,omitempty"`
 	Kind       CredentialKind `json:"credential_kind,omitempty"`
 	Credential string         `json:"credential,omitempty"` // masked
+	// Alarm, on a denial, says why it is also an alarm (a copied UID, a
+	// forged or replayed card answer): the door records a card_alarm.
+	Alarm string `json:"alarm,omitempty"`
+	// Learn is what the door records about the card after deciding (its
+	// first fingerprint, a newer DESFire generation); nil: nothing.
+	Learn *CardLearning `json:"-"`
 }
 
 // CredentialFacts is what the cache knows about one credential key: the stored
@@ -68,6 +80,9 @@ type CredentialFacts struct {
 	Credential Credential
 	User       *User
 	GroupIDs   []string
+	// Card is what the gateway recorded about the card (fingerprint,
+	// DESFire generation); zero when nothing.
+	Card CardRecord
 }
 
 // Resolved is a presented credential together with the facts looked up for it.
@@ -110,8 +125,12 @@ func Decide(in Input) Decision {
 	first := in.Credentials[0]
 	d.Kind, d.Credential = first.Presented.Kind, first.Presented.Masked()
 	for _, c := range in.Credentials {
-		if !in.Door.Mode.Accepts(c.Presented.Kind) {
-			return deny(d, ReasonWrongCredentialType, fmt.Sprintf("door %q (mode %s) does not accept a %s", in.Door.ID, in.Door.Mode, kindNoun(c.Presented.Kind)))
+		k := c.Presented.Kind
+		if !in.Door.Mode.Accepts(k) {
+			return deny(d, ReasonWrongCredentialType, fmt.Sprintf("door %q (mode %s) does not accept a %s", in.Door.ID, in.Door.Mode, kindNoun(k)))
+		}
+		if in.Door.RequiresDESFire() && k.IsCard() && k != KindDESFire {
+			return deny(d, ReasonWrongCredentialType, fmt.Sprintf("door %q opens only for a DESFire card that proves the site's key; a %s proves nothing", in.Door.ID, k))
 		}
 	}
 	if in.Door.Mode == ModeCardAndPIN {
@@ -181,6 +200,9 @@ func checkCredential(d *Decision, c Resolved, in Input) (Decision, bool) {
 			detail = c.Err.Error()
 		}
 		return deny(*d, ReasonInvalidCredential, detail), false
+	}
+	if r, ok := checkCard(d, c, in); !ok {
+		return r, false
 	}
 	if c.Facts == nil {
 		return deny(*d, ReasonUnknownCredential, "no such credential in the cache"), false

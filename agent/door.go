@@ -41,6 +41,11 @@ type Door struct {
 	Mode     DoorMode
 	LockIDs  []string // Salto locks whose access groups open this door
 	GroupIDs []string // Salto access groups that open this door
+	// CardMode is what a card must prove here ("": CardModeUID).
+	CardMode CardMode
+	// Unfingerprinted is the policy for known cards without a recorded
+	// fingerprint at a uid door ("": FingerprintLearn).
+	Unfingerprinted FingerprintPolicy
 }
 
 // Validate checks the door is usable.
@@ -51,11 +56,21 @@ func (d Door) Validate() error {
 	if !slices.Contains(DoorModes, d.Mode) {
 		return fmt.Errorf("door %q: mode %q is not one of %v", d.ID, d.Mode, DoorModes)
 	}
+	if d.CardMode != "" && !slices.Contains(CardModes, d.CardMode) {
+		return fmt.Errorf("door %q: card mode %q is not one of %v", d.ID, d.CardMode, CardModes)
+	}
+	if d.Unfingerprinted != "" && !slices.Contains(FingerprintPolicies, d.Unfingerprinted) {
+		return fmt.Errorf("door %q: fingerprint policy %q is not one of %v", d.ID, d.Unfingerprinted, FingerprintPolicies)
+	}
 	if len(d.LockIDs) == 0 && len(d.GroupIDs) == 0 {
 		return fmt.Errorf("door %q is mapped to no Salto lock and no access group, so nobody could open it", d.ID)
 	}
 	return nil
 }
+
+// RequiresDESFire reports whether only a DESFire card proving the site's
+// key opens this door.
+func (d Door) RequiresDESFire() bool { return d.CardMode == CardModeDESFire }
 
 // CoveredBy reports whether membership of g grants access to this door: the
 // group is mapped to the door, or holds one of the door's locks.

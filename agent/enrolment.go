@@ -63,8 +63,15 @@ func (c *Controller) enrolTap(ctx context.Context, p Presented) {
 		c.emit(ctx, arm.cmd.stamp(Event{Type: EventEnrolmentFailed, Kind: p.Kind, Credential: p.Masked(), Detail: arm.cmd.detail(err.Error())}))
 		c.finishEnrolment(res)
 	}
-	if p.Kind != KindUID && p.Kind != KindWiegand {
+	switch {
+	case p.Kind == KindDESFire:
+		fail(fmt.Errorf("a DESFire card carries its tag number in its identity file: issue it with `portier card issue` instead"))
+		return
+	case p.Kind != KindUID && p.Kind != KindWiegand:
 		fail(fmt.Errorf("a %s cannot be enrolled: present a card read as a UID or Wiegand number", p.Kind))
+		return
+	case p.Card != nil && p.Card.Outcome != "" && p.Card.Outcome != CardOK:
+		fail(fmt.Errorf("the card was not read to the end (%s): present it again", causeOr(p.Card.Cause, string(p.Card.Outcome))))
 		return
 	}
 	key, err := p.Key(nil)
@@ -72,13 +79,23 @@ func (c *Controller) enrolTap(ctx context.Context, p Presented) {
 		fail(err)
 		return
 	}
-	user, err := c.cfg.Enrolments.Enrol(ctx, Enrolment{Key: key, TagNumber: arm.tag})
+	e := Enrolment{Key: key, TagNumber: arm.tag}
+	if p.Card != nil {
+		e.Fingerprint = p.Card.Fingerprint
+	}
+	user, err := c.cfg.Enrolments.Enrol(ctx, e)
 	if err != nil {
 		fail(fmt.Errorf("store enrolment: %w", err))
 		return
 	}
 	res.Outcome, res.User = EnrolEnrolled, user
 	what := "card stored as " + CardTagNumber(arm.tag).Masked()
+	if e.Fingerprint != "" {
+		what += ", with its fingerprint"
+		if p.Card.Summary != "" {
+			what += " (" + p.Card.Summary + ")"
+		}
+	}
 	if user == nil {
 		what += "; no user holds this tag number yet"
 	}

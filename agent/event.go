@@ -18,6 +18,10 @@ type Event struct {
 	Detail     string         `json:"detail,omitempty"`
 	CommandID  string         `json:"command_id,omitempty"` // the remote or local command that caused it
 	Actor      string         `json:"actor,omitempty"`      // who sent that command
+	// A summary event (commands_refused) stands for Count happenings, of
+	// which SampleIDs names a few.
+	Count     int      `json:"count,omitempty"`
+	SampleIDs []string `json:"sample_ids,omitempty"`
 }
 
 // AccessEvent turns a decision into its event (ID and Seq are assigned by the

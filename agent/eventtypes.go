@@ -41,6 +41,26 @@ const (
 	EventLockoutEnded      EventType = "lockout_ended"
 )
 
+// Cards (the door controller, and the daemon for `portier card`).
+const (
+	// EventCardAlarm: a card was refused because it looks forged: an
+	// enrolled UID on a chip that answers differently (card_mismatch), or
+	// a DESFire answer that failed its MAC or a proof the card could not
+	// complete (card_not_authenticated with cause integrity or card_auth).
+	// Recorded right after its access_denied; Reason is the decision's.
+	EventCardAlarm EventType = "card_alarm"
+	// EventCardLearned: the door recorded a card's first fingerprint
+	// (fingerprint policy learn) or a newer DESFire card generation, after
+	// the access event of the tap that taught it (Reason is its decision's).
+	EventCardLearned EventType = "card_learned"
+	// EventCardIssued: `portier card issue` personalised a DESFire card at
+	// the door's reader (tag number and generation in Detail).
+	EventCardIssued EventType = "card_issued"
+	// EventCardRekeyed: `portier card rekey` moved a card to a new site
+	// key version.
+	EventCardRekeyed EventType = "card_rekeyed"
+)
+
 // Commands at a door and the overrides they set (the door controller).
 const (
 	EventRemoteUnlock      EventType = "remote_unlock"
@@ -117,6 +137,21 @@ const (
 	EventSaltoConfigMismatchCleared EventType = "salto_config_mismatch_cleared"
 )
 
+// Event types of the defences of the remote-command link (the MQTT link
+// records them; docs/mqtt.md and docs/door-runtime.md describe them).
+const (
+	// EventCommandsRefused sums up the refused commands of one cause
+	// (Reason: expired, malformed, signature_invalid, …) in one interval,
+	// beyond the first few of the interval that were recorded one by one as
+	// command_rejected: Count says how many, SampleIDs names some of them. A
+	// flood of junk so costs a handful of events, not one each.
+	EventCommandsRefused EventType = "commands_refused"
+	// EventPacketRefused: the broker sent a packet larger than the link
+	// takes (a command can be at most a few KiB); it was not read, the
+	// connection was dropped and is made again after the usual backoff.
+	EventPacketRefused EventType = "mqtt_packet_refused"
+)
+
 // EventTypes lists every event type, in documentation order.
 var EventTypes = []EventType{
 	EventAccessGranted, EventAccessDenied, EventAwaitingPIN,
@@ -126,6 +161,7 @@ var EventTypes = []EventType{
 	EventRemoteUnlock, EventCommandRejected, EventLockdownOn, EventLockdownOff,
 	EventOfficeModeOn, EventOfficeModeStarted, EventOfficeModeOff,
 	EventLockoutStarted, EventLockoutEnded,
+	EventCardAlarm, EventCardLearned, EventCardIssued, EventCardRekeyed,
 	EventEnrolmentArmed, EventEnrolled, EventEnrolmentFailed, EventEnrolmentExpired,
 	EventRelayOn, EventRelayOff, EventControllerStarted, EventInputQueueOverflow,
 	EventCommandSucceeded, EventCommandFailed,
@@ -135,4 +171,5 @@ var EventTypes = []EventType{
 	EventReaderOnline, EventReaderOffline, EventReaderRefused, EventReaderPowerFault, EventReaderPowerRestored,
 	EventDeviceFault,
 	EventSaltoConfigMismatch, EventSaltoConfigMismatchCleared,
+	EventCommandsRefused, EventPacketRefused,
 }

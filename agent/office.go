@@ -35,7 +35,7 @@ func (c *Controller) setOfficeMode(ctx context.Context, cmd OfficeModeCommand) C
 		if c.officeMode() == OfficeOff {
 			what = "office mode was off"
 		}
-		c.endOffice(ctx, cmd.detail(what))
+		c.endOffice(ctx, cmd.Command, cmd.detail(what))
 		return accepted(what)
 	}
 	switch {
@@ -84,20 +84,22 @@ func (c *Controller) officeFirstEntry(ctx context.Context, d Decision) {
 		Detail: "easy office mode started by the first valid entry"})
 }
 
-func (c *Controller) endOffice(ctx context.Context, detail string) {
+// endOffice ends office mode; by is the command that ended it (zero for a
+// scheduled end), stamped on the event like the start's.
+func (c *Controller) endOffice(ctx context.Context, by Command, detail string) {
 	c.office = officeState{}
 	c.disarm(timerOffice)
 	if err := c.strike.release(holdOffice); err != nil {
 		c.log.Error("relay did not relock at the end of office mode", "err", err)
 	}
-	c.emit(ctx, Event{Type: EventOfficeModeOff, Detail: detail})
+	c.emit(ctx, by.stamp(Event{Type: EventOfficeModeOff, Detail: detail}))
 }
 
 // officeArmExpired ends armed easy office mode that saw no entry before its
 // scheduled end.
 func (c *Controller) officeArmExpired(ctx context.Context) {
 	if c.office.mode == OfficeArmed {
-		c.endOffice(ctx, "scheduled end before any valid entry")
+		c.endOffice(ctx, Command{}, "scheduled end before any valid entry")
 	}
 }
 

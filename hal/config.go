@@ -18,6 +18,54 @@ type Config struct {
 	// a process dies: a killed agent leaves its relay "on" there, and the next
 	// start must drive it off. End-to-end tests and demos read it.
 	SimLatchFile string `yaml:"sim_latch_file"`
+	// SimCards (driver sim only) are named cards the sim command
+	// `card DOOR NAME` presents to a door's simulated MFRC522.
+	SimCards map[string]SimCard `yaml:"sim_cards"`
+	// Cards is how the doors' readers treat cards; not a key of this
+	// section (see CardsConfig).
+	Cards CardsConfig `yaml:"-"`
+}
+
+// SimCard is a card of the simulated board.
+type SimCard struct {
+	// Type is desfire_ev1, desfire_ev2 or desfire_ev3 (a MIFARE DESFire;
+	// these sign their UID for the originality check under the simulator's
+	// own vendor key), classic (a MIFARE Classic 1K, or a "magic" copy of
+	// one) or ultralight.
+	Type string `yaml:"type"`
+	// UID in hex: 7 bytes for a DESFire, 4 or 7 for the others.
+	UID string `yaml:"uid"`
+	// TagNumber makes a DESFire card one issued with the site's keys for
+	// this Salto tag number, as portier card issue leaves it (the key file
+	// must then hold all three masters); empty: a factory-fresh card.
+	TagNumber string `yaml:"tag_number"`
+	// Generation of the issued card; 0: 1.
+	Generation uint32 `yaml:"generation"`
+	// ForeignSite issues the card with another site's keys instead: a
+	// genuine card this site's key cannot read.
+	ForeignSite bool `yaml:"foreign_site"`
+	// Fault makes a DESFire card misbehave: removed_mid_auth (pulled away
+	// during the authentication), replay_auth or replay_read (answers an
+	// attacker recorded in an earlier session).
+	Fault string `yaml:"fault"`
+}
+
+// Sim card types and faults.
+const (
+	SimDESFireEV1 = "desfire_ev1"
+	SimDESFireEV2 = "desfire_ev2"
+	SimDESFireEV3 = "desfire_ev3"
+	SimClassic    = "classic"
+	SimUltralight = "ultralight"
+
+	SimFaultRemovedMidAuth = "removed_mid_auth"
+	SimFaultReplayAuth     = "replay_auth"
+	SimFaultReplayRead     = "replay_read"
+)
+
+// IsDESFire reports whether the card is a DESFire.
+func (c SimCard) IsDESFire() bool {
+	return c.Type == SimDESFireEV1 || c.Type == SimDESFireEV2 || c.Type == SimDESFireEV3
 }
 
 // Drivers.

@@ -24,6 +24,9 @@ type DoorDevices struct {
 	Outputs map[Output]*doorio.Output
 	Inputs  map[Input]*doorio.Input
 	RFID    *mfrc522.Reader
+	// Cards is the RFID reader's card station (its Inspect must be the
+	// reader's); nil: cards are reported by UID alone.
+	Cards   *CardStation
 	Wiegand *wiegand.Reader
 	Keypad  *keypad.Keypad
 	// Halts unblock the devices' edge waits at shutdown (Input.Halt,
@@ -103,7 +106,11 @@ func (b *DeviceBoard) Run(ctx context.Context, emit func(Event)) error {
 		if d.RFID != nil {
 			start(d.Door, "mfrc522", func(ctx context.Context) error {
 				return d.RFID.Run(ctx, func(c mfrc522.Card) {
-					send(CardEvent(d.Door, c.UID, b.clock.Now()))
+					if d.Cards == nil {
+						send(CardEvent(d.Door, c.UID, b.clock.Now()))
+					} else if ev, ok := d.Cards.Event(c, b.clock.Now()); ok {
+						send(ev)
+					}
 				}, func(err error) {
 					send(Event{Door: d.Door, Kind: EventFault, At: b.clock.Now(), Device: "mfrc522", Err: err})
 				})
@@ -158,6 +165,19 @@ func (b *DeviceBoard) supervise(ctx context.Context, door, device string, fn fun
 			return
 		}
 	}
+}
+
+// CardJob runs job on the next card presented at door's RFID reader (see
+// CardStation.Job).
+func (b *DeviceBoard) CardJob(ctx context.Context, door string, job CardJob, ready func()) error {
+	d, ok := b.byID[door]
+	if !ok {
+		return fmt.Errorf("hal: no door %q on this board", door)
+	}
+	if d.Cards == nil {
+		return fmt.Errorf("hal: door %s has no RFID reader", door)
+	}
+	return d.Cards.Job(ctx, job, ready)
 }
 
 // Set implements Board.

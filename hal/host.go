@@ -18,9 +18,12 @@ import (
 	"periph.io/x/host/v3"
 	"periph.io/x/host/v3/gpioioctl"
 
+	"github.com/portier-io/portier/hal/desfire"
 	"github.com/portier-io/portier/hal/doorio"
 	"github.com/portier-io/portier/hal/keypad"
 	"github.com/portier-io/portier/hal/mfrc522"
+	"github.com/portier-io/portier/hal/mfrc522/cardcheck"
+	"github.com/portier-io/portier/hal/mfrc522/iso14443"
 	"github.com/portier-io/portier/hal/wiegand"
 )
 
@@ -68,23 +71,54 @@ func gpioFix() string {
 	return "GPIO chips exist but periph registered none: check the periph driver errors below"
 }
 
-// spiFix tells why an SPI device could not be opened.
-func spiFix(name string, err error) string {
+// spiProblem says why an SPI device could not be opened and what to do, in
+// the installer's words: periph's own message for a missing port ("did you
+// forget to call Init()?") is about periph's API, never shown.
+func spiProblem(name string, err error) (detail, fix string) {
 	ports := spireg.All()
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "permission denied"):
-		return "add the service user to the spi group (sudo usermod -aG spi portier) and restart"
+		return msg, "add the service user to the spi group (sudo usermod -aG spi portier) and restart"
 	case strings.Contains(msg, "busy"):
-		return "another program or a kernel driver holds the SPI device: stop it (check `sudo lsof /dev/spidev*` and dtoverlay lines in config.txt)"
+		return msg, "another program or a kernel driver holds the SPI device: stop it (check `sudo lsof /dev/spidev*` and dtoverlay lines in config.txt)"
+	case len(ports) == 0 && len(gpioioctl.Chips) == 0:
+		return name + " not available: this machine has no SPI port", "this machine has no GPIO or SPI at all (not a Raspberry Pi, or its drivers could not be loaded): run on the gateway, or try the config with hardware.driver: sim"
 	case len(ports) == 0:
-		return "SPI is not enabled: add dtparam=spi=on to /boot/firmware/config.txt (for SPI1: dtoverlay=spi1-1cs) and reboot"
+		return name + " not available: SPI is not enabled", "add dtparam=spi=on to /boot/firmware/config.txt (for SPI1: dtoverlay=spi1-1cs) and reboot"
 	}
 	var names []string
 	for _, p := range ports {
 		names = append(names, p.Name)
 	}
-	return fmt.Sprintf("no %s: wrong chip select? This gateway has %s; SDA goes to CE0 (header pin 24) for SPI0.0, CE1 (pin 26) for SPI0.1", name, strings.Join(names, ", "))
+	return msg, fmt.Sprintf("no %s: wrong chip select? This gateway has %s; SDA goes to CE0 (header pin 24) for SPI0.0, CE1 (pin 26) for SPI0.1", name, strings.Join(names, ", "))
+}
+
+// hostCheck is the self-test's verdict on periph's host drivers: a machine
+// with neither GPIO nor SPI is not a gateway it can test.
+func hostCheck(st *driverreg.State, gpioChips, spiPorts int) Check {
+	c := Check{Name: "periph host drivers", OK: true}
+	var loaded, failed []string
+	for _, d := range st.Loaded {
+		loaded = append(loaded, d.String())
+	}
+	for _, f := range st.Failed {
+		failed = append(failed, fmt.Sprintf("%s failed: %v", f.D, f.Err))
+	}
+	if gpioChips == 0 && spiPorts == 0 {
+		c.OK = false
+		c.Detail = "this machine has no GPIO and no SPI: it is not a Raspberry Pi (or a board like it), or its kernel's GPIO and SPI drivers could not be loaded"
+		if len(failed) > 0 {
+			c.Detail += " (" + strings.Join(failed, "; ") + ")"
+		}
+		c.Fix = "run portier doctor on the gateway itself; on a Raspberry Pi, /dev/gpiochip0 must exist and, for MFRC522 readers, SPI be enabled (dtparam=spi=on in /boot/firmware/config.txt, then reboot); to try this config on this machine, use hardware.driver: sim"
+		return c
+	}
+	c.Detail = "loaded: " + strings.Join(loaded, ", ")
+	if len(failed) > 0 {
+		c.Detail += "; " + strings.Join(failed, "; ")
+	}
+	return c
 }
 
 // lookupPin finds a GPIO by name, nil when this gateway has none such.
@@ -132,7 +166,8 @@ func (r *resolver) chipFor(key string, names ...string) *gpioioctl.GPIOChip {
 func (r *resolver) spi(key, name string) spi.PortCloser {
 	p, err := spireg.Open(name)
 	if err != nil {
-		r.fail("%s: %s: %v (%s)", key, name, err, spiFix(name, err))
+		detail, fix := spiProblem(name, err)
+		r.fail("%s: %s (%s)", key, detail, fix)
 		return nil
 	}
 	r.closers = append(r.closers, p.Close)
@@ -258,7 +293,10 @@ func OpenPeriph(cfg Config, doorIDs []string, log *slog.Logger) (*DeviceBoard, e
 			if err != nil {
 				return fail(fmt.Errorf("hal: %s: %w", p.id, err))
 			}
-			d.RFID = mfrc522.NewReader(dev, mfrc522.ReaderConfig{PollInterval: m.PollInterval})
+			if d.Cards, err = NewCardStation(p.id, cfg.Cards); err != nil {
+				return fail(err)
+			}
+			d.RFID = mfrc522.NewReader(dev, mfrc522.ReaderConfig{PollInterval: m.PollInterval, Inspect: d.Cards.Inspect})
 		}
 		if wc := p.w.Wiegand; wc != nil {
 			ls, err := p.wgChip.LineSet(gpioioctl.LineInput, gpio.FallingEdge, gpio.PullUp, wc.D0, wc.D1)
@@ -344,30 +382,19 @@ func SelfTest(ctx context.Context, cfg Config, doorIDs []string, actuate bool, l
 		add(Check{Name: "periph host drivers", Detail: err.Error(), Fix: "report this as a bug: periph's driver registry is inconsistent"})
 		return checks
 	}
-	var loaded []string
-	for _, d := range st.Loaded {
-		loaded = append(loaded, d.String())
-	}
-	detail := "loaded: " + strings.Join(loaded, ", ")
-	if len(loaded) == 0 {
-		var skipped []string
-		for _, f := range st.Skipped {
-			skipped = append(skipped, fmt.Sprintf("%s (%v)", f.D, f.Err))
-		}
-		detail = "none loaded; skipped: " + strings.Join(skipped, ", ")
-	}
-	for _, f := range st.Failed {
-		detail += fmt.Sprintf("; %s failed: %v", f.D, f.Err)
-	}
-	add(Check{Name: "periph host drivers", OK: true, Detail: detail})
+	host := hostCheck(st, len(gpioioctl.Chips), len(spireg.All()))
+	add(host)
 	gpioOK := len(gpioioctl.Chips) > 0
-	if gpioOK {
+	switch {
+	case gpioOK:
 		var names []string
 		for _, c := range gpioioctl.Chips {
 			names = append(names, fmt.Sprintf("%s (%s, %d lines)", c.Name(), c.Label(), c.LineCount()))
 		}
 		add(Check{Name: "GPIO chip", OK: true, Detail: strings.Join(names, ", ")})
-	} else {
+	case !host.OK:
+		add(Check{Name: "GPIO chip", Detail: "none found", Fix: "no GPIO on this machine (see the periph host drivers line)"})
+	default:
 		add(Check{Name: "GPIO chip", Detail: "none found", Fix: gpioFix()})
 	}
 	findPin := func(name, pinName string) gpio.PinIO {
@@ -388,7 +415,7 @@ func SelfTest(ctx context.Context, cfg Config, doorIDs []string, actuate bool, l
 	for _, id := range orderedDoors(cfg.Doors, doorIDs) {
 		w := cfg.Doors[id]
 		if m := w.MFRC522; m != nil {
-			checks = append(checks, testMFRC522(ctx, id, m, gpioOK, log))
+			checks = append(checks, testMFRC522(ctx, id, m, cfg.Cards, gpioOK, log)...)
 		}
 		if wc := w.Wiegand; wc != nil {
 			name := fmt.Sprintf("%s: Wiegand D0 %s, D1 %s", id, wc.D0, wc.D1)
@@ -485,12 +512,14 @@ func lineFix(err error) string {
 	return "check the pin and its wiring"
 }
 
-func testMFRC522(ctx context.Context, door string, m *MFRC522Config, gpioOK bool, log *slog.Logger) Check {
+// testMFRC522 checks the chip and, with a card on the reader, ISO/IEC
+// 14443-4 through it.
+func testMFRC522(ctx context.Context, door string, m *MFRC522Config, cards CardsConfig, gpioOK bool, log *slog.Logger) []Check {
 	c := Check{Name: fmt.Sprintf("%s: MFRC522 on %s", door, m.SPI)}
 	port, err := spireg.Open(m.SPI)
 	if err != nil {
-		c.Detail, c.Fix = err.Error(), spiFix(m.SPI, err)
-		return c
+		c.Detail, c.Fix = spiProblem(m.SPI, err)
+		return []Check{c}
 	}
 	defer port.Close()
 	mc := mfrc522.Config{Logger: log, CommandTimeout: 50 * time.Millisecond}
@@ -502,9 +531,9 @@ func testMFRC522(ctx context.Context, door string, m *MFRC522Config, gpioOK bool
 	dev, err := mfrc522.New(port, mc)
 	if err != nil {
 		c.Detail, c.Fix = err.Error(), "check the SPI device name"
-		return c
+		return []Check{c}
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := dev.Init(ctx); err != nil {
 		c.Detail = err.Error()
@@ -516,11 +545,65 @@ func testMFRC522(ctx context.Context, door string, m *MFRC522Config, gpioOK bool
 		default:
 			c.Fix = "check the SPI wiring and that nothing else uses this SPI device"
 		}
-		return c
+		return []Check{c}
 	}
-	_ = dev.AntennaOff()
 	c.OK = true
 	c.Detail = fmt.Sprintf("%s (version register 0x%02X), CRC unit OK", mfrc522.ChipName(dev.Version()), dev.Version())
+	iso := TestISO14443_4(ctx, door, dev, cards)
+	_ = dev.AntennaOff()
+	return []Check{c, iso}
+}
+
+// TestISO14443_4 checks that the reader carries ISO/IEC 14443-4 (what
+// DESFire cards and fingerprints need): with a card on the reader it runs
+// RATS and asks the card for its version and originality signature (no key
+// needed). Without a card there is nothing to test; the check says so and
+// passes, since the chip itself was checked.
+func TestISO14443_4(ctx context.Context, door string, dev *mfrc522.Dev, cards CardsConfig) Check {
+	c := Check{Name: fmt.Sprintf("%s: ISO/IEC 14443-4 (card mode %s)", door, cards.Mode(door))}
+	const retry = "hold a DESFire card flat on the reader and run portier doctor again"
+	atqa, err := dev.Request(ctx, true)
+	var card mfrc522.Card
+	if err == nil {
+		card, err = dev.Select(ctx, atqa)
+	}
+	switch {
+	case errors.Is(err, mfrc522.ErrNoCard):
+		c.OK, c.Detail = true, "not tested: no card on the reader ("+retry+" to test RATS and the card's answers)"
+		return c
+	case err != nil && cardcheck.ChipFailed(err):
+		c.Detail, c.Fix = "selecting the card: "+err.Error(), "the chip stopped answering: check the SPI wiring and 3.3 V under load"
+		return c
+	case err != nil:
+		c.OK, c.Detail = true, "not tested: the card on the reader did not answer cleanly ("+err.Error()+"); "+retry
+		return c
+	}
+	fp := desfire.Fingerprint{UID: card.UID, ATQA: card.ATQA, SAK: card.SAK}
+	if !card.ISODEP() {
+		c.OK = true
+		c.Detail = fmt.Sprintf("not tested: the card on the reader is a %s, which does not speak ISO/IEC 14443-4; %s", fp.Describe(), retry)
+		return c
+	}
+	link, err := iso14443.Activate(ctx, dev, dev.Clock(), iso14443.Config{})
+	if err != nil {
+		c.Detail = "RATS failed: " + err.Error()
+		c.Fix = "the chip selects cards but ISO/IEC 14443-4 frames fail: keep the card still on the reader, shorten the wires, check 3.3 V under load; if it persists, try another MFRC522 module"
+		return c
+	}
+	fp.ATS = link.ATS().Raw
+	trusted := cards.Trusted
+	if trusted == nil {
+		trusted = desfire.NXPOriginalityKeys()
+	}
+	fp, err = desfire.CaptureFingerprint(ctx, link, fp, trusted)
+	_ = link.Deselect(ctx)
+	if err != nil {
+		c.Detail = "RATS worked, then the card stopped answering: " + err.Error()
+		c.Fix = "keep the card still on the reader and run portier doctor again; if it persists, shorten the wires or check 3.3 V under load"
+		return c
+	}
+	c.OK = true
+	c.Detail = fmt.Sprintf("RATS and card commands work (ATS % X): %s", fp.ATS, fp.Describe())
 	return c
 }
 

@@ -3,11 +3,13 @@ package hal
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/portier-io/portier/agent"
 	"github.com/portier-io/portier/hal/wiegand"
 )
 
@@ -33,7 +35,60 @@ func (c Config) Validate(doorIDs []string) error {
 	if err := c.checkWiring(doorIDs); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.checkSimCards()...)
 	return errors.Join(errs...)
+}
+
+// checkSimCards checks the simulated board's named cards.
+func (c Config) checkSimCards() []error {
+	var errs []error
+	if len(c.SimCards) > 0 && c.Driver != DriverSim {
+		return []error{fmt.Errorf("hardware.sim_cards: only the simulated board (driver: sim) has sim cards")}
+	}
+	names := slices.Sorted(maps.Keys(c.SimCards))
+	for _, name := range names {
+		sc := c.SimCards[name]
+		k := "hardware.sim_cards." + name
+		fail := func(key, format string, args ...any) {
+			errs = append(errs, fmt.Errorf("%s%s: %s", k, key, fmt.Sprintf(format, args...)))
+		}
+		if name == "" || strings.ContainsAny(name, " \t#") {
+			fail("", "a card name is one word")
+		}
+		switch sc.Type {
+		case SimDESFireEV1, SimDESFireEV2, SimDESFireEV3, SimClassic, SimUltralight:
+		default:
+			fail(".type", "%q is not desfire_ev1, desfire_ev2, desfire_ev3, classic or ultralight", sc.Type)
+		}
+		uid, err := agent.ParseUID(sc.UID)
+		switch {
+		case err != nil:
+			fail(".uid", "%v", err)
+		case uid[0] == 0x88:
+			fail(".uid", "a UID cannot start with the cascade tag 88")
+		case sc.IsDESFire() && len(uid) != 7:
+			fail(".uid", "a DESFire card has a 7-byte UID, not %d", len(uid))
+		case len(uid) == 10:
+			fail(".uid", "simulated cards have 4- or 7-byte UIDs")
+		}
+		if sc.TagNumber != "" {
+			if _, err := agent.NormalizeTagNumber(sc.TagNumber); err != nil {
+				fail(".tag_number", "%v", err)
+			}
+		}
+		if !sc.IsDESFire() && (sc.TagNumber != "" || sc.Generation != 0 || sc.ForeignSite || sc.Fault != "") {
+			fail("", "tag_number, generation, foreign_site and fault are for DESFire cards")
+		}
+		if sc.TagNumber == "" && (sc.Generation != 0 || sc.ForeignSite) {
+			fail("", "generation and foreign_site are for an issued card: give its tag_number")
+		}
+		switch sc.Fault {
+		case "", SimFaultRemovedMidAuth, SimFaultReplayAuth, SimFaultReplayRead:
+		default:
+			fail(".fault", "%q is not removed_mid_auth, replay_auth or replay_read", sc.Fault)
+		}
+	}
+	return errs
 }
 
 // orderedDoors returns the wired door ids in config order, unknown ones

@@ -42,9 +42,10 @@ func (db *DB) DeleteCredential(ctx context.Context, key string) (bool, error) {
 }
 
 // Enrol records that the card with key (uid:… or wg:…) carries tagNumber and
-// derives its credential at once. It returns the holder of the tag number, or
-// nil when no user holds it yet (the card then opens after the sync that
-// brings its holder).
+// derives its credential at once; the card's fingerprint (none for a
+// Wiegand card) replaces any recorded under the key, in the same
+// transaction. It returns the holder of the tag number, or nil when no user
+// holds it yet (the card then opens after the sync that brings its holder).
 func (db *DB) Enrol(ctx context.Context, e agent.Enrolment) (*agent.UserRef, error) {
 	if !strings.HasPrefix(e.Key, "uid:") && !strings.HasPrefix(e.Key, "wg:") {
 		return nil, fmt.Errorf("sqlite: enrol: %q is not a card UID or Wiegand key", e.Key)
@@ -58,6 +59,11 @@ func (db *DB) Enrol(ctx context.Context, e agent.Enrolment) (*agent.UserRef, err
 		if _, err := tx.ExecContext(ctx, `INSERT INTO enrolments(key, tag_number, enrolled_at) VALUES(?, ?, ?)
 			ON CONFLICT(key) DO UPDATE SET tag_number = excluded.tag_number, enrolled_at = excluded.enrolled_at`,
 			e.Key, tag, db.now().Unix()); err != nil {
+			return fmt.Errorf("sqlite: enrol: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO cards(key, fingerprint, updated_at) VALUES(?, ?, ?)
+			ON CONFLICT(key) DO UPDATE SET fingerprint = excluded.fingerprint, updated_at = excluded.updated_at`,
+			e.Key, e.Fingerprint, db.now().Unix()); err != nil {
 			return fmt.Errorf("sqlite: enrol: %w", err)
 		}
 		var id, facts string
@@ -80,6 +86,40 @@ func (db *DB) Enrol(ctx context.Context, e agent.Enrolment) (*agent.UserRef, err
 		return err
 	})
 	return holder, err
+}
+
+// LearnCard implements agent.CardStore: it records a card's fingerprint
+// where none is recorded, and raises the recorded DESFire generation.
+func (db *DB) LearnCard(ctx context.Context, l agent.CardLearning) error {
+	if !strings.HasPrefix(l.Key, "uid:") && !strings.HasPrefix(l.Key, "tag:") {
+		return fmt.Errorf("sqlite: learn card: %q is not a card UID or tag number key", l.Key)
+	}
+	return db.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO cards(key, fingerprint, generation, updated_at) VALUES(?, ?, ?, ?)
+			ON CONFLICT(key) DO UPDATE SET
+				fingerprint = CASE WHEN cards.fingerprint = '' THEN excluded.fingerprint ELSE cards.fingerprint END,
+				generation = max(cards.generation, excluded.generation),
+				updated_at = excluded.updated_at`,
+			l.Key, l.Card.Fingerprint, l.Card.Generation, db.now().Unix())
+		if err != nil {
+			return fmt.Errorf("sqlite: learn card: %w", err)
+		}
+		return nil
+	})
+}
+
+// Card returns what is recorded about the card credential key, whether or
+// not a credential exists for it (a tag number nobody holds yet).
+func (db *DB) Card(ctx context.Context, key string) (agent.CardRecord, error) {
+	var r agent.CardRecord
+	err := db.r.QueryRowContext(ctx, "SELECT fingerprint, generation FROM cards WHERE key = ?", key).Scan(&r.Fingerprint, &r.Generation)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, nil
+	}
+	if err != nil {
+		return r, db.explain(err)
+	}
+	return r, nil
 }
 
 // Counts summarises the cache.

@@ -20,6 +20,8 @@ func TestEventCodecRoundTrip(t *testing.T) {
 		{ID: "b", Seq: 8, Time: at, Type: agent.EventDoorOpened, Door: "front"},
 		{ID: "c", Seq: 9, Time: at, Type: agent.EventRemoteUnlock, Group: &agent.GroupRef{ID: "g-only"}},
 		{ID: "d", Seq: 10, Time: at, Type: "x", Detail: "separators \x1f\x1e and newlines\n survive"},
+		{ID: "e", Seq: 11, Time: at, Type: agent.EventCommandsRefused, Reason: "malformed", Count: 9990, SampleIDs: []string{"j-1", "", "j-3"}},
+		{ID: "f", Seq: 12, Time: at, Type: agent.EventCommandsRefused, Count: 3},
 	} {
 		got, err := decodeEvent(encodeEvent(e), e.Seq)
 		require.NoError(t, err)
@@ -40,6 +42,7 @@ func FuzzDecodeEvent(f *testing.F) {
 	f.Add(encodeEvent(agent.Event{ID: "a", Type: agent.EventAccessGranted, User: &agent.UserRef{ID: "u"}}))
 	f.Add([]byte(`{"id":"x"}`))
 	f.Add([]byte{eventCodecV1, 0x80})
+	f.Add(encodeEvent(agent.Event{ID: "s", Type: agent.EventCommandsRefused, Count: 12, SampleIDs: []string{"a", "b"}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := decodeEvent(b, 1)
 		if err != nil || len(b) == 0 || b[0] != eventCodecV1 {

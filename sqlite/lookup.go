@@ -7,18 +7,24 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/portier-io/portier/agent"
 )
 
 // lookupSQL is the whole cache read of a decision: the credential by primary
-// key, its holder's packed facts and the snapshot generation — one statement,
-// so all of it comes from the same committed snapshot.
+// key, its holder's packed facts, what is recorded about the card
+// ("generation;fingerprint", both by primary key) and the snapshot
+// generation — one statement, so all of it comes from the same committed
+// snapshot. Scalar subqueries, not joins: measured on a 100,000-credential
+// cache with a fingerprint for every UID (p50), the read without the card
+// took 12 µs, with this subquery 18 µs, with a LEFT JOIN on cards 37 µs.
 const lookupSQL = `
 SELECT c.kind, c.origin, c.user_id, c.tag_number, c.starts_at, c.ends_at, c.label,
        (SELECT u.facts FROM users u WHERE u.id = c.user_id),
-       (SELECT value FROM meta WHERE key = 'generation')
+       (SELECT value FROM meta WHERE key = 'generation'),
+       (SELECT k.generation || ';' || k.fingerprint FROM cards k WHERE k.key = c.key)
 FROM credentials c
 WHERE c.key = ?`
 
@@ -55,7 +61,8 @@ func (db *DB) readFacts(ctx context.Context, key string) (*agent.CredentialFacts
 		cStart, cEnd   sql.NullInt64
 		userFacts, gen sql.NullString
 	)
-	err := db.lookup.QueryRowContext(ctx, key).Scan(&kind, &origin, &c.UserID, &c.TagNumber, &cStart, &cEnd, &c.Label, &userFacts, &gen)
+	var card sql.NullString
+	err := db.lookup.QueryRowContext(ctx, key).Scan(&kind, &origin, &c.UserID, &c.TagNumber, &cStart, &cEnd, &c.Label, &userFacts, &gen, &card)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, 0, nil
 	}
@@ -65,6 +72,14 @@ func (db *DB) readFacts(ctx context.Context, key string) (*agent.CredentialFacts
 	c.Key, c.Kind, c.Origin = key, agent.CredentialKind(kind), agent.Origin(origin)
 	c.StartsAt, c.EndsAt = fromUnix(cStart), fromUnix(cEnd)
 	f := &agent.CredentialFacts{Credential: c}
+	if card.Valid {
+		g, fp, _ := strings.Cut(card.String, ";")
+		n, err := strconv.ParseUint(g, 10, 32)
+		if err != nil {
+			return nil, 0, fmt.Errorf("sqlite: card record of %s in %s: generation %q", key, db.path, g)
+		}
+		f.Card = agent.CardRecord{Fingerprint: fp, Generation: uint32(n)}
+	}
 	if userFacts.Valid {
 		if f.User, f.GroupIDs, err = decodeFacts(c.UserID, userFacts.String); err != nil {
 			return nil, 0, fmt.Errorf("%w of user %s in %s", err, c.UserID, db.path)

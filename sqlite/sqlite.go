@@ -63,7 +63,11 @@ type DB struct {
 	applyHook func(table string) error
 }
 
-var _ agent.CredentialCache = (*DB)(nil)
+var (
+	_ agent.CredentialCache = (*DB)(nil)
+	_ agent.CardStore       = (*DB)(nil)
+	_ agent.EnrolmentStore  = (*DB)(nil)
+)
 
 // sqliteMagic starts every SQLite database file.
 var sqliteMagic = []byte("SQLite format 3\x00")
@@ -140,9 +144,11 @@ func Open(ctx context.Context, path string, opt Options) (*DB, error) {
 // (a read-then-write never fails with "database is locked"), a busy timeout
 // that covers an installer's sqlite3 shell, and synchronous=FULL: a gateway
 // loses power without warning, and with NORMAL the last commits of the
-// outbox (audit records) could vanish with it. FULL syncs the WAL on every
-// commit; appends still run at ~23,000/s here (38,000/s with NORMAL), and a
-// door records a handful of events per tap, after its relay switched.
+// outbox (audit records) could vanish with it (powerfs shows it: committed
+// rows lost at a cut with NORMAL, none with FULL). FULL syncs the WAL on
+// every commit, which on an SD card costs milliseconds: the agent's events
+// reach the outbox through agent.EventSpool, which commits whatever waits in
+// one transaction (RecordAll), one sync per batch.
 func openWriter(path string) (*sql.DB, error) {
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")

@@ -45,6 +45,36 @@ func TestCacheContract(t *testing.T) {
 	})
 }
 
+func TestCardStoreContract(t *testing.T) {
+	agenttest.TestCardStore(t, func(t *testing.T, snap *agent.Snapshot) agenttest.CardCache {
+		db, _ := openDB(t)
+		apply(t, db, snap, sqlite.ApplyOptions{})
+		return db
+	})
+}
+
+func TestCardRecordsSurviveSnapshots(t *testing.T) {
+	db, _ := openDB(t)
+	site := agenttest.Site()
+	apply(t, db, site, sqlite.ApplyOptions{})
+	_, err := db.Enrol(ctx, agent.Enrolment{Key: "uid:11223344", TagNumber: "2", Fingerprint: "fp1;uid=11223344"})
+	require.NoError(t, err)
+	require.NoError(t, db.LearnCard(ctx, agent.CardLearning{Key: "tag:00000077", Card: agent.CardRecord{Generation: 2}}))
+	site.Groups[0].Name = "Residents (renamed)"
+	apply(t, db, site, sqlite.ApplyOptions{ReplaceLocal: true})
+	f, _, err := db.Lookup(ctx, "uid:11223344")
+	require.NoError(t, err)
+	assert.Equal(t, "fp1;uid=11223344", f.Card.Fingerprint)
+	// A tag nobody holds has no credential, but its generation is kept.
+	rec, err := db.Card(ctx, "tag:00000077")
+	require.NoError(t, err)
+	assert.Equal(t, uint32(2), rec.Generation)
+	rec, err = db.Card(ctx, "tag:00000078")
+	require.NoError(t, err)
+	assert.Zero(t, rec)
+	assert.Error(t, db.LearnCard(ctx, agent.CardLearning{Key: "pin:abc", Card: agent.CardRecord{Fingerprint: "x"}}))
+}
+
 func TestEmptyCache(t *testing.T) {
 	db, _ := openDB(t)
 	f, _, err := db.Lookup(ctx, "tag:00000001")
@@ -260,17 +290,25 @@ func TestSecondHandleSeesNewSnapshot(t *testing.T) {
 	assert.Equal(t, "Flex (renamed)", g.Name)
 }
 
-func TestMigrationFromOlderSchema(t *testing.T) {
+// oldCache makes a cache at schema version v, written by rows (SQL), and
+// returns its path and a raw connection to it.
+func oldCache(t *testing.T, v int, rows string) (string, *sql.DB) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "old.db")
-	old, err := sqlite.OpenAt(ctx, path, 1)
+	old, err := sqlite.OpenAt(ctx, path, v)
 	require.NoError(t, err)
 	require.NoError(t, sqlite.CloseWriter(old))
 	raw, err := sql.Open("sqlite3", "file:"+path)
 	require.NoError(t, err)
-	_, err = raw.Exec(`INSERT INTO meta(key, value) VALUES ('generation', '7'), ('site.id', 's'), ('site.time_zone', 'Europe/Berlin');
+	_, err = raw.Exec(rows)
+	require.NoError(t, err)
+	return path, raw
+}
+
+func TestMigrationFromOlderSchema(t *testing.T) {
+	path, raw := oldCache(t, 1, `INSERT INTO meta(key, value) VALUES ('generation', '7'), ('site.id', 's'), ('site.time_zone', 'Europe/Berlin');
 		INSERT INTO users VALUES ('u1', 'p1', '00000042', '1'||char(31)||'p1'||char(31)||'Old'||char(31)||'User'||char(31)||char(31)||char(31)||'00000042'||char(31)||'0'||char(31)||'subscribed'||char(31)||char(31)||'1'||char(31));
 		INSERT INTO credentials VALUES ('tag:00000042', 'tag_number', 'salto', 'u1', '00000042', NULL, NULL, '')`)
-	require.NoError(t, err)
 	var v int
 	require.NoError(t, raw.QueryRow("PRAGMA user_version").Scan(&v))
 	assert.Equal(t, 1, v)
@@ -285,6 +323,33 @@ func TestMigrationFromOlderSchema(t *testing.T) {
 	assert.EqualValues(t, 7, view.Generation)
 	_, err = db.Enrol(ctx, agent.Enrolment{Key: "uid:01020304", TagNumber: "42"})
 	require.NoError(t, err, "the enrolments table arrived with migration 2")
+}
+
+// TestMigrationAddsCards: a cache from before card fingerprints keeps its
+// enrolments, which come back without a fingerprint (the fingerprint
+// policy decides their next tap), and learns them from then on.
+func TestMigrationAddsCards(t *testing.T) {
+	path, raw := oldCache(t, 7, `INSERT INTO meta(key, value) VALUES ('generation', '3'), ('site.time_zone', 'UTC');
+		INSERT INTO users VALUES ('u1', 'p1', '00000042', '1'||char(31)||'p1'||char(31)||'Old'||char(31)||'User'||char(31)||char(31)||char(31)||'00000042'||char(31)||'0'||char(31)||'subscribed'||char(31)||char(31)||'1'||char(31));
+		INSERT INTO enrolments VALUES ('uid:04A1B2C3D4E5F6', '00000042', 1700000000);
+		INSERT INTO credentials VALUES ('uid:04A1B2C3D4E5F6', 'uid', 'enrolment', 'u1', '00000042', NULL, NULL, '')`)
+	_, err := raw.Exec("SELECT 1 FROM cards")
+	require.Error(t, err, "no cards table before migration 8")
+	raw.Close()
+
+	db, err := sqlite.Open(ctx, path, sqlite.Options{})
+	require.NoError(t, err)
+	defer db.Close()
+	f, _, err := db.Lookup(ctx, "uid:04A1B2C3D4E5F6")
+	require.NoError(t, err)
+	require.NotNil(t, f)
+	assert.Equal(t, "Old", f.User.FirstName)
+	assert.Zero(t, f.Card, "enrolled before fingerprints: nothing recorded")
+	require.NoError(t, db.LearnCard(ctx, agent.CardLearning{Key: "uid:04A1B2C3D4E5F6", Card: agent.CardRecord{Fingerprint: "fp1;uid=04A1B2C3D4E5F6"}}))
+	f, _, err = db.Lookup(ctx, "uid:04A1B2C3D4E5F6")
+	require.NoError(t, err)
+	assert.Equal(t, "fp1;uid=04A1B2C3D4E5F6", f.Card.Fingerprint)
+	assert.Equal(t, 8, sqlite.SchemaVersion())
 }
 
 func TestOpenRefusesWithoutTouching(t *testing.T) {

@@ -11,15 +11,26 @@ import (
 	"github.com/portier-io/portier/agent"
 )
 
-// Cache is an in-memory agent.CredentialCache built from a snapshot.
+// Cache is an in-memory agent.CredentialCache built from a snapshot; it
+// also stores enrolments and what doors learn about cards, as the SQLite
+// cache does.
 type Cache struct {
 	mu    sync.Mutex
 	facts map[string]*agent.CredentialFacts
 	view  *agent.View
 	err   error
+	// Kept from the snapshot for Enrol.
+	users  map[string]*agent.User
+	holder map[string]string // tag number → user id
+	groups map[string][]string
+	cards  map[string]agent.CardRecord // by credential key; survives Apply
 }
 
-var _ agent.CredentialCache = (*Cache)(nil)
+var (
+	_ agent.CredentialCache = (*Cache)(nil)
+	_ agent.CardStore       = (*Cache)(nil)
+	_ agent.EnrolmentStore  = (*Cache)(nil)
+)
 
 // NewCache builds a cache holding snap (which must be valid).
 func NewCache(snap *agent.Snapshot) *Cache {
@@ -79,6 +90,64 @@ func (c *Cache) Apply(snap *agent.Snapshot) {
 		add(cr) // local and tag credentials win over derived ones with the same key
 	}
 	c.facts, c.view = facts, v
+	c.users, c.holder, c.groups = users, holder, groupsOf
+	if c.cards == nil {
+		c.cards = map[string]agent.CardRecord{}
+	}
+}
+
+// Enrol implements agent.EnrolmentStore: the card opens for the tag's
+// holder at once; its fingerprint replaces any recorded for the key.
+func (c *Cache) Enrol(_ context.Context, e agent.Enrolment) (*agent.UserRef, error) {
+	tag, err := agent.NormalizeTagNumber(e.TagNumber)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.view == nil {
+		return nil, agent.ErrNoSnapshot
+	}
+	rec := c.cards[e.Key]
+	rec.Fingerprint = e.Fingerprint
+	c.cards[e.Key] = rec
+	uid, ok := c.holder[tag]
+	if !ok {
+		delete(c.facts, e.Key)
+		return nil, nil
+	}
+	u := *c.users[uid]
+	f := &agent.CredentialFacts{Credential: agent.Credential{Key: e.Key, Kind: kindOfKey(e.Key), Origin: agent.OriginEnrolment, UserID: uid, TagNumber: tag}, User: &u}
+	if ids := c.groups[u.PlatformID]; len(ids) > 0 {
+		f.GroupIDs = agent.SortedGroupIDs(ids)
+	}
+	c.facts[e.Key] = f
+	return u.Ref(), nil
+}
+
+// LearnCard implements agent.CardStore: a fingerprint is recorded only
+// where none is, a generation only raises the recorded one.
+func (c *Cache) LearnCard(_ context.Context, l agent.CardLearning) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return c.err
+	}
+	rec := c.cards[l.Key]
+	if rec.Fingerprint == "" {
+		rec.Fingerprint = l.Card.Fingerprint
+	}
+	rec.Generation = max(rec.Generation, l.Card.Generation)
+	c.cards[l.Key] = rec
+	return nil
+}
+
+// SetCard records what is known about a card credential, as enrolment or
+// issuing would.
+func (c *Cache) SetCard(key string, rec agent.CardRecord) {
+	c.mu.Lock()
+	c.cards[key] = rec
+	c.mu.Unlock()
 }
 
 func kindOfKey(k string) agent.CredentialKind {
@@ -110,6 +179,7 @@ func (c *Cache) Lookup(_ context.Context, key string) (*agent.CredentialFacts, *
 		return nil, c.view, nil
 	}
 	cp := *f
+	cp.Card = c.cards[key]
 	if f.User != nil {
 		u := *f.User
 		cp.User = &u

@@ -15,3 +15,9 @@ func TestCacheContract(t *testing.T) {
 		return agenttest.NewCache(snap)
 	})
 }
+
+func TestCacheCardStoreContract(t *testing.T) {
+	agenttest.TestCardStore(t, func(t *testing.T, snap *agent.Snapshot) agenttest.CardCache {
+		return agenttest.NewCache(snap)
+	})
+}

@@ -85,3 +85,57 @@ func TestCredentialCache(t *testing.T, open func(t *testing.T, snap *agent.Snaps
 		assert.Nil(t, f)
 	})
 }
+
+// CardCache is a cache that also stores enrolments and what doors learn
+// about cards (the SQLite cache; Cache).
+type CardCache interface {
+	agent.CredentialCache
+	agent.EnrolmentStore
+	agent.CardStore
+}
+
+// TestCardStore is the contract of a cache's card records: an enrolment's
+// fingerprint comes back with the credential, learning never overwrites a
+// recorded fingerprint and never lowers a generation, a new enrolment
+// replaces the card's fingerprint. open returns a cache holding snap.
+func TestCardStore(t *testing.T, open func(t *testing.T, snap *agent.Snapshot) CardCache) {
+	ctx := context.Background()
+	c := open(t, Site())
+	card := func(key string) agent.CardRecord {
+		t.Helper()
+		f, _, err := c.Lookup(ctx, key)
+		require.NoError(t, err)
+		require.NotNil(t, f, key)
+		return f.Card
+	}
+	const fpA, fpB = "fp1;uid=04A1B2C3;sak=08", "fp1;uid=04A1B2C3;sak=20"
+
+	t.Run("nothing recorded", func(t *testing.T) {
+		assert.Zero(t, card("uid:04A1B2C3"))
+		assert.Zero(t, card("tag:00000001"))
+	})
+	t.Run("learning a first fingerprint", func(t *testing.T) {
+		require.NoError(t, c.LearnCard(ctx, agent.CardLearning{Key: "uid:04A1B2C3", Card: agent.CardRecord{Fingerprint: fpA}}))
+		assert.Equal(t, fpA, card("uid:04A1B2C3").Fingerprint)
+		require.NoError(t, c.LearnCard(ctx, agent.CardLearning{Key: "uid:04A1B2C3", Card: agent.CardRecord{Fingerprint: fpB}}))
+		assert.Equal(t, fpA, card("uid:04A1B2C3").Fingerprint, "a recorded fingerprint is never overwritten by learning")
+	})
+	t.Run("enrolment records the fingerprint and replaces the old one", func(t *testing.T) {
+		u, err := c.Enrol(ctx, agent.Enrolment{Key: "uid:04A1B2C3", TagNumber: "00000001", Fingerprint: fpB})
+		require.NoError(t, err)
+		require.NotNil(t, u)
+		assert.Equal(t, fpB, card("uid:04A1B2C3").Fingerprint)
+		_, err = c.Enrol(ctx, agent.Enrolment{Key: "uid:04A1B2C3", TagNumber: "00000001"})
+		require.NoError(t, err)
+		assert.Empty(t, card("uid:04A1B2C3").Fingerprint, "a card enrolled without a fingerprint has none")
+	})
+	t.Run("generations only rise", func(t *testing.T) {
+		require.NoError(t, c.LearnCard(ctx, agent.CardLearning{Key: "tag:00000002", Card: agent.CardRecord{Generation: 3}}))
+		assert.Equal(t, uint32(3), card("tag:00000002").Generation)
+		require.NoError(t, c.LearnCard(ctx, agent.CardLearning{Key: "tag:00000002", Card: agent.CardRecord{Generation: 2}}))
+		assert.Equal(t, uint32(3), card("tag:00000002").Generation)
+		require.NoError(t, c.LearnCard(ctx, agent.CardLearning{Key: "tag:00000002", Card: agent.CardRecord{Generation: 4}}))
+		assert.Equal(t, uint32(4), card("tag:00000002").Generation)
+		assert.Empty(t, card("tag:00000002").Fingerprint)
+	})
+}

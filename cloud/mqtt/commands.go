@@ -18,8 +18,9 @@ import (
 var opensDoors = map[string]bool{CmdUnlock: true, CmdOfficeMode: true, CmdLockdown: true, CmdAccessCodeCreate: true, CmdEnroll: true}
 
 // onCommand handles one message on a command topic. Everything up to
-// recording the id happens here, before paho sends the PUBACK; the action
-// itself runs in its own goroutine.
+// recording the id happens here, in paho's delivery order (the command
+// subscription is QoS 0, see subscribeQoS); the action itself runs in its
+// own goroutine.
 func (l *Link) onCommand(c paho.Client, m paho.Message) {
 	name := m.Topic()[strings.LastIndexByte(m.Topic(), '/')+1:]
 	cmd, rej := DecodeCommand(name, m.Topic(), m.Payload(), l.cfg.CommandKey)
@@ -279,11 +280,17 @@ func accessCodeView(c agent.AccessCode) AccessCodeView {
 	return AccessCodeView{ID: c.ID, Door: c.Door, Name: c.Name, Status: c.Status, StartsAt: c.StartsAt, EndsAt: c.EndsAt, CreatedAt: c.CreatedAt, Error: c.Error}
 }
 
-// rejected answers a refused command and records the attempt.
+// rejected answers a refused command and records the attempt: on its own,
+// or beyond the burst in its cause's next summary (refusals.go).
 func (l *Link) rejected(c paho.Client, cmd Command, r *Rejection) {
-	l.log.Warn("mqtt: command rejected", "command", cmd.Name, "id", cmd.ID, "actor", cmd.Actor, "type", r.Type, "why", r.Message)
+	own := l.refused.admit(r.Type, cmd.ID)
+	if own {
+		l.log.Warn("mqtt: command rejected", "command", cmd.Name, "id", cmd.ID, "actor", cmd.Actor, "type", r.Type, "why", r.Message)
+	}
 	l.respond(c, cmd, StatusError, nil, &ResponseError{Type: r.Type, Message: r.Message})
-	l.record(cmd, agent.Event{Type: agent.EventCommandRejected, Reason: agent.Reason(r.Type), Detail: cmd.Name + ": " + r.Message})
+	if own {
+		l.record(cmd, agent.Event{Type: agent.EventCommandRejected, Reason: agent.Reason(r.Type), Detail: cmd.Name + ": " + r.Message})
+	}
 }
 
 // failed answers an accepted command whose action failed.

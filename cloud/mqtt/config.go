@@ -52,6 +52,9 @@ type Config struct {
 	Topics   Topics   // Site and Gateway required; Prefix and Discovery default
 	Username string
 	Password string
+	// BrokerOrder is BrokerSpread (default: the brokers are nodes of one
+	// cluster) or BrokerInOrder (a primary and its standbys).
+	BrokerOrder string
 	// TLS is used for ssl://, tls:// and mqtts:// brokers (custom CA,
 	// client certificate). nil: the system roots.
 	TLS *tls.Config
@@ -71,6 +74,12 @@ type Config struct {
 	// ClockSkew is allowed between the sender's clock and the gateway's.
 	ClockSkew     time.Duration
 	HomeAssistant HomeAssistant
+	// RefusalBurst refused commands per cause and RefusalInterval are
+	// recorded one by one; the rest of the interval's are summed up in one
+	// commands_refused event (see refusals.go). A negative burst sums up
+	// every refusal.
+	RefusalInterval time.Duration
+	RefusalBurst    int
 
 	BackoffMin, BackoffMax time.Duration
 	ConnectTimeout         time.Duration
@@ -129,6 +138,10 @@ func (c Config) withDefaults() Config {
 	def(&c.KeepAlive, DefaultKeepAlive)
 	def(&c.StateInterval, DefaultStateInterval)
 	def(&c.OutboxCheck, DefaultOutboxCheck)
+	def(&c.RefusalInterval, DefaultRefusalInterval)
+	if c.RefusalBurst == 0 {
+		c.RefusalBurst = DefaultRefusalBurst
+	}
 	if c.Clock == nil {
 		c.Clock = agent.NewSystemClock()
 	}
@@ -160,6 +173,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("broker url %q: scheme must be tcp, mqtt, ssl, tls or mqtts", b))
 		}
 	}
+	if err := validBrokerOrder(c.BrokerOrder); err != nil {
+		errs = append(errs, err)
+	}
 	if err := c.Topics.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -188,8 +204,8 @@ func (c Config) Validate() error {
 	}
 	if c.Doors != nil {
 		for _, d := range c.Doors.DoorIDs() {
-			if !validID(d) {
-				errs = append(errs, fmt.Errorf("door id %q cannot be a topic level: use letters, digits, '_' or '-'", d))
+			if !ValidID(d) {
+				errs = append(errs, fmt.Errorf("door id %q cannot be a topic level: %s", d, IDRule))
 			}
 		}
 	}

@@ -46,6 +46,20 @@ func (l *Link) appendEvent(b []byte, e agent.Event, category string) []byte {
 	b = appendOmit(b, "detail", e.Detail)
 	b = appendOmit(b, "command_id", e.CommandID)
 	b = appendOmit(b, "actor", e.Actor)
+	if e.Count != 0 {
+		b = append(b, `,"count":`...)
+		b = strconv.AppendInt(b, int64(e.Count), 10)
+	}
+	if len(e.SampleIDs) > 0 {
+		b = append(b, `,"sample_ids":[`...)
+		for i, id := range e.SampleIDs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, id)
+		}
+		b = append(b, ']')
+	}
 	return append(b, '}')
 }
 

@@ -24,6 +24,10 @@ func FuzzAppendEvent(f *testing.F) {
 			e.User = &agent.UserRef{ID: name, Name: detail, PlatformID: door}
 			e.Group = &agent.GroupRef{ID: actor, Name: name}
 		}
+		if len(detail)%2 == 1 { // a summary event
+			e.Count = int(seq % 100000)
+			e.SampleIDs = []string{door, cred, actor}
+		}
 		got := l.appendEvent(nil, e, EventCategory(e.Type))
 		require.True(t, json.Valid(got), "%q", got)
 		want, err := json.Marshal(l.eventPayload(e))

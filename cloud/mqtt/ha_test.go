@@ -304,7 +304,7 @@ func TestOutboxAlarms(t *testing.T) {
 	assert.Equal(t, mqtt.OutboxFullState, tele.Outbox.State)
 	assert.GreaterOrEqual(t, tele.Outbox.Depth, 212)
 	assert.Equal(t, 50, tele.Outbox.HighWater)
-	eventually(t, "the outbox to drain", func() bool { return r.outbox.depth() == 0 })
+	waitProgress(t, "the outbox to drain", func() bool { return r.outbox.depth() == 0 }, func() int64 { return int64(r.outbox.depth()) })
 	clock.Advance(time.Second)
 	eventually(t, "outbox_normal", func() bool { a := alarms(); return len(a) == 3 && a[2] == agent.EventOutboxNormal })
 }

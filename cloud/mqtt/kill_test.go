@@ -46,10 +46,16 @@ func TestKilledMidDrain(t *testing.T) {
 		watch, err := sqlite.Open(ctx, path, sqlite.Options{ReadOnly: true})
 		require.NoError(t, err)
 		const progress = 2_000
-		eventually(t, "the drain to be under way", func() bool {
-			st, err := watch.OutboxStats(ctx)
-			return err == nil && st.Depth <= n-progress
-		})
+		depth := func(db *sqlite.DB) func() int64 {
+			return func() int64 {
+				st, err := db.OutboxStats(ctx)
+				if err != nil {
+					return -1
+				}
+				return int64(st.Depth)
+			}
+		}
+		waitProgress(t, "the drain to be under way", func() bool { return depth(watch)() <= n-progress }, depth(watch))
 		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 		err = cmd.Wait()
 		require.Error(t, err, "the helper was killed")
@@ -89,9 +95,6 @@ func TestKilledMidDrain(t *testing.T) {
 			require.True(t, seen[id], "event %s was lost", id)
 		}
 		t.Logf("%d messages for %d events (%d duplicates)", len(msgs), len(seen), len(msgs)-len(seen))
-		eventually(t, "the outbox to empty", func() bool {
-			st, err := db.OutboxStats(ctx)
-			return err == nil && st.Depth == 0
-		})
+		waitProgress(t, "the outbox to empty", func() bool { return depth(db)() == 0 }, depth(db))
 	})
 }

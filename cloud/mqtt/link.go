@@ -2,10 +2,12 @@ package mqtt
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,8 +20,9 @@ import (
 
 // Link is the gateway's MQTT link. Run owns it.
 type Link struct {
-	cfg Config
-	log *slog.Logger
+	cfg     Config
+	log     *slog.Logger
+	brokers *brokerList
 
 	cur        atomic.Pointer[session] // the connected session, nil between connections
 	reconnects atomic.Int64
@@ -43,6 +46,7 @@ type Link struct {
 	started     time.Time
 	runCtx      context.Context
 	actions     sync.WaitGroup
+	refused     *refusals // summarises refused commands
 }
 
 // session is one broker connection. paho never reconnects it: when it is
@@ -50,6 +54,7 @@ type Link struct {
 type session struct {
 	client paho.Client
 	lost   chan error
+	broker atomic.Int32 // index in Config.Brokers of the broker tried last (-1: none yet)
 }
 
 // New checks cfg and returns a link; Run connects it.
@@ -58,19 +63,26 @@ func New(cfg Config) (*Link, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	brokers, err := newBrokerList(cfg)
+	if err != nil {
+		return nil, err
+	}
 	topics := make(map[string]string, len(Categories))
 	for _, c := range Categories {
 		topics[c] = cfg.Topics.Event(c)
 	}
-	return &Link{
+	l := &Link{
 		cfg:         cfg,
 		log:         cfg.Logger,
+		brokers:     brokers,
 		outboxState: OutboxNormal,
 		work:        make(chan struct{}, 8),
 		dirty:       map[string]bool{},
 		kick:        make(chan struct{}, 1),
 		eventTopics: topics,
-	}, nil
+	}
+	l.refused = newRefusals(cfg.Clock, cfg.RefusalInterval, cfg.RefusalBurst, l.recordRefusals)
+	return l, nil
 }
 
 // Topics returns the link's topics (with defaults applied).
@@ -88,6 +100,7 @@ type linkDown struct {
 // LinkStatus is the link's state for operators (portier status).
 type LinkStatus struct {
 	Connected  bool      `json:"connected"`
+	Broker     string    `json:"broker,omitempty"`     // the broker connected to
 	Since      time.Time `json:"since,omitzero"`       // when the link went down (zero while connected)
 	LastError  string    `json:"last_error,omitempty"` // why it is down
 	Reconnects int64     `json:"reconnects"`
@@ -97,7 +110,13 @@ type LinkStatus struct {
 // Status reports whether the link is connected and, if not, since when and
 // why.
 func (l *Link) Status() LinkStatus {
-	st := LinkStatus{Connected: l.cur.Load() != nil, Reconnects: l.reconnects.Load(), Published: l.published.Load()}
+	s := l.cur.Load()
+	st := LinkStatus{Connected: s != nil, Reconnects: l.reconnects.Load(), Published: l.published.Load()}
+	if s != nil {
+		if i := s.broker.Load(); i >= 0 {
+			st.Broker = l.cfg.Brokers[i]
+		}
+	}
 	if d := l.down.Load(); d != nil && !st.Connected {
 		st.Since, st.LastError = d.since, d.err
 	}
@@ -118,6 +137,7 @@ func (l *Link) Run(ctx context.Context) error {
 	go func() { defer bg.Done(); l.watchOutbox(ctx) }()
 	defer bg.Wait()
 	defer l.actions.Wait()
+	defer l.refused.flush() // what the open intervals summed up is recorded at the end
 
 	b := agent.Backoff{Min: l.cfg.BackoffMin, Max: l.cfg.BackoffMax, Jitter: agent.EqualJitter(l.cfg.Jitter)}
 	for {
@@ -145,15 +165,18 @@ func (l *Link) Run(ctx context.Context) error {
 }
 
 // connection runs one connection to its end. up reports whether it was
-// established (so the backoff starts over).
+// established and set up (so the backoff starts over).
 func (l *Link) connection(ctx context.Context) (up bool, err error) {
 	s := &session{lost: make(chan error, 1)}
+	s.broker.Store(-1)
 	s.client = paho.NewClient(l.clientOptions(s))
 	tok := s.client.Connect()
 	if err := wait(ctx, tok, l.cfg.ConnectTimeout); err != nil {
 		s.client.Disconnect(0)
+		l.brokers.done(int(s.broker.Load()))
 		return false, fmt.Errorf("connect: %w", err)
 	}
+	defer func() { l.brokers.done(int(s.broker.Load())) }()
 	if l.connected.Add(1) > 1 {
 		l.reconnects.Add(1)
 	}
@@ -161,15 +184,18 @@ func (l *Link) connection(ctx context.Context) (up bool, err error) {
 		l.cur.CompareAndSwap(s, nil)
 		s.client.Disconnect(250)
 	}()
+	// A connection that breaks before it is set up does not count as up:
+	// the backoff keeps growing (a broker that accepts and then refuses
+	// every subscription is not retried in a tight loop).
 	if err := l.subscribe(ctx, s); err != nil {
-		return true, err
+		return false, err
 	}
 	if err := l.publishStatus(ctx, s, StateOnline); err != nil {
-		return true, err
+		return false, err
 	}
 	l.cur.Store(s)
 	l.down.Store(nil)
-	l.log.Info("mqtt connected", "client_id", l.cfg.ClientID, "status", l.cfg.Topics.Status())
+	l.log.Info("mqtt connected", "broker", l.cfg.Brokers[max(0, s.broker.Load())], "client_id", l.cfg.ClientID, "status", l.cfg.Topics.Status())
 
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -205,9 +231,7 @@ func (l *Link) connection(ctx context.Context) (up bool, err error) {
 
 func (l *Link) clientOptions(s *session) *paho.ClientOptions {
 	o := paho.NewClientOptions()
-	for _, b := range l.cfg.Brokers {
-		o.AddBroker(b)
-	}
+	o.Servers = l.brokers.servers()
 	will, _ := json.Marshal(l.status(StateOffline))
 	o.SetClientID(l.cfg.ClientID).
 		SetCleanSession(true).
@@ -218,7 +242,12 @@ func (l *Link) clientOptions(s *session) *paho.ClientOptions {
 		SetPingTimeout(10*time.Second).
 		SetConnectTimeout(l.cfg.ConnectTimeout).
 		SetBinaryWill(l.cfg.Topics.Status(), will, 1, true).
+		SetCustomOpenConnectionFn(l.dial).                            // refuses oversized packets before paho reads them whole
 		SetDefaultPublishHandler(func(paho.Client, paho.Message) {}). // never leave a QoS 1 message unacknowledged
+		SetConnectionAttemptHandler(func(u *url.URL, tc *tls.Config) *tls.Config {
+			s.broker.Store(int32(l.brokers.index(u)))
+			return tc
+		}).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			select {
 			case s.lost <- err:
@@ -235,12 +264,21 @@ func (l *Link) clientOptions(s *session) *paho.ClientOptions {
 	return o
 }
 
+// subscribeQoS is the QoS of the gateway's subscriptions. With a clean
+// session QoS 1 adds nothing (a message in flight when the connection
+// breaks is gone with the session either way; commands carry ids and are
+// answered), and on RabbitMQ 3.x it costs fail-over: the broker keeps a
+// QoS 1 subscription in a durable queue on the node the gateway was
+// connected to, and while that node is down the gateway cannot subscribe
+// on any other one (docs/fleet.md).
+const subscribeQoS = 0
+
 // subscribe restores the subscriptions; with a clean session the broker
 // forgot them, so this runs on every connect.
 func (l *Link) subscribe(ctx context.Context, s *session) error {
-	filters := map[string]byte{l.cfg.Topics.Commands(): 1}
+	filters := map[string]byte{l.cfg.Topics.Commands(): subscribeQoS}
 	for _, f := range l.haSubscriptions() {
-		filters[f] = 1
+		filters[f] = subscribeQoS
 	}
 	tok := s.client.SubscribeMultiple(filters, l.route)
 	if err := wait(ctx, tok, l.cfg.ConnectTimeout); err != nil {
@@ -255,8 +293,8 @@ func (l *Link) subscribe(ctx context.Context, s *session) error {
 }
 
 // route dispatches a received message. It runs in its own goroutine (order
-// does not matter) and paho acknowledges when it returns, so the command id
-// is recorded before the PUBACK.
+// does not matter); for a message delivered at QoS 1 paho acknowledges when
+// it returns, so the command id is recorded before the PUBACK.
 func (l *Link) route(c paho.Client, m paho.Message) {
 	switch t := m.Topic(); {
 	case t == l.cfg.Topics.HAStatus():

@@ -15,19 +15,37 @@ import (
 	"github.com/portier-io/portier/cloud/mqtt"
 )
 
-// eventually polls cond until it holds or waitFor passes.
+// eventually polls cond until it holds, for a single happening: it fails
+// when cond stayed false for waitFor. Waits on bulk work use waitProgress.
 func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	waitProgress(t, what, cond, nil)
+}
+
+// waitProgress polls done until it holds. It fails only when nothing moved
+// for waitFor — when progress (a count of messages, an outbox depth; nil:
+// nothing to count) kept its value — never because the whole job took
+// longer than on a quiet machine: the suite must pass beside a CPU load of
+// twice the cores.
+func waitProgress(t testing.TB, what string, done func() bool, progress func() int64) {
 	t.Helper()
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
-	deadline := time.NewTimer(waitFor)
-	defer deadline.Stop()
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s", what)
+	var last int64
+	if progress != nil {
+		last = progress()
+	}
+	moved := time.Now()
+	for !done() {
+		if progress != nil {
+			if p := progress(); p != last {
+				last, moved = p, time.Now()
+			}
 		}
+		if time.Since(moved) > waitFor {
+			t.Fatalf("waiting for %s: nothing moved for %s (progress %d)", what, waitFor, last)
+		}
+		<-tick.C
 	}
 }
 
@@ -89,7 +107,7 @@ func TestStatusStatesTelemetryAndEvents(t *testing.T) {
 		for _, m := range on(msgs, tp.Event("access")) {
 			assert.False(t, m.Retained)
 		}
-		eventually(t, "the outbox to empty", func() bool { return r.outbox.depth() == 0 })
+		waitProgress(t, "the outbox to empty", func() bool { return r.outbox.depth() == 0 }, func() int64 { return int64(r.outbox.depth()) })
 
 		// A door's state follows its events: the unlock shows at once, as
 		// one state message for a burst of events.
@@ -151,7 +169,7 @@ func TestBrokerDownWhileEventsAreProduced(t *testing.T) {
 			require.NoError(t, r.outbox.Record(context.Background(), agent.Event{Type: agent.EventAccessGranted, Door: "front"}))
 		}
 		d.waitUntil(t, "the first 10 events", func(m []message) bool { return len(m) == 10 }, nil)
-		eventually(t, "the outbox to empty", func() bool { return r.outbox.depth() == 0 })
+		waitProgress(t, "the outbox to empty", func() bool { return r.outbox.depth() == 0 }, func() int64 { return int64(r.outbox.depth()) })
 		st := r.link.Status()
 		assert.True(t, st.Connected)
 		assert.Empty(t, st.LastError)
@@ -188,7 +206,7 @@ func TestBrokerDownWhileEventsAreProduced(t *testing.T) {
 			last = e.Seq
 		}
 		assert.Len(t, seen, n)
-		eventually(t, "the outbox to empty", func() bool { return r.outbox.depth() == 0 })
+		waitProgress(t, "the outbox to empty", func() bool { return r.outbox.depth() == 0 }, func() int64 { return int64(r.outbox.depth()) })
 		assert.EqualValues(t, 1, r.link.Reconnects())
 		st = r.link.Status()
 		assert.True(t, st.Connected)

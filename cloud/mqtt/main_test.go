@@ -19,7 +19,7 @@ import (
 const helperEnv = "PORTIER_MQTT_TEST_HELPER"
 
 func TestMain(m *testing.M) {
-	helpers := map[string]func(path, url string) error{"drain": drainHelper, "drain-rss": drainRSSHelper}
+	helpers := map[string]func(path, url string) error{"drain": drainHelper, "drain-rss": drainRSSHelper, "oversize": oversizeHelper}
 	if h, ok := helpers[os.Getenv(helperEnv)]; ok {
 		if err := h(os.Getenv("PORTIER_DB"), os.Getenv("PORTIER_BROKER")); err != nil {
 			fmt.Fprintln(os.Stderr, os.Getenv(helperEnv)+" helper:", err)

@@ -47,6 +47,8 @@ type EventPayload struct {
 	Detail     string               `json:"detail,omitempty"`
 	CommandID  string               `json:"command_id,omitempty"`
 	Actor      string               `json:"actor,omitempty"`
+	Count      int                  `json:"count,omitempty"`      // a summary (commands_refused): how many it stands for
+	SampleIDs  []string             `json:"sample_ids,omitempty"` // a summary: some of their ids
 }
 
 func (l *Link) eventPayload(e agent.Event) EventPayload {
@@ -54,7 +56,7 @@ func (l *Link) eventPayload(e agent.Event) EventPayload {
 		Schema: Schema, SiteID: l.cfg.Topics.Site, GatewayID: l.cfg.Topics.Gateway,
 		EventID: e.ID, Seq: e.Seq, Time: e.Time.UTC(), Type: e.Type, Category: EventCategory(e.Type),
 		Door: e.Door, Reason: e.Reason, User: e.User, Group: e.Group, Kind: e.Kind, Credential: e.Credential,
-		Detail: e.Detail, CommandID: e.CommandID, Actor: e.Actor,
+		Detail: e.Detail, CommandID: e.CommandID, Actor: e.Actor, Count: e.Count, SampleIDs: e.SampleIDs,
 	}
 }
 

@@ -117,13 +117,13 @@ var Categories = []string{CategoryAccess, CategoryAlarm, CategoryDoor, CategoryC
 // EventCategory says on which event topic an event type is published.
 func EventCategory(t agent.EventType) string {
 	switch t {
-	case agent.EventAccessGranted, agent.EventAccessDenied, agent.EventAwaitingPIN:
+	case agent.EventAccessGranted, agent.EventAccessDenied, agent.EventAwaitingPIN, agent.EventCardLearned:
 		return CategoryAccess
 	case agent.EventForcedOpen, agent.EventForcedOpenCleared, agent.EventHeldOpenPreAlarm, agent.EventHeldOpen,
 		agent.EventHeldOpenCleared, agent.EventTamper, agent.EventTamperCleared, agent.EventLockoutStarted,
 		agent.EventLockoutEnded, agent.EventInputQueueOverflow,
 		agent.EventOutboxHighWater, agent.EventOutboxFull, agent.EventOutboxNormal, agent.EventStoreFailed, agent.EventStoreRecovered,
-		agent.EventSaltoConfigMismatch, agent.EventSaltoConfigMismatchCleared,
+		agent.EventSaltoConfigMismatch, agent.EventSaltoConfigMismatchCleared, agent.EventPacketRefused, agent.EventCardAlarm,
 		agent.EventReaderOnline, agent.EventReaderOffline, agent.EventReaderRefused, agent.EventReaderPowerFault, agent.EventReaderPowerRestored:
 		return CategoryAlarm
 	case agent.EventDoorOpened, agent.EventDoorClosed, agent.EventExitPressed, agent.EventRelayOn, agent.EventRelayOff:
@@ -131,7 +131,7 @@ func EventCategory(t agent.EventType) string {
 	case agent.EventRemoteUnlock, agent.EventCommandRejected, agent.EventLockdownOn, agent.EventLockdownOff,
 		agent.EventOfficeModeOn, agent.EventOfficeModeStarted, agent.EventOfficeModeOff,
 		agent.EventEnrolmentArmed, agent.EventEnrolled, agent.EventEnrolmentFailed, agent.EventEnrolmentExpired,
-		agent.EventCommandSucceeded, agent.EventCommandFailed:
+		agent.EventCardIssued, agent.EventCardRekeyed, agent.EventCommandSucceeded, agent.EventCommandFailed, agent.EventCommandsRefused:
 		return CategoryCommand
 	}
 	return CategorySystem
@@ -221,11 +221,11 @@ func (t Topics) Validate() error {
 	if err := validPrefix(t.Discovery); err != nil {
 		errs = append(errs, fmt.Errorf("discovery prefix: %w", err))
 	}
-	if !validID(t.Site) {
-		errs = append(errs, fmt.Errorf("site id %q: 1–64 letters, digits, '_' or '-'", t.Site))
+	if !ValidID(t.Site) {
+		errs = append(errs, fmt.Errorf("site id %q: %s", t.Site, IDRule))
 	}
-	if !validID(t.Gateway) {
-		errs = append(errs, fmt.Errorf("gateway id %q: 1–64 letters, digits, '_' or '-'", t.Gateway))
+	if !ValidID(t.Gateway) {
+		errs = append(errs, fmt.Errorf("gateway id %q: %s", t.Gateway, IDRule))
 	}
 	return errors.Join(errs...)
 }
@@ -241,8 +241,12 @@ func (t Topics) WithDefaults() Topics {
 	return t
 }
 
-// validID reports whether s can be one topic level and an HA object id.
-func validID(s string) bool {
+// IDRule is what ValidID accepts, for messages.
+const IDRule = "1–64 letters, digits, '_' or '-'"
+
+// ValidID reports whether s can be one topic level and an HA object id: the
+// rule for site, gateway and door ids.
+func ValidID(s string) bool {
 	if s == "" || len(s) > 64 {
 		return false
 	}
@@ -260,7 +264,7 @@ func validPrefix(p string) error {
 		return fmt.Errorf("topic prefix %q must be one or more levels like \"portier\" or \"acme/doors\"", p)
 	}
 	for _, l := range strings.Split(p, "/") {
-		if !validID(l) {
+		if !ValidID(l) {
 			return fmt.Errorf("topic prefix %q: level %q may hold only letters, digits, '_' and '-'", p, l)
 		}
 	}

@@ -96,16 +96,13 @@ type Client struct {
 
 // New checks cfg and returns a client. It does not contact the server.
 func New(cfg Config) (*Client, error) {
-	if cfg.APIURL == "" || cfg.IdentityURL == "" {
-		return nil, errors.New("saltoks: api_url and identity_url are required")
+	if err := CheckAPIURL(cfg.APIURL); err != nil {
+		return nil, fmt.Errorf("saltoks: api_url: %w", err)
 	}
-	base, err := url.Parse(strings.TrimRight(cfg.APIURL, "/"))
-	if err != nil || base.Host == "" || (base.Scheme != "https" && base.Scheme != "http") {
-		return nil, fmt.Errorf("saltoks: api_url %q is not an http(s) URL", cfg.APIURL)
+	if err := CheckIdentityURL(cfg.IdentityURL); err != nil {
+		return nil, fmt.Errorf("saltoks: identity_url: %w", err)
 	}
-	if u, err := url.Parse(cfg.IdentityURL); err != nil || u.Host == "" {
-		return nil, fmt.Errorf("saltoks: identity_url %q is not an http(s) URL", cfg.IdentityURL)
-	}
+	base, _ := url.Parse(strings.TrimRight(cfg.APIURL, "/"))
 	if cfg.ClientID == "" {
 		return nil, errors.New("saltoks: client_id is required")
 	}
@@ -236,7 +233,7 @@ func (c *Client) fetchToken(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, c.http)
-	tokenURL := strings.TrimRight(c.cfg.IdentityURL, "/") + "/connect/token"
+	tokenURL := strings.TrimRight(c.cfg.IdentityURL, "/") + tokenPath
 	var scopes []string
 	if c.cfg.Scope != "" {
 		scopes = strings.Fields(c.cfg.Scope)
@@ -256,7 +253,12 @@ func (c *Client) fetchToken(ctx context.Context) error {
 		tok, err = cc.Token(ctx)
 	}
 	if err != nil {
-		return tokenError(err)
+		err = tokenError(err)
+		var ae *AuthError
+		if errors.As(err, &ae) {
+			ae.Hint = c.hint(ae.Status, ae.Code, tokenPath)
+		}
+		return err
 	}
 	if tok.AccessToken == "" {
 		return &AuthError{Status: 200, Description: "the token response has no access_token"}
@@ -300,7 +302,7 @@ func tokenError(err error) error {
 	}
 	// Network failure or an unreadable token body: the identity server may
 	// answer on the next try.
-	return &TransportError{Method: "POST", Path: "/connect/token", Err: unwrapURL(err)}
+	return &TransportError{Method: "POST", Path: tokenPath, Err: unwrapURL(err)}
 }
 
 // unwrapURL drops url.Error's copy of the URL (the API URL is not secret, but
@@ -465,6 +467,7 @@ func (c *Client) once(ctx context.Context, req request, token string) (*response
 	}
 	ae := &APIError{Method: req.method, Path: req.path, Status: res.StatusCode}
 	ae.Code, ae.Message = ParseErrorBody(data)
+	ae.Hint = c.hint(ae.Status, ae.Code, req.path)
 	ae.RetryAfter = parseRetryAfter(res.Header.Get("Retry-After"), c.cfg.Now())
 	return nil, ae
 }

@@ -37,6 +37,7 @@ type APIError struct {
 	Code       string
 	Message    string
 	RetryAfter time.Duration // from a Retry-After header, 0 if none
+	Hint       string        // what a mistaken setting that causes this answer looks like, or ""
 }
 
 func (e *APIError) Error() string {
@@ -47,6 +48,9 @@ func (e *APIError) Error() string {
 	}
 	if e.Message != "" {
 		fmt.Fprintf(&b, ": %s", e.Message)
+	}
+	if e.Hint != "" {
+		fmt.Fprintf(&b, "; %s", e.Hint)
 	}
 	return b.String()
 }
@@ -72,6 +76,7 @@ type AuthError struct {
 	Status      int
 	Code        string // invalid_grant, invalid_client, invalid_scope, …
 	Description string
+	Hint        string // what a mistaken setting that causes this answer looks like, or ""
 }
 
 func (e *AuthError) Error() string {
@@ -90,6 +95,9 @@ func (e *AuthError) Error() string {
 		msg += "; check client_id and client_secret_file, and that Salto enabled this grant for the client"
 	case "invalid_scope":
 		msg += "; the client may not request this scope"
+	}
+	if e.Hint != "" {
+		msg += "; " + e.Hint
 	}
 	return msg
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/portier-io/portier/cloud/mqtt/mqtttest"
 	"github.com/portier-io/portier/cloud/saltoks/saltokstest"
 	"github.com/portier-io/portier/cloud/saltoks/sitefile"
+	"github.com/portier-io/portier/cmd/portier/defaults"
 )
 
 func main() {
@@ -119,6 +120,7 @@ func run(ctx context.Context, in io.Reader, w io.Writer, bin, sitePath, configPa
 		return err
 	}
 	fmt.Fprintf(out, "\nPortier demo — Hive Coworking Berlin, three simulated doors synced from a fake Salto KS.\n")
+	fmt.Fprintf(out, "The lab takes only DESFire cards issued with Portier's public DEMO keys: never use them on a real site.\n")
 	// The studio's OSDP reader is new: an installer moves it from its
 	// install key to a key of its own, through the running agent.
 	fmt.Fprintln(out, "The studio has a new OSDP reader on a simulated RS-485 line; the installer gives it a key of its own:")
@@ -137,9 +139,9 @@ func run(ctx context.Context, in io.Reader, w io.Writer, bin, sitePath, configPa
 	fmt.Fprintf(out, "MQTT: the events are also on a broker at %s — watch them with\n  mosquitto_sub -h %s -p %s -t 'portier/#' -v\n\n", brokerAddr, host, port)
 	if interactive {
 		fmt.Fprint(out, help)
-		err = d.interact(ctx, in, out, bin, cfg, env)
+		err = d.interact(ctx, in, out, panel, bin, cfg, env)
 	} else {
-		err = d.tour(ctx, out, panel)
+		err = d.tour(ctx, out, panel, bin, cfg, env)
 	}
 	if err != nil {
 		return err
@@ -151,23 +153,32 @@ func run(ctx context.Context, in io.Reader, w io.Writer, bin, sitePath, configPa
 	return nil
 }
 
-const help = `Try (door ids: front = card or PIN, studio = card then PIN on an OSDP reader, lab = card only):
-  tap front 04:A1:B2:C3:D4:E5:F6      Ada's card (resident, 24/7)
-  keys front 482915#                  Ada's PIN at the front keypad
-  tap front DE:AD:BE:EF               Grace's card (flex desk: weekdays 08–20)
-  tap front 04:66:77:88               Mallory's card (blocked in Salto KS)
-  keys front 111111# (5 times)        wrong PINs: the keypad locks out
-  open front                          open the door without a grant: forced_open at once,
-                                      held_open if it stays open 8 s
-  close front                         close it again: the alarms clear
-  exit front                          press the exit button (then open front: no alarm)
-  osdp studio card H10301 12 1001     Ada's fob at the studio's OSDP reader (Secure Channel):
-                                      awaiting_pin, the reader blinks amber…
-  osdp studio keys 482915#            …her PIN on the reader's keypad: granted, the LED turns green
-  show studio                         the door's outputs and the reader's state, LED and buzzer
-  osdp studio unplug / plug           cut the reader's cable: reader_offline within 8 s; and back
-  osdp studio tamper on|off           open the reader's housing: tamper
-  status                              the agent's status (doors, the reader's identity)
+const help = `Try (door ids: front = card or PIN, studio = card then PIN on an OSDP reader, lab = DESFire cards only):
+  card front ada                   Ada's card, a DESFire EV2 (its fingerprint is recorded at its first tap)
+  card front ada-copy              her UID copied onto a "magic" MIFARE Classic: refused (card_mismatch), card_alarm
+  card lab ada                     the lab opens only for a card that proves the site's key: granted
+  card lab ada-copy                the copy proves nothing: card_not_authenticated (not_desfire)
+  card lab foreign                 another site's DESFire card: card_not_authenticated (wrong_key)
+  card lab pulled                  a card taken away mid-authentication: card_read_failed
+  issue lab 02301234               issue a blank card as Ada's replacement at the lab's reader,
+                                   then present it: card lab blank (card lab ada is refused from then on)
+  inspect lab                      what a card is (then present one: card lab blank)
+  cards                            the named cards
+  tap front DE:AD:BE:EF            Grace's card (a UID only; flex desk: weekdays 08–20)
+  keys front 482915#               Ada's PIN at the front keypad
+  tap front 04:66:77:88            Mallory's card (blocked in Salto KS)
+  keys front 111111# (5 times)     wrong PINs: the keypad locks out
+  open front                       open the door without a grant: forced_open at once,
+                                   held_open if it stays open 8 s
+  close front                      close it again: the alarms clear
+  exit front                       press the exit button (then open front: no alarm)
+  osdp studio card H10301 12 1001  Ada's fob at the studio's OSDP reader (Secure Channel):
+                                   awaiting_pin, the reader blinks amber…
+  osdp studio keys 482915#         …her PIN on the reader's keypad: granted, the LED turns green
+  show studio                      the door's outputs and the reader's state, LED and buzzer
+  osdp studio unplug / plug        cut the reader's cable: reader_offline within 8 s; and back
+  osdp studio tamper on|off        open the reader's housing: tamper
+  status                           the agent's status (doors, the reader's identity)
   help   this text      quit   stop
 `
 
@@ -195,11 +206,14 @@ func demoConfig(path, dir, saltoURL, siteID string, o saltokstest.Options, broke
 	if err := yaml.Unmarshal(raw, &cfg); err != nil {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}
-	for name, v := range map[string]string{"client.secret": o.ClientSecret, "salto.password": o.Password} {
+	for name, v := range map[string]string{"client.secret": o.ClientSecret, "salto.password": o.Password, "desfire.keys": string(defaults.DemoDESFireKeys)} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(v+"\n"), 0o600); err != nil {
 			return "", err
 		}
 	}
+	// The demo site's DESFire keys: public, for the demo only (the lab
+	// takes only DESFire cards, and `portier card issue` needs them).
+	cfg["cards"] = map[string]any{"desfire_key_file": filepath.Join(dir, "desfire.keys")}
 	cfg["state_dir"] = dir
 	// A laptop's clock is kept by its OS, whatever adjtimex says in a VM.
 	cfg["clock_sync_check"] = "off"
@@ -295,7 +309,7 @@ func (d *daemon) stop() error {
 	return d.err
 }
 
-func (d *daemon) interact(ctx context.Context, in io.Reader, out io.Writer, bin, cfg string, env []string) error {
+func (d *daemon) interact(ctx context.Context, in io.Reader, out io.Writer, p *panel, bin, cfg string, env []string) error {
 	lines := bufio.NewScanner(in)
 	for {
 		fmt.Fprint(out, prompt)
@@ -313,6 +327,10 @@ func (d *daemon) interact(ctx context.Context, in io.Reader, out io.Writer, bin,
 			c := exec.CommandContext(ctx, bin, "status", "--config", cfg)
 			c.Env, c.Stdout, c.Stderr = env, out, out
 			c.Run()
+		case strings.HasPrefix(line, "issue ") || strings.HasPrefix(line, "inspect "):
+			if err := cardCommand(ctx, p.line, bin, cfg, env, strings.Fields(line), nil); err != nil {
+				fmt.Fprintln(out, err)
+			}
 		default:
 			if err := d.sim(line); err != nil {
 				return err
@@ -324,6 +342,44 @@ func (d *daemon) interact(ctx context.Context, in io.Reader, out io.Writer, bin,
 	}
 }
 
+// cardCommand runs `portier card issue|inspect` in the background, as an
+// operator at the gateway would: its steps appear on the screen while the
+// person at the prompt presents the card with a sim command. asked (may be
+// nil) is closed once the command asks for the card.
+func cardCommand(ctx context.Context, line func(string), bin, cfg string, env []string, f []string, asked chan<- struct{}) error {
+	var args []string
+	switch {
+	case f[0] == "issue" && len(f) == 3:
+		args = []string{"card", "issue", f[1], "--tag-number", f[2]}
+	case f[0] == "inspect" && len(f) == 2:
+		args = []string{"card", "inspect", f[1]}
+	default:
+		return errors.New("usage: issue DOOR TAG_NUMBER | inspect DOOR")
+	}
+	c := exec.CommandContext(ctx, bin, append(args, "--config", cfg)...)
+	c.Env = env
+	r, w := io.Pipe()
+	c.Stdout, c.Stderr = w, w
+	if err := c.Start(); err != nil {
+		return err
+	}
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			if asked != nil && strings.Contains(sc.Text(), "present the card") {
+				close(asked)
+				asked = nil
+			}
+			line("  " + sc.Text())
+		}
+	}()
+	go func() {
+		c.Wait()
+		w.Close()
+	}()
+	return nil
+}
+
 // tourStep is one thing a person does, and the event (door and type) that
 // shows the answer.
 type tourStep struct {
@@ -332,30 +388,52 @@ type tourStep struct {
 	sim    string
 	door   string
 	expect agent.EventType
+	card   []string // an operator's `portier card` command, started first
 }
 
-func (d *daemon) tour(ctx context.Context, out io.Writer, p *panel) error {
+func (d *daemon) tour(ctx context.Context, out io.Writer, p *panel, bin, cfg string, env []string) error {
 	steps := []tourStep{
-		{"Ada taps her card at the front door", 0, "tap front 04:A1:B2:C3:D4:E5:F6", "front", agent.EventRelayOn},
-		{"…and the strike relocks after the access time", 0, "", "front", agent.EventRelayOff},
-		{"Ada types her PIN at the front keypad", 0, "keys front 482915#", "front", agent.EventAccessGranted},
-		{"Mallory (blocked in Salto KS) taps her card", 0, "tap front 04:66:77:88", "front", agent.EventAccessDenied},
-		{"Someone types a PIN nobody has", 0, "keys front 111111#", "front", agent.EventAccessDenied},
-		{"The studio wants card and PIN: Ada presents her fob to its OSDP reader (encrypted, supervised)…", 0, "osdp studio card H10301 12 1001", "studio", agent.EventAwaitingPIN},
-		{"…the reader blinks amber for her PIN", 500 * time.Millisecond, "show studio", "", ""},
-		{"…and she types it on the reader's keypad", 0, "osdp studio keys 482915#", "studio", agent.EventAccessGranted},
-		{"…the reader's LED turns green", 500 * time.Millisecond, "show studio", "", ""},
-		{"The front door relocks", 0, "", "front", agent.EventRelayOff},
-		{"A little later, the front door is pushed open without a grant", 2 * time.Second, "open front", "front", agent.EventForcedOpen},
-		{"…and closed again", 0, "close front", "front", agent.EventDoorClosed},
-		{"Someone inside presses the exit button", 0, "exit front", "front", agent.EventExitPressed},
-		{"Someone cuts the studio reader's cable: the gateway notices within OSDP's 8 s", 0, "osdp studio unplug", "studio", agent.EventReaderOffline},
-		{"…and it is plugged back in: the secure channel is set up again", 0, "osdp studio plug", "studio", agent.EventReaderOnline},
+		{"Ada taps her card (a DESFire EV2) at the front door", 0, "card front ada", "front", agent.EventRelayOn, nil},
+		{"…and the strike relocks after the access time", 0, "", "front", agent.EventRelayOff, nil},
+		{"Ada types her PIN at the front keypad", 0, "keys front 482915#", "front", agent.EventAccessGranted, nil},
+		{"Mallory (blocked in Salto KS) taps her card", 0, "tap front 04:66:77:88", "front", agent.EventAccessDenied, nil},
+		{"Someone types a PIN nobody has", 0, "keys front 111111#", "front", agent.EventAccessDenied, nil},
+		{"The studio wants card and PIN: Ada presents her fob to its OSDP reader (encrypted, supervised)…", 0, "osdp studio card H10301 12 1001", "studio", agent.EventAwaitingPIN, nil},
+		{"…the reader blinks amber for her PIN", 500 * time.Millisecond, "show studio", "", "", nil},
+		{"…and she types it on the reader's keypad", 0, "osdp studio keys 482915#", "studio", agent.EventAccessGranted, nil},
+		{"…the reader's LED turns green", 500 * time.Millisecond, "show studio", "", "", nil},
+		{"The front door relocks", 0, "", "front", agent.EventRelayOff, nil},
+		{"A little later, the front door is pushed open without a grant", 2 * time.Second, "open front", "front", agent.EventForcedOpen, nil},
+		{"…and closed again", 0, "close front", "front", agent.EventDoorClosed, nil},
+		{"Someone inside presses the exit button", 0, "exit front", "front", agent.EventExitPressed, nil},
+		{"Someone cuts the studio reader's cable: the gateway notices within OSDP's 8 s", 0, "osdp studio unplug", "studio", agent.EventReaderOffline, nil},
+		{"…and it is plugged back in: the secure channel is set up again", 0, "osdp studio plug", "studio", agent.EventReaderOnline, nil},
+		{"Someone presents Ada's UID copied onto a \"magic\" MIFARE Classic: it answers unlike her card", 0, "card front ada-copy", "front", agent.EventCardAlarm, nil},
+		{"The lab opens only for a DESFire card that proves the site's key: Ada's does", 0, "card lab ada", "lab", agent.EventAccessGranted, nil},
+		{"…the copy proves nothing there", 0, "card lab ada-copy", "lab", agent.EventAccessDenied, nil},
+		{"Ada lost her card: an admin issues a blank one as its replacement at the lab's reader", 0, "card lab blank", "lab", agent.EventCardIssued,
+			[]string{"issue", "lab", "02301234"}},
+		{"The new card opens the lab", 0, "card lab blank", "lab", agent.EventAccessGranted, nil},
+		{"…and the lost one no longer does", 0, "card lab ada", "lab", agent.EventAccessDenied, nil},
 	}
 	for _, s := range steps {
 		fmt.Fprintf(out, "\n▶ %s\n", s.say)
 		if s.expect != "" {
 			time.Sleep(s.pause)
+		}
+		if s.card != nil {
+			fmt.Fprintf(out, "  $ portier card %s %s --tag-number %s\n", s.card[0], s.card[1], s.card[2])
+			asked := make(chan struct{})
+			if err := cardCommand(ctx, p.line, bin, cfg, env, s.card, asked); err != nil {
+				return err
+			}
+			select {
+			case <-asked:
+			case <-time.After(20 * time.Second):
+				return errors.New("portier card issue did not ask for the card (see the agent log)")
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 		if s.sim != "" {
 			fmt.Fprintf(out, "  door> %s\n", s.sim)
@@ -490,7 +568,7 @@ func (p *panel) print(e agent.Event) {
 	switch e.Type {
 	case agent.EventAccessGranted:
 		mark = "✔ "
-	case agent.EventAccessDenied, agent.EventForcedOpen, agent.EventHeldOpen, agent.EventLockoutStarted, agent.EventReaderOffline:
+	case agent.EventAccessDenied, agent.EventForcedOpen, agent.EventHeldOpen, agent.EventLockoutStarted, agent.EventCardAlarm, agent.EventReaderOffline:
 		mark = "✘ "
 	case agent.EventRelayOn:
 		mark = "🔓"

@@ -38,6 +38,13 @@ func TestTour(t *testing.T) {
 		"reader_online",
 		"forced_open",
 		"exit_pressed",
+		"access_denied      card_mismatch  Ada Lovelace  uid:7 bytes …E5F6",
+		"card_alarm         card_mismatch  Ada Lovelace",
+		"access_granted      Ada Lovelace (Resident (24/7))  desfire:tag …234",
+		"access_denied      card_not_authenticated  desfire:uid 7 bytes …E5F6",
+		"card_issued         Ada Lovelace  desfire:tag …234",
+		"access_denied      card_superseded  Ada Lovelace  desfire:tag …234",
+		"present the card at door lab's reader",
 		"portier stopped; every relay is in its safe state.",
 		"mosquitto_sub -h 127.0.0.1 -p ",
 	} {

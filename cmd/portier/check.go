@@ -51,6 +51,26 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 		return fail(e, exitUsage, "%v", err)
 	}
 	db, key := s.db, s.key
+	desfireNote := ""
+	if d.RequiresDESFire() {
+		// Only a DESFire card opens here: decide for --tag as for the
+		// current card of that tag number, once it proved the site's key.
+		for i, p := range presented {
+			if p.Kind != agent.KindTagNumber {
+				continue
+			}
+			n, err := agent.NormalizeTagNumber(p.TagNumber)
+			if err != nil {
+				return fail(e, exitUsage, "--tag: %v", err)
+			}
+			rec, err := db.Card(ctx, agent.TagKey(n))
+			if err != nil {
+				return fail(e, exitUsage, "%v", err)
+			}
+			presented[i] = agent.CardDESFire(nil, n, agent.CardCheck{Outcome: agent.CardOK, Generation: rec.Generation})
+			desfireNote = "door " + d.ID + " requires DESFire cards: decided as for the current DESFire card of tag number " + n + ", once it proved the site's key"
+		}
+	}
 	view := db.View()
 	if view.Generation == 0 {
 		return fail(e, exitUsage, "%v", agent.ErrNoSnapshot)
@@ -77,6 +97,9 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 		enc.Encode(out)
 	} else {
 		printDecision(e, d, dec, now.In(view.Location))
+		if desfireNote != "" {
+			fmt.Fprintln(e.stdout, "  note:       "+desfireNote)
+		}
 	}
 	if dec.Granted {
 		return exitOK

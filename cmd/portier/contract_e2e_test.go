@@ -230,6 +230,8 @@ mqtt:
 	// A second door with an OSDP reader that waits for its install: the
 	// reader's messages (refused, no_key) in the door state and telemetry.
 	cfg = withOSDPStudio(t, cfg)
+	// A copy of Ada's UID on another chip, for the card alarm.
+	cfg = []byte(strings.Replace(string(cfg), "  driver: sim\n", "  driver: sim\n  sim_cards: {copy: {type: classic, uid: \"04:A1:B2:C3:D4:E5:F6\"}}\n", 1))
 	require.NoError(t, os.WriteFile(g.cfg, cfg, 0o600))
 	g.start()
 
@@ -260,6 +262,8 @@ mqtt:
 	c.await("the last access", 0, on("{prefix}/{site}/{gateway}/ha/{door}/last_access", map[string]any{"event_type": "access_granted"}))
 	g.sim("keys front 739146#")
 	c.await("a denial", 0, on("{prefix}/{site}/{gateway}/event/{category}", map[string]any{"type": "access_denied"}))
+	g.sim("card front copy")
+	c.await("the card alarm", 0, on("{prefix}/{site}/{gateway}/event/{category}", map[string]any{"type": "card_alarm"}))
 
 	expires := func() string { return time.Now().Add(time.Minute).UTC().Format(time.RFC3339) }
 	send := func(name, id string, fields string) map[string]any {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -38,11 +39,17 @@ func cmdStatus(ctx context.Context, e *env, args []string) int {
 		enc.Encode(st)
 		return exitOK
 	}
-	w := e.stdout
+	printStatus(e.stdout, st, e.now())
+	return exitOK
+}
+
+// printStatus writes the daemon's status for people (portier status, and
+// status typed at portier run --sim-input -).
+func printStatus(w io.Writer, st control.Status, now time.Time) {
 	fmt.Fprintf(w, "portier %s on %s, up since %s (%s board)\n", st.Version, st.GatewayID, st.StartedAt.Local().Format("2006-01-02 15:04:05"), st.Driver)
 	fmt.Fprintf(w, "site:   %s (%s), snapshot generation %d\n", st.Site.Name, st.Site.TimeZone, st.Generation)
 	if st.Sync != nil {
-		fmt.Fprint(w, "sync:   "+strings.TrimSpace(strings.ReplaceAll(st.Sync.Describe(e.now()), "\n", "\n        "))+"\n")
+		fmt.Fprint(w, "sync:   "+strings.TrimSpace(strings.ReplaceAll(st.Sync.Describe(now), "\n", "\n        "))+"\n")
 	}
 	clock := "trusted"
 	if !st.Clock.Trusted {
@@ -70,7 +77,6 @@ func cmdStatus(ctx context.Context, e *env, args []string) int {
 	for _, r := range st.Readers {
 		fmt.Fprintf(w, "reader %s/%s %s\n", r.Door, r.Reader, describeReader(r))
 	}
-	return exitOK
 }
 
 // describeReader is a supervised reader for status: its condition, what it

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 
@@ -25,7 +26,8 @@ import (
 //     imports another;
 //   - nothing outside cmd imports cmd;
 //   - no production package imports a test fake, and the portier binary
-//     links none (hal/sim is no fake: `driver: sim` runs on it).
+//     links none (hal/sim is no fake: `driver: sim` runs on it, and on the
+//     chip and card models and the simulated radio time it is built on).
 
 const module = "github.com/portier-io/portier"
 
@@ -48,20 +50,33 @@ func isStd(path string) bool {
 // under reports whether path is dir or inside it.
 func under(path, dir string) bool { return path == dir || strings.HasPrefix(path, dir+"/") }
 
+// runtimeSims are the simulated board and the models it runs on at run time
+// (`driver: sim`, `make demo`): the MFRC522 chip, DESFire cards and the
+// radio's simulated time. The portier binary links them through hal/sim.
+var runtimeSims = []string{module + "/hal/sim", module + "/hal/mfrc522/mfrc522sim", module + "/hal/desfire/desfiresim", module + "/hal/simtime"}
+
 // isFake reports whether path is made for tests only: a package named
-// …test (agenttest, mqtttest, periph's gpiotest, net/http/httptest, …), a
-// hardware simulator other than the runtime board hal/sim, simulated time,
-// testing itself, testify, or the embedded test broker.
+// …test (agenttest, mqtttest, periph's gpiotest, net/http/httptest, …) or
+// inside one (sqlitetest/powerfs), a hardware simulator other than the
+// runtime ones (runtimeSims), testing itself, testify, or the embedded test
+// broker.
 func isFake(path string) bool {
 	last := path[strings.LastIndex(path, "/")+1:]
+	if under(path, module) {
+		for _, elem := range strings.Split(strings.TrimPrefix(path, module+"/"), "/") {
+			if strings.HasSuffix(elem, "test") {
+				return true
+			}
+		}
+	}
 	switch {
 	case path == "testing" || under(path, "testing") || under(path, "github.com/stretchr/testify") || under(path, "github.com/mochi-mqtt"):
 		return true
-	case path == module+"/hal/sim":
+	case slices.Contains(runtimeSims, path):
 		return false
 	case isStd(path) && (under(path, "internal") || strings.Contains(path, "/internal/")):
 		return false // the runtime's own (internal/synctest, internal/testlog)
-	case strings.HasSuffix(last, "test") || strings.HasSuffix(last, "sim") || path == module+"/hal/simtime":
+	case strings.HasSuffix(last, "test") || strings.HasSuffix(last, "sim"):
 		return true
 	}
 	return false
@@ -194,7 +209,7 @@ func TestDependencyRuleCatches(t *testing.T) {
 		{"the binary's config on testify", goPackage{ImportPath: m("cmd/portier/config"), Imports: []string{"github.com/stretchr/testify/require"}},
 			nil, "production code imports no test fake"},
 		{"the binary linking a simulator", goPackage{ImportPath: m("cmd/portier")},
-			[]string{m("hal/sim"), m("hal/mfrc522/mfrc522sim")}, "the portier binary links no test fake"},
+			[]string{m("hal/sim"), m("hal/wiegand/wiegandsim")}, "the portier binary links no test fake"},
 		{"the binary linking httptest", goPackage{ImportPath: m("cmd/portier")},
 			[]string{"net/http/httptest"}, "the portier binary links no test fake"},
 	}
@@ -215,10 +230,10 @@ func TestDependencyRuleCatches(t *testing.T) {
 		{ImportPath: m("cmd/portier-demo"), Imports: []string{m("cloud/saltoks/saltokstest"), m("cloud/mqtt/mqtttest")}},
 	}
 	assert.Empty(t, ruleViolations(ok, []string{m("hal/sim"), m("agent"), "net/http"}))
-	for _, p := range []string{"periph.io/x/conn/v3/gpio/gpiotest", "testing/fstest", m("hal/simtime"), m("sqlite/sqlitetest")} {
+	for _, p := range []string{"periph.io/x/conn/v3/gpio/gpiotest", "testing/fstest", m("hal/keypad/keypadsim"), m("sqlite/sqlitetest")} {
 		assert.True(t, isFake(p), p)
 	}
-	for _, p := range []string{"internal/synctest", "internal/testlog", "net/http", m("hal/sim"), m("agent")} {
+	for _, p := range []string{"internal/synctest", "internal/testlog", "net/http", m("hal/sim"), m("hal/mfrc522/mfrc522sim"), m("hal/simtime"), m("agent")} {
 		assert.False(t, isFake(p), p)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/portier-io/portier/cmd/portier/config"
 	"github.com/portier-io/portier/hal"
 	"github.com/portier-io/portier/hal/sim"
 )
@@ -26,13 +27,14 @@ func cmdDoctor(ctx context.Context, e *env, args []string) int {
 	cfg, ids := s.cfg, s.cfg.DoorIDs()
 	// The readers' keys, as run reads them (a bad key file is a failed check).
 	keyProblems, _ := cfg.LoadOSDPKeys()
+	hw, cards := cardsCheck(cfg)
 	var checks []hal.Check
 	for _, p := range keyProblems {
 		checks = append(checks, hal.Check{Name: "OSDP key file", Detail: p, Fix: "write the key file as `portier reader install` does (32 hex digits, mode 0600), or install the reader again"})
 	}
 	switch cfg.Hardware.Driver {
 	case hal.DriverSim:
-		b, err := sim.New(cfg.Hardware, ids, sim.Options{})
+		b, err := sim.New(hw, ids, sim.Options{})
 		if err != nil {
 			return fail(e, exitUsage, "%v", err)
 		}
@@ -40,9 +42,10 @@ func cmdDoctor(ctx context.Context, e *env, args []string) int {
 		checks = append(checks, osdpChecks(ctx, s, func() []hal.Check { return b.OSDPSelfTest(ctx) })...)
 		_ = b.Close()
 	default:
-		checks = append(checks, hal.SelfTest(ctx, cfg.Hardware, ids, *actuate, nil)...)
-		checks = append(checks, osdpChecks(ctx, s, func() []hal.Check { return hal.OSDPSelfTest(ctx, cfg.Hardware, ids, nil) })...)
+		checks = append(checks, hal.SelfTest(ctx, hw, ids, *actuate, nil)...)
+		checks = append(checks, osdpChecks(ctx, s, func() []hal.Check { return hal.OSDPSelfTest(ctx, hw, ids, nil) })...)
 	}
+	checks = append(checks, cards)
 	checks = append(checks, storageCheck(cfg.Database))
 	fmt.Fprintf(e.stdout, "portier doctor: driver %s, %s\n\n", cfg.Hardware.Driver, configName(*s.cfgPath))
 	failed, warned := printChecks(e.stdout, checks)
@@ -56,6 +59,46 @@ func cmdDoctor(ctx context.Context, e *env, args []string) int {
 	}
 	fmt.Fprintf(e.stdout, "\nAll %d checks passed.\n", len(checks))
 	return exitOK
+}
+
+// cardsCheck reports the doors' card modes and the DESFire keys the
+// readers get, and returns the hardware config with them (without them
+// when the key file fails, so the rest can still be checked).
+func cardsCheck(cfg *config.Config) (hal.Config, hal.Check) {
+	c := hal.Check{Name: "cards: credential modes and DESFire keys"}
+	hw, err := cfg.HardwareConfig()
+	if err != nil {
+		c.Detail, c.Fix = err.Error(), "fix cards.desfire_key_file (portier check-config says what is wrong)"
+		hw = cfg.Hardware
+		hw.SimCards = nil
+		return hw, c
+	}
+	var modes []string
+	for _, d := range cfg.Doors {
+		modes = append(modes, d.ID+" "+string(d.CardMode()))
+	}
+	c.OK = true
+	c.Detail = strings.Join(modes, ", ")
+	if p := cfg.Cards.Unfingerprinted; p != "" {
+		c.Detail += "; unfingerprinted cards: " + p
+	}
+	var sets []string
+	for _, k := range hw.Cards.Sites {
+		role := "read key"
+		if k.PICC != nil {
+			role = "all masters: an issuing station"
+		}
+		sets = append(sets, fmt.Sprintf("version %d (%s)", k.Version, role))
+	}
+	switch {
+	case len(sets) > 0 && config.IsDemo(hw.Cards.Sites):
+		c.Detail += "; DESFire keys: Portier's public DEMO keys, " + strings.Join(sets, ", ")
+	case len(sets) > 0:
+		c.Detail += "; DESFire keys: " + strings.Join(sets, ", ")
+	default:
+		c.Detail += "; no DESFire key file"
+	}
+	return hw, c
 }
 
 // printChecks writes the result table and returns the number of failures

@@ -14,13 +14,13 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"text/template"
 	"time"
 
 	"github.com/portier-io/portier/agent"
+	"github.com/portier-io/portier/cloud/mqtt"
 	"github.com/portier-io/portier/cloud/saltoks"
 	"github.com/portier-io/portier/cmd/portier/config"
 	"github.com/portier-io/portier/hal"
@@ -99,6 +99,13 @@ func cmdInit(ctx context.Context, e *env, args []string) int {
 	if f.secretsDir == "" {
 		f.secretsDir = filepath.Dir(f.config)
 	}
+	// Paths in the config are relative to the config's folder: the secret
+	// files are written there as absolute paths, whatever the working
+	// directory was.
+	secretsDir, err := filepath.Abs(f.secretsDir)
+	if err != nil {
+		return fail(e, exitUsage, "init: --secrets-dir: %v", err)
+	}
 	a.password, a.clientSecret = e.getenv(envSaltoPassword), e.getenv(envSaltoClientSecret)
 	a.mqttPassword = e.getenv(envMQTTPassword)
 
@@ -106,29 +113,24 @@ func cmdInit(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		return fail(e, exitUsage, "init: %v", err)
 	}
+	// Refuse before the first question: every file init may write.
+	secretFiles := map[string]string{"salto-password": filepath.Join(secretsDir, "salto-password"),
+		"salto-client-secret": filepath.Join(secretsDir, "salto-client-secret"), "mqtt-password": filepath.Join(secretsDir, "mqtt-password")}
+	if !f.force {
+		if msg := existingFiles(f.config, secretFiles["salto-password"], secretFiles["salto-client-secret"], secretFiles["mqtt-password"]); msg != "" {
+			return fail(e, exitUsage, "init: %s", msg)
+		}
+	}
 	p := &prompter{e: e, in: bufio.NewReader(e.stdin), ask: f.interactive}
-	if err := a.complete(p, given); err != nil {
+	if err := a.complete(p, given, f.check); err != nil {
 		return fail(e, exitUsage, "init: %v", err)
 	}
-	a.passwordFile = filepath.Join(f.secretsDir, "salto-password")
+	a.passwordFile = secretFiles["salto-password"]
 	if a.clientSecret != "" {
-		a.clientSecretKey = filepath.Join(f.secretsDir, "salto-client-secret")
+		a.clientSecretKey = secretFiles["salto-client-secret"]
 	}
 	if a.mqttPassword != "" {
-		a.mqttPasswordFile = filepath.Join(f.secretsDir, "mqtt-password")
-	}
-	cfgText, err := a.render()
-	if err != nil {
-		return fail(e, exitFailed, "init: %v", err)
-	}
-	// The config must pass every check run and check-config make before a
-	// byte is written.
-	cfg, err := config.Parse(cfgText, f.config)
-	if err != nil {
-		return fail(e, exitUsage, "init: the config would be invalid:\n%v", err)
-	}
-	if err := cfg.Hardware.Validate([]string{a.doorID}); err != nil {
-		return fail(e, exitUsage, "init: the hardware section would be invalid:\n%v", err)
+		a.mqttPasswordFile = secretFiles["mqtt-password"]
 	}
 	if f.check {
 		if a.identityURL == "" {
@@ -137,6 +139,15 @@ func cmdInit(ctx context.Context, e *env, args []string) int {
 		if code := checkSaltoAccess(ctx, e, &a); code != exitOK {
 			return code
 		}
+	}
+	cfgText, err := a.render()
+	if err != nil {
+		return fail(e, exitFailed, "init: %v", err)
+	}
+	// The config must pass the config's own checks before a byte is
+	// written (each answer went through the same checks already).
+	if _, err := config.Parse(cfgText, f.config); err != nil {
+		return fail(e, exitUsage, "init: the config would be invalid:\n%v", err)
 	}
 	files := []string{f.config}
 	if a.identityURL != "" {
@@ -148,37 +159,61 @@ func cmdInit(ctx context.Context, e *env, args []string) int {
 	if a.mqttPasswordFile != "" {
 		files = append(files, a.mqttPasswordFile)
 	}
-	if !f.force {
-		var exist []string
-		for _, path := range files {
-			if _, err := os.Lstat(path); err == nil {
-				exist = append(exist, path)
-			}
+	// All or nothing: the files are staged, put in place together and
+	// checked as run will check them; any failure takes back what was
+	// written and puts back what was replaced.
+	w := &fileSet{}
+	err = a.write(w, f, owner, cfgText)
+	if err == nil {
+		err = w.commit()
+	}
+	var r config.Report
+	if err == nil {
+		r = config.Check(f.config, e.getenv)
+		problems := append(r.Problems, r.Lacks("run")...)
+		for _, p := range problems {
+			fmt.Fprintln(e.stderr, p)
 		}
-		if len(exist) > 0 {
-			hint := ""
-			if b, err := os.ReadFile(f.config); err == nil && bytes.Contains(b, []byte(config.PlaceholderLock)) {
-				hint = fmt.Sprintf(" (%s still maps the template's placeholder lock: it looks like the package's template, which --force replaces)", f.config)
-			}
-			return fail(e, exitUsage, "init: %s already exist(s): not overwritten (use --force to replace them; the PIN key is kept either way)%s", strings.Join(exist, ", "), hint)
+		if len(problems) > 0 {
+			w.undo()
+			return fail(e, exitUsage, "init: the written config does not pass check-config --for run: nothing was kept")
 		}
 	}
-	if err := a.write(f, owner, cfgText); err != nil {
-		return fail(e, exitFailed, "init: %v", err)
+	if err != nil {
+		w.undo()
+		return fail(e, exitFailed, "init: %v (nothing was kept)", err)
+	}
+	if err := w.done(); err != nil {
+		return fail(e, exitFailed, "init: the files are in place, but storing them durably failed: %v", err)
 	}
 	for _, path := range files {
 		fmt.Fprintf(e.stdout, "wrote %s\n", path)
 	}
-	r := config.Check(f.config, e.getenv)
-	for _, p := range r.Problems {
-		fmt.Fprintln(e.stderr, p)
-	}
-	if len(r.Problems) > 0 {
-		return fail(e, exitUsage, "init: the written config does not pass check-config")
-	}
 	fmt.Fprintf(e.stdout, "%s: OK (%s)\n", f.config, r.Config.Summary())
 	fmt.Fprintf(e.stdout, "Next: portier pinout --config %s (wiring), sudo -u portier portier doctor --config %s (hardware), sudo systemctl enable --now portier\n", f.config, f.config)
 	return exitOK
+}
+
+// existingFiles says which of paths exist, with advice, or "".
+func existingFiles(cfgPath string, paths ...string) string {
+	var exist []string
+	for _, path := range append([]string{cfgPath}, paths...) {
+		if _, err := os.Lstat(path); err == nil {
+			exist = append(exist, path)
+		}
+	}
+	if len(exist) == 0 {
+		return ""
+	}
+	verb := "exists"
+	if len(exist) > 1 {
+		verb = "exist"
+	}
+	hint := ""
+	if b, err := os.ReadFile(cfgPath); err == nil && bytes.Contains(b, []byte(config.PlaceholderLock)) {
+		hint = fmt.Sprintf(" (%s still maps the template's placeholder lock: it looks like the package's template, which --force replaces)", cfgPath)
+	}
+	return fmt.Sprintf("%s already %s: not overwritten (use --force to replace them; the PIN key is kept either way)%s", strings.Join(exist, ", "), verb, hint)
 }
 
 // fileOwner is who the secret files and the state dir belong to; nil keeps
@@ -215,16 +250,12 @@ func initOwner(name string, given bool) (*fileOwner, error) {
 	return &fileOwner{name: name, uid: uid, gid: gid}, nil
 }
 
-var (
-	idPattern    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-	saltoPattern = regexp.MustCompile(`^[A-Za-z0-9-]+$`)
-)
-
-// complete validates the flag values and asks for what is missing.
-func (a *initAnswers) complete(p *prompter, given map[string]bool) error {
+// complete validates the flag values and asks for what is missing; with
+// check (init --check) a site uid may stand for the site id, as Salto KS
+// resolves it.
+func (a *initAnswers) complete(p *prompter, given map[string]bool, check bool) error {
 	if a.gatewayID == "" {
-		host, _ := os.Hostname()
-		a.gatewayID = host
+		a.gatewayID = defaultGatewayID()
 	}
 	steps := []struct {
 		flag, question string
@@ -232,9 +263,9 @@ func (a *initAnswers) complete(p *prompter, given map[string]bool) error {
 		check          func(string) error
 		ask            bool // ask even when the default is fine
 	}{
-		{"gateway-id", "Gateway id (unique per site)", &a.gatewayID, checkID, true},
+		{"gateway-id", "Gateway id, unique per site (" + mqtt.IDRule + ")", &a.gatewayID, config.CheckID, true},
 		{"state-dir", "State directory", &a.stateDir, checkAbs, false},
-		{"door", "Door id", &a.doorID, checkID, true},
+		{"door", "Door id (" + mqtt.IDRule + ")", &a.doorID, config.CheckID, true},
 		{"door-name", "Door name", &a.doorName, nonEmpty, true},
 		{"wiring", "Wiring (mfrc522 or wiegand, see docs/install.md)", &a.wiring, oneOf("mfrc522", "wiegand"), true},
 		{"driver", "Hardware driver (periph or sim)", &a.driver, oneOf("periph", "sim"), false},
@@ -262,7 +293,7 @@ func (a *initAnswers) complete(p *prompter, given map[string]bool) error {
 	if a.locks == "" && a.groups == "" {
 		return errors.New("--salto-locks or --salto-groups: the door needs at least one Salto KS lock or access group id (the Salto KS portal shows them), or nobody could open it")
 	}
-	if err := a.completeSalto(p, given); err != nil {
+	if err := a.completeSalto(p, given, check); err != nil {
 		return err
 	}
 	return a.completeMQTT(p)
@@ -281,7 +312,7 @@ func (a *initAnswers) completeMQTT(p *prompter) error {
 		return nil
 	}
 	if a.siteID == "" {
-		if err := p.value("mqtt-site-id", "Site id for the MQTT topics (no Salto KS site to take it from)", &a.mqttSiteID, checkID, false); err != nil {
+		if err := p.value("mqtt-site-id", "Site id for the MQTT topics, no Salto KS site to take it from ("+mqtt.IDRule+")", &a.mqttSiteID, config.CheckID, false); err != nil {
 			return err
 		}
 	}
@@ -295,10 +326,10 @@ func (a *initAnswers) completeMQTT(p *prompter) error {
 }
 
 // completeSalto fills the salto: section: all of it or none of it.
-func (a *initAnswers) completeSalto(p *prompter, given map[string]bool) error {
+func (a *initAnswers) completeSalto(p *prompter, given map[string]bool, check bool) error {
 	set := a.identityURL != "" || a.apiURL != "" || a.siteID != "" || a.clientID != "" || a.username != ""
 	if !set && p.ask {
-		if err := p.value("salto-identity-url", "Salto KS identity server URL (empty: no Salto sync)", &a.identityURL, optional(checkURL), true); err != nil {
+		if err := p.value("salto-identity-url", "Salto KS identity server URL, e.g. https://identity.eu.my-clay.com (empty: no Salto sync)", &a.identityURL, optional(saltoks.CheckIdentityURL), true); err != nil {
 			return err
 		}
 		set = a.identityURL != ""
@@ -306,14 +337,26 @@ func (a *initAnswers) completeSalto(p *prompter, given map[string]bool) error {
 	if !set {
 		return nil
 	}
+	siteQuestion, siteCheck := "Salto KS site id (the site's UUID)", checkGUID
+	if check {
+		siteQuestion = "Salto KS site id (the site's UUID, or its uid such as DE0000000001: --check looks it up)"
+		siteCheck = func(s string) error {
+			if saltoks.IsSiteUID(s) {
+				return nil
+			}
+			return checkGUID(s)
+		}
+	} else {
+		siteCheck = func(s string) error { _, err := saltoks.ParseSiteID(s); return err }
+	}
 	steps := []struct {
 		flag, question string
 		val            *string
 		check          func(string) error
 	}{
-		{"salto-identity-url", "Salto KS identity server URL", &a.identityURL, checkURL},
-		{"salto-api-url", "Salto KS API URL", &a.apiURL, checkURL},
-		{"salto-site-id", "Salto KS site id", &a.siteID, checkSaltoID},
+		{"salto-identity-url", "Salto KS identity server URL, e.g. https://identity.eu.my-clay.com", &a.identityURL, saltoks.CheckIdentityURL},
+		{"salto-api-url", "Salto KS API URL, e.g. https://connect.my-clay.com", &a.apiURL, saltoks.CheckAPIURL},
+		{"salto-site-id", siteQuestion, &a.siteID, siteCheck},
 		{"salto-client-id", "Salto KS client id", &a.clientID, nonEmpty},
 		{"salto-username", "Salto KS username of this gateway", &a.username, nonEmpty},
 	}
@@ -337,6 +380,11 @@ func checkSaltoAccess(ctx context.Context, e *env, a *initAnswers) int {
 		Logger: slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
 	if err != nil {
 		return fail(e, exitUsage, "init --check: %v", err)
+	}
+	if saltoks.IsSiteUID(a.siteID) {
+		if code := resolveSiteUID(ctx, e, c, a); code != exitOK {
+			return code
+		}
 	}
 	site, err := c.Site(ctx, a.siteID)
 	if err != nil {
@@ -368,6 +416,25 @@ func checkSaltoAccess(ctx context.Context, e *env, a *initAnswers) int {
 	}
 	fmt.Fprintf(e.stdout, "Salto KS: the door's locks and access groups exist\n")
 	return exitOK
+}
+
+// resolveSiteUID replaces a site uid (what the Salto KS app shows) by the
+// site's id, from the sites the user can reach.
+func resolveSiteUID(ctx context.Context, e *env, c *saltoks.Client, a *initAnswers) int {
+	sites, err := c.Sites(ctx)
+	if err != nil {
+		return fail(e, exitFailed, "init --check: list the sites to look site uid %s up: %v", a.siteID, err)
+	}
+	var known []string
+	for _, s := range sites {
+		if strings.EqualFold(s.SiteUID, a.siteID) {
+			fmt.Fprintf(e.stdout, "Salto KS: site uid %s is site id %s (%s)\n", s.SiteUID, saltoks.CanonicalID(s.ID), s.CustomerReference)
+			a.siteID = saltoks.CanonicalID(s.ID)
+			return exitOK
+		}
+		known = append(known, fmt.Sprintf("%s %q: site id %s", s.SiteUID, s.CustomerReference, saltoks.CanonicalID(s.ID)))
+	}
+	return fail(e, exitUsage, "init --check: %s is no site uid of %s's sites (%s)", a.siteID, a.username, strings.Join(known, "; "))
 }
 
 // configTemplate is the config init writes: the answers plus the wiring of
@@ -449,11 +516,11 @@ func (a *initAnswers) render() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// write creates the state dir and PIN key (kept when present), the secret
+// write stages the state dir and PIN key (kept when present), the secret
 // files (0600, the owner's) and the config (0640, readable by the owner's
-// group), each atomically.
-func (a *initAnswers) write(f initFlags, owner *fileOwner, cfgText []byte) error {
-	if err := os.MkdirAll(a.stateDir, 0o750); err != nil {
+// group) in w; w.commit puts them in place.
+func (a *initAnswers) write(w *fileSet, f initFlags, owner *fileOwner, cfgText []byte) error {
+	if err := w.mkdirAll(a.stateDir, 0o750); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
 	if err := owner.chown(a.stateDir); err != nil {
@@ -465,32 +532,27 @@ func (a *initAnswers) write(f initFlags, owner *fileOwner, cfgText []byte) error
 		if _, err := rand.Read(key); err != nil {
 			return fmt.Errorf("pin key: %w", err)
 		}
-		if err := writeFileAtomic(keyPath, []byte(hex.EncodeToString(key)+"\n"), 0o600, owner); err != nil {
+		if err := w.stage(keyPath, []byte(hex.EncodeToString(key)+"\n"), 0o600, owner); err != nil {
 			return fmt.Errorf("pin key: %w", err)
 		}
 	}
+	secrets := []struct{ what, path, value string }{{"mqtt password", a.mqttPasswordFile, a.mqttPassword}}
 	if a.identityURL != "" {
-		if err := os.MkdirAll(f.secretsDir, 0o755); err != nil {
+		secrets = append(secrets, struct{ what, path, value string }{"salto password", a.passwordFile, a.password},
+			struct{ what, path, value string }{"salto client secret", a.clientSecretKey, a.clientSecret})
+	}
+	for _, sf := range secrets {
+		if sf.path == "" {
+			continue
+		}
+		if err := w.mkdirAll(filepath.Dir(sf.path), 0o755); err != nil {
 			return fmt.Errorf("secrets dir: %w", err)
 		}
-		if err := writeFileAtomic(a.passwordFile, []byte(a.password+"\n"), 0o600, owner); err != nil {
-			return fmt.Errorf("salto password: %w", err)
-		}
-		if a.clientSecretKey != "" {
-			if err := writeFileAtomic(a.clientSecretKey, []byte(a.clientSecret+"\n"), 0o600, owner); err != nil {
-				return fmt.Errorf("salto client secret: %w", err)
-			}
+		if err := w.stage(sf.path, []byte(sf.value+"\n"), 0o600, owner); err != nil {
+			return fmt.Errorf("%s: %w", sf.what, err)
 		}
 	}
-	if a.mqttPasswordFile != "" {
-		if err := os.MkdirAll(f.secretsDir, 0o755); err != nil {
-			return fmt.Errorf("secrets dir: %w", err)
-		}
-		if err := writeFileAtomic(a.mqttPasswordFile, []byte(a.mqttPassword+"\n"), 0o600, owner); err != nil {
-			return fmt.Errorf("mqtt password: %w", err)
-		}
-	}
-	if err := os.MkdirAll(filepath.Dir(f.config), 0o755); err != nil {
+	if err := w.mkdirAll(filepath.Dir(f.config), 0o755); err != nil {
 		return fmt.Errorf("config dir: %w", err)
 	}
 	// The config belongs to the current user (root for a packaged install);
@@ -499,8 +561,116 @@ func (a *initAnswers) write(f initFlags, owner *fileOwner, cfgText []byte) error
 	if owner != nil {
 		group = &fileOwner{name: owner.name, uid: -1, gid: owner.gid}
 	}
-	if err := writeFileAtomic(f.config, cfgText, 0o640, group); err != nil {
+	if err := w.stage(f.config, cfgText, 0o640, group); err != nil {
 		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}
+
+// fileSet writes init's files all or nothing: each is staged beside its
+// target, commit puts them all in place, and undo removes every file and
+// directory this run created and puts back what commit replaced.
+type fileSet struct {
+	created []string // directories made by this run, removed by undo
+	staged  []stagedFile
+}
+
+type stagedFile struct {
+	path, tmp string
+	backup    string // a hard link to the file commit replaced, "" for none
+	committed bool
+}
+
+// mkdirAll is os.MkdirAll that remembers the first directory it created.
+func (w *fileSet) mkdirAll(dir string, mode os.FileMode) error {
+	top := ""
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		top = d
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if err := os.MkdirAll(dir, mode); err != nil {
+		return err
+	}
+	if top != "" {
+		w.created = append(w.created, top)
+	}
+	return nil
+}
+
+// stage writes a file's new content beside it, with its mode and owner.
+func (w *fileSet) stage(path string, data []byte, mode os.FileMode, owner *fileOwner) error {
+	tmp, err := config.StageFile(path, data, mode, owner.chown)
+	if err != nil {
+		return err
+	}
+	w.staged = append(w.staged, stagedFile{path: path, tmp: tmp})
+	return nil
+}
+
+// commit keeps a link to every file it replaces, then renames the staged
+// files into place.
+func (w *fileSet) commit() error {
+	for i := range w.staged {
+		f := &w.staged[i]
+		if _, err := os.Lstat(f.path); err != nil {
+			continue
+		}
+		if err := os.Link(f.path, f.tmp+".old"); err != nil {
+			return fmt.Errorf("keep %s to put it back on failure: %w", f.path, err)
+		}
+		f.backup = f.tmp + ".old"
+	}
+	for i := range w.staged {
+		f := &w.staged[i]
+		if err := os.Rename(f.tmp, f.path); err != nil {
+			return err
+		}
+		f.committed = true
+	}
+	return nil
+}
+
+// undo takes back everything this run wrote.
+func (w *fileSet) undo() {
+	for i := len(w.staged) - 1; i >= 0; i-- {
+		f := w.staged[i]
+		switch {
+		case f.committed && f.backup != "":
+			os.Rename(f.backup, f.path)
+		case f.committed:
+			os.Remove(f.path)
+		default:
+			os.Remove(f.tmp)
+			if f.backup != "" {
+				os.Remove(f.backup)
+			}
+		}
+	}
+	for i := len(w.created) - 1; i >= 0; i-- {
+		os.RemoveAll(w.created[i])
+	}
+}
+
+// done drops the links to the replaced files and syncs the directories, so
+// that a power cut after init cannot bring back the old files or lose the
+// new ones (the PIN key among them).
+func (w *fileSet) done() error {
+	dirs := map[string]bool{}
+	for _, f := range w.staged {
+		if f.backup != "" {
+			os.Remove(f.backup)
+		}
+		dirs[filepath.Dir(f.path)] = true
+	}
+	for dir := range dirs {
+		if err := config.SyncDir(dir); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -514,10 +684,4 @@ func (o *fileOwner) chown(path string) error {
 		return fmt.Errorf("give %s to %s: %w", path, o.name, err)
 	}
 	return nil
-}
-
-// writeFileAtomic writes a file atomically with its final mode and owner
-// before it has any content.
-func writeFileAtomic(path string, data []byte, mode os.FileMode, owner *fileOwner) error {
-	return config.WriteFile(path, data, mode, owner.chown)
 }

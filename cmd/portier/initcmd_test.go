@@ -97,7 +97,7 @@ func TestInitRefusesToOverwrite(t *testing.T) {
 
 	_, errOut, code = runPortier(t, saltoEnv(fake), s.saltoArgs(fake)...)
 	assert.Equal(t, 2, code)
-	assert.Contains(t, errOut, s.config+", "+s.password+", "+s.secret+" already exist(s): not overwritten (use --force")
+	assert.Contains(t, errOut, s.config+", "+s.password+", "+s.secret+" already exist: not overwritten (use --force")
 	cfg, err := os.ReadFile(s.config)
 	require.NoError(t, err)
 	assert.Equal(t, "# edited by the installer\n", string(cfg))
@@ -151,25 +151,40 @@ func TestInitCheckRefusesBadCredentialsAndUnknownLocks(t *testing.T) {
 func TestInitValidatesFlags(t *testing.T) {
 	s := newInitSetup(t)
 	base := []string{"init", "--config", s.config, "--state-dir", s.state, "--owner="}
+	const l1 = "0b5e0000-0000-4000-8000-000000000001"
 	cases := []struct {
 		args []string
 		env  []string
 		want string
 	}{
-		{[]string{"--salto-locks", "l1", "--gateway-id", "a/b"}, nil, `--gateway-id: "a/b": use letters, digits`},
-		{[]string{"--salto-locks", "l1", "--gateway-id", "g", "--mode", "face"}, nil, `--mode: "face" is not card, pin, card_or_pin or card_and_pin`},
+		// Issue 15: every answer is checked with the config's own code.
+		{[]string{"--salto-locks", l1, "--gateway-id", "a/b"}, nil, `--gateway-id: "a/b" is not an id: 1–64 letters, digits, '_' or '-'`},
+		{[]string{"--salto-locks", l1, "--gateway-id", "hall.1"}, nil, `--gateway-id: "hall.1" is not an id: 1–64 letters, digits, '_' or '-'`},
+		{[]string{"--salto-locks", l1, "--gateway-id", "g", "--door", "front.1"}, nil, `--door: "front.1" is not an id`},
+		{[]string{"--salto-locks", "not-a-uuid", "--gateway-id", "g"}, nil, `--salto-locks: "not-a-uuid" is not a Salto KS id (a GUID such as`},
+		{[]string{"--salto-groups", "l1", "--gateway-id", "g"}, nil, `--salto-groups: "l1" is not a Salto KS id`},
+		{[]string{"--salto-locks", l1, "--gateway-id", "g", "--mode", "face"}, nil, `--mode: "face" is not card, pin, card_or_pin or card_and_pin`},
 		{[]string{"--gateway-id", "g"}, nil, "--salto-locks or --salto-groups: the door needs at least one Salto KS lock or access group id"},
-		{[]string{"--salto-locks", "l1", "--gateway-id", "g", "--wiring", "bluetooth"}, nil, `--wiring: "bluetooth" is not one of mfrc522, wiegand`},
-		{[]string{"--salto-locks", "l1", "--gateway-id", "g", "--salto-identity-url", "ftp://x"}, nil, `--salto-identity-url: "ftp://x" is not an http(s) URL`},
-		{[]string{"--salto-locks", "l1", "--gateway-id", "g", "--salto-identity-url", "https://id.example"}, nil, "--salto-api-url: required"},
-		{[]string{"--salto-locks", "l1", "--gateway-id", "g", "--salto-identity-url", "https://id.example", "--salto-api-url", "https://api.example",
-			"--salto-site-id", "s1", "--salto-client-id", "c", "--salto-username", "u"}, nil,
+		{[]string{"--salto-locks", l1, "--gateway-id", "g", "--wiring", "bluetooth"}, nil, `--wiring: "bluetooth" is not one of mfrc522, wiegand`},
+		{[]string{"--salto-locks", l1, "--gateway-id", "g", "--salto-identity-url", "ftp://x"}, nil, `--salto-identity-url: "ftp://x" is not an http(s) URL`},
+		{[]string{"--salto-locks", l1, "--gateway-id", "g", "--salto-identity-url", "https://id.example/connect/token"}, nil,
+			`--salto-identity-url: "https://id.example/connect/token" ends in /connect/token, which the client adds itself`},
+		{[]string{"--salto-locks", l1, "--gateway-id", "g", "--salto-identity-url", "https://id.example"}, nil, "--salto-api-url: required"},
+		{[]string{"--salto-locks", l1, "--gateway-id", "g", "--salto-identity-url", "https://id.example", "--salto-api-url", "https://api.example/v1.2"}, nil,
+			`--salto-api-url: "https://api.example/v1.2" ends in the API version /v1.2, which the client adds`},
+		{[]string{"--salto-locks", l1, "--gateway-id", "g", "--salto-identity-url", "https://id.example", "--salto-api-url", "https://api.example",
+			"--salto-site-id", "ES0000012345"}, nil, `--salto-site-id: "ES0000012345" is the site's uid, not its id`},
+		{[]string{"--salto-locks", l1, "--gateway-id", "g", "--salto-identity-url", "https://id.example", "--salto-api-url", "https://api.example",
+			"--salto-site-id", "s1"}, nil, `--salto-site-id: "s1" is not a Salto KS id`},
+		{[]string{"--salto-locks", l1, "--gateway-id", "g", "--salto-identity-url", "https://id.example", "--salto-api-url", "https://api.example",
+			"--salto-site-id", saltokstest.GeneratedSiteID, "--salto-client-id", "c", "--salto-username", "u"}, nil,
 			"PORTIER_SALTO_PASSWORD: set it in the environment (not on the command line"},
-		{[]string{"--salto-locks", "l1", "--gateway-id", "g", "--state-dir", "relative"}, nil, `--state-dir: "relative" is not an absolute path`},
-		{[]string{"--salto-locks", "l1", "--gateway-id", "g", "--mqtt-broker", "broker.example"}, nil, `--mqtt-broker: "broker.example" is not a broker URL`},
-		{[]string{"--salto-locks", "l1", "--gateway-id", "g", "--mqtt-username", "u"}, nil, "--mqtt-broker: required with --mqtt-username"},
-		{[]string{"--salto-locks", "l1", "--gateway-id", "g", "--mqtt-broker", "tcp://b:1883"}, nil, "--mqtt-site-id: required"},
-		{[]string{"--salto-locks", "l1", "--gateway-id", "g", "--mqtt-broker", "tcp://b:1883", "--mqtt-site-id", "s", "--mqtt-username", "u"}, nil,
+		{[]string{"--salto-locks", l1, "--gateway-id", "g", "--state-dir", "relative"}, nil, `--state-dir: "relative" is not an absolute path`},
+		{[]string{"--salto-locks", l1, "--gateway-id", "g", "--mqtt-broker", "broker.example"}, nil, `--mqtt-broker: mqtt: broker "broker.example": want scheme://host:port`},
+		{[]string{"--salto-locks", l1, "--gateway-id", "g", "--mqtt-username", "u"}, nil, "--mqtt-broker: required with --mqtt-username"},
+		{[]string{"--salto-locks", l1, "--gateway-id", "g", "--mqtt-broker", "tcp://b:1883"}, nil, "--mqtt-site-id: required: 1–64 letters"},
+		{[]string{"--salto-locks", l1, "--gateway-id", "g", "--mqtt-broker", "tcp://b:1883", "--mqtt-site-id", "site.1"}, nil, `--mqtt-site-id: "site.1" is not an id`},
+		{[]string{"--salto-locks", l1, "--gateway-id", "g", "--mqtt-broker", "tcp://b:1883", "--mqtt-site-id", "s", "--mqtt-username", "u"}, nil,
 			"PORTIER_MQTT_PASSWORD: set it in the environment"},
 	}
 	for _, c := range cases {
@@ -178,6 +193,7 @@ func TestInitValidatesFlags(t *testing.T) {
 		assert.Contains(t, errOut, c.want, "%v", c.args)
 	}
 	assert.NoFileExists(t, s.config)
+	assert.NoDirExists(t, s.state, "nothing is created before every answer is valid")
 }
 
 func TestInitAsksWhatFlagsDoNotSay(t *testing.T) {
@@ -188,7 +204,10 @@ func TestInitAsksWhatFlagsDoNotSay(t *testing.T) {
 	answers := strings.Join([]string{"bad id", "gw-7", "side", "Side door", "wiegand", "", "0b5e0000-0000-4000-8000-00000000000a, 0b5e0000-0000-4000-8000-00000000000b", "", "", "tcp://broker:1883", "site-7", ""}, "\n") + "\n"
 	out, errOut, code := runPortierIn(t, nil, answers, "init", "--interactive", "--config", s.config, "--state-dir", s.state, "--owner=", "--driver", "sim")
 	require.Equal(t, 0, code, errOut)
-	assert.Contains(t, out, `"bad id": use letters, digits`)
+	assert.Contains(t, out, "Gateway id, unique per site (1–64 letters, digits, '_' or '-')")
+	assert.Contains(t, out, `"bad id" is not an id: 1–64 letters, digits, '_' or '-'`)
+	// Issue 15: the refused answer is not offered as the default.
+	assert.NotContains(t, out, "[bad id]")
 	assert.Contains(t, out, "Door mode (card, pin, card_or_pin, card_and_pin) [card_or_pin]: ")
 	cfg, err := os.ReadFile(s.config)
 	require.NoError(t, err)
@@ -245,4 +264,125 @@ func TestInitDoesNotPromptOnDevNull(t *testing.T) {
 	assert.Equal(t, 2, ee.ExitCode())
 	assert.Contains(t, string(out), "--salto-locks or --salto-groups: the door needs at least one")
 	assert.NotContains(t, string(out), "Door id")
+}
+
+// Issue 15: an invalid flag value is said why and asked again, and is not
+// offered as the default.
+func TestInitAsksAgainWithoutTheRefusedValue(t *testing.T) {
+	s := newInitSetup(t)
+	answers := strings.Join([]string{"", "hall-1", "", "", "", "", "0b5e0000-0000-4000-8000-00000000000a", "", "", ""}, "\n") + "\n"
+	out, errOut, code := runPortierIn(t, nil, answers, "init", "--interactive", "--config", s.config, "--state-dir", s.state, "--owner=", "--driver", "sim",
+		"--gateway-id", "hall.1")
+	require.Equal(t, 0, code, "%s\n%s", out, errOut)
+	assert.Contains(t, out, `  --gateway-id: "hall.1" is not an id: 1–64 letters, digits, '_' or '-' (ids name MQTT topics)`)
+	assert.Contains(t, out, "Gateway id, unique per site (1–64 letters, digits, '_' or '-'): ", "no default offered")
+	assert.NotContains(t, out, "[hall.1]")
+	assert.Contains(t, out, "  required: 1–64 letters", "an empty answer without a default is refused")
+	cfg, err := os.ReadFile(s.config)
+	require.NoError(t, err)
+	assert.Contains(t, string(cfg), `gateway_id: "hall-1"`)
+}
+
+// Issue 15: on an existing config init refuses before the first question.
+func TestInitRefusesBeforeAsking(t *testing.T) {
+	s := newInitSetup(t)
+	require.NoError(t, os.MkdirAll(filepath.Dir(s.config), 0o755))
+	b, err := os.ReadFile(filepath.Join("..", "..", "packaging", "portier.yaml"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(s.config, b, 0o640))
+	out, errOut, code := runPortierIn(t, nil, "", "init", "--interactive", "--config", s.config, "--state-dir", s.state, "--owner=")
+	assert.Equal(t, 2, code)
+	assert.Empty(t, out, "no question was asked")
+	assert.Contains(t, errOut, s.config+" already exists: not overwritten (use --force")
+	assert.Contains(t, errOut, "it looks like the package's template, which --force replaces")
+}
+
+// Issue 15: a relative --config writes secret paths the config resolves.
+func TestInitRelativeConfigPath(t *testing.T) {
+	fake := startFake(t, saltokstest.SiteShape{Users: 2, Groups: 1, Locks: 1}, saltokstest.Options{})
+	work := t.TempDir()
+	s := newInitSetup(t)
+	o := fake.Options()
+	cmd := exec.Command(portierBin, "init", "--config", "ux/init/portier.yaml", "--state-dir", s.state, "--owner=", "--gateway-id", "gw-1", "--driver", "sim",
+		"--salto-locks", saltokstest.LockID(0), "--salto-identity-url", fake.URL(), "--salto-api-url", fake.URL(),
+		"--salto-site-id", saltokstest.GeneratedSiteID, "--salto-client-id", o.ClientID, "--salto-username", o.Username)
+	cmd.Dir = work
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, saltoEnv(fake)...)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	cfgPath := filepath.Join(work, "ux", "init", "portier.yaml")
+	cfg, err := os.ReadFile(cfgPath)
+	require.NoError(t, err)
+	assert.Contains(t, string(cfg), `password_file: "`+filepath.Join(work, "ux", "init", "salto-password")+`"`)
+
+	// From anywhere else, the config finds its secrets.
+	_, errOut, code := runPortier(t, nil, "check-config", "--for", "sync", "--config", cfgPath)
+	require.Equal(t, 0, code, errOut)
+	syncOut, errOut, code := runPortier(t, nil, "sync", "--config", cfgPath)
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, syncOut, "users")
+}
+
+// Issue 15: init leaves nothing behind when it fails, and puts back what
+// --force was replacing.
+func TestInitLeavesNothingOnFailure(t *testing.T) {
+	t.Run("the written config fails its check", func(t *testing.T) {
+		s := newInitSetup(t)
+		// A PIN key others can read: init keeps an existing key, and the
+		// check refuses it.
+		require.NoError(t, os.MkdirAll(s.state, 0o750))
+		key := filepath.Join(s.state, "pin.key")
+		require.NoError(t, os.WriteFile(key, []byte(strings.Repeat("ab", 32)+"\n"), 0o644))
+		args := []string{"init", "--config", s.config, "--state-dir", s.state, "--owner=", "--gateway-id", "g", "--salto-locks", "0b5e0000-0000-4000-8000-000000000001"}
+		_, errOut, code := runPortier(t, nil, args...)
+		assert.Equal(t, 2, code)
+		assert.Contains(t, errOut, "pin key "+key+" is readable by other users")
+		assert.Contains(t, errOut, "nothing was kept")
+		assert.NoFileExists(t, s.config)
+		assert.NoDirExists(t, filepath.Dir(s.config), "the config's folder init made is gone too")
+		assert.FileExists(t, key, "the existing key is kept")
+
+		// With --force, the config that was there comes back.
+		require.NoError(t, os.MkdirAll(filepath.Dir(s.config), 0o755))
+		require.NoError(t, os.WriteFile(s.config, []byte("# the installer's config\n"), 0o640))
+		_, errOut, code = runPortier(t, nil, append(args, "--force")...)
+		assert.Equal(t, 2, code, errOut)
+		b, err := os.ReadFile(s.config)
+		require.NoError(t, err)
+		assert.Equal(t, "# the installer's config\n", string(b))
+		entries, err := os.ReadDir(filepath.Dir(s.config))
+		require.NoError(t, err)
+		assert.Len(t, entries, 1, "no staged or backup file is left: %v", entries)
+	})
+	t.Run("a folder cannot be made", func(t *testing.T) {
+		fake := startFake(t, saltokstest.SiteShape{Users: 1, Groups: 1, Locks: 1}, saltokstest.Options{})
+		s := newInitSetup(t)
+		file := filepath.Join(s.dir, "a-file")
+		require.NoError(t, os.WriteFile(file, nil, 0o600))
+		_, errOut, code := runPortier(t, saltoEnv(fake), s.saltoArgs(fake, "--secrets-dir", filepath.Join(file, "secrets"))...)
+		assert.Equal(t, 3, code)
+		assert.Contains(t, errOut, "nothing was kept")
+		assert.NoDirExists(t, s.state, "the state dir init made is removed")
+		assert.NoFileExists(t, s.config)
+	})
+}
+
+// Issue 15: init --check looks a site uid up; without --check the uid is
+// refused with where to find the id.
+func TestInitCheckResolvesASiteUID(t *testing.T) {
+	fake := startFake(t, saltokstest.SiteShape{Users: 1, Groups: 1, Locks: 1}, saltokstest.Options{})
+	s := newInitSetup(t)
+	out, errOut, code := runPortier(t, saltoEnv(fake), s.saltoArgs(fake, "--check", "--salto-site-id", "de0000000001")...)
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "Salto KS: site uid DE0000000001 is site id "+saltokstest.GeneratedSiteID)
+	cfg, err := os.ReadFile(s.config)
+	require.NoError(t, err)
+	assert.Contains(t, string(cfg), `site_id: "`+saltokstest.GeneratedSiteID+`"`)
+
+	other := newInitSetup(t)
+	_, errOut, code = runPortier(t, saltoEnv(fake), other.saltoArgs(fake, "--check", "--salto-site-id", "ES0000000009")...)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "ES0000000009 is no site uid of "+fake.Options().Username+"'s sites (DE0000000001 ")
+	assert.Contains(t, errOut, "site id "+saltokstest.GeneratedSiteID)
+	assert.NoFileExists(t, other.config)
 }

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,8 @@ import (
 	"strings"
 
 	"github.com/portier-io/portier/agent"
+	"github.com/portier-io/portier/cloud/saltoks"
+	"github.com/portier-io/portier/cmd/portier/config"
 )
 
 // prompter asks on stdout and reads answers from stdin when ask is set.
@@ -28,7 +29,9 @@ type prompter struct {
 
 // value validates *v; when it is invalid, or force is set, and prompting is
 // on, it asks until the answer is valid. Without prompts an invalid value
-// is an error naming the flag.
+// is an error naming the flag. Only a valid value is offered as the
+// default: an invalid one (from a flag, or an answer) is said why and asked
+// again without one.
 func (p *prompter) value(flagName, question string, v *string, check func(string) error, force bool) error {
 	err := check(*v)
 	if !p.ask {
@@ -40,9 +43,16 @@ func (p *prompter) value(flagName, question string, v *string, check func(string
 	if err == nil && !force {
 		return nil
 	}
+	def := *v
+	if err != nil {
+		if def != "" {
+			fmt.Fprintf(p.e.stdout, "  --%s: %v\n", flagName, err)
+		}
+		def = ""
+	}
 	for {
-		if *v != "" {
-			fmt.Fprintf(p.e.stdout, "%s [%s]: ", question, *v)
+		if def != "" {
+			fmt.Fprintf(p.e.stdout, "%s [%s]: ", question, def)
 		} else {
 			fmt.Fprintf(p.e.stdout, "%s: ", question)
 		}
@@ -50,16 +60,19 @@ func (p *prompter) value(flagName, question string, v *string, check func(string
 		if rerr != nil {
 			return fmt.Errorf("--%s: %w", flagName, rerr)
 		}
-		if line != "" {
-			*v = line
+		answer := def
+		switch line {
+		case "":
+		case "-": // an explicit empty answer for optional values
+			answer = ""
+		default:
+			answer = line
 		}
-		if line == "-" { // an explicit empty answer for optional values
-			*v = ""
-		}
-		if err := check(*v); err != nil {
+		if err := check(answer); err != nil {
 			fmt.Fprintf(p.e.stdout, "  %v\n", err)
 			continue
 		}
+		*v = answer
 		return nil
 	}
 }
@@ -147,14 +160,14 @@ func nonEmpty(s string) error {
 	return nil
 }
 
-func checkID(s string) error {
-	if s == "" {
-		return errors.New("required")
+// defaultGatewayID is the host's short name when it is a valid id.
+func defaultGatewayID() string {
+	host, _ := os.Hostname()
+	host, _, _ = strings.Cut(host, ".")
+	if config.CheckID(host) != nil {
+		return ""
 	}
-	if !idPattern.MatchString(s) {
-		return fmt.Errorf("%q: use letters, digits, '.', '_' and '-' (at most 64, no spaces or slashes: ids appear in MQTT topics)", s)
-	}
-	return nil
+	return host
 }
 
 func checkAbs(s string) error {
@@ -171,39 +184,25 @@ func checkMode(s string) error {
 	return nil
 }
 
-func checkSaltoID(s string) error {
-	if !saltoPattern.MatchString(s) {
-		return fmt.Errorf("%q does not look like a Salto KS id (letters, digits and '-', e.g. a UUID)", s)
-	}
-	return nil
+// checkGUID checks a Salto id as the config does.
+func checkGUID(s string) error {
+	_, err := saltoks.ParseGUID(s)
+	return err
 }
 
+// checkIDList checks comma-separated Salto ids.
 func checkIDList(s string) error {
 	for _, id := range splitList(s) {
-		if err := checkSaltoID(id); err != nil {
+		if err := checkGUID(id); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// checkBroker checks a broker URL as the config's mqtt: section does.
 func checkBroker(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || u.Port() == "" || !slices.Contains([]string{"tcp", "mqtt", "ssl", "tls", "mqtts"}, u.Scheme) {
-		return fmt.Errorf("%q is not a broker URL such as ssl://broker.example:8883 or tcp://broker.example:1883", s)
-	}
-	return nil
-}
-
-func checkURL(s string) error {
-	if s == "" {
-		return errors.New("required")
-	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return fmt.Errorf("%q is not an http(s) URL such as https://identity.eu.my-clay.com", s)
-	}
-	return nil
+	return config.MQTTConfig{Broker: s}.Validate()
 }
 
 func oneOf(vals ...string) func(string) error {

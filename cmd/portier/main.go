@@ -56,6 +56,7 @@ func commands() []command {
 		{"lockdown", "put a door in lockdown (on) or lift it (off)", cmdSwitch("lockdown", "lockdown", (*control.Client).Lockdown, false)},
 		{"office-mode", "hold a door unlocked (on) or end office mode (off)", cmdSwitch("office-mode", "office mode", (*control.Client).OfficeMode, true)},
 		{"enroll", "map the next card tapped at a door to a Salto tag number", cmdEnroll},
+		{"card", "issue, inspect or re-key a DESFire card at a door's reader", cmdCard},
 		{"sync-now", "ask the running agent to sync from Salto KS now", cmdSyncNow},
 		{"check", "decide whether a credential opens a door (offline, from the cache)", cmdCheck},
 		{"import", "load a site snapshot file into the cache", cmdImport},

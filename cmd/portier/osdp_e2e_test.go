@@ -95,7 +95,7 @@ mqtt:
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(g.cfg, withOSDPStudio(t, cfg), 0o600))
 	out := newLineBuffer()
-	g.stdout = out
+	g.tee = out
 	g.start()
 	g.follow()
 	refused := g.waitEvent(agent.EventReaderRefused)
@@ -201,6 +201,6 @@ func TestOSDPPlaintextWarns(t *testing.T) {
 		require.Equal(t, 0, code, "%s\n%s", out, errOut)
 		assert.Regexp(t, `WARN  OSDP secure channel +hardware.doors.studio.osdp.secure_channel: off`, out)
 		assert.Contains(t, out, "plaintext, as configured (secure_channel: off)", "the reader answers")
-		assert.Contains(t, out, "All 12 checks passed, 1 with a warning.")
+		assert.Contains(t, out, "All 14 checks passed, 1 with a warning.")
 	}
 }

@@ -32,7 +32,7 @@ import (
 func cmdRun(ctx context.Context, e *env, args []string) int {
 	fs := newFlags(e, "run", "[--config FILE] [--sim-input FILE|-]")
 	cfgPath := fs.String("config", "", "config file (default: the embedded demo config on a simulated board)")
-	simInput := fs.String("sim-input", "", "with driver sim: read sim commands (tap, keys, open, exit, …) from FILE, or - for standard input")
+	simInput := fs.String("sim-input", "", "with driver sim: read sim commands (tap, keys, open, exit, status, quit, …) from FILE (the agent keeps running after it), or - for standard input (its end stops the agent)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -44,17 +44,18 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	// nothing about the outputs, so nothing is touched; otherwise the
 	// outputs are made safe before its problems are reported.
 	rep := config.Check(*cfgPath, e.getenv)
+	problems := append(rep.Problems, rep.Lacks("run")...)
 	if rep.Config == nil {
-		for _, p := range rep.Problems {
+		for _, p := range problems {
 			fmt.Fprintln(e.stderr, p)
 		}
-		return fail(e, exitUsage, "%d problem(s) in the config (portier check-config shows the same)", len(rep.Problems))
+		return fail(e, exitUsage, "%s in the config (portier check-config --for run shows the same)", countProblems(len(problems)))
 	}
 	log := newLogger(e, rep.Config.LogLevel)
 	for _, w := range rep.Warnings {
 		log.Warn(w)
 	}
-	d := &daemon{cfg: rep.Config, problems: rep.Problems, e: e, log: log, simInput: *simInput}
+	d := &daemon{cfg: rep.Config, problems: problems, e: e, log: log, simInput: *simInput}
 	if err := d.run(ctx); err != nil {
 		log.Error("portier stopped", "err", err)
 		fmt.Fprintf(e.stderr, "portier: %v\n", err)
@@ -84,7 +85,7 @@ func newLogger(e *env, level string) *slog.Logger {
 // the clock guard, the sync loop and the control socket.
 type daemon struct {
 	cfg      *config.Config
-	problems []string // what config.Check found: reported once the outputs are safe
+	problems []string // what config.Check found and what run lacks: reported once the outputs are safe
 	e        *env
 	log      *slog.Logger
 	simInput string
@@ -116,7 +117,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		}()
 	}
 	if len(d.problems) > 0 {
-		return usageError{fmt.Errorf("%d problem(s) in the config (portier check-config shows the same):\n%s", len(d.problems), strings.Join(d.problems, "\n"))}
+		return usageError{fmt.Errorf("%s in the config (portier check-config --for run shows the same):\n%s", countProblems(len(d.problems)), strings.Join(d.problems, "\n"))}
 	}
 	if boardErr != nil {
 		return boardErr
@@ -179,12 +180,25 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	if d.link != nil {
 		goRun("mqtt", d.link.Run)
 	}
+	// quit, or the end of typed sim input, stops the agent like SIGTERM.
+	stopAsked := make(chan string, 1)
 	if d.sim != nil && d.simInput != "" {
 		// Not waited for at shutdown: a read of standard input cannot be
 		// interrupted, and the reader holds nothing that needs cleaning up.
 		go func() {
-			if err := d.runSimInput(runCtx); err != nil && runCtx.Err() == nil {
+			why, err := d.runSimInput(runCtx)
+			switch {
+			case runCtx.Err() != nil:
+			case err != nil:
 				errs <- fmt.Errorf("sim input: %w", err)
+			case why != "":
+				// What was typed before is decided and recorded first.
+				sctx, scancel := context.WithTimeout(runCtx, 10*time.Second)
+				if err := d.sim.Drain(sctx); err == nil {
+					err = d.doors.Healthy(sctx)
+				}
+				scancel()
+				stopAsked <- why
 			}
 		}()
 	}
@@ -195,6 +209,8 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	select {
 	case <-ctx.Done():
 		d.log.Info("stopping")
+	case why := <-stopAsked:
+		d.log.Info("stopping: " + why)
 	case err = <-errs:
 		d.log.Error("stopping after a failure", "err", err)
 	}
@@ -221,15 +237,23 @@ func (d *daemon) openBoard() error {
 	for i, dc := range d.cfg.Doors {
 		ids[i] = dc.ID
 	}
+	hw, err := d.cfg.HardwareConfig()
+	if err != nil {
+		// The key file is broken (config.Check reported it, so run stops
+		// after this): the board without cards still puts every output in
+		// its safe state first.
+		hw = d.cfg.Hardware
+		hw.SimCards = nil
+	}
 	switch d.cfg.Hardware.Driver {
 	case hal.DriverSim:
-		b, err := sim.New(d.cfg.Hardware, ids, sim.Options{Logger: d.log.With("board", "sim")})
+		b, err := sim.New(hw, ids, sim.Options{Logger: d.log.With("board", "sim")})
 		if err != nil {
 			return usageError{err}
 		}
 		d.board, d.sim = b, b
 	case hal.DriverPeriph:
-		b, err := hal.OpenPeriph(d.cfg.Hardware, ids, d.log.With("board", "periph"))
+		b, err := hal.OpenPeriph(hw, ids, d.log.With("board", "periph"))
 		if err != nil {
 			return err
 		}
@@ -294,12 +318,9 @@ func (d *daemon) buildControllers() error {
 	}
 	var cfgs []agent.ControllerConfig
 	for _, dc := range d.cfg.Doors {
-		w := d.cfg.Hardware.Doors[dc.ID]
-		if w.Relay == nil {
-			return usageError{fmt.Errorf("door %q has no relay in hardware.doors: a door the gateway cannot unlock cannot be run", dc.ID)}
-		}
+		w := d.cfg.Hardware.Doors[dc.ID] // config.Check saw a relay for every door
 		cc := agent.ControllerConfig{
-			Door: dc.Door(), Relay: boardOutput{d.board, dc.ID, hal.Relay}, Decider: dec, Events: d.events, Enrolments: d.db,
+			Door: d.cfg.AgentDoor(dc), Relay: boardOutput{d.board, dc.ID, hal.Relay}, Decider: dec, Events: d.events, Enrolments: d.db, Cards: d.db,
 			Logger: d.log, AccessTime: dc.AccessTime, HeldOpenTime: dc.HeldOpenTime,
 			PINTimeout: dc.PINTimeout, TwoFactorWindow: dc.TwoFactorWindow, EasyOfficeMode: dc.EasyOfficeMode,
 			Lockout: agent.LockoutPolicy{MaxFailures: dc.Lockout.MaxFailures, Window: dc.Lockout.Window, Duration: dc.Lockout.Duration, MaxDuration: dc.Lockout.MaxDuration},
@@ -462,19 +483,58 @@ func (d *daemon) notify(states ...string) {
 	}
 }
 
+// simInputHelp is what portier run adds to the sim board's commands.
+const simInputHelp = `  status                         the agent's status (as portier status prints it)
+  quit                           stop the agent (so does the end of typed input, Ctrl-D)`
+
 // runSimInput reads sim commands (a script or a person typing) and runs them
-// on the simulated board.
-func (d *daemon) runSimInput(ctx context.Context) error {
+// on the simulated board, with status and quit besides the board's own. It
+// returns why the agent should stop, "" for keep running: typed input (-)
+// stops it at quit and at its end (Ctrl-D), a script only at quit; a script
+// that just ends leaves the agent running, as a scripted scene's last state.
+func (d *daemon) runSimInput(ctx context.Context) (string, error) {
+	typed := d.simInput == "-"
 	var r io.Reader = d.e.stdin
-	if d.simInput != "-" {
+	if !typed {
 		f, err := os.Open(d.simInput)
 		if err != nil {
-			return err
+			return "", err
 		}
 		defer f.Close()
 		r = f
 	}
-	return d.sim.RunScript(ctx, r, d.e.stdout, d.simInput == "-", false)
+	extra := func(ctx context.Context, cmd string, args []string, w io.Writer) (bool, error) {
+		switch cmd {
+		case "status":
+			if len(args) > 0 {
+				return true, fmt.Errorf("%w: usage: status", sim.ErrUsage)
+			}
+			printStatus(w, controlBackend{d}.Status(ctx), d.e.now())
+		case "quit":
+			if len(args) > 0 {
+				return true, fmt.Errorf("%w: usage: quit", sim.ErrUsage)
+			}
+			return true, sim.ErrStop
+		case "help":
+			if err := d.sim.Exec(ctx, "help", w); err != nil {
+				return true, err
+			}
+			fmt.Fprintln(w, simInputHelp)
+		default:
+			return false, nil
+		}
+		return true, nil
+	}
+	err := d.sim.RunScript(ctx, r, d.e.stdout, sim.ScriptOptions{KeepGoing: typed, Extra: extra})
+	switch {
+	case errors.Is(err, sim.ErrStop):
+		return "quit in the sim input", nil
+	case err != nil:
+		return "", err
+	case typed:
+		return "the sim input ended", nil
+	}
+	return "", nil
 }
 
 // boardOutput is one door output as the controller sees it.

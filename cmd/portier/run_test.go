@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -59,17 +60,30 @@ type gateway struct {
 	notify *net.UnixConn
 	events *bufio.Scanner
 	stderr *strings.Builder
-	stdout io.Writer // the answers to sim commands; nil: discarded
+	stdout *strings.Builder // read only once the process has exited
+	// tee also gets the process's standard output (the answers to sim
+	// commands) as it comes; nil: none.
+	tee io.Writer
+	// simInput is run's --sim-input; "" means - (standard input, g.stdin).
+	simInput string
 }
 
 // newGateway writes the config, imports the demo site and returns an
 // unstarted gateway.
 func newGateway(t *testing.T, accessTime string, extraConfig ...string) *gateway {
 	t.Helper()
+	return newGatewayConfig(t, func(dir string) string {
+		return fmt.Sprintf(runConfig, dir, accessTime) + strings.Join(extraConfig, "")
+	})
+}
+
+// newGatewayConfig is newGateway with the whole config, made for the
+// gateway's directory.
+func newGatewayConfig(t *testing.T, config func(dir string) string) *gateway {
+	t.Helper()
 	dir := t.TempDir()
 	g := &gateway{t: t, dir: dir, cfg: filepath.Join(dir, "portier.yaml")}
-	cfg := fmt.Sprintf(runConfig, dir, accessTime) + strings.Join(extraConfig, "")
-	require.NoError(t, os.WriteFile(g.cfg, []byte(cfg), 0o600))
+	require.NoError(t, os.WriteFile(g.cfg, []byte(config(dir)), 0o600))
 	g.env = []string{"HOME=" + dir, "PATH=" + os.Getenv("PATH")}
 	_, errOut, code := runPortier(t, g.env, "import", "--config", g.cfg, demoSite)
 	require.Equal(t, 0, code, errOut)
@@ -86,12 +100,19 @@ func (g *gateway) start(extraEnv ...string) {
 	require.NoError(t, err)
 	g.notify = conn
 	t.Cleanup(func() { conn.Close() })
-	g.cmd = exec.Command(portierBin, "run", "--config", g.cfg, "--sim-input", "-")
+	simInput := g.simInput
+	if simInput == "" {
+		simInput = "-"
+	}
+	g.cmd = exec.Command(portierBin, "run", "--config", g.cfg, "--sim-input", simInput)
 	g.cmd.Env = append(append(append([]string{}, g.env...), "NOTIFY_SOCKET="+sock), extraEnv...)
 	g.stdin, err = g.cmd.StdinPipe()
 	require.NoError(t, err)
-	g.stderr = &strings.Builder{}
+	g.stderr, g.stdout = &strings.Builder{}, &strings.Builder{}
 	g.cmd.Stderr, g.cmd.Stdout = g.stderr, g.stdout
+	if g.tee != nil {
+		g.cmd.Stdout = io.MultiWriter(g.stdout, g.tee)
+	}
 	require.NoError(t, g.cmd.Start())
 	t.Cleanup(func() {
 		if g.cmd.ProcessState == nil {
@@ -141,28 +162,46 @@ func (g *gateway) follow() {
 	g.events = bufio.NewScanner(out)
 }
 
-// waitEvent reads events until one of type typ arrives and returns it.
+// waitEvent reads events until one of type typ arrives and returns it. It
+// fails only when no event at all arrived for 60 s (a busy machine makes
+// the wait long, not the stream silent).
 func (g *gateway) waitEvent(typ agent.EventType) agent.Event {
 	g.t.Helper()
+	return g.waitAny(typ)
+}
+
+// waitAny reads events until one of the types arrives and returns it.
+func (g *gateway) waitAny(types ...agent.EventType) agent.Event {
+	g.t.Helper()
 	found := make(chan agent.Event, 1)
+	seen := make(chan struct{}, 1)
 	go func() {
 		defer close(found)
 		for g.events.Scan() {
 			var e agent.Event
-			if json.Unmarshal(g.events.Bytes(), &e) == nil && e.Type == typ {
+			if json.Unmarshal(g.events.Bytes(), &e) == nil && slices.Contains(types, e.Type) {
 				found <- e
 				return
 			}
+			select {
+			case seen <- struct{}{}:
+			default:
+			}
 		}
 	}()
-	select {
-	case e, ok := <-found:
-		require.True(g.t, ok, "the event stream ended before %s", typ)
-		return e
-	case <-time.After(30 * time.Second):
-		g.t.Fatalf("no %s event within 30s", typ)
+	quiet := time.NewTimer(60 * time.Second)
+	defer quiet.Stop()
+	for {
+		select {
+		case e, ok := <-found:
+			require.True(g.t, ok, "the event stream ended before %v", types)
+			return e
+		case <-seen:
+			quiet.Reset(60 * time.Second)
+		case <-quiet.C:
+			g.t.Fatalf("no %v event: no event at all for 60s", types)
+		}
 	}
-	return agent.Event{}
 }
 
 // latch returns the sim board's output levels as the latch file holds them.
@@ -184,6 +223,28 @@ func (g *gateway) signal(sig syscall.Signal) int {
 	}
 	require.NoError(g.t, err)
 	return 0
+}
+
+// exit waits for the daemon to stop by itself and returns its exit status.
+// Stopping is one step with nothing to watch in between: 60 s without an
+// exit is a daemon that did not stop.
+func (g *gateway) exit() int {
+	g.t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- g.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		}
+		require.NoError(g.t, err)
+		return 0
+	case <-time.After(60 * time.Second):
+		g.cmd.Process.Kill()
+		<-done
+		g.t.Fatalf("portier run did not stop within 60 s")
+	}
+	return -1
 }
 
 func TestRunTapToRelayAndEvents(t *testing.T) {

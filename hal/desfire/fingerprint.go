@@ -86,6 +86,47 @@ func (f Fingerprint) MatchKey() string {
 	return f.Encode()
 }
 
+// Describe says what the card is, for people and events: the product from
+// its GetVersion answer (else from its SAK), and its originality
+// signature's verdict. It reveals nothing secret.
+func (f Fingerprint) Describe() string {
+	what := sakProduct(f.SAK, f.ATS != nil)
+	if v, err := ParseVersion(f.Version); err == nil {
+		what = v.Generation().String()
+		if v.Generation() == GenUnknown {
+			what = fmt.Sprintf("ISO/IEC 14443-4 card, vendor %02X type %02X", v.Hardware.Vendor, v.Hardware.Type)
+		}
+	}
+	switch {
+	case f.Original != "":
+		what += ", originality signature verified"
+	case f.Signature != nil:
+		what += ", originality signature does NOT verify"
+	case f.SignatureRefusal != "":
+		what += ", no originality signature"
+	}
+	return what
+}
+
+// sakProduct names the usual product behind a SAK (NXP AN10833).
+func sakProduct(sak byte, iso bool) string {
+	switch {
+	case sak == 0x08 || sak == 0x88:
+		return "MIFARE Classic 1K (or a copy)"
+	case sak == 0x18:
+		return "MIFARE Classic 4K (or a copy)"
+	case sak == 0x09:
+		return "MIFARE Mini"
+	case sak == 0x00:
+		return "MIFARE Ultralight or NTAG"
+	case sak == 0x10 || sak == 0x11:
+		return "MIFARE Plus"
+	case iso:
+		return "ISO/IEC 14443-4 card"
+	}
+	return fmt.Sprintf("ISO/IEC 14443-3 card (SAK %02X)", sak)
+}
+
 // ErrFingerprint: a stored fingerprint that does not decode.
 var ErrFingerprint = errors.New("desfire: malformed fingerprint record")
 

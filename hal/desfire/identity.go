@@ -159,20 +159,27 @@ var ErrNotIssued = errors.New("desfire: card not issued for this site (no applic
 // key rotation) are told apart by the read key's version. Any failure is
 // an error: the card is refused.
 func ReadIdentity(ctx context.Context, c *Card, uid []byte, sites ...SiteKeys) (Identity, error) {
+	id, _, err := ReadIdentityKeys(ctx, c, uid, sites...)
+	return id, err
+}
+
+// ReadIdentityKeys is ReadIdentity that also returns the key set it used:
+// its Version is the card's read key version.
+func ReadIdentityKeys(ctx context.Context, c *Card, uid []byte, sites ...SiteKeys) (Identity, SiteKeys, error) {
 	if len(sites) == 0 {
-		return Identity{}, fmt.Errorf("%w: no site keys", ErrKey)
+		return Identity{}, SiteKeys{}, fmt.Errorf("%w: no site keys", ErrKey)
 	}
 	site := sites[0]
 	if err := c.SelectApplication(ctx, site.aid()); err != nil {
 		if errors.Is(err, StatusApplicationNotFound) {
-			return Identity{}, ErrNotIssued
+			return Identity{}, site, ErrNotIssued
 		}
-		return Identity{}, err
+		return Identity{}, site, err
 	}
 	if len(sites) > 1 {
 		v, err := c.KeyVersion(ctx, KeyRead)
 		if err != nil {
-			return Identity{}, err
+			return Identity{}, site, err
 		}
 		for _, s := range sites {
 			if s.Version == v {
@@ -183,16 +190,17 @@ func ReadIdentity(ctx context.Context, c *Card, uid []byte, sites ...SiteKeys) (
 	}
 	keys, err := site.ForCard(uid)
 	if err != nil {
-		return Identity{}, err
+		return Identity{}, site, err
 	}
 	if err := c.authenticateAES(ctx, KeyRead, keys.Read, GenUnknown); err != nil {
-		return Identity{}, err
+		return Identity{}, site, err
 	}
 	b, err := c.ReadData(ctx, IdentityFile, 0, IdentityFileSize, CommFull)
 	if err != nil {
-		return Identity{}, err
+		return Identity{}, site, err
 	}
-	return ParseIdentity(b)
+	id, err := ParseIdentity(b)
+	return id, site, err
 }
 
 // authenticateAES authenticates with an AES key the way the card supports:

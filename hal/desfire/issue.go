@@ -25,6 +25,15 @@ type IssueOptions struct {
 	// PICCKeys are more keys to try for the card's PICC master key, after
 	// the site's own and the factory defaults (DES zero, AES zero).
 	PICCKeys []Key
+	// Progress, if set, is told each step as it starts (for people
+	// watching an issuing station); never a key.
+	Progress func(step string)
+}
+
+func (o IssueOptions) step(s string) {
+	if o.Progress != nil {
+		o.Progress(s)
+	}
 }
 
 // Issue personalises a card for the site. With the card selected and
@@ -59,6 +68,7 @@ func Issue(ctx context.Context, c *Card, uid []byte, site SiteKeys, id Identity,
 	if err != nil {
 		return err
 	}
+	opts.step("reading the card's version")
 	v, err := c.GetVersion(ctx)
 	if err != nil {
 		return fmt.Errorf("desfire: issue: %w", err)
@@ -70,11 +80,13 @@ func Issue(ctx context.Context, c *Card, uid []byte, site SiteKeys, id Identity,
 	if err := c.SelectApplication(ctx, PICCAID); err != nil {
 		return err
 	}
+	opts.step("authenticating with the card master key (the site's, else a factory default)")
 	current, err := c.authenticatePICC(ctx, gen, append([]Key{keys.PICC, FactoryPICCKey(), ZeroAESKey()}, opts.PICCKeys...))
 	if err != nil {
 		return err
 	}
 	if !current.equal(keys.PICC) {
+		opts.step("replacing the factory card master key with the site's diversified key")
 		if err := c.ChangeKey(ctx, 0x80|0x00, keys.PICC, current); err != nil {
 			return fmt.Errorf("desfire: issue: change the PICC master key: %w", err)
 		}
@@ -82,6 +94,7 @@ func Issue(ctx context.Context, c *Card, uid []byte, site SiteKeys, id Identity,
 			return fmt.Errorf("desfire: issue: the new PICC master key: %w", err)
 		}
 	}
+	opts.step("checking the card's real UID")
 	real, err := c.CardUID(ctx)
 	if err != nil {
 		return fmt.Errorf("desfire: issue: %w", err)
@@ -97,10 +110,12 @@ func Issue(ctx context.Context, c *Card, uid []byte, site SiteKeys, id Identity,
 		if !opts.Reissue {
 			return ErrAlreadyIssued
 		}
+		opts.step("deleting the card's old site application (reissue)")
 		if err := c.DeleteApplication(ctx, site.aid()); err != nil {
 			return err
 		}
 	}
+	opts.step("creating the site application " + site.aid().String())
 	if err := c.CreateApplication(ctx, site.aid(), AppKeySettings, 2, KeyAES); err != nil {
 		return err
 	}
@@ -110,6 +125,7 @@ func Issue(ctx context.Context, c *Card, uid []byte, site SiteKeys, id Identity,
 	if err := c.authenticateAES(ctx, KeyAppMaster, ZeroAESKey(), gen); err != nil {
 		return err
 	}
+	opts.step("setting the diversified read and application keys")
 	if err := c.ChangeKey(ctx, KeyRead, keys.Read, ZeroAESKey()); err != nil {
 		return err
 	}
@@ -119,6 +135,7 @@ func Issue(ctx context.Context, c *Card, uid []byte, site SiteKeys, id Identity,
 	if err := c.authenticateAES(ctx, KeyAppMaster, keys.App, gen); err != nil {
 		return err
 	}
+	opts.step("writing the identity file")
 	access := AccessRights{Read: KeyRead, Write: KeyAppMaster, ReadWrite: KeyAppMaster, Change: KeyAppMaster}
 	if err := c.CreateStdDataFile(ctx, IdentityFile, CommFull, access, IdentityFileSize); err != nil {
 		return err
@@ -126,6 +143,7 @@ func Issue(ctx context.Context, c *Card, uid []byte, site SiteKeys, id Identity,
 	if err := c.WriteData(ctx, IdentityFile, 0, id.Encode(), CommFull); err != nil {
 		return err
 	}
+	opts.step("reading the identity back with the read key")
 	back, err := ReadIdentity(ctx, c, uid, site)
 	if err != nil {
 		return fmt.Errorf("desfire: issue: read back: %w", err)
@@ -133,6 +151,7 @@ func Issue(ctx context.Context, c *Card, uid []byte, site SiteKeys, id Identity,
 	if back.TagNumber != id.TagNumber || back.Generation != id.Generation || back.Issued.Unix() != id.Issued.Unix() {
 		return ErrVerify
 	}
+	opts.step("locking the card: no application changes without the card master key")
 	if err := c.SelectApplication(ctx, PICCAID); err != nil {
 		return err
 	}

@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/portier-io/portier/agent"
 	"github.com/portier-io/portier/hal"
+	"github.com/portier-io/portier/hal/mfrc522/mfrc522sim"
 	"github.com/portier-io/portier/hal/wiegand"
 )
 
@@ -19,7 +22,9 @@ import (
 var ErrUsage = errors.New("sim: bad command")
 
 const help = `commands:
-  tap DOOR UID                   present a card UID (hex, 4/7/10 bytes)
+  tap DOOR UID                   present a card that shows only its UID (hex, 4/7/10 bytes)
+  card DOOR NAME                 present a named card (see cards)
+  cards                          list the named cards
   wiegand DOOR FORMAT [FC] CARD  present a Wiegand card (H10301, H10306, C1000, H10302, H10304)
   frame DOOR BITS VALUE          send a raw Wiegand frame
   keys DOOR KEYS                 type keys (0-9 * #)
@@ -61,6 +66,22 @@ func (b *Board) Exec(ctx context.Context, line string, w io.Writer) error {
 			return fmt.Errorf("%w: %v", ErrUsage, err)
 		}
 		return b.Tap(args[0], uid)
+	case "card":
+		if len(args) != 2 {
+			return usage("card DOOR NAME")
+		}
+		return b.Card(ctx, args[0], args[1])
+	case "cards":
+		if len(args) != 0 {
+			return usage("cards")
+		}
+		if len(b.cards) == 0 {
+			fmt.Fprintln(w, "no named cards: add some under hardware.sim_cards")
+		}
+		for _, name := range slices.Sorted(maps.Keys(b.cards)) {
+			fmt.Fprintf(w, "%-12s %s\n", name, b.cards[name].describe())
+		}
+		return nil
 	case "wiegand":
 		if len(args) != 3 && len(args) != 4 {
 			return usage("wiegand DOOR FORMAT [FACILITY] CARD")
@@ -206,6 +227,32 @@ func (b *Board) routesToOSDP(doorID string, own func(hal.DoorWiring) bool) bool 
 	return ok && !own(d.wiring)
 }
 
+// selfTestISO runs the periph board's ISO/IEC 14443-4 check on the door's
+// simulated reader with a simulated DESFire card in the field.
+func (b *Board) selfTestISO(ctx context.Context, door string, r *simReader) hal.Check {
+	var card *simCard
+	for _, name := range slices.Sorted(maps.Keys(b.cards)) {
+		if c := b.cards[name]; c.des != nil && c.cfg.Fault == "" {
+			card = c
+			break
+		}
+	}
+	if card == nil {
+		return hal.Check{Name: fmt.Sprintf("%s: ISO/IEC 14443-4 (card mode %s)", door, r.station.Mode()), OK: true,
+			Detail: "simulated; not exercised: no DESFire card under hardware.sim_cards to place on the reader"}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.chip.Place(card.field()); err != nil {
+		return hal.Check{Name: door + ": ISO/IEC 14443-4", Detail: err.Error()}
+	}
+	defer r.chip.Clear()
+	r.clock.Advance(mfrc522sim.PowerUp)
+	c := r.testISO(ctx, door)
+	c.Detail = fmt.Sprintf("simulated, with sim card %s on the reader: %s", card.name, c.Detail)
+	return c
+}
+
 func onOff(v bool) string {
 	if v {
 		return "on"
@@ -213,14 +260,29 @@ func onOff(v bool) string {
 	return "off"
 }
 
-// RunScript executes commands line by line until r ends or ctx is done. A
-// failing command stops the script with its line number unless keepGoing
-// (interactive use), in which case the error is written to w. With prompt,
-// "> " is written before each line is read.
-func (b *Board) RunScript(ctx context.Context, r io.Reader, w io.Writer, keepGoing, prompt bool) error {
+// ScriptOptions shape RunScript.
+type ScriptOptions struct {
+	// KeepGoing writes a failing command's error to w and reads on
+	// (interactive use); otherwise the error stops the script with its line
+	// number.
+	KeepGoing bool
+	// Prompt writes "> " before each line is read.
+	Prompt bool
+	// Extra runs before the board's own commands, for commands of the
+	// program driving the board (portier run adds status and quit): handled
+	// false passes the line on to the board. An error wrapping ErrStop ends
+	// the script and RunScript returns it as is.
+	Extra func(ctx context.Context, cmd string, args []string, w io.Writer) (handled bool, err error)
+}
+
+// ErrStop, returned by an Extra command, ends the script at once.
+var ErrStop = errors.New("sim: stop")
+
+// RunScript executes commands line by line until r ends or ctx is done.
+func (b *Board) RunScript(ctx context.Context, r io.Reader, w io.Writer, o ScriptOptions) error {
 	sc := bufio.NewScanner(r)
 	for n := 1; ; n++ {
-		if prompt {
+		if o.Prompt {
 			fmt.Fprint(w, "> ")
 		}
 		if !sc.Scan() {
@@ -229,12 +291,14 @@ func (b *Board) RunScript(ctx context.Context, r io.Reader, w io.Writer, keepGoi
 		if ctx.Err() != nil {
 			return nil
 		}
-		err := b.Exec(ctx, sc.Text(), w)
+		err := b.execLine(ctx, sc.Text(), w, o.Extra)
 		switch {
 		case err == nil:
+		case errors.Is(err, ErrStop):
+			return err
 		case ctx.Err() != nil:
 			return nil
-		case keepGoing:
+		case o.KeepGoing:
 			fmt.Fprintln(w, "error:", err)
 		default:
 			return fmt.Errorf("line %d: %w", n, err)
@@ -244,6 +308,21 @@ func (b *Board) RunScript(ctx context.Context, r io.Reader, w io.Writer, keepGoi
 		return fmt.Errorf("sim: read script: %w", err)
 	}
 	return nil
+}
+
+// execLine offers a line to extra, then to the board.
+func (b *Board) execLine(ctx context.Context, line string, w io.Writer, extra func(context.Context, string, []string, io.Writer) (bool, error)) error {
+	if extra != nil && !strings.HasPrefix(strings.TrimSpace(line), "#") {
+		if i := strings.Index(line, " # "); i >= 0 {
+			line = line[:i]
+		}
+		if f := strings.Fields(line); len(f) > 0 {
+			if handled, err := extra(ctx, f[0], f[1:], w); handled || err != nil {
+				return err
+			}
+		}
+	}
+	return b.Exec(ctx, line, w)
 }
 
 // SelfTest is the simulated counterpart of hal.SelfTest: every configured
@@ -256,7 +335,8 @@ func (b *Board) SelfTest(ctx context.Context, actuate bool) []hal.Check {
 		d := b.doors[id]
 		w := d.wiring
 		if m := w.MFRC522; m != nil {
-			checks = append(checks, hal.Check{Name: fmt.Sprintf("%s: MFRC522 on %s", id, m.SPI), OK: true, Detail: "simulated MFRC522 v2.0 (version register 0x92)"})
+			checks = append(checks, hal.Check{Name: fmt.Sprintf("%s: MFRC522 on %s", id, m.SPI), OK: true, Detail: "simulated MFRC522 v2.0 (version register 0x92): the real driver over a chip model"})
+			checks = append(checks, b.selfTestISO(ctx, id, d.rfid))
 		}
 		if wc := w.Wiegand; wc != nil {
 			checks = append(checks, hal.Check{Name: fmt.Sprintf("%s: Wiegand D0 %s, D1 %s", id, wc.D0, wc.D1), OK: true, Detail: "simulated, lines idle high"})

@@ -5,7 +5,9 @@
 // Commands, from a script or typed interactively (one per line; a line
 // starting with # is a comment, as is the rest of a line after " # "):
 //
-//	tap DOOR UID                   present a card UID (hex, 4/7/10 bytes) to the door's MFRC522
+//	tap DOOR UID                   present a card that shows only its UID (hex, 4/7/10 bytes) to the door's MFRC522
+//	card DOOR NAME                 present a named card of hardware.sim_cards (a DESFire, a Classic copy…)
+//	cards                          list the named cards
 //	wiegand DOOR FORMAT [FC] CARD  present a Wiegand card (H10301, H10306, C1000, H10302, H10304)
 //	frame DOOR BITS VALUE          send a raw Wiegand frame (e.g. a corrupted one: frame studio 26 0x1235)
 //	keys DOOR KEYS                 type keys (0-9 * #) on the door's keypad
@@ -19,10 +21,11 @@
 //	help                           list the commands
 //
 // A card goes through the same Wiegand decoder as on real hardware, so
-// parity and format settings behave the same; an OSDP reader is a simulated
-// reader on a simulated RS-485 line, polled by the real OSDP code over
-// Secure Channel (osdp.go); a UID must suit an MFRC522
-// (4, 7 or 10 bytes). Commands for a device the door does not have fail.
+// parity and format settings behave the same; an MFRC522 card goes through
+// the real MFRC522 driver and the door's card checks over a chip model
+// (cards.go); an OSDP reader is a simulated reader on a simulated RS-485
+// line, polled by the real OSDP code over Secure Channel (osdp.go). Commands
+// for a device the door does not have fail.
 package sim
 
 import (
@@ -39,6 +42,8 @@ import (
 
 	"github.com/portier-io/portier/agent"
 	"github.com/portier-io/portier/hal"
+	"github.com/portier-io/portier/hal/desfire"
+	"github.com/portier-io/portier/hal/desfire/desfiresim"
 	"github.com/portier-io/portier/hal/wallclock"
 	"github.com/portier-io/portier/hal/wiegand"
 )
@@ -72,7 +77,8 @@ type Board struct {
 	log    *slog.Logger
 	order  []string
 	doors  map[string]*door
-	events chan hal.Event
+	cards  map[string]*simCard
+	events chan queued
 	osdp   *osdpSim
 
 	mu      sync.Mutex
@@ -86,6 +92,7 @@ type door struct {
 	id      string
 	wiring  hal.DoorWiring
 	decoder wiegand.Decoder
+	rfid    *simReader          // nil: no MFRC522
 	outputs map[hal.Output]bool // commanded state
 	safe    map[hal.Output]bool
 	inputs  map[hal.Input]bool
@@ -107,7 +114,21 @@ func New(cfg hal.Config, doorIDs []string, opts Options) (*Board, error) {
 		opts.Queue = 256
 	}
 	b := &Board{latch: cfg.SimLatchFile, clock: opts.Clock, log: opts.Logger, doors: map[string]*door{},
-		events: make(chan hal.Event, opts.Queue), subs: map[int]chan Change{}}
+		events: make(chan queued, opts.Queue), subs: map[int]chan Change{}}
+	vendor, err := desfiresim.VendorKey(vendorSeed)
+	if err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	if b.cards, err = buildCards(cfg, vendor, opts.Clock.Now()); err != nil {
+		return nil, err
+	}
+	// The simulated cards' vendor is trusted beside NXP, as a real site
+	// trusts NXP: their originality signatures verify.
+	cards := cfg.Cards
+	if cards.Trusted == nil {
+		cards.Trusted = desfire.NXPOriginalityKeys()
+	}
+	cards.Trusted = append(slices.Clone(cards.Trusted), desfiresim.TrustKey(vendor))
 	for _, id := range doorIDs {
 		w := cfg.Doors[id]
 		d := &door{id: id, wiring: w, outputs: map[hal.Output]bool{}, safe: map[hal.Output]bool{}, inputs: map[hal.Input]bool{}}
@@ -117,6 +138,11 @@ func New(cfg hal.Config, doorIDs []string, opts Options) (*Board, error) {
 				return nil, fmt.Errorf("sim: %s: %w", id, err)
 			}
 			d.decoder = dec
+		}
+		if w.MFRC522 != nil {
+			if d.rfid, err = newSimReader(id, cards); err != nil {
+				return nil, fmt.Errorf("sim: %w", err)
+			}
 		}
 		for _, out := range hal.Outputs() {
 			if oc := outputConfig(w, out); oc != nil {
@@ -131,7 +157,6 @@ func New(cfg hal.Config, doorIDs []string, opts Options) (*Board, error) {
 		b.order = append(b.order, id)
 		b.doors[id] = d
 	}
-	var err error
 	if b.osdp, err = newOSDPSim(cfg, doorIDs, opts.Clock, opts.Logger); err != nil {
 		return nil, err
 	}
@@ -204,6 +229,12 @@ func inputConfig(w hal.DoorWiring, in hal.Input) *hal.InputConfig {
 // Doors returns the door ids in config order.
 func (b *Board) Doors() []string { return slices.Clone(b.order) }
 
+// queued is an event waiting for Run, or a Drain marker (done set).
+type queued struct {
+	ev   hal.Event
+	done chan struct{}
+}
+
 // Run implements hal.Board: it runs the simulated OSDP buses and delivers
 // queued events until ctx ends.
 func (b *Board) Run(ctx context.Context, emit func(hal.Event)) error {
@@ -214,7 +245,7 @@ func (b *Board) Run(ctx context.Context, emit func(hal.Event)) error {
 		defer close(done)
 		b.osdp.rt.Run(ctx, func(e hal.Event) {
 			select {
-			case b.events <- e:
+			case b.events <- queued{ev: e}:
 			case <-ctx.Done():
 			}
 		})
@@ -224,8 +255,12 @@ func (b *Board) Run(ctx context.Context, emit func(hal.Event)) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case e := <-b.events:
-			emit(e)
+		case q := <-b.events:
+			if q.done != nil {
+				close(q.done)
+				continue
+			}
+			emit(q.ev)
 		}
 	}
 }
@@ -248,6 +283,24 @@ func (b *Board) InstallReader(ctx context.Context, doorID string, key [16]byte) 
 		return err
 	}
 	return b.osdp.rt.InstallReader(ctx, doorID, key)
+}
+
+// Drain returns once Run has handed every event queued before the call to
+// its emit function (a typed script's last tap is delivered before the
+// program stops). It needs Run to be running.
+func (b *Board) Drain(ctx context.Context) error {
+	done := make(chan struct{})
+	select {
+	case b.events <- queued{done: done}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Set implements hal.Board.
@@ -370,26 +423,20 @@ func (b *Board) door(id string) (*door, error) {
 
 func (b *Board) emit(e hal.Event) error {
 	select {
-	case b.events <- e:
+	case b.events <- queued{ev: e}:
 		return nil
 	default:
 		return errors.New("sim: event queue full (is the board running?)")
 	}
 }
 
-// Tap presents a card UID to the door's MFRC522.
+// Tap presents a card that shows only its UID (a MIFARE Classic for 4
+// bytes, an Ultralight otherwise, or a copy of one) to the door's MFRC522.
 func (b *Board) Tap(doorID string, uid []byte) error {
-	d, err := b.door(doorID)
-	if err != nil {
-		return err
-	}
-	if d.wiring.MFRC522 == nil {
-		return fmt.Errorf("sim: door %s has no MFRC522 reader", doorID)
-	}
 	if _, err := agent.UIDKey(uid); err != nil {
 		return fmt.Errorf("sim: %w", err)
 	}
-	return b.emit(hal.CardEvent(doorID, uid, b.clock.Now()))
+	return b.present(context.Background(), doorID, plainCard(uid))
 }
 
 // Wiegand presents a card on the door's Wiegand reader: the frame is

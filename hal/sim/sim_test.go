@@ -3,6 +3,8 @@ package sim_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -88,7 +90,7 @@ exit front
 tap lab 04:3C:6C:A2:E2:61:80
 `
 	var out bytes.Buffer
-	require.NoError(t, b.RunScript(context.Background(), strings.NewReader(script), &out, false, false))
+	require.NoError(t, b.RunScript(context.Background(), strings.NewReader(script), &out, sim.ScriptOptions{}))
 	assert.Equal(t, 2*time.Second, clock.Since(start), "wait advances the board's clock")
 	got := drain(t, b)
 
@@ -110,7 +112,12 @@ tap lab 04:3C:6C:A2:E2:61:80
 		"front: exit_button active=false",
 		"lab: credential uid:7 bytes …6180",
 	}, lines)
-	assert.Equal(t, agent.CardUID([]byte{0x04, 0xA1, 0xB2, 0xC3}), got[0].Credential)
+	first := got[0].Credential
+	assert.Equal(t, agent.KindUID, first.Kind)
+	assert.Equal(t, []byte{0x04, 0xA1, 0xB2, 0xC3}, first.UID)
+	require.NotNil(t, first.Card, "read through the simulated MFRC522 and the door's card check")
+	assert.Equal(t, "fp1;uid=04A1B2C3;atqa=0004;sak=08;ats=-;ver=-;verr=-;sig=-;sigerr=-;orig=-", first.Card.Fingerprint)
+	assert.Equal(t, "MIFARE Classic 1K (or a copy)", first.Card.Summary)
 	assert.Equal(t, agent.Wiegand{Format: "H10301", Facility: 12, Card: 3456, Bits: 26, Raw: mustFrame(t, "H10301", 12, 3456)}, got[10].Credential.Wiegand)
 	assert.ErrorIs(t, got[15].Err, wiegand.ErrParity)
 	assert.Equal(t, start.Add(2*time.Second), got[17].At)
@@ -147,7 +154,7 @@ func TestScriptErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.line, func(t *testing.T) {
 			b, _ := newBoard(t)
-			err := b.RunScript(context.Background(), strings.NewReader("# header\n"+tt.line+"\n"), &bytes.Buffer{}, false, false)
+			err := b.RunScript(context.Background(), strings.NewReader("# header\n"+tt.line+"\n"), &bytes.Buffer{}, sim.ScriptOptions{})
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), "line 2: ")
 			assert.Contains(t, err.Error(), tt.want)
@@ -159,11 +166,50 @@ func TestInteractive(t *testing.T) {
 	b, _ := newBoard(t)
 	var out bytes.Buffer
 	in := "help\ndance\ntap front 04A1B2C3\nshow front\n"
-	require.NoError(t, b.RunScript(context.Background(), strings.NewReader(in), &out, true, true))
+	require.NoError(t, b.RunScript(context.Background(), strings.NewReader(in), &out, sim.ScriptOptions{KeepGoing: true, Prompt: true}))
 	assert.Contains(t, out.String(), "tap DOOR UID")
 	assert.Contains(t, out.String(), `error: sim: bad command: unknown command "dance"`)
 	assert.Contains(t, out.String(), "front: relay=off green_led=off red_led=off buzzer=off door_contact=off exit_button=off")
 	assert.Len(t, drain(t, b), 1)
+}
+
+// TestScriptExtraCommands: the program driving the board adds its own
+// commands (portier run's status and quit, issue 15); ErrStop ends the
+// script there.
+func TestScriptExtraCommands(t *testing.T) {
+	b, _ := newBoard(t)
+	var out bytes.Buffer
+	var seen []string
+	extra := func(_ context.Context, cmd string, args []string, w io.Writer) (bool, error) {
+		switch cmd {
+		case "status":
+			seen = append(seen, cmd+" "+strings.Join(args, " "))
+			fmt.Fprintln(w, "all well")
+			return true, nil
+		case "quit":
+			return true, sim.ErrStop
+		}
+		return false, nil
+	}
+	in := "# a comment\nstatus now # trailing comment\ntap front 04A1B2C3\nquit\ntap front 04A1B2C3\n"
+	err := b.RunScript(context.Background(), strings.NewReader(in), &out, sim.ScriptOptions{Extra: extra})
+	require.ErrorIs(t, err, sim.ErrStop)
+	assert.Equal(t, []string{"status now"}, seen)
+	assert.Equal(t, "all well\n", out.String())
+	assert.Len(t, drain(t, b), 1, "the tap before quit ran, the one after did not")
+}
+
+func TestDrain(t *testing.T) {
+	b, _ := newBoard(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan hal.Event, 8)
+	go b.Run(ctx, func(e hal.Event) { got <- e })
+	require.NoError(t, b.Tap("front", []byte{4, 0xA1, 0xB2, 0xC3}))
+	require.NoError(t, b.Drain(ctx))
+	require.Len(t, got, 1, "the tap queued before Drain was delivered when it returned")
+	cancel()
+	assert.ErrorIs(t, b.Drain(ctx), context.Canceled)
 }
 
 func TestOutputs(t *testing.T) {

@@ -57,6 +57,34 @@ func Dump(path string, ignoreMeta ...string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// DumpCache hashes the site snapshot in the cache at path — the locks,
+// users, access groups, Salto credentials and site facts a sync writes, and
+// nothing the gateway adds itself (events, commands, enrolments, access
+// codes, bookkeeping) — read through its own connection: two equal dumps
+// mean the same snapshot, whichever way it got there.
+func DumpCache(path string) (string, error) {
+	conn, err := sql.Open("sqlite3", "file:"+path)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	h := sha256.New()
+	for _, q := range []string{
+		"SELECT * FROM locks",
+		"SELECT * FROM users",
+		"SELECT * FROM access_groups",
+		"SELECT * FROM credentials WHERE origin = 'salto'",
+		"SELECT * FROM meta WHERE key LIKE 'site.%'",
+	} {
+		lines, err := rowsOf(conn, q)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", q, err)
+		}
+		fmt.Fprintf(h, "%s\n%s\n", q, strings.Join(lines, "\n"))
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
 // rowsOf prints every row q returns, sorted.
 func rowsOf(conn *sql.DB, q string, args ...any) ([]string, error) {
 	rows, err := conn.Query(q, args...)

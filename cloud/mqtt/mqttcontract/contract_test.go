@@ -66,5 +66,5 @@ func TestStrictSchemas(t *testing.T) {
 	assert.Len(t, c.Channels(), len(mqtt.TopicTable()), "one channel per topic")
 	kinds, err := c.Enum("components", "schemas", "credentialKind")
 	require.NoError(t, err)
-	assert.Equal(t, []string{"uid", "wiegand", "tag_number", "pin"}, kinds)
+	assert.Equal(t, []string{"uid", "wiegand", "tag_number", "pin", "desfire"}, kinds)
 }

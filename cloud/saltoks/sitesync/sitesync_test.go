@@ -54,7 +54,8 @@ func newEnv(t *testing.T, mod func(*sitesync.Config)) *env {
 	o := fake.Options()
 	client, err := saltoks.New(saltoks.Config{IdentityURL: fake.URL(), APIURL: fake.URL(), ClientID: o.ClientID, ClientSecret: o.ClientSecret,
 		Username: o.Username, Password: o.Password, HTTPClient: fake.Client(), Now: fake.Now, PageSize: 9,
-		RequestTimeout: 300 * time.Millisecond, MaxAttempts: 3,
+		// Long enough for a loaded machine; the Slow faults wait it out.
+		RequestTimeout: 2 * time.Second, MaxAttempts: 3,
 		Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() }})
 	require.NoError(t, err)
 	path := filepath.Join(t.TempDir(), "cache.db")

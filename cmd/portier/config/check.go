@@ -27,17 +27,85 @@ type Report struct {
 	Problems []string
 	// Warnings are worth fixing but do not stop portier run.
 	Warnings []string
+
+	cfg *Config // what could be read, also when Config is nil
 }
 
-// Check runs every check portier run makes on its config before it starts:
-// the keys and the doors, the hardware section run needs (with the OSDP
-// readers' key files, read into the config), the salto: and
-// mqtt: sections with their secret files (present, mode 0600, readable, not
-// empty), the PIN key, the state directory and the database. It reports
-// every problem it finds, each with the file and line it comes from, going
-// on after a problem whenever what follows can still be checked. It creates
-// and changes nothing, and talks to no server. path "" checks the embedded
-// default config; getenv is as for Load.
+// Commands that read a config and what each needs of it beyond the doors,
+// for Lacks and FitFor.
+func uses() []struct {
+	cmd             string
+	hardware, salto bool
+} {
+	return []struct {
+		cmd             string
+		hardware, salto bool
+	}{{"run", true, false}, {"doctor", true, false}, {"pinout", true, false},
+		{"sync", false, true}, {"access-code", false, true}, {"check", false, false}, {"import", false, false}}
+}
+
+// Commands lists the commands Lacks knows.
+func Commands() []string {
+	var out []string
+	for _, u := range uses() {
+		out = append(out, u.cmd)
+	}
+	return out
+}
+
+// Lacks says what the config lacks for command cmd (one of Commands) beyond
+// its Problems, each a problem as Problems has them; nil when nothing. run,
+// doctor and pinout need a hardware: section; sync and access-code a salto:
+// section.
+func (r Report) Lacks(cmd string) []string {
+	c := r.cfg
+	if c == nil {
+		return nil
+	}
+	loc := newLocator(c.Name(), nil)
+	for _, u := range uses() {
+		switch {
+		case u.cmd != cmd:
+		case u.hardware && !c.hasHardware():
+			return []string{loc.place("hardware.driver is not set: add a hardware: section with driver sim (a simulated board) or periph (GPIO and SPI) and a relay per door: portier " + cmd + " needs it (portier init writes one)")}
+		case u.salto && !c.Salto.Present():
+			return []string{loc.place("there is no salto: section: portier " + cmd + " talks to Salto KS with it (docs/saltoks.md)")}
+		}
+	}
+	return nil
+}
+
+// FitFor lists the commands the config serves and, for the others, what it
+// lacks (e.g. "no hardware: section"); both empty when the config does not
+// load.
+func (r Report) FitFor() (fit []string, unfit map[string]string) {
+	if r.Config == nil {
+		return nil, nil
+	}
+	unfit = map[string]string{}
+	for _, u := range uses() {
+		switch {
+		case u.hardware && !r.Config.hasHardware():
+			unfit[u.cmd] = "no hardware: section"
+		case u.salto && !r.Config.Salto.Present():
+			unfit[u.cmd] = "no salto: section"
+		default:
+			fit = append(fit, u.cmd)
+		}
+	}
+	return fit, unfit
+}
+
+// Check runs every check portier run makes on its config before it touches
+// hardware: the keys and the doors, the hardware section (when there is one:
+// Lacks says which commands need it; with the OSDP readers' key files, read
+// into the config), the salto: and mqtt: sections with
+// their secret files (present, mode 0600, readable, not empty), the PIN key,
+// the state directory and the database. It reports every problem it finds,
+// each with the file and line it comes from, going on after a problem
+// whenever what follows can still be checked. It creates and changes
+// nothing, and talks to no server. path "" checks the embedded default
+// config; getenv is as for Load.
 func Check(path string, getenv func(string) string) Report {
 	var r Report
 	raw, name := defaults.Config, EmbeddedName
@@ -60,16 +128,14 @@ func Check(path string, getenv func(string) string) Report {
 		}
 	}
 	cfg.path = path
+	r.cfg = cfg
 	loaded := decodeErr == nil
 	for _, m := range cfg.validate(name) {
 		r.Problems, loaded = append(r.Problems, loc.place(m)), false
 	}
-	switch {
-	case !cfg.hasHardware():
-		// Load accepts this (import, check and sync need no hardware);
-		// run does not.
-		r.Problems = append(r.Problems, loc.place("hardware.driver is not set: add a hardware: section with driver sim (a simulated board) or periph (GPIO and SPI); portier init writes one"))
-	default:
+	// No hardware section is no problem in itself (import, check and sync
+	// need none): Lacks says which commands need one.
+	if cfg.hasHardware() {
 		for _, m := range cfg.validateHardware(name) {
 			r.Problems, loaded = append(r.Problems, loc.placeAll(errors.New(m))...), false
 		}
@@ -105,6 +171,8 @@ func Check(path string, getenv func(string) string) Report {
 		}
 	}
 	r.Problems = append(r.Problems, cfg.checkPINKeyFile(loc)...)
+	cardProblems, cardWarnings := cfg.checkCards(loc)
+	r.Problems, r.Warnings = append(r.Problems, cardProblems...), append(r.Warnings, cardWarnings...)
 	stateErr := checkWritableDir(cfg.StateDir)
 	if stateErr != nil {
 		r.Problems = append(r.Problems, loc.place("state_dir: "+stateErr.Error()))
@@ -131,7 +199,7 @@ func decode(raw []byte, name string, strict bool) (*Config, error) {
 	case err == nil:
 		return &cfg, nil
 	case strict:
-		return nil, configError(name, err)
+		return nil, configError(name, raw, err)
 	case errors.As(err, &te):
 		return &cfg, nil
 	}
@@ -148,7 +216,11 @@ func (c *Config) Summary() string {
 	if c.MQTT.Enabled() {
 		mqttLink = "MQTT " + strings.Join(c.MQTT.URLs(), ", ")
 	}
-	return fmt.Sprintf("%d door(s), driver %s, state dir %s, %s, %s", len(c.Doors), c.Hardware.Driver, c.StateDir, salto, mqttLink)
+	hw := "no hardware: section"
+	if c.hasHardware() {
+		hw = "driver " + c.Hardware.Driver
+	}
+	return fmt.Sprintf("%d door(s), %s, state dir %s, %s, %s", len(c.Doors), hw, c.StateDir, salto, mqttLink)
 }
 
 // checkSalto checks a salto: section that is present: every key talking to

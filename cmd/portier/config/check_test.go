@@ -86,11 +86,49 @@ mqtt:
 			`:4: doors[0]: door "front": mode "sometimes" is not one of`,
 			`:2: state_dir: /dev/null is not a directory`,
 		}},
-		{"no hardware section", `gateway_id: gw
+		// Issue 15: three problems in one section are three problems.
+		{"three mqtt mistakes", `gateway_id: gw
 state_dir: STATE
 doors:
   - {id: front, mode: card, salto_locks: [5a2d0c11-7c1e-4a52-8000-0000000000a1]}
-`, []string{`: hardware.driver is not set: add a hardware: section`}},
+hardware: {driver: sim, doors: {front: {relay: {pin: GPIO17}}}}
+mqtt:
+  broker: broker.example
+  password_file: mqtt-password
+  outbox_limit: -1
+`, []string{
+			`:7: mqtt: broker "broker.example": want scheme://host:port`,
+			`:7: mqtt: password_file is set but username is not`,
+			`:7: mqtt: outbox_limit must not be negative`,
+		}},
+		// Issue 15: what portier run refuses before it touches hardware,
+		// check-config refuses too.
+		{"ids, a door without a relay, Salto addresses", `gateway_id: hall.1
+state_dir: STATE
+doors:
+  - {id: front, mode: card, salto_locks: [5a2d0c11-7c1e-4a52-8000-0000000000a1]}
+  - {id: side.door, mode: card, salto_locks: [5a2d0c11-7c1e-4a52-8000-0000000000a1]}
+salto:
+  identity_url: https://identity.eu.my-clay.com/connect/token
+  api_url: https://connect.my-clay.com/v1.2
+  site_id: ES0000012345
+  client_id: gw
+  username: gw@example.com
+  password_file: salto-password
+hardware:
+  driver: sim
+  doors:
+    front:
+      door_contact: {pin: GPIO4}
+`, []string{
+			`:1: gateway_id: "hall.1" is not an id: 1–64 letters, digits, '_' or '-'`,
+			`:5: doors[1]: door id "side.door" is not an id`,
+			`:7: salto.identity_url: "https://identity.eu.my-clay.com/connect/token" ends in /connect/token, which the client adds itself: give the identity server's address, e.g. https://identity.eu.my-clay.com`,
+			`:8: salto.api_url: "https://connect.my-clay.com/v1.2" ends in the API version /v1.2, which the client adds to every request itself: give the server's address, e.g. https://connect.my-clay.com`,
+			`:9: salto.site_id: "ES0000012345" is the site's uid, not its id`,
+			`:16: hardware.doors.front: door "front" has no relay: a door the gateway cannot unlock cannot be run`,
+			`:12: salto.password_file: `,
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path, _ := writeConfig(t, tc.body)
@@ -104,15 +142,49 @@ doors:
 	}
 }
 
+// TestCheckWithoutHardware: a config for sync and check needs no hardware:
+// section; Lacks says which commands need one (issue 15).
+func TestCheckWithoutHardware(t *testing.T) {
+	path, _ := writeConfig(t, "gateway_id: gw\nstate_dir: STATE\ndoors:\n  - {id: front, mode: card, salto_locks: [5a2d0c11-7c1e-4a52-8000-0000000000a1]}\n")
+	r := config.Check(path, noEnv)
+	assert.Empty(t, r.Problems)
+	require.NotNil(t, r.Config)
+	assert.Contains(t, r.Config.Summary(), "1 door(s), no hardware: section, state dir")
+	for _, cmd := range []string{"run", "doctor", "pinout"} {
+		lacks := r.Lacks(cmd)
+		require.Len(t, lacks, 1, cmd)
+		assert.Equal(t, path+": hardware.driver is not set: add a hardware: section with driver sim (a simulated board) or periph (GPIO and SPI) and a relay per door: portier "+cmd+" needs it (portier init writes one)", lacks[0])
+	}
+	assert.Equal(t, []string{path + ": there is no salto: section: portier sync talks to Salto KS with it (docs/saltoks.md)"}, r.Lacks("sync"))
+	assert.Empty(t, r.Lacks("check"))
+	assert.Empty(t, r.Lacks("import"))
+	fit, unfit := r.FitFor()
+	assert.Equal(t, []string{"check", "import"}, fit)
+	assert.Equal(t, map[string]string{"run": "no hardware: section", "doctor": "no hardware: section", "pinout": "no hardware: section",
+		"sync": "no salto: section", "access-code": "no salto: section"}, unfit)
+	assert.ElementsMatch(t, config.Commands(), append(fit, "run", "doctor", "pinout", "sync", "access-code"))
+
+	r = config.Check(writeFirst(t, goodConfig), noEnv)
+	assert.Empty(t, r.Lacks("run"))
+	fit, _ = r.FitFor()
+	assert.Equal(t, []string{"run", "doctor", "pinout", "check", "import"}, fit)
+}
+
+func writeFirst(t *testing.T, body string) string {
+	path, _ := writeConfig(t, body)
+	return path
+}
+
 func TestCheckConfigOnlyWhenItLoads(t *testing.T) {
-	// A config Load accepts but run cannot use: it is returned with its
-	// problem, so run can make the outputs safe before refusing to start.
+	// A config Load accepts but run cannot use: it is returned with what it
+	// lacks, so run can make the outputs safe before refusing to start.
 	path, _ := writeConfig(t, "gateway_id: gw\nstate_dir: STATE\ndoors:\n  - {id: front, mode: card, salto_locks: [5a2d0c11-7c1e-4a52-8000-0000000000a1]}\n")
 	_, err := config.Load(path, noEnv)
 	require.NoError(t, err)
 	r := config.Check(path, noEnv)
 	assert.NotNil(t, r.Config)
-	assert.Len(t, r.Problems, 1)
+	assert.Empty(t, r.Problems)
+	assert.Len(t, r.Lacks("run"), 1)
 
 	// A config Load refuses is not returned.
 	path, _ = writeConfig(t, strings.Replace(goodConfig, "GPIO17", "GPIO99", 1))

@@ -2,7 +2,8 @@
 // file:line errors, validation, and the secret files the config points at.
 // Check is the one validation `portier run` and `portier check-config` share.
 //
-// Nothing here reads the environment or flags: callers pass a getenv.
+// Nothing here reads the environment or flags: callers pass a getenv. (The
+// unknown-key hint looks for the example config from the working directory.)
 package config
 
 import (
@@ -18,6 +19,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/portier-io/portier/agent"
+	"github.com/portier-io/portier/cloud/mqtt"
 	"github.com/portier-io/portier/cloud/saltoks"
 	"github.com/portier-io/portier/cmd/portier/defaults"
 	"github.com/portier-io/portier/hal"
@@ -32,6 +34,22 @@ const PlaceholderLock = "00000000-0000-0000-0000-000000000000"
 
 // EmbeddedName names the embedded default config in messages.
 const EmbeddedName = "embedded default config"
+
+// InstalledExample is where the .deb installs the template as shipped
+// (packaging/nfpm.yaml): the example an installer on a gateway can read.
+const InstalledExample = "/usr/share/doc/portier/portier.yaml.example"
+
+// CheckID checks a gateway, door or MQTT site id: each is an MQTT topic
+// level and part of Home Assistant object ids.
+func CheckID(s string) error {
+	if s == "" {
+		return fmt.Errorf("required: %s (ids name MQTT topics)", mqtt.IDRule)
+	}
+	if !mqtt.ValidID(s) {
+		return fmt.Errorf("%q is not an id: %s (ids name MQTT topics)", s, mqtt.IDRule)
+	}
+	return nil
+}
 
 // Config is portier.yaml. Unknown keys are errors, so a typo never silently
 // turns into a default.
@@ -55,11 +73,13 @@ type Config struct {
 	Salto         SaltoConfig  `yaml:"salto"`
 	Hardware      hal.Config   `yaml:"hardware"`
 	MQTT          MQTTConfig   `yaml:"mqtt"`
+	Cards         CardsConfig  `yaml:"cards"`
 
 	path string // file the config came from, "" for the embedded default
 }
 
-// SaltoConfig (the salto: section) is in salto.go, MQTTConfig (mqtt:) in mqtt.go.
+// SaltoConfig (the salto: section) is in salto.go, MQTTConfig (mqtt:) in
+// mqtt.go, CardsConfig (cards:) in cards.go.
 
 // DoorConfig is one door of the config.
 type DoorConfig struct {
@@ -68,6 +88,10 @@ type DoorConfig struct {
 	Mode        string   `yaml:"mode"`
 	SaltoLocks  []string `yaml:"salto_locks"`
 	SaltoGroups []string `yaml:"salto_access_groups"`
+	// Credential is what a card must prove here: uid (default: its UID,
+	// and the fingerprint recorded at enrolment must match) or desfire
+	// (only a DESFire card proving the site's key).
+	Credential string `yaml:"credential"`
 
 	// Door runtime timings; zero means the default (docs/door-runtime.md).
 	AccessTime      time.Duration `yaml:"access_time"`       // relay pulse for a grant, default 5s
@@ -206,7 +230,7 @@ func Parse(data []byte, name string) (*Config, error) {
 	return cfg, nil
 }
 
-func configError(name string, err error) error {
+func configError(name string, raw []byte, err error) error {
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
 		msgs := make([]string, len(te.Errors))
@@ -215,7 +239,7 @@ func configError(name string, err error) error {
 		}
 		return errors.New(strings.Join(msgs, "\n"))
 	}
-	return fmt.Errorf("%s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+	return fmt.Errorf("%s: %s", name, syntaxMessage(raw, err))
 }
 
 // hint adds advice to the YAML library's messages an installer will meet most.
@@ -223,9 +247,39 @@ func hint(msg string) string {
 	if strings.Contains(msg, "not found in type") {
 		f := msg[strings.Index(msg, "field ")+6:]
 		f = f[:strings.Index(f, " ")]
-		return strings.Replace(msg, msg[strings.Index(msg, "field "):], "unknown key \""+f+"\" (check its spelling and indentation; see packaging/portier.yaml for every key)", 1)
+		return strings.Replace(msg, msg[strings.Index(msg, "field "):], "unknown key \""+f+"\" (check its spelling and indentation; "+exampleConfig()+" has every key)", 1)
 	}
 	return msg
+}
+
+// exampleConfig names the commented example config where the user is: the
+// installed one on a gateway, the repository's template in a checkout.
+func exampleConfig() string {
+	wd, _ := os.Getwd()
+	return findExample(InstalledExample, wd)
+}
+
+// findExample is exampleConfig with the installed path and the working
+// directory given: a checkout is found by walking up from wd.
+func findExample(installed, wd string) string {
+	if st, err := os.Stat(installed); err == nil && st.Mode().IsRegular() {
+		return installed
+	}
+	for dir := wd; dir != ""; {
+		p := filepath.Join(dir, "packaging", "portier.yaml")
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			if rel, err := filepath.Rel(wd, p); err == nil {
+				return rel
+			}
+			return p
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			break
+		}
+		dir = parent
+	}
+	return "the example config (" + installed + " from the package, packaging/portier.yaml in the source)"
 }
 
 // validate checks the keys outside the hardware section; each message starts
@@ -240,16 +294,27 @@ func (c *Config) validate(name string) []string {
 			}
 		}
 	}
+	if c.GatewayID != "" {
+		if err := CheckID(c.GatewayID); err != nil {
+			errs = append(errs, name+": gateway_id: "+err.Error())
+		}
+	}
+	errs = append(errs, c.validateCards(name)...)
 	seen := map[string]bool{}
 	for i, d := range c.Doors {
 		where := fmt.Sprintf("%s: line %d: doors[%d]", name, d.line, i)
 		door := d.Door()
+		door.CardMode = "" // validateCards reports a bad credential key
 		if err := door.Validate(); err != nil {
 			msg := err.Error()
 			if !slices.Contains(agent.DoorModes, door.Mode) && door.ID != "" {
 				msg += " (valid modes: card, pin, card_or_pin, card_and_pin)"
 			}
 			errs = append(errs, where+": "+msg)
+			continue
+		}
+		if err := CheckID(d.ID); err != nil {
+			errs = append(errs, where+": door id "+err.Error())
 			continue
 		}
 		if seen[d.ID] {
@@ -275,7 +340,7 @@ func (c *Config) validate(name string) []string {
 			}
 		}
 	}
-	c.Salto.SiteID = saltoks.CanonicalID(c.Salto.SiteID)
+	errs = append(errs, c.Salto.validate(name)...)
 	if len(c.Doors) == 0 {
 		errs = append(errs, name+": no doors: add at least one under doors:")
 	}
@@ -314,12 +379,19 @@ func (c *Config) validate(name string) []string {
 	return errs
 }
 
-// validateHardware checks the hardware section against the doors.
+// validateHardware checks the hardware section against the doors: its own
+// rules, and a relay for every door (run drives nothing else to unlock it).
 func (c *Config) validateHardware(name string) []string {
+	var errs []string
 	if err := c.Hardware.Validate(c.DoorIDs()); err != nil {
-		return []string{name + ": hardware: " + err.Error()}
+		errs = append(errs, name+": hardware: "+err.Error())
 	}
-	return nil
+	for _, id := range c.DoorIDs() {
+		if CheckID(id) == nil && c.Hardware.Doors[id].Relay == nil { // a bad id is reported on its own
+			errs = append(errs, fmt.Sprintf("%s: hardware.doors.%s: door %q has no relay: a door the gateway cannot unlock cannot be run (add relay: {pin: GPIO17} or the pin the relay board is on)", name, id, id))
+		}
+	}
+	return append(errs, c.validateCardReaders(name)...)
 }
 
 // hasHardware reports whether the config has a hardware: section.
@@ -344,9 +416,18 @@ func (c *Config) Resolve(p string) string {
 	return filepath.Join(filepath.Dir(c.path), p)
 }
 
-// Door converts the door config to the domain door.
+// Door converts the door config to the domain door (the config-wide card
+// policy comes with Config.AgentDoor).
 func (d DoorConfig) Door() agent.Door {
-	return agent.Door{ID: d.ID, Name: d.Name, Mode: agent.DoorMode(d.Mode), LockIDs: d.SaltoLocks, GroupIDs: d.SaltoGroups}
+	return agent.Door{ID: d.ID, Name: d.Name, Mode: agent.DoorMode(d.Mode), LockIDs: d.SaltoLocks, GroupIDs: d.SaltoGroups, CardMode: d.CardMode()}
+}
+
+// AgentDoor is the door as the domain decides at it: the door's own keys
+// and the cards: section's policy.
+func (c *Config) AgentDoor(d DoorConfig) agent.Door {
+	door := d.Door()
+	door.Unfingerprinted = agent.FingerprintPolicy(c.Cards.Unfingerprinted)
+	return door
 }
 
 // DoorIDs lists the door ids in config order.
@@ -362,7 +443,7 @@ func (c *Config) DoorIDs() []string {
 func (c *Config) AgentDoors() []agent.Door {
 	out := make([]agent.Door, len(c.Doors))
 	for i, d := range c.Doors {
-		out[i] = d.Door()
+		out[i] = c.AgentDoor(d)
 	}
 	return out
 }
@@ -371,7 +452,7 @@ func (c *Config) AgentDoors() []agent.Door {
 func (c *Config) Door(id string) (agent.Door, error) {
 	for _, d := range c.Doors {
 		if d.ID == id {
-			return d.Door(), nil
+			return c.AgentDoor(d), nil
 		}
 	}
 	return agent.Door{}, fmt.Errorf("no door %q in the config (doors: %s)", id, strings.Join(c.DoorIDs(), ", "))

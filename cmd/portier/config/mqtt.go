@@ -21,13 +21,17 @@ import (
 // never in this file, only paths to files only their owner can read.
 type MQTTConfig struct {
 	Broker   string   `yaml:"broker"`    // tcp://host:1883 or ssl://host:8883 (also mqtt://, tls://, mqtts://)
-	Brokers  []string `yaml:"brokers"`   // more brokers, tried in order
+	Brokers  []string `yaml:"brokers"`   // more brokers: nodes of one cluster, or standbys
 	ClientID string   `yaml:"client_id"` // default portier-<site>-<gateway>
 	Prefix   string   `yaml:"prefix"`    // topic prefix, default portier
 	SiteID   string   `yaml:"site_id"`   // default salto.site_id
 
 	Username     string `yaml:"username"`
 	PasswordFile string `yaml:"password_file"` // mode 0600
+
+	// BrokerOrder: spread (default; the brokers are nodes of one cluster) or
+	// in_order (broker first, then the standbys).
+	BrokerOrder string `yaml:"broker_order"`
 
 	TLS MQTTTLSConfig `yaml:"tls"`
 
@@ -85,8 +89,12 @@ func (m *MQTTConfig) UnmarshalYAML(n *yaml.Node) error {
 	}
 	if err := m.Validate(); err != nil {
 		// A TypeError lets the decoder go on, so the file's other
-		// problems are reported with this one.
-		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
+		// problems are reported with these, each on its own.
+		var te yaml.TypeError
+		for _, msg := range strings.Split(err.Error(), "\n") {
+			te.Errors = append(te.Errors, fmt.Sprintf("line %d: %s", n.Line, msg))
+		}
+		return &te
 	}
 	return nil
 }
@@ -135,6 +143,9 @@ func (m MQTTConfig) Validate() error {
 	if (t.CertFile == "") != (t.KeyFile == "") {
 		errs = append(errs, "tls.cert_file and tls.key_file go together (client certificate and its key)")
 	}
+	if m.BrokerOrder != "" && m.BrokerOrder != mqtt.BrokerSpread && m.BrokerOrder != mqtt.BrokerInOrder {
+		errs = append(errs, fmt.Sprintf("broker_order %q: want %s or %s", m.BrokerOrder, mqtt.BrokerSpread, mqtt.BrokerInOrder))
+	}
 	if m.Username == "" && m.PasswordFile != "" {
 		errs = append(errs, "password_file is set but username is not")
 	}
@@ -159,7 +170,7 @@ func (m MQTTConfig) Validate() error {
 		errs = append(errs, "telemetry_interval must be at least 1s")
 	}
 	if len(errs) > 0 {
-		return errors.New("mqtt: " + strings.Join(errs, "; "))
+		return errors.New("mqtt: " + strings.Join(errs, "\nmqtt: ")) // one problem a line
 	}
 	return nil
 }
@@ -186,6 +197,7 @@ func (m MQTTConfig) LinkConfig(c *Config) (mqtt.Config, error) {
 	}
 	lc := mqtt.Config{
 		Brokers:           m.URLs(),
+		BrokerOrder:       m.BrokerOrder,
 		ClientID:          m.ClientID,
 		Topics:            mqtt.Topics{Prefix: m.Prefix, Site: site, Gateway: c.GatewayID, Discovery: m.HomeAssistant.DiscoveryPrefix},
 		Username:          m.Username,

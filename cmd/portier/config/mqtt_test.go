@@ -17,6 +17,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/portier-io/portier/cloud/mqtt"
 )
 
 const mqttDoors = "gateway_id: gw1\ndoors:\n  - {id: front, mode: card, salto_locks: [0b5e0000-0000-4000-8000-000000000001]}\n"
@@ -40,6 +42,7 @@ func TestMQTTConfigValidate(t *testing.T) {
 		{"mqtt: {broker: \"tcp://b:1883\", outbox_high_water: 1.5}", "outbox_high_water"},
 		{"mqtt: {broker: \"tcp://b:1883\", password_file: pw}", "username is not"},
 		{"mqtt: {broker: \"tcp://b:1883\", brokr: x}", "unknown key \"brokr\""},
+		{"mqtt: {broker: \"tcp://b:1883\", broker_order: random}", "broker_order \"random\": want spread or in_order"},
 		{"mqtt: {broker: \"tcp://b:1883\", command_key_file: k, home_assistant: {enabled: true, allow_unlock: true}}", "cannot sign"},
 		{"mqtt: {broker: \"tcp://b:1883\", command_key_file: k, home_assistant: {enabled: true, allow_lockdown: true}}", "home_assistant.allow_lockdown cannot"},
 		{"mqtt: {broker: \"tcp://b:1883\", command_key_file: k, home_assistant: {enabled: true, allow_office_mode: true}}", "home_assistant.allow_office_mode cannot"},
@@ -62,6 +65,7 @@ func TestMQTTLinkConfig(t *testing.T) {
 mqtt:
   broker: ssl://broker.example:8883
   brokers: [ssl://standby.example:8883]
+  broker_order: in_order
   username: gw1
   password_file: pw
   tls: {ca_file: ca.pem}
@@ -82,6 +86,7 @@ mqtt:
 	lc, err := cfg.MQTT.LinkConfig(cfg)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"ssl://broker.example:8883", "ssl://standby.example:8883"}, lc.Brokers)
+	assert.Equal(t, mqtt.BrokerInOrder, lc.BrokerOrder)
 	assert.Equal(t, "5f0c1a2b-0000-4000-8000-000000000001", lc.Topics.Site, "the site defaults to salto.site_id")
 	assert.Equal(t, "gw1", lc.Topics.Gateway)
 	assert.Equal(t, "s3cret", lc.Password)
@@ -134,7 +139,7 @@ func TestMQTTConfigDocumented(t *testing.T) {
 	var keys map[string]any
 	require.NoError(t, yaml.Unmarshal([]byte(block), &keys))
 	sec := keys["mqtt"].(map[string]any)
-	for _, k := range []string{"broker", "brokers", "client_id", "prefix", "site_id", "username", "password_file", "tls", "command_key_file",
+	for _, k := range []string{"broker", "brokers", "broker_order", "client_id", "prefix", "site_id", "username", "password_file", "tls", "command_key_file",
 		"require_signature", "outbox_limit", "outbox_high_water", "telemetry_interval", "home_assistant"} {
 		assert.Contains(t, sec, k)
 	}

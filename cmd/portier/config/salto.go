@@ -38,6 +38,33 @@ type SaltoConfig struct {
 // Present reports whether the config has a salto: section.
 func (s SaltoConfig) Present() bool { return s != SaltoConfig{} }
 
+// validate checks the addresses and the site id that are set, with the
+// checks the Salto client makes (the rest is Configured's), and writes the
+// site id in canonical form. Each message starts with name and the key.
+func (s *SaltoConfig) validate(name string) []string {
+	var errs []string
+	for _, f := range []struct {
+		key, val string
+		check    func(string) error
+	}{{"identity_url", s.IdentityURL, saltoks.CheckIdentityURL}, {"api_url", s.APIURL, saltoks.CheckAPIURL}} {
+		if f.val == "" {
+			continue
+		}
+		if err := f.check(f.val); err != nil {
+			errs = append(errs, fmt.Sprintf("%s: salto.%s: %v", name, f.key, err))
+		}
+	}
+	if s.SiteID != "" {
+		g, err := saltoks.ParseSiteID(s.SiteID)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s: salto.site_id: %v", name, err))
+		} else {
+			s.SiteID = g.String()
+		}
+	}
+	return errs
+}
+
 // Configured says what is missing for talking to Salto, or nil.
 func (s SaltoConfig) Configured() error {
 	var missing []string

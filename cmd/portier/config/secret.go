@@ -77,37 +77,69 @@ func WriteSecret(path, value string) error {
 
 // WriteFile replaces path atomically: a temporary file in the same directory
 // gets its final mode, and whatever prepare does to it (e.g. give it to the
-// service user), before it has any content; it is synced, then renamed into
-// place. A crash leaves the old file or the new one, never a secret readable
-// by the wrong user.
+// service user), before it has any content; it is synced, renamed into
+// place, and the directory synced. A crash leaves the old file or the new
+// one, never a secret readable by the wrong user; once WriteFile returns, a
+// power cut cannot bring the old one back (a reader's new key must not be
+// lost after the reader took it).
 func WriteFile(path string, data []byte, mode os.FileMode, prepare func(tmp string) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".portier-*")
+	tmp, err := StageFile(path, data, mode, prepare)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
 		return err
+	}
+	return SyncDir(filepath.Dir(path))
+}
+
+// SyncDir makes the names in dir durable: a rename, link or removal there
+// survives a power cut only once its directory is synced.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	if err := d.Sync(); err != nil {
+		d.Close()
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return d.Close()
+}
+
+// StageFile is WriteFile up to the rename: it returns the synced temporary
+// file beside path, for a caller that puts several files in place together
+// (and removes the temporary file when it does not).
+func StageFile(path string, data []byte, mode os.FileMode, prepare func(tmp string) error) (string, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".portier-*")
+	if err != nil {
+		return "", err
+	}
+	fail := func(err error) (string, error) {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return "", err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		return fail(err)
 	}
 	if prepare != nil {
 		if err := prepare(tmp.Name()); err != nil {
-			tmp.Close()
-			return err
+			return fail(err)
 		}
 	}
 	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
+		return fail(err)
 	}
 	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
+		return fail(err)
 	}
 	if err := tmp.Close(); err != nil {
-		return err
+		os.Remove(tmp.Name())
+		return "", err
 	}
-	return os.Rename(tmp.Name(), path)
+	return tmp.Name(), nil
 }
 
 // pinKeyPath is the PIN key file, and whether it is the default one in the
@@ -142,24 +174,33 @@ func (c *Config) PINKey() (agent.PINKey, error) {
 	return key, nil
 }
 
+// createPINKey creates the default key file whole or not at all: the key is
+// staged and synced beside it, then linked into place (link, unlike rename,
+// never replaces a key another process created meanwhile) and the directory
+// synced. A file created in place could survive a power cut empty, and the
+// agent would then refuse to start.
 func createPINKey(path string) (agent.PINKey, error) {
 	key := make([]byte, agent.MinPINKeyLength)
 	if _, err := rand.Read(key); err != nil {
 		return nil, fmt.Errorf("pin key: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	tmp, err := StageFile(path, []byte(hex.EncodeToString(key)+"\n"), 0o600, nil)
 	if err != nil {
 		return nil, fmt.Errorf("pin key: %w", err)
 	}
-	if _, err := fmt.Fprintln(f, hex.EncodeToString(key)); err != nil {
-		f.Close()
+	err = os.Link(tmp, path)
+	os.Remove(tmp)
+	if errors.Is(err, fs.ErrExist) {
+		// Another portier process created it first: use that one.
+		return (&Config{PINKeyFile: path}).PINKey()
+	}
+	if err != nil {
 		return nil, fmt.Errorf("pin key: %w", err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
+	if err := SyncDir(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("pin key: %w", err)
 	}
-	return key, f.Close()
+	return key, nil
 }
 
 // unwrapPath drops os.PathError's copy of the path (messages name it already).

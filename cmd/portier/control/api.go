@@ -1,13 +1,14 @@
 // Package control is the contract between a running portier (the daemon) and
 // the operator commands (status, unlock, lockdown, office-mode, enroll,
-// sync-now, events --follow, reader install): HTTP over a unix socket that only the service
-// user and its group may use. api.go is the contract (routes and wire
+// card, reader install, sync-now, events --follow): HTTP over a unix socket
+// that only the service user and its group may use. api.go is the contract (routes and wire
 // types), server.go serves it from what the daemon offers (Daemon), and
 // client.go is the typed client the commands use. docs/door-runtime.md
 // describes it for people.
 package control
 
 import (
+	"fmt"
 	"net/url"
 	"time"
 
@@ -36,6 +37,9 @@ const (
 	// actionReaderInstall moves the door's new OSDP reader to a key of its
 	// own: no body; the answer streams InstallStep JSON lines.
 	actionReaderInstall = "reader_install"
+	// CardRequest → CardProgress as JSON lines while the door's reader
+	// works, the last one Done.
+	actionCard = "card"
 )
 
 // doorRoute is the server's pattern of a door action.
@@ -117,12 +121,93 @@ type EnrollResponse struct {
 	Error      string              `json:"error,omitempty"`
 }
 
-// InstallStep is one line of a reader install's progress: a step done, then
-// a last line with Done (success) or Error.
+// InstallStep is one line of a reader install's answer: a step as it is
+// done, and at the end Done, with the Error if it failed.
 type InstallStep struct {
 	Step  string `json:"step,omitempty"`
 	Done  bool   `json:"done,omitempty"`
 	Error string `json:"error,omitempty"`
+}
+
+// CardOp is what `portier card` does with the next card presented at a
+// door's reader; the daemon's reader loop does the card work.
+type CardOp string
+
+// Card operations.
+const (
+	CardInspect CardOp = "inspect" // say what the card is; change nothing
+	CardIssue   CardOp = "issue"   // personalise a blank DESFire card for a tag number
+	CardRekey   CardOp = "rekey"   // move an issued card to the newest site key version
+)
+
+// CardOps lists the operations.
+var CardOps = []CardOp{CardInspect, CardIssue, CardRekey}
+
+// CardRequest asks for a card operation at a door's reader.
+type CardRequest struct {
+	Op CardOp `json:"op"`
+	// TagNumber (issue) is the Salto tag number the card will carry.
+	TagNumber string `json:"tag_number,omitempty"`
+	// Reissue (issue) replaces the site application of a card issued
+	// before (its old identity stops opening anything); it needs UID.
+	Reissue bool `json:"reissue,omitempty"`
+	// UID (hex), when set, names the one card to work on: any other card
+	// presented (a member tapping in the meantime) is left untouched and
+	// the operation fails.
+	UID string `json:"uid,omitempty"`
+	// Wait is how long to wait for a card (Go duration); default
+	// CardWaitDefault. Once the reader has the card, the operation runs
+	// to its end (an issue cut short would leave a half-made card).
+	Wait string `json:"wait,omitempty"`
+}
+
+// WaitFor is the request's wait for a card.
+func (r CardRequest) WaitFor() (time.Duration, error) {
+	if r.Wait == "" {
+		return CardWaitDefault, nil
+	}
+	d, err := time.ParseDuration(r.Wait)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("wait %q: want a positive Go duration like 60s", r.Wait)
+	}
+	return d, nil
+}
+
+// CardWaitDefault is how long a card operation waits for a card by default.
+const CardWaitDefault = time.Minute
+
+// CardProgress is one line of a card operation's answer: a step as it
+// starts, and at the end Done with the Report or the Error.
+type CardProgress struct {
+	Step   string      `json:"step,omitempty"`
+	Done   bool        `json:"done,omitempty"`
+	Error  string      `json:"error,omitempty"`
+	Report *CardReport `json:"report,omitempty"`
+}
+
+// CardReport says what a card is and what was done to it, never a key.
+type CardReport struct {
+	Op   CardOp `json:"op"`
+	Door string `json:"door"`
+	// UID is the card's UID in hex (the card is in the operator's hand).
+	UID     string `json:"uid"`
+	ATQA    string `json:"atqa"`
+	SAK     string `json:"sak"`
+	ATS     string `json:"ats,omitempty"`
+	Product string `json:"product"` // e.g. "DESFire EV2, originality signature verified"
+	Version string `json:"version,omitempty"`
+	// Originality names the key the originality signature verifies under.
+	Originality string `json:"originality,omitempty"`
+	// CardMasterKey is "factory default", "site key" or "unknown" (a
+	// DESFire only).
+	CardMasterKey string `json:"card_master_key,omitempty"`
+	// Site is the site application: "issued" (then TagNumber, Generation
+	// and KeyVersion), or why not (not_issued, wrong_key, not_desfire, …).
+	Site       string         `json:"site"`
+	TagNumber  string         `json:"tag_number,omitempty"`
+	Generation uint32         `json:"generation,omitempty"`
+	KeyVersion *int           `json:"key_version,omitempty"`
+	User       *agent.UserRef `json:"user,omitempty"` // who holds the tag number
 }
 
 // errorBody is the body of every error answer (4xx, 5xx).

@@ -115,6 +115,25 @@ func (d *fakeDaemon) InstallReader(_ context.Context, door string, progress func
 	return nil
 }
 
+// Card answers an inspect at front in two steps; back has no reader; a
+// wait of 1ms never sees a card.
+func (d *fakeDaemon) Card(ctx context.Context, door string, req control.CardRequest, progress func(string)) (control.CardReport, error) {
+	d.call(fmt.Sprintf("card %s %s %s %v %s", door, req.Op, req.TagNumber, req.Reissue, req.UID))
+	if door == "back" {
+		return control.CardReport{}, errors.New("door back has no RFID reader")
+	}
+	progress("present the card at front")
+	if req.Op == control.CardRekey {
+		wait, err := req.WaitFor()
+		if err != nil {
+			return control.CardReport{}, err
+		}
+		return control.CardReport{}, fmt.Errorf("no card within %s", wait)
+	}
+	progress("reading its version")
+	return control.CardReport{Op: req.Op, Door: door, UID: "04A1B2C3D4E5F6", Product: "DESFire EV2", Site: "issued", TagNumber: req.TagNumber}, nil
+}
+
 // serve runs a server for d on a socket in a temp dir.
 func serve(t *testing.T, d control.Daemon) (*control.Client, string, context.CancelFunc) {
 	t.Helper()
@@ -251,4 +270,40 @@ func TestListen(t *testing.T) {
 
 	_, err = control.NewClient(stale).Status(context.Background())
 	assert.ErrorContains(t, err, "portier is not running, or this user may not use its control socket "+stale)
+}
+
+func TestCardOperations(t *testing.T) {
+	d := &fakeDaemon{}
+	c, _, _ := serve(t, d)
+	ctx := context.Background()
+
+	var steps []string
+	rep, err := c.Card(ctx, "front", control.CardRequest{Op: control.CardIssue, TagNumber: "2301234", Reissue: true, UID: "04:a1:b2:c3"}, func(s string) { steps = append(steps, s) })
+	require.NoError(t, err)
+	assert.Equal(t, []string{"present the card at front", "reading its version"}, steps)
+	assert.Equal(t, "02301234", rep.TagNumber, "the tag number arrives normalised")
+	assert.Equal(t, "DESFire EV2", rep.Product)
+	assert.Equal(t, "card front issue 02301234 true 04A1B2C3", d.Calls()[0], "tag number and UID arrive normalised")
+
+	_, err = c.Card(ctx, "back", control.CardRequest{Op: control.CardInspect}, nil)
+	assert.EqualError(t, err, "door back has no RFID reader")
+	_, err = c.Card(ctx, "front", control.CardRequest{Op: control.CardRekey, Wait: "20ms"}, nil)
+	assert.EqualError(t, err, "no card within 20ms")
+
+	for _, tt := range []struct {
+		door string
+		req  control.CardRequest
+		want string
+	}{
+		{"attic", control.CardRequest{Op: control.CardInspect}, `no door "attic"`},
+		{"front", control.CardRequest{Op: "format"}, `card operation "format"`},
+		{"front", control.CardRequest{Op: control.CardIssue, TagNumber: "123456789"}, "tag number must be 1–8 digits"},
+		{"front", control.CardRequest{Op: control.CardInspect, Wait: "soon"}, `wait "soon"`},
+		{"front", control.CardRequest{Op: control.CardIssue, TagNumber: "1", Reissue: true}, "reissue needs the card's UID"},
+		{"front", control.CardRequest{Op: control.CardInspect, UID: "12345"}, "uid: invalid credential"},
+	} {
+		_, err := c.Card(ctx, tt.door, tt.req, nil)
+		assert.ErrorContains(t, err, tt.want)
+	}
+	assert.Len(t, d.Calls(), 3, "refused requests never reach the daemon")
 }

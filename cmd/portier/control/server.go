@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -34,6 +35,11 @@ type Daemon interface {
 	// key of its own, calling progress after each step; the daemon owns
 	// the bus, so the install runs in it.
 	InstallReader(ctx context.Context, door string, progress func(string)) error
+	// Card runs a card operation at door's reader (validated: a known
+	// door, a known op, a valid wait, a normalised tag number for issue),
+	// telling each step to progress; a failure is the error. ctx ends when
+	// the operator gives up.
+	Card(ctx context.Context, door string, req CardRequest, progress func(step string)) (CardReport, error)
 }
 
 // Doors runs commands at a door by id; *agent.Doors implements it. A refusal
@@ -84,6 +90,7 @@ func Listen(path string, d Daemon) (*Server, error) {
 	mux.HandleFunc(doorRoute(actionOfficeMode), s.officeMode)
 	mux.HandleFunc(doorRoute(actionEnroll), s.enroll)
 	mux.HandleFunc(doorRoute(actionReaderInstall), s.installReader)
+	mux.HandleFunc(doorRoute(actionCard), s.card)
 	mux.HandleFunc("POST "+pathSync, s.syncNow)
 	mux.HandleFunc("GET "+pathEvents, s.events)
 	s.srv = &http.Server{
@@ -291,27 +298,79 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 }
 
 // installReader runs a reader install and streams its steps as JSON lines;
-// the last line says done or the error.
+// the last line is Done, with the error if it failed.
 func (s *Server) installReader(w http.ResponseWriter, r *http.Request) {
 	door, ok := s.door(w, r)
 	if !ok {
 		return
 	}
+	send := streamLines(w)
+	err := s.d.InstallReader(r.Context(), door, func(step string) { send(InstallStep{Step: step}) })
+	if err != nil {
+		send(InstallStep{Done: true, Error: err.Error()})
+		return
+	}
+	send(InstallStep{Done: true})
+}
+
+// card runs a card operation and streams its progress as JSON lines; the
+// request's end (the operator gave up) ends the operation.
+func (s *Server) card(w http.ResponseWriter, r *http.Request) {
+	door, ok := s.door(w, r)
+	var req CardRequest
+	if !ok || !decodeBody(w, r, &req) {
+		return
+	}
+	if !slices.Contains(CardOps, req.Op) {
+		writeJSON(w, http.StatusBadRequest, errorBody{fmt.Sprintf("card operation %q: want one of %v", req.Op, CardOps)})
+		return
+	}
+	if _, err := req.WaitFor(); err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody{err.Error()})
+		return
+	}
+	if req.Op == CardIssue {
+		tag, err := agent.NormalizeTagNumber(req.TagNumber)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, errorBody{err.Error()})
+			return
+		}
+		req.TagNumber = tag
+		if req.Reissue && req.UID == "" {
+			writeJSON(w, http.StatusBadRequest, errorBody{"reissue needs the card's UID: it replaces an issued card's identity, and must not hit a card tapped in the meantime"})
+			return
+		}
+	}
+	if req.UID != "" {
+		uid, err := agent.ParseUID(req.UID)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, errorBody{"uid: " + err.Error()})
+			return
+		}
+		req.UID = strings.ToUpper(hex.EncodeToString(uid))
+	}
+	send := streamLines(w)
+	rep, err := s.d.Card(r.Context(), door, req, func(step string) { send(CardProgress{Step: step}) })
+	if err != nil {
+		send(CardProgress{Done: true, Error: err.Error()})
+		return
+	}
+	send(CardProgress{Done: true, Report: &rep})
+}
+
+// streamLines starts an answer of JSON lines (an operation's progress) and
+// returns what sends one, flushed at once so the operator sees each step.
+func streamLines(w http.ResponseWriter) func(v any) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
 	enc := json.NewEncoder(w)
-	send := func(st InstallStep) {
-		enc.Encode(st)
+	return func(v any) {
+		enc.Encode(v)
 		if flusher != nil {
 			flusher.Flush()
 		}
 	}
-	err := s.d.InstallReader(r.Context(), door, func(step string) { send(InstallStep{Step: step}) })
-	if err != nil {
-		send(InstallStep{Error: err.Error()})
-		return
-	}
-	send(InstallStep{Done: true})
 }
 
 func (s *Server) syncNow(w http.ResponseWriter, r *http.Request) {

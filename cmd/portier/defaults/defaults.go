@@ -15,3 +15,9 @@ var Config []byte
 //
 //go:embed demo-site.json
 var DemoSite []byte
+
+// DemoDESFireKeys are the demo site's DESFire keys (demo-desfire.keys
+// here): PUBLIC, for the demo only; cards issued with them can be forged.
+//
+//go:embed demo-desfire.keys
+var DemoDESFireKeys []byte

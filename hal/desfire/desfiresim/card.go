@@ -16,12 +16,16 @@
 package desfiresim
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"sync"
 	"time"
 
@@ -192,14 +196,21 @@ func New(cfg Config) (*Card, error) {
 // identity: PICC master key, application, keys and identity file — the
 // simple constructor for simulated boards.
 func NewIssued(uid []byte, site desfire.SiteKeys, id desfire.Identity, signer *ecdsa.PrivateKey) (*Card, error) {
-	keys, err := site.ForCard(uid)
+	return NewIssuedCard(Config{UID: uid, SigningKey: signer}, site, id)
+}
+
+// NewIssuedCard is NewIssued for a card described by cfg (its generation,
+// signature, faults…); cfg's PICC key and settings are the issued ones.
+func NewIssuedCard(cfg Config, site desfire.SiteKeys, id desfire.Identity) (*Card, error) {
+	keys, err := site.ForCard(cfg.UID)
 	if err != nil {
 		return nil, err
 	}
 	if keys.PICC.Bytes == nil || keys.App.Bytes == nil || keys.Read.Bytes == nil {
 		return nil, errors.New("desfiresim: an issued card needs the site's three master keys")
 	}
-	c, err := New(Config{UID: uid, PICCKey: keys.PICC, PICCKeySettings: desfire.PICCKeySettings, SigningKey: signer})
+	cfg.PICCKey, cfg.PICCKeySettings = keys.PICC, desfire.PICCKeySettings
+	c, err := New(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -235,6 +246,38 @@ func DefaultVersion(g desfire.Generation, uid []byte) []byte {
 	v = append(v, uid...)
 	v = append(v, 0xBA, uid[1], uid[2], uid[3], 0x20) // batch
 	return append(v, 0x21, 0x25)                      // week 21 of 2025, BCD
+}
+
+// VendorKey returns a fixed secp224r1 key made from seed, for a simulated
+// card vendor whose cards must sign alike on every run (a simulated board's
+// cards keep their fingerprints across restarts).
+func VendorKey(seed string) (*ecdsa.PrivateKey, error) {
+	d := sha256.Sum256([]byte(seed))
+	return ecdsa.ParseRawPrivateKey(elliptic.P224(), d[:28])
+}
+
+// SignUID returns the originality signature of uid under k, deterministic
+// (RFC 6979): the UID is the message as is, unhashed, as NXP signs it; the
+// zero-padded 28-byte form is the same integer, which is what lets the
+// standard library's deterministic signer take it.
+func SignUID(k *ecdsa.PrivateKey, uid []byte) ([]byte, error) {
+	if len(uid) > 28 {
+		return nil, fmt.Errorf("desfiresim: a UID of %d bytes", len(uid))
+	}
+	digest := make([]byte, 28)
+	copy(digest[28-len(uid):], uid)
+	der, err := k.Sign(nil, digest, crypto.SHA224)
+	if err != nil {
+		return nil, err
+	}
+	var rs struct{ R, S *big.Int }
+	if _, err := asn1.Unmarshal(der, &rs); err != nil {
+		return nil, err
+	}
+	sig := make([]byte, desfire.SignatureSize)
+	rs.R.FillBytes(sig[:28])
+	rs.S.FillBytes(sig[28:])
+	return sig, nil
 }
 
 // NewSigningKey returns a secp224r1 key for a simulated card's
@@ -282,6 +325,16 @@ func (c *Card) Log() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]string(nil), c.log...)
+}
+
+// Reset implements mfrc522sim.Resetter: a card activated anew (it left
+// the field, or was deselected) has no authentication, no command in
+// progress and the card level selected; its files and keys stay.
+func (c *Card) Reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sess, c.authing, c.in, c.out = nil, nil, nil, nil
+	c.sel = desfire.PICCAID
 }
 
 // Process implements mfrc522sim.Application: one command in, one answer

@@ -288,3 +288,42 @@ func TestCommandFraming(t *testing.T) {
 	resp, _ = card.Process([]byte{0xAF})
 	assert.Equal(t, []byte{0x1C}, resp, "no frame to continue")
 }
+
+func TestIssueReportsEachStepAndReadIdentityKeysTellsTheVersion(t *testing.T) {
+	ctx := context.Background()
+	card := newCard(t, desfiresim.Config{})
+	var steps []string
+	require.NoError(t, desfire.Issue(ctx, client(card, false), uid, site, ident, desfire.IssueOptions{Progress: func(s string) { steps = append(steps, s) }}))
+	assert.Equal(t, []string{
+		"reading the card's version",
+		"authenticating with the card master key (the site's, else a factory default)",
+		"replacing the factory card master key with the site's diversified key",
+		"checking the card's real UID",
+		"creating the site application 504F52",
+		"setting the diversified read and application keys",
+		"writing the identity file",
+		"reading the identity back with the read key",
+		"locking the card: no application changes without the card master key",
+	}, steps)
+	next := site
+	next.Version, next.Read = 2, bytes.Repeat([]byte{0x44}, 16)
+	id, used, err := desfire.ReadIdentityKeys(ctx, client(card, false), uid, next, site)
+	require.NoError(t, err)
+	assert.Equal(t, ident.TagNumber, id.TagNumber)
+	assert.Equal(t, byte(1), used.Version, "the card's read key is still version 1")
+}
+
+func TestVendorKeySignsAlike(t *testing.T) {
+	k, err := desfiresim.VendorKey("portier simulated card vendor")
+	require.NoError(t, err)
+	a, err := desfiresim.SignUID(k, uid)
+	require.NoError(t, err)
+	b, err := desfiresim.SignUID(k, uid)
+	require.NoError(t, err)
+	assert.Equal(t, a, b, "deterministic")
+	name, err := desfire.VerifyOriginality(uid, a, []desfire.OriginalityKey{desfiresim.TrustKey(k)})
+	require.NoError(t, err, "verifies as NXP's signatures do: over the raw UID")
+	assert.Equal(t, "simulated card vendor", name)
+	_, err = desfire.VerifyOriginality(uid, a, desfire.NXPOriginalityKeys())
+	assert.ErrorIs(t, err, desfire.ErrNotOriginal)
+}

@@ -85,9 +85,11 @@ type Result struct {
 	// for an ISO/IEC 14443-4 card, its ATS; in ModeUID also GetVersion and
 	// the originality signature.
 	Fingerprint desfire.Fingerprint
-	// Identity is the card's identity file (ModeDESFire, OK only).
-	Identity *desfire.Identity
-	Outcome  Outcome
+	// Identity is the card's identity file and KeyVersion its read key's
+	// version (ModeDESFire, OK only).
+	Identity   *desfire.Identity
+	KeyVersion byte
+	Outcome    Outcome
 	// Err says why the outcome is not OK.
 	Err error
 }
@@ -148,11 +150,11 @@ func (cfg Config) Inspect(ctx context.Context, dev *mfrc522.Dev, card mfrc522.Ca
 	switch cfg.Mode {
 	case ModeDESFire:
 		c := desfire.New(link, desfire.Options{Native: cfg.Native})
-		id, err := desfire.ReadIdentity(ctx, c, card.UID, cfg.Sites...)
+		id, keys, err := desfire.ReadIdentityKeys(ctx, c, card.UID, cfg.Sites...)
 		if err != nil {
 			return res, res.fail(err)
 		}
-		res.Identity = &id
+		res.Identity, res.KeyVersion = &id, keys.Version
 	default:
 		trusted := cfg.Trusted
 		if trusted == nil {
@@ -165,7 +167,7 @@ func (cfg Config) Inspect(ctx context.Context, dev *mfrc522.Dev, card mfrc522.Ca
 		}
 	}
 	// The card goes to HALT; a failure here changes nothing already read.
-	if err := link.Deselect(ctx); err != nil && chipFailed(err) {
+	if err := link.Deselect(ctx); err != nil && ChipFailed(err) {
 		return res, err
 	}
 	return res, nil
@@ -176,17 +178,17 @@ func (cfg Config) Inspect(ctx context.Context, dev *mfrc522.Dev, card mfrc522.Ca
 func (r *Result) fail(err error) error {
 	r.Err = err
 	r.Outcome = Refused
-	if errors.Is(err, iso14443.ErrNoResponse) || chipFailed(err) {
+	if errors.Is(err, iso14443.ErrNoResponse) || ChipFailed(err) {
 		r.Outcome = Interrupted
 	}
-	if chipFailed(err) {
+	if ChipFailed(err) {
 		return err
 	}
 	return nil
 }
 
-// chipFailed tells a reader chip failure (re-initialise it) from card
+// ChipFailed tells a reader chip failure (re-initialise it) from card
 // trouble.
-func chipFailed(err error) bool {
+func ChipFailed(err error) bool {
 	return errors.Is(err, mfrc522.ErrTimeout) || errors.Is(err, mfrc522.ErrSPI) || errors.Is(err, mfrc522.ErrNoChip)
 }

@@ -34,10 +34,20 @@ type picc struct {
 
 var fsTable = [16]int{16, 24, 32, 40, 48, 64, 96, 128, 256, 512, 1024, 2048, 4096, 256, 256, 256}
 
+// Resetter is an Application with state a real card loses when it is
+// (re)activated after leaving the field: an authentication, a selected
+// application. Reset is called at each RATS.
+type Resetter interface {
+	Reset()
+}
+
 // activate answers RATS: FSDI in the parameter's high nibble.
 func (card *Card) activate(param byte) {
 	card.state = stateProtocol
 	card.picc = picc{fsd: fsTable[param>>4], num: 1}
+	if r, ok := card.App.(Resetter); ok {
+		r.Reset()
+	}
 }
 
 // fwt is the card's frame waiting time from its own ATS.

@@ -133,12 +133,15 @@ func TestPDShowsFeedback(t *testing.T) {
 	key := [16]byte{9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1, 2, 3, 4, 5, 6}
 	clock := simtime.New()
 	var mu sync.Mutex
-	var at time.Time
+	var at, buzAt time.Time // the last LED and buzzer commands
 	pd := osdpsim.NewPD(osdpsim.Config{Addr: 1, Key: key, OnCommand: func(c osdpsim.Command) {
-		if c.Code == osdp.CmdLED {
-			mu.Lock()
+		mu.Lock()
+		defer mu.Unlock()
+		switch c.Code {
+		case osdp.CmdLED:
 			at = c.At
-			mu.Unlock()
+		case osdp.CmdBUZ:
+			buzAt = c.At
 		}
 	}})
 	line := osdpsim.NewLine(clock, 115200, pd)
@@ -160,11 +163,17 @@ func TestPDShowsFeedback(t *testing.T) {
 	require.Eventually(t, func() bool { return pd.LED(clock.Now()).Color == osdp.Green }, 10*time.Second, time.Millisecond)
 	require.NoError(t, bus.Feedback(1, osdp.FeedbackDeny))
 	require.Eventually(t, func() bool { return pd.LED(clock.Now()).String() == "red blinking" }, 10*time.Second, time.Millisecond)
+	// The deny pattern's buzzer record follows its LED record.
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return !buzAt.Before(at)
+	}, 10*time.Second, time.Millisecond)
 	cancel()
 	require.NoError(t, <-done)
 	mu.Lock()
 	defer mu.Unlock()
-	assert.True(t, pd.Buzzing(at), "three beeps")
-	assert.False(t, pd.Buzzing(at.Add(2*time.Second)))
+	assert.True(t, pd.Buzzing(buzAt), "three beeps")
+	assert.False(t, pd.Buzzing(buzAt.Add(2*time.Second)))
 	assert.Equal(t, "green", pd.LED(at.Add(3*time.Second)).String(), "back to the permanent state after the deny pattern's 3 s")
 }

@@ -463,6 +463,10 @@ func (o *OSDPRuntime) Probe(ctx context.Context, within time.Duration) []agent.R
 	deadline := o.opts.BusClock.Now().Add(within)
 	var health []agent.ReaderHealth
 	for {
+		// The deadline first, then the readers: a simulated bus can live
+		// through seconds between two looks, and the answer must be the
+		// readers as they were at the deadline or later.
+		expired := !o.opts.BusClock.Now().Before(deadline)
 		health = o.Readers()
 		settled := true
 		for _, h := range health {
@@ -470,7 +474,7 @@ func (o *OSDPRuntime) Probe(ctx context.Context, within time.Duration) []agent.R
 				settled = false
 			}
 		}
-		if settled || !o.opts.BusClock.Now().Before(deadline) || o.opts.Clock.Sleep(ctx, 50*time.Millisecond) != nil {
+		if settled || expired || o.opts.Clock.Sleep(ctx, 50*time.Millisecond) != nil {
 			break
 		}
 	}

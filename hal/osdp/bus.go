@@ -536,26 +536,19 @@ func (b *Bus) SetComm(ctx context.Context, addr, newAddr byte, baud int) error {
 // calling: once the reader has acknowledged KEYSET it accepts only the new
 // key, even if the proof then fails.
 func (b *Bus) Rekey(ctx context.Context, addr byte, key [16]byte) error {
-	if key == ([16]byte{}) {
-		return errors.New("osdp: refusing an all-zero key")
-	}
 	b.mu.Lock()
-	r := b.find(addr)
+	r, o, err := b.keyset(addr, key)
 	switch {
-	case r == nil:
-		b.mu.Unlock()
-		return fmt.Errorf("%w %d", ErrUnknownReader, addr)
-	case r.cfg.Secure == SecureOff:
-		b.mu.Unlock()
-		return fmt.Errorf("%w: %s is configured without", ErrNoSecureChannel, r.cfg.Name)
+	case err != nil:
 	case !r.online:
-		b.mu.Unlock()
-		return fmt.Errorf("%w: %s", ErrOffline, r.cfg.Name)
+		err = fmt.Errorf("%w: %s", ErrOffline, r.cfg.Name)
 	case r.rekey != nil:
-		b.mu.Unlock()
-		return errors.New("osdp: a rekey is already running")
+		err = errors.New("osdp: a rekey is already running")
 	}
-	o := &op{code: CmdKEYSET, data: append([]byte{keyTypeSCBK, 16}, key[:]...), key: key, done: make(chan error, 1)}
+	if err != nil {
+		b.mu.Unlock()
+		return err
+	}
 	r.rekey = o
 	b.kick()
 	b.mu.Unlock()
@@ -565,6 +558,22 @@ func (b *Bus) Rekey(ctx context.Context, addr byte, key [16]byte) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// keyset checks a new key for the reader at addr and makes its osdp_KEYSET
+// command; b.mu is held.
+func (b *Bus) keyset(addr byte, key [16]byte) (*reader, *op, error) {
+	if key == ([16]byte{}) {
+		return nil, nil, errors.New("osdp: refusing an all-zero key")
+	}
+	r := b.find(addr)
+	switch {
+	case r == nil:
+		return nil, nil, fmt.Errorf("%w %d", ErrUnknownReader, addr)
+	case r.cfg.Secure == SecureOff:
+		return nil, nil, fmt.Errorf("%w: %s is configured without", ErrNoSecureChannel, r.cfg.Name)
+	}
+	return r, &op{code: CmdKEYSET, data: append([]byte{keyTypeSCBK, 16}, key[:]...), key: key, done: make(chan error, 1)}, nil
 }
 
 // ReceivedBytes counts every byte read from the line since Run started,

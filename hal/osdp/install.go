@@ -24,26 +24,19 @@ var ErrHasKey = errors.New("osdp: reader already has a key of its own")
 // calling: once the reader acknowledged KEYSET it answers only to key, even
 // if the proof then fails (ErrKeyNotProven).
 func (b *Bus) Install(ctx context.Context, addr byte, key [16]byte) error {
-	if key == ([16]byte{}) {
-		return errors.New("osdp: refusing an all-zero key")
-	}
 	b.mu.Lock()
-	r := b.find(addr)
+	r, o, err := b.keyset(addr, key)
 	switch {
-	case r == nil:
-		b.mu.Unlock()
-		return fmt.Errorf("%w %d", ErrUnknownReader, addr)
-	case r.cfg.Secure == SecureOff:
-		b.mu.Unlock()
-		return fmt.Errorf("%w: %s is configured without", ErrNoSecureChannel, r.cfg.Name)
+	case err != nil:
 	case r.online && !r.st.DefaultKey:
-		b.mu.Unlock()
-		return fmt.Errorf("%w: %s is online under it", ErrHasKey, r.cfg.Name)
+		err = fmt.Errorf("%w: %s is online under it", ErrHasKey, r.cfg.Name)
 	case r.installOp != nil || r.rekey != nil:
-		b.mu.Unlock()
-		return fmt.Errorf("osdp: %s: a key change is already running", r.cfg.Name)
+		err = fmt.Errorf("osdp: %s: a key change is already running", r.cfg.Name)
 	}
-	o := &op{code: CmdKEYSET, data: append([]byte{keyTypeSCBK, 16}, key[:]...), key: key, done: make(chan error, 1)}
+	if err != nil {
+		b.mu.Unlock()
+		return err
+	}
 	r.installOp, r.installReq = o, o
 	b.kick()
 	b.mu.Unlock()

@@ -122,13 +122,9 @@ func (b *Board) reader(doorID string) (*osdpsim.PD, error) {
 // OSDPCard presents a card on the door's OSDP reader, as the raw bits of a
 // Wiegand format.
 func (b *Board) OSDPCard(doorID, format string, facility, card uint64) error {
-	f, ok := wiegand.FormatByName(format)
-	if !ok {
-		return fmt.Errorf("sim: unknown Wiegand format %q", format)
-	}
-	fr, err := f.Encode(facility, card)
+	fr, err := encodeWiegand(format, facility, card)
 	if err != nil {
-		return fmt.Errorf("sim: %w", err)
+		return err
 	}
 	return b.OSDPRaw(doorID, fr)
 }

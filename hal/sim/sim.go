@@ -442,15 +442,25 @@ func (b *Board) Tap(doorID string, uid []byte) error {
 // Wiegand presents a card on the door's Wiegand reader: the frame is
 // encoded and goes through the door's decoder.
 func (b *Board) Wiegand(doorID, format string, facility, card uint64) error {
+	fr, err := encodeWiegand(format, facility, card)
+	if err != nil {
+		return err
+	}
+	return b.Frame(doorID, fr)
+}
+
+// encodeWiegand encodes a card in a Wiegand format, for the Wiegand and
+// OSDP readers' commands.
+func encodeWiegand(format string, facility, card uint64) (wiegand.Frame, error) {
 	f, ok := wiegand.FormatByName(format)
 	if !ok {
-		return fmt.Errorf("sim: unknown Wiegand format %q", format)
+		return wiegand.Frame{}, fmt.Errorf("sim: unknown Wiegand format %q", format)
 	}
 	fr, err := f.Encode(facility, card)
 	if err != nil {
-		return fmt.Errorf("sim: %w", err)
+		return wiegand.Frame{}, fmt.Errorf("sim: %w", err)
 	}
-	return b.Frame(doorID, fr)
+	return fr, nil
 }
 
 // Frame sends a raw frame to the door's Wiegand decoder; a frame it rejects

@@ -66,6 +66,12 @@ type ControllerConfig struct {
 	GreenLED Output // optional
 	RedLED   Output // optional
 	Buzzer   Output // optional
+	// Indicator (optional) shows the door's signal on readers that render
+	// it themselves (OSDP); the wired LEDs and buzzer work alongside.
+	Indicator Indicator
+	// Readers names the door's supervised readers (OSDP): they are in the
+	// status from the start, "starting" until their first report.
+	Readers []string
 
 	Decider    Deciding       // required
 	Events     EventSink      // required
@@ -173,6 +179,9 @@ type Controller struct {
 	enrol         *enrolArm
 	overlay       feedbackKind
 	outLevels     [numFeedbackOutputs]outputLevel
+	shown         Signal // last signal the indicator took ("" unknown)
+	readers       []ReaderStatus
+	tampers       map[string]bool // active tamper sources: "" the wired input, else a reader
 	lastEvent     *Event
 
 	smu    sync.Mutex
@@ -186,9 +195,10 @@ type queued struct {
 
 // Queue messages.
 type (
-	cardMsg  struct{ p Presented }
-	keyMsg   struct{ key rune }
-	inputMsg struct {
+	cardMsg   struct{ p Presented }
+	keyMsg    struct{ key rune }
+	readerMsg struct{ s ReaderStatus }
+	inputMsg  struct {
 		in     DoorInput
 		active bool
 	}
@@ -224,7 +234,11 @@ func NewController(cfg ControllerConfig) *Controller {
 	if cfg.Relay != nil {
 		c.strike = newStrike(cfg.Relay, cfg.Clock, c.log, func(ch strikeChange) { _ = c.post(strikeMsg{ch}, false) })
 	}
-	c.status = DoorStatus{Door: cfg.Door.ID, Locked: true, Override: OverrideNone, OfficeMode: OfficeOff}
+	for _, name := range cfg.Readers {
+		c.readers = append(c.readers, ReaderStatus{Reader: name, State: ReaderStarting})
+	}
+	c.tampers = map[string]bool{}
+	c.status = DoorStatus{Door: cfg.Door.ID, Locked: true, Override: OverrideNone, OfficeMode: OfficeOff, Readers: c.readerStatuses()}
 	return c
 }
 
@@ -383,6 +397,8 @@ func (c *Controller) handle(ctx context.Context, m any) {
 		c.onKey(ctx, m.key)
 	case inputMsg:
 		c.onInput(ctx, m.in, m.active)
+	case readerMsg:
+		c.onReader(ctx, m.s)
 	case timeoutMsg:
 		if c.timers[m.kind].gen != m.gen {
 			return // disarmed or re-armed after it fired

@@ -22,15 +22,7 @@ func (c *Controller) onInput(ctx context.Context, in DoorInput, active bool) {
 			c.exitPressed(ctx)
 		}
 	case Tamper:
-		if active == c.tamper {
-			return
-		}
-		c.tamper = active
-		if active {
-			c.emit(ctx, Event{Type: EventTamper, Detail: "tamper input triggered"})
-		} else {
-			c.emit(ctx, Event{Type: EventTamperCleared, Detail: "tamper input restored"})
-		}
+		c.setTamper(ctx, "", active)
 	default:
 		c.log.Warn("unknown door input ignored", "input", string(in))
 	}

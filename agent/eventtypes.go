@@ -106,6 +106,23 @@ const (
 	EventClockSynced   EventType = "clock_synced"
 )
 
+// Supervised readers (OSDP): the door controller records them from what the
+// reader's driver reports. Detail names the reader and what was seen (the
+// reason: timeout, wrong_key, mac_failure, no_secure_channel, no_key, …).
+const (
+	// EventReaderOnline: the reader answers, its secure channel established
+	// (unless configured without); also the first time after start.
+	EventReaderOnline EventType = "reader_online"
+	// EventReaderOffline: the reader stopped answering (within the OSDP
+	// limit of 8 s) or its channel failed.
+	EventReaderOffline EventType = "reader_offline"
+	// EventReaderRefused: the reader answers but is not used: no Secure
+	// Channel where it is required, another key, or no key yet.
+	EventReaderRefused       EventType = "reader_refused"
+	EventReaderPowerFault    EventType = "reader_power_fault"
+	EventReaderPowerRestored EventType = "reader_power_restored"
+)
+
 // EventDeviceFault is recorded when a reader or input misbehaves (a rejected
 // Wiegand frame, an MFRC522 error); the door keeps running. Detail names the
 // device and the error.
@@ -151,6 +168,7 @@ var EventTypes = []EventType{
 	EventOutboxHighWater, EventOutboxFull, EventOutboxNormal,
 	EventStoreFailed, EventStoreRecovered,
 	EventClockUnsynced, EventClockSynced,
+	EventReaderOnline, EventReaderOffline, EventReaderRefused, EventReaderPowerFault, EventReaderPowerRestored,
 	EventDeviceFault,
 	EventSaltoConfigMismatch, EventSaltoConfigMismatchCleared,
 	EventCommandsRefused, EventPacketRefused,

@@ -68,6 +68,7 @@ func (c *Controller) applyOutputs() {
 		outBuzzer: b || c.forced || c.heldAlarm,
 	}
 	c.drive(want)
+	c.indicate(c.signal(), false)
 }
 
 // setOutputsSafe switches every feedback output off, writing even those
@@ -75,6 +76,7 @@ func (c *Controller) applyOutputs() {
 func (c *Controller) setOutputsSafe() {
 	c.outLevels = [numFeedbackOutputs]outputLevel{}
 	c.drive([numFeedbackOutputs]bool{})
+	c.indicate(SignalIdle, true)
 }
 
 func (c *Controller) drive(want [numFeedbackOutputs]bool) {

@@ -24,9 +24,12 @@ type DoorStatus struct {
 	OfficeMode     OfficeState `json:"office_mode"`
 	UnlockedUntil  time.Time   `json:"unlocked_until,omitzero"` // latest deadline of an energised relay
 	LockedOutUntil time.Time   `json:"locked_out_until,omitzero"`
-	Alarms         []EventType `json:"alarms,omitempty"` // forced_open, held_open_prealarm, held_open, tamper
-	EnrolmentArmed bool        `json:"enrolment_armed"`
-	LastEvent      *Event      `json:"last_event,omitempty"`
+	// Alarms: forced_open, held_open_prealarm, held_open, tamper,
+	// reader_offline, reader_refused, reader_power_fault.
+	Alarms         []EventType    `json:"alarms,omitempty"`
+	EnrolmentArmed bool           `json:"enrolment_armed"`
+	Readers        []ReaderStatus `json:"readers,omitempty"` // supervised readers (OSDP)
+	LastEvent      *Event         `json:"last_event,omitempty"`
 }
 
 // Status returns the door's current status; safe for concurrent use.
@@ -35,6 +38,7 @@ func (c *Controller) Status() DoorStatus {
 	s := c.status
 	c.smu.Unlock()
 	s.Alarms = append([]EventType(nil), s.Alarms...)
+	s.Readers = append([]ReaderStatus(nil), s.Readers...)
 	if s.LastEvent != nil {
 		e := *s.LastEvent
 		s.LastEvent = &e
@@ -62,6 +66,7 @@ func (c *Controller) publishStatus() {
 		OfficeMode:     c.officeMode(),
 		LockedOutUntil: c.lockout.until,
 		EnrolmentArmed: c.enrol != nil,
+		Readers:        c.readerStatuses(),
 		LastEvent:      c.lastEvent,
 	}
 	st := c.strike.state()
@@ -89,6 +94,7 @@ func (c *Controller) publishStatus() {
 	if c.tamper {
 		s.Alarms = append(s.Alarms, EventTamper)
 	}
+	s.Alarms = append(s.Alarms, c.readerAlarms()...)
 	c.smu.Lock()
 	c.status = s
 	c.smu.Unlock()

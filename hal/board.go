@@ -22,6 +22,18 @@ type Board interface {
 	// Set drives one output of a door; polarity is the board's business,
 	// on means energised (relay: strike released).
 	Set(door string, out Output, on bool) error
+	// Signal shows a door's signal on its readers that render feedback
+	// themselves (OSDP); a door without one has nothing to show it on. It
+	// does not wait for the reader, and a reader that is away gets the
+	// signal when it is back.
+	Signal(door string, s agent.Signal) error
+	// Readers reports the supervised readers (OSDP), for status, telemetry
+	// and doctor.
+	Readers() []agent.ReaderHealth
+	// InstallReader moves a door's new OSDP reader from the default install
+	// key to key and proves it by a new secure session; the caller stores
+	// key before calling (osdp.Bus.Install).
+	InstallReader(ctx context.Context, door string, key [16]byte) error
 	// Halt puts every output of every door in its safe state.
 	Halt() error
 	// Close halts the outputs and releases the hardware.
@@ -64,6 +76,7 @@ const (
 	EventKey                             // a keypad key was pressed
 	EventInput                           // a debounced input changed
 	EventFault                           // a device misbehaved; the door keeps running
+	EventReader                          // a supervised reader's condition changed (Reader)
 )
 
 func (k EventKind) String() string {
@@ -76,6 +89,8 @@ func (k EventKind) String() string {
 		return "input"
 	case EventFault:
 		return "fault"
+	case EventReader:
+		return "reader"
 	}
 	return fmt.Sprintf("EventKind(%d)", uint8(k))
 }
@@ -89,8 +104,11 @@ type Event struct {
 	Key        rune            // EventKey: '0'–'9', '*', '#' (and 'A'–'D' on 4×4 keypads)
 	Input      Input           // EventInput
 	Active     bool            // EventInput: door open / button pressed / tamper
-	Device     string          // EventFault: e.g. "mfrc522", "wiegand"
+	Device     string          // EventFault: e.g. "mfrc522", "wiegand", "osdp"
 	Err        error           // EventFault: what went wrong (a rejected Wiegand frame, a chip error)
+	// EventReader: the reader's whole condition (an OSDP reader: online,
+	// offline or refused; tamper; power).
+	Reader agent.ReaderStatus
 }
 
 // String renders the event for logs; credentials are masked.
@@ -104,6 +122,13 @@ func (e Event) String() string {
 		return fmt.Sprintf("%s: %s active=%v", e.Door, e.Input, e.Active)
 	case EventFault:
 		return fmt.Sprintf("%s: %s fault: %v", e.Door, e.Device, e.Err)
+	case EventReader:
+		r := e.Reader
+		s := fmt.Sprintf("%s: reader %s %s", e.Door, r.Reader, r.State)
+		if r.Reason != "" {
+			s += " (" + r.Reason + ")"
+		}
+		return s + fmt.Sprintf(" secure=%v tamper=%v power_fault=%v", r.Secure, r.Tamper, r.PowerFault)
 	}
 	return fmt.Sprintf("%s: %s", e.Door, e.Kind)
 }
@@ -147,6 +172,7 @@ func CardEvent(door string, uid []byte, at time.Time) Event {
 type Check struct {
 	Name   string // what was checked, e.g. "front: MFRC522 on SPI0.0"
 	OK     bool
+	Warn   bool   // it works, but not as it should (with OK: a warning, and Fix says why)
 	Detail string // what was found
 	Fix    string // for a failure: what the installer should do
 }

@@ -10,6 +10,9 @@ type Config struct {
 	Driver string `yaml:"driver"`
 	// Doors maps a door id from the top-level doors: list to its wiring.
 	Doors map[string]DoorWiring `yaml:"doors"`
+	// OSDPBuses are the RS-485 lines with OSDP readers (osdpconfig.go);
+	// doors name them in their osdp: reader.
+	OSDPBuses []OSDPBusConfig `yaml:"osdp_buses"`
 	// SimLatchFile (driver sim only) keeps the simulated output levels in a
 	// file across process lifetimes, the way GPIO lines keep their level when
 	// a process dies: a killed agent leaves its relay "on" there, and the next
@@ -73,9 +76,10 @@ const (
 
 // DoorWiring is the hardware of one door. Every device is optional.
 type DoorWiring struct {
-	MFRC522 *MFRC522Config `yaml:"mfrc522"`
-	Wiegand *WiegandConfig `yaml:"wiegand"`
-	Keypad  *KeypadConfig  `yaml:"keypad"`
+	MFRC522 *MFRC522Config    `yaml:"mfrc522"`
+	Wiegand *WiegandConfig    `yaml:"wiegand"`
+	Keypad  *KeypadConfig     `yaml:"keypad"`
+	OSDP    *OSDPReaderConfig `yaml:"osdp"`
 
 	Relay    *OutputConfig `yaml:"relay"`
 	GreenLED *OutputConfig `yaml:"green_led"`

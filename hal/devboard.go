@@ -45,6 +45,9 @@ type BoardOptions struct {
 	Logger  *slog.Logger   // nil: discard
 	Clock   Clock          // nil: system clock
 	Closers []func() error // released by Close, last first
+	// OSDP runs the board's OSDP buses (nil: none); the board runs it,
+	// routes door signals to it and closes it.
+	OSDP *OSDPRuntime
 }
 
 // DeviceBoard is a Board over opened device drivers: the real board.
@@ -54,6 +57,7 @@ type DeviceBoard struct {
 	doors   []DoorDevices
 	byID    map[string]*DoorDevices
 	closers []func() error
+	osdp    *OSDPRuntime
 	emitMu  sync.Mutex
 }
 
@@ -66,7 +70,10 @@ func NewDeviceBoard(doors []DoorDevices, opts BoardOptions) *DeviceBoard {
 	if opts.Clock == nil {
 		opts.Clock = wallclock.Clock{}
 	}
-	b := &DeviceBoard{log: opts.Logger, clock: opts.Clock, doors: doors, byID: map[string]*DoorDevices{}, closers: opts.Closers}
+	if opts.OSDP == nil {
+		opts.OSDP = NewOSDPRuntime(nil, OSDPOptions{})
+	}
+	b := &DeviceBoard{log: opts.Logger, clock: opts.Clock, doors: doors, byID: map[string]*DoorDevices{}, closers: opts.Closers, osdp: opts.OSDP}
 	for i := range b.doors {
 		b.byID[b.doors[i].Door] = &b.doors[i]
 	}
@@ -124,6 +131,11 @@ func (b *DeviceBoard) Run(ctx context.Context, emit func(Event)) error {
 			})
 		}
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		b.osdp.Run(ctx, send)
+	}()
 	<-ctx.Done()
 	for _, d := range b.doors {
 		for _, h := range d.Halts {
@@ -181,6 +193,22 @@ func (b *DeviceBoard) Set(door string, out Output, on bool) error {
 	return o.Set(on)
 }
 
+// Signal implements Board.
+func (b *DeviceBoard) Signal(door string, s agent.Signal) error {
+	if _, ok := b.byID[door]; !ok && !b.osdp.HasReader(door) {
+		return fmt.Errorf("hal: no door %q on this board", door)
+	}
+	return b.osdp.Signal(door, s)
+}
+
+// Readers implements Board.
+func (b *DeviceBoard) Readers() []agent.ReaderHealth { return b.osdp.Readers() }
+
+// InstallReader implements Board.
+func (b *DeviceBoard) InstallReader(ctx context.Context, door string, key [16]byte) error {
+	return b.osdp.InstallReader(ctx, door, key)
+}
+
 // Halt implements Board.
 func (b *DeviceBoard) Halt() error {
 	var errs []error
@@ -194,7 +222,7 @@ func (b *DeviceBoard) Halt() error {
 
 // Close implements Board.
 func (b *DeviceBoard) Close() error {
-	errs := []error{b.Halt()}
+	errs := []error{b.Halt(), b.osdp.Close()}
 	for i := len(b.closers) - 1; i >= 0; i-- {
 		errs = append(errs, b.closers[i]())
 	}

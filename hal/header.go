@@ -145,5 +145,30 @@ func (c Config) Wires(doorIDs []string) []Wire {
 			}
 		}
 	}
+	return append(out, c.osdpWires()...)
+}
+
+// osdpWires are the header connections of the OSDP buses: a transceiver on
+// the Pi's UART (DI on TXD, RO on RXD) and the DE pin of direction: gpio. A
+// USB adapter takes none; the RS-485 pair itself (A/B/GND) runs from the
+// adapter to the readers, off the header.
+func (c Config) osdpWires() []Wire {
+	var out []Wire
+	for _, b := range c.OSDPBuses {
+		add := func(sig, pin string) {
+			out = append(out, Wire{Door: b.Name, Device: "RS-485", Signal: sig, Pin: pin})
+		}
+		if b.uart() {
+			add("DI", "GPIO14")
+			add("RO", "GPIO15")
+		}
+		if b.Direction == OSDPDirectionGPIO && b.DEPin != "" {
+			add("DE+RE", b.DEPin)
+		}
+		if b.uart() || b.Direction == OSDPDirectionGPIO {
+			add("VCC", "3V3")
+			add("GND", "GND")
+		}
+	}
 	return out
 }

@@ -121,6 +121,9 @@ func hostCheck(st *driverreg.State, gpioChips, spiPorts int) Check {
 	return c
 }
 
+// lookupPin finds a GPIO by name, nil when this gateway has none such.
+func lookupPin(name string) gpio.PinIO { return gpioreg.ByName(name) }
+
 // resolver looks every configured name up before anything is driven.
 type resolver struct {
 	problems []string
@@ -240,15 +243,18 @@ func OpenPeriph(cfg Config, doorIDs []string, log *slog.Logger) (*DeviceBoard, e
 		}
 		plans = append(plans, p)
 	}
+	buses := openOSDP(cfg, doorIDs, r)
 	if len(r.problems) > 0 {
+		closeOSDP(buses)
 		r.close()
 		return nil, fmt.Errorf("hal: this gateway lacks configured hardware:\n  %s\n%s", strings.Join(r.problems, "\n  "), hostDiagnosis(st))
 	}
 
 	doors := make([]DoorDevices, len(plans))
 	closers := r.closers
+	osdpRun := NewOSDPRuntime(buses, OSDPOptions{Logger: log})
 	fail := func(err error) (*DeviceBoard, error) {
-		_ = NewDeviceBoard(doors, BoardOptions{Closers: closers}).Close()
+		_ = NewDeviceBoard(doors, BoardOptions{Closers: closers, OSDP: osdpRun}).Close()
 		return nil, err
 	}
 	// Outputs first: safe state before anything else moves.
@@ -322,7 +328,7 @@ func OpenPeriph(cfg Config, doorIDs []string, log *slog.Logger) (*DeviceBoard, e
 			d.Keypad = kp
 		}
 	}
-	return NewDeviceBoard(doors, BoardOptions{Logger: log, Closers: closers}), nil
+	return NewDeviceBoard(doors, BoardOptions{Logger: log, Closers: closers, OSDP: osdpRun}), nil
 }
 
 func pull(s string) gpio.Pull {
@@ -357,7 +363,8 @@ func inputConfigs(w DoorWiring) map[Input]*InputConfig {
 
 // SelfTest checks a configured gateway's hardware for an installer: periph
 // drivers, the GPIO chip, every pin, each MFRC522 (SPI device, version
-// register, CRC unit), Wiegand idle levels and inputs. Only with actuate does
+// register, CRC unit), Wiegand idle levels and inputs (OSDPSelfTest checks
+// the OSDP buses). Only with actuate does
 // it click relays, flash LEDs and sound buzzers. Each failed check says how
 // to fix it.
 func SelfTest(ctx context.Context, cfg Config, doorIDs []string, actuate bool, log *slog.Logger) []Check {
@@ -466,6 +473,15 @@ func SelfTest(ctx context.Context, cfg Config, doorIDs []string, actuate bool, l
 		}
 	}
 	return checks
+}
+
+// gpioAvailable loads periph's host drivers and reports whether this
+// gateway has a GPIO chip.
+func gpioAvailable() bool {
+	if _, err := initHost(); err != nil {
+		return false
+	}
+	return len(gpioioctl.Chips) > 0
 }
 
 // DescribeInput says what an input state means, for self-test reports.

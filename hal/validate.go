@@ -145,6 +145,8 @@ func (c Config) checkWiring(doorIDs []string) error {
 			v.used[pin] = fmt.Sprintf("%s (SPI%d is enabled for an MFRC522)", fn, bus)
 		}
 	}
+	c.checkOSDPBuses(v)
+	osdpAddrs := map[string]map[int]string{}
 	for _, id := range doors {
 		d := c.Doors[id]
 		k := "hardware.doors." + id + "."
@@ -162,6 +164,9 @@ func (c Config) checkWiring(doorIDs []string) error {
 					v.fail(fmt.Sprintf("%swiegand.formats[%d]", k, i), fmt.Sprintf("unknown format %q (known: %s)", f, formatNames()))
 				}
 			}
+		}
+		if o := d.OSDP; o != nil {
+			c.checkOSDPReader(v, id, o, osdpAddrs)
 		}
 		if kp := d.Keypad; kp != nil {
 			if len(kp.Rows) == 0 || len(kp.Cols) == 0 {

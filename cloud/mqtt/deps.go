@@ -95,6 +95,9 @@ type Telemetry struct {
 	// StorageFreeMB and StorageTotalMB describe the filesystem holding the
 	// database (zero total: unknown). A full disk stops the outbox.
 	StorageFreeMB, StorageTotalMB int64
+	// Readers are the supervised (OSDP) readers: condition, identity and
+	// link counters.
+	Readers []agent.ReaderHealth
 }
 
 // ClockGuard says whether the gateway clock is untrusted (not synchronised,

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/portier-io/portier/agent"
 	"github.com/portier-io/portier/cloud/mqtt"
 )
 
@@ -217,13 +218,15 @@ func checkHADiscovery(topic string, c map[string]any, discovery string) []string
 func TestHomeAssistantDiscoverySchema(t *testing.T) {
 	b := startMochi(t, nil)
 	ha := newDashboard(t, b.URL(), nil, "homeassistant/#")
-	newRig(t, b.URL(), func(c *mqtt.Config) {
+	r := newRig(t, b.URL(), func(c *mqtt.Config) {
 		c.HomeAssistant = allHA
 		c.Telemetry = telemetryOK{}
 		c.DoorNames = map[string]string{"front": "Front door"}
-	}).start(t)
+	})
+	r.doors.setReaders("front", agent.ReaderStatus{Reader: "osdp", State: agent.ReaderOnline, Secure: true})
+	r.start(t)
 	cfgs := configs(t, ha.waitUntil(t, "discovery", func(m []message) bool {
-		return len(configs(t, m)) == 2*haConfigsPerDoor+haTelemetrySensors
+		return len(configs(t, m)) == 2*haConfigsPerDoor+haTelemetrySensors+1
 	}, nil))
 	platforms := map[string]int{}
 	for topic, c := range cfgs {
@@ -233,7 +236,7 @@ func TestHomeAssistantDiscoverySchema(t *testing.T) {
 		}
 		platforms[strings.Split(topic, "/")[1]]++
 	}
-	assert.Equal(t, map[string]int{"binary_sensor": 2, "sensor": 4 + haTelemetrySensors, "event": 4, "lock": 2, "switch": 4}, platforms)
+	assert.Equal(t, map[string]int{"binary_sensor": 2 + 1, "sensor": 4 + haTelemetrySensors, "event": 4, "lock": 2, "switch": 4}, platforms, "one problem sensor for the reader")
 }
 
 // TestHomeAssistantRulesCatchMistakes: the rules fail the mistakes they are

@@ -360,3 +360,30 @@ func TestHomeAssistantUnlockWithCommandKey(t *testing.T) {
 	assert.Equal(t, mqtt.ErrSignatureMissing, p.Error.Type)
 	assert.Empty(t, r.doors.Calls())
 }
+
+// A door's supervised reader gets a problem sensor reading the door's state:
+// on while the reader is offline or refused, or reports a power fault.
+func TestHomeAssistantReaderProblem(t *testing.T) {
+	b := startMochi(t, nil)
+	tp := mqtt.Topics{Prefix: "portier", Site: "site1", Gateway: "gw1", Discovery: "homeassistant"}
+	ha := newDashboard(t, b.URL(), nil, "homeassistant/#", tp.DoorState("front"))
+	r := newRig(t, b.URL(), func(c *mqtt.Config) { c.HomeAssistant = mqtt.HomeAssistant{Enabled: true} })
+	r.doors.setReaders("front", agent.ReaderStatus{Reader: "osdp", State: agent.ReaderOffline, Reason: "timeout"})
+	r.start(t)
+	msgs := ha.waitUntil(t, "discovery and the door's state", func(m []message) bool {
+		return configs(t, m)["homeassistant/binary_sensor/site1__gw1/front__reader_osdp/config"] != nil && len(on(m, tp.DoorState("front"))) > 0
+	}, nil)
+	c := configs(t, msgs)["homeassistant/binary_sensor/site1__gw1/front__reader_osdp/config"]
+	assert.Equal(t, "problem", c["device_class"])
+	assert.Equal(t, "front reader osdp", c["name"])
+	assert.Equal(t, tp.DoorState("front"), c["state_topic"])
+	assert.Contains(t, c["value_template"], "selectattr('reader', 'eq', 'osdp')")
+	assert.Contains(t, c["value_template"], "['offline', 'refused']")
+	assert.Contains(t, c["value_template"], "power_fault")
+	assert.Nil(t, configs(t, msgs)["homeassistant/binary_sensor/site1__gw1/back__reader_osdp/config"], "a door without a reader has none")
+
+	st := decode[mqtt.DoorStatePayload](t, on(msgs, tp.DoorState("front"))[0].Payload)
+	require.Len(t, st.Readers, 1)
+	assert.Equal(t, agent.ReaderOffline, st.Readers[0].State)
+	assert.Equal(t, "timeout", st.Readers[0].Reason)
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -433,6 +434,7 @@ type fakeDoors struct {
 	unlocked map[string]bool
 	calls    []string
 	enrol    chan agent.EnrolResult
+	readers  map[string][]agent.ReaderStatus
 }
 
 func newFakeDoors(ids ...string) *fakeDoors {
@@ -442,6 +444,25 @@ func newFakeDoors(ids ...string) *fakeDoors {
 func (d *fakeDoors) DoorIDs() []string { return d.ids }
 
 func (d *fakeDoors) DoorStatus(door string) (agent.DoorStatus, bool) {
+	d.mu.Lock()
+	readers := slices.Clone(d.readers[door])
+	d.mu.Unlock()
+	st, ok := d.doorStatus(door)
+	st.Readers = readers
+	return st, ok
+}
+
+// setReaders gives a door supervised readers.
+func (d *fakeDoors) setReaders(door string, rs ...agent.ReaderStatus) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.readers == nil {
+		d.readers = map[string][]agent.ReaderStatus{}
+	}
+	d.readers[door] = rs
+}
+
+func (d *fakeDoors) doorStatus(door string) (agent.DoorStatus, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, id := range d.ids {

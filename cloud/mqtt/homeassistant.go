@@ -25,7 +25,8 @@ const haActor = "home_assistant"
 // their rules (keys per platform, required keys, enumerations).
 
 // publishDiscovery announces the gateway to Home Assistant: one device with
-// per door a contact binary_sensor, a lock-state sensor, a last-access
+// per door a contact binary_sensor, a problem binary_sensor per supervised
+// (OSDP) reader, a lock-state sensor, a last-access
 // sensor, access and command event entities and — only where allowed — a
 // lock and lockdown and office mode switches; plus telemetry sensors.
 // Entities that are not allowed get an empty config, which makes Home
@@ -130,6 +131,12 @@ func (l *Link) discovery() []haEntity {
 		c["json_attributes_topic"] = t.DoorState(d)
 		add(haSensor, obj("lock_state"), c)
 
+		if st, ok := l.cfg.Doors.DoorStatus(d); ok {
+			for _, r := range st.Readers {
+				add(haBinarySensor, obj("reader_"+r.Reader), l.haReader(base, name, d, r.Reader))
+			}
+		}
+
 		c = base(name+" last access", obj("last_access"))
 		c["state_topic"] = t.HALastAccess(d)
 		c["value_template"] = "{{ value_json.ts }}"
@@ -219,6 +226,21 @@ func (l *Link) discovery() []haEntity {
 		add(haSensor, s.id, c)
 	}
 	return out
+}
+
+// haReader is the problem sensor of a door's supervised reader: on while the
+// reader is offline or refused, or reports a power fault; the reader's
+// status is its attributes.
+func (l *Link) haReader(base func(name, objectID string) map[string]any, doorName, door, reader string) map[string]any {
+	t := l.cfg.Topics
+	c := base(doorName+" reader "+reader, haJoin(door)+"__reader_"+reader)
+	this := fmt.Sprintf("value_json.readers | default([]) | selectattr('reader', 'eq', '%s')", reader)
+	c["state_topic"] = t.DoorState(door)
+	c["device_class"] = "problem"
+	c["value_template"] = fmt.Sprintf("{{ 'ON' if (%[1]s | selectattr('state', 'in', ['offline', 'refused']) | list) or (%[1]s | selectattr('power_fault') | list) else 'OFF' }}", this)
+	c["json_attributes_topic"] = t.DoorState(door)
+	c["json_attributes_template"] = fmt.Sprintf("{{ %s | first | default({}) | tojson }}", this)
+	return c
 }
 
 // haSubscriptions are the Home Assistant topics the link subscribes to:

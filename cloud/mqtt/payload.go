@@ -76,6 +76,9 @@ type DoorStatePayload struct {
 	LockedOutUntil time.Time         `json:"locked_out_until,omitzero"`
 	Alarms         []agent.EventType `json:"alarms"`
 	EnrolmentArmed bool              `json:"enrolment_armed"`
+	// Readers are the door's supervised (OSDP) readers; absent when it has
+	// none.
+	Readers []agent.ReaderStatus `json:"readers,omitempty"`
 }
 
 func (l *Link) doorState(s agent.DoorStatus, at time.Time) DoorStatePayload {
@@ -87,6 +90,7 @@ func (l *Link) doorState(s agent.DoorStatus, at time.Time) DoorStatePayload {
 		Schema: Schema, SiteID: l.cfg.Topics.Site, GatewayID: l.cfg.Topics.Gateway, Door: s.Door, Time: at.UTC(),
 		Running: s.Running, Locked: s.Locked, DoorOpen: s.DoorOpen, Override: s.Override, OfficeMode: s.OfficeMode,
 		UnlockedUntil: s.UnlockedUntil, LockedOutUntil: s.LockedOutUntil, Alarms: alarms, EnrolmentArmed: s.EnrolmentArmed,
+		Readers: s.Readers,
 	}
 }
 
@@ -128,6 +132,8 @@ type TelemetryPayload struct {
 		Status  string `json:"status"`
 	} `json:"clock"`
 	Storage *StoragePayload `json:"storage,omitempty"` // absent when unknown
+	// Readers are the supervised (OSDP) readers; absent when there are none.
+	Readers []agent.ReaderHealth `json:"readers,omitempty"`
 }
 
 // StoragePayload is the filesystem that holds the gateway's database.

@@ -168,6 +168,7 @@ func (l *Link) telemetry(ctx context.Context) TelemetryPayload {
 	if l.cfg.Telemetry == nil {
 		p.Clock.Status = "unknown"
 	}
+	p.Readers = t.Readers
 	return p
 }
 

@@ -105,7 +105,7 @@ func haJoin(ids ...string) string {
 // Event categories: the last level of an event topic.
 const (
 	CategoryAccess  = "access"  // access decisions
-	CategoryAlarm   = "alarm"   // door alarms, lockouts, outbox alarms, Salto config mismatches
+	CategoryAlarm   = "alarm"   // door alarms, lockouts, reader supervision, outbox alarms, Salto config mismatches
 	CategoryDoor    = "door"    // contact, relay and exit button
 	CategoryCommand = "command" // remote commands and the overrides they set
 	CategorySystem  = "system"  // everything else (controller start, …)
@@ -123,7 +123,8 @@ func EventCategory(t agent.EventType) string {
 		agent.EventHeldOpenCleared, agent.EventTamper, agent.EventTamperCleared, agent.EventLockoutStarted,
 		agent.EventLockoutEnded, agent.EventInputQueueOverflow,
 		agent.EventOutboxHighWater, agent.EventOutboxFull, agent.EventOutboxNormal, agent.EventStoreFailed, agent.EventStoreRecovered,
-		agent.EventSaltoConfigMismatch, agent.EventSaltoConfigMismatchCleared, agent.EventPacketRefused, agent.EventCardAlarm:
+		agent.EventSaltoConfigMismatch, agent.EventSaltoConfigMismatchCleared, agent.EventPacketRefused, agent.EventCardAlarm,
+		agent.EventReaderOnline, agent.EventReaderOffline, agent.EventReaderRefused, agent.EventReaderPowerFault, agent.EventReaderPowerRestored:
 		return CategoryAlarm
 	case agent.EventDoorOpened, agent.EventDoorClosed, agent.EventExitPressed, agent.EventRelayOn, agent.EventRelayOff:
 		return CategoryDoor

@@ -121,12 +121,25 @@ func run(ctx context.Context, in io.Reader, w io.Writer, bin, sitePath, configPa
 	}
 	fmt.Fprintf(out, "\nPortier demo — Hive Coworking Berlin, three simulated doors synced from a fake Salto KS.\n")
 	fmt.Fprintf(out, "The lab takes only DESFire cards issued with Portier's public DEMO keys: never use them on a real site.\n")
+	// The studio's OSDP reader is new: an installer moves it from its
+	// install key to a key of its own, through the running agent.
+	fmt.Fprintln(out, "The studio has a new OSDP reader on a simulated RS-485 line; the installer gives it a key of its own:")
+	fmt.Fprintln(out, "  $ portier reader install --door studio")
+	inst := exec.CommandContext(ctx, bin, "reader", "install", "--config", cfg, "--door", "studio")
+	inst.Env = env
+	msg, err := inst.CombinedOutput()
+	for _, l := range strings.Split(strings.TrimSpace(string(msg)), "\n") {
+		fmt.Fprintln(out, "  "+l)
+	}
+	if err != nil {
+		return fmt.Errorf("reader install: %v", err)
+	}
 	fmt.Fprintf(out, "Agent log: %s (kept after quit)\n", logPath)
 	host, port, _ := net.SplitHostPort(brokerAddr)
 	fmt.Fprintf(out, "MQTT: the events are also on a broker at %s — watch them with\n  mosquitto_sub -h %s -p %s -t 'portier/#' -v\n\n", brokerAddr, host, port)
 	if interactive {
 		fmt.Fprint(out, help)
-		err = d.interact(ctx, in, out, panel, bin, cfg, env, filepath.Join(dir, "outputs.json"))
+		err = d.interact(ctx, in, out, panel, bin, cfg, env)
 	} else {
 		err = d.tour(ctx, out, panel, bin, cfg, env)
 	}
@@ -140,7 +153,7 @@ func run(ctx context.Context, in io.Reader, w io.Writer, bin, sitePath, configPa
 	return nil
 }
 
-const help = `Try (door ids: front = card or PIN, studio = card then PIN, lab = DESFire cards only):
+const help = `Try (door ids: front = card or PIN, studio = card then PIN on an OSDP reader, lab = DESFire cards only):
   card front ada                   Ada's card, a DESFire EV2 (its fingerprint is recorded at its first tap)
   card front ada-copy              her UID copied onto a "magic" MIFARE Classic: refused (card_mismatch), card_alarm
   card lab ada                     the lab opens only for a card that proves the site's key: granted
@@ -159,9 +172,14 @@ const help = `Try (door ids: front = card or PIN, studio = card then PIN, lab = 
                                    held_open if it stays open 8 s
   close front                      close it again: the alarms clear
   exit front                       press the exit button (then open front: no alarm)
-  wiegand studio H10301 12 1001    Ada's fob at the studio's Wiegand reader (then keys studio 482915#)
-  show front                       the door's outputs (relay, LEDs)
-  status                           the agent's status      help   this text      quit   stop
+  osdp studio card H10301 12 1001  Ada's fob at the studio's OSDP reader (Secure Channel):
+                                   awaiting_pin, the reader blinks amber…
+  osdp studio keys 482915#         …her PIN on the reader's keypad: granted, the LED turns green
+  show studio                      the door's outputs and the reader's state, LED and buzzer
+  osdp studio unplug / plug        cut the reader's cable: reader_offline within 8 s; and back
+  osdp studio tamper on|off        open the reader's housing: tamper
+  status                           the agent's status (doors, the reader's identity)
+  help   this text      quit   stop
 `
 
 // startBroker runs an embedded MQTT broker on loopback, on 1883 when free.
@@ -291,7 +309,7 @@ func (d *daemon) stop() error {
 	return d.err
 }
 
-func (d *daemon) interact(ctx context.Context, in io.Reader, out io.Writer, p *panel, bin, cfg string, env []string, latch string) error {
+func (d *daemon) interact(ctx context.Context, in io.Reader, out io.Writer, p *panel, bin, cfg string, env []string) error {
 	lines := bufio.NewScanner(in)
 	for {
 		fmt.Fprint(out, prompt)
@@ -305,8 +323,6 @@ func (d *daemon) interact(ctx context.Context, in io.Reader, out io.Writer, p *p
 			return nil
 		case line == "help":
 			fmt.Fprint(out, help)
-		case line == "show" || strings.HasPrefix(line, "show "):
-			showOutputs(out, latch, strings.TrimSpace(strings.TrimPrefix(line, "show")))
 		case line == "status":
 			c := exec.CommandContext(ctx, bin, "status", "--config", cfg)
 			c.Env, c.Stdout, c.Stderr = env, out, out
@@ -364,43 +380,11 @@ func cardCommand(ctx context.Context, line func(string), bin, cfg string, env []
 	return nil
 }
 
-// showOutputs prints the simulated outputs as the board drives them (the sim
-// board mirrors them into its latch file).
-func showOutputs(out io.Writer, latch, door string) {
-	raw, err := os.ReadFile(latch)
-	if err != nil {
-		fmt.Fprintln(out, "no outputs yet:", err)
-		return
-	}
-	var levels map[string]map[string]bool
-	if err := json.Unmarshal(raw, &levels); err != nil {
-		fmt.Fprintln(out, "outputs:", err)
-		return
-	}
-	for _, id := range []string{"front", "studio", "lab"} {
-		outs, ok := levels[id]
-		if !ok || (door != "" && door != id) {
-			continue
-		}
-		var parts []string
-		for _, o := range []string{"relay", "green_led", "red_led", "buzzer"} {
-			if on, wired := outs[o]; wired {
-				state := "off"
-				if on {
-					state = "ON"
-				}
-				parts = append(parts, o+"="+state)
-			}
-		}
-		fmt.Fprintf(out, "  %-7s %s\n", id, strings.Join(parts, "  "))
-	}
-}
-
 // tourStep is one thing a person does, and the event (door and type) that
 // shows the answer.
 type tourStep struct {
 	say    string
-	pause  time.Duration // a person's pace before acting
+	pause  time.Duration // a person's pace before acting (a look: after it)
 	sim    string
 	door   string
 	expect agent.EventType
@@ -414,12 +398,16 @@ func (d *daemon) tour(ctx context.Context, out io.Writer, p *panel, bin, cfg str
 		{"Ada types her PIN at the front keypad", 0, "keys front 482915#", "front", agent.EventAccessGranted, nil},
 		{"Mallory (blocked in Salto KS) taps her card", 0, "tap front 04:66:77:88", "front", agent.EventAccessDenied, nil},
 		{"Someone types a PIN nobody has", 0, "keys front 111111#", "front", agent.EventAccessDenied, nil},
-		{"The studio wants card and PIN: Ada presents her fob to the Wiegand reader…", 0, "wiegand studio H10301 12 1001", "studio", agent.EventAwaitingPIN, nil},
-		{"…and types her PIN", 0, "keys studio 482915#", "studio", agent.EventAccessGranted, nil},
+		{"The studio wants card and PIN: Ada presents her fob to its OSDP reader (encrypted, supervised)…", 0, "osdp studio card H10301 12 1001", "studio", agent.EventAwaitingPIN, nil},
+		{"…the reader blinks amber for her PIN", 500 * time.Millisecond, "show studio", "", "", nil},
+		{"…and she types it on the reader's keypad", 0, "osdp studio keys 482915#", "studio", agent.EventAccessGranted, nil},
+		{"…the reader's LED turns green", 500 * time.Millisecond, "show studio", "", "", nil},
 		{"The front door relocks", 0, "", "front", agent.EventRelayOff, nil},
 		{"A little later, the front door is pushed open without a grant", 2 * time.Second, "open front", "front", agent.EventForcedOpen, nil},
 		{"…and closed again", 0, "close front", "front", agent.EventDoorClosed, nil},
 		{"Someone inside presses the exit button", 0, "exit front", "front", agent.EventExitPressed, nil},
+		{"Someone cuts the studio reader's cable: the gateway notices within OSDP's 8 s", 0, "osdp studio unplug", "studio", agent.EventReaderOffline, nil},
+		{"…and it is plugged back in: the secure channel is set up again", 0, "osdp studio plug", "studio", agent.EventReaderOnline, nil},
 		{"Someone presents Ada's UID copied onto a \"magic\" MIFARE Classic: it answers unlike her card", 0, "card front ada-copy", "front", agent.EventCardAlarm, nil},
 		{"The lab opens only for a DESFire card that proves the site's key: Ada's does", 0, "card lab ada", "lab", agent.EventAccessGranted, nil},
 		{"…the copy proves nothing there", 0, "card lab ada-copy", "lab", agent.EventAccessDenied, nil},
@@ -430,7 +418,9 @@ func (d *daemon) tour(ctx context.Context, out io.Writer, p *panel, bin, cfg str
 	}
 	for _, s := range steps {
 		fmt.Fprintf(out, "\n▶ %s\n", s.say)
-		time.Sleep(s.pause)
+		if s.expect != "" {
+			time.Sleep(s.pause)
+		}
 		if s.card != nil {
 			fmt.Fprintf(out, "  $ portier card %s %s --tag-number %s\n", s.card[0], s.card[1], s.card[2])
 			asked := make(chan struct{})
@@ -450,6 +440,10 @@ func (d *daemon) tour(ctx context.Context, out io.Writer, p *panel, bin, cfg str
 			if err := d.sim(s.sim); err != nil {
 				return err
 			}
+		}
+		if s.expect == "" {
+			time.Sleep(s.pause) // a look at the door: its answer comes on the panel
+			continue
 		}
 		if err := p.await(ctx, s.door, s.expect, 20*time.Second); err != nil {
 			return err
@@ -501,8 +495,12 @@ func (p *panel) simOutput() io.WriteCloser {
 	go func() {
 		sc := bufio.NewScanner(r)
 		for sc.Scan() {
-			if t := strings.TrimSpace(sc.Text()); t != "" {
+			switch t := strings.TrimSpace(sc.Text()); {
+			case t == "":
+			case strings.HasPrefix(t, "error:"):
 				p.line("  ! " + t)
+			default:
+				p.line("    " + t) // an answer: show's outputs, help
 			}
 		}
 	}()
@@ -570,7 +568,7 @@ func (p *panel) print(e agent.Event) {
 	switch e.Type {
 	case agent.EventAccessGranted:
 		mark = "✔ "
-	case agent.EventAccessDenied, agent.EventForcedOpen, agent.EventHeldOpen, agent.EventLockoutStarted, agent.EventCardAlarm:
+	case agent.EventAccessDenied, agent.EventForcedOpen, agent.EventHeldOpen, agent.EventLockoutStarted, agent.EventCardAlarm, agent.EventReaderOffline:
 		mark = "✘ "
 	case agent.EventRelayOn:
 		mark = "🔓"

@@ -227,6 +227,9 @@ mqtt:
 	lock := "    salto_locks: [7c1e4a52-0000-4000-8000-000000000001]\n"
 	require.Contains(t, string(cfg), lock)
 	cfg = []byte(strings.Replace(string(cfg), lock, lock+"    salto_access_groups: [5a2d0c11-0000-4000-8000-000000000001]\n", 1))
+	// A second door with an OSDP reader that waits for its install: the
+	// reader's messages (refused, no_key) in the door state and telemetry.
+	cfg = withOSDPStudio(t, cfg)
 	// A copy of Ada's UID on another chip, for the card alarm.
 	cfg = []byte(strings.Replace(string(cfg), "  driver: sim\n", "  driver: sim\n  sim_cards: {copy: {type: classic, uid: \"04:A1:B2:C3:D4:E5:F6\"}}\n", 1))
 	require.NoError(t, os.WriteFile(g.cfg, cfg, 0o600))
@@ -235,6 +238,16 @@ mqtt:
 	status, response, door := tp.Status(), "{prefix}/{site}/{gateway}/response", "front"
 	c.await("online", 0, func(m captured) bool { return m.topic == status && m.json()["state"] == "online" })
 	c.await("the lock's discovery", 0, func(m captured) bool { return m.topic == tp.HAConfig("lock", "front__lock") })
+	c.await("the studio reader's problem sensor", 0, func(m captured) bool { return m.topic == tp.HAConfig("binary_sensor", "studio__reader_osdp") })
+	c.await("the reader refused for want of a key", 0, on("{prefix}/{site}/{gateway}/event/{category}", map[string]any{"type": agent.EventReaderRefused, "door": "studio"}))
+	c.await("telemetry with the identified reader", 0, func(m captured) bool {
+		rs, _ := m.json()["readers"].([]any)
+		if m.topic != tp.Telemetry() || len(rs) != 1 {
+			return false
+		}
+		r, _ := rs[0].(map[string]any)
+		return r["vendor"] != nil && r["reason"] == "no_key"
+	})
 	c.await("a telemetry after the first sync", 0, func(m captured) bool {
 		sync, _ := m.json()["sync"].(map[string]any)
 		return m.topic == tp.Telemetry() && sync["last_result"] == "ok"

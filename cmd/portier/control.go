@@ -34,7 +34,12 @@ func (b controlBackend) Status(ctx context.Context) control.Status {
 	if d.link != nil {
 		st.MQTT = &control.MQTTStatus{Brokers: d.cfg.MQTT.URLs(), LinkStatus: d.link.Status()}
 	}
+	st.Readers = d.board.Readers()
 	return st
+}
+
+func (b controlBackend) InstallReader(ctx context.Context, door string, progress func(string)) error {
+	return b.d.installReader(ctx, door, progress)
 }
 
 func (b controlBackend) Doors() control.Doors { return b.d.doors }

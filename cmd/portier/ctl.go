@@ -74,6 +74,43 @@ func printStatus(w io.Writer, st control.Status, now time.Time) {
 	for _, d := range st.Doors {
 		fmt.Fprintf(w, "door %-10s %s\n", d.Door, describeDoor(d))
 	}
+	for _, r := range st.Readers {
+		fmt.Fprintf(w, "reader %s/%s %s\n", r.Door, r.Reader, describeReader(r))
+	}
+}
+
+// describeReader is a supervised reader for status: its condition, what it
+// is, where, and how its link fares.
+func describeReader(r agent.ReaderHealth) string {
+	state := strings.ToUpper(string(r.State))
+	switch {
+	case r.State == agent.ReaderOnline && r.Plaintext:
+		state = "online, PLAINTEXT (secure_channel: off)"
+	case r.State == agent.ReaderOnline && r.DefaultKey:
+		state = "online, secure under the install key"
+	case r.State == agent.ReaderOnline:
+		state = "online, secure channel"
+	case r.Reason != "":
+		state += " (" + r.Reason + ")"
+	}
+	if !r.Since.IsZero() {
+		state += " since " + r.Since.Local().Format("2006-01-02 15:04:05")
+	}
+	parts := []string{state}
+	if r.Tamper {
+		parts = append(parts, "TAMPER")
+	}
+	if r.PowerFault {
+		parts = append(parts, "POWER FAULT")
+	}
+	if r.Vendor != "" {
+		parts = append(parts, fmt.Sprintf("vendor %s model %s serial %s firmware %s", r.Vendor, r.Model, r.Serial, r.Firmware))
+	}
+	parts = append(parts, r.Connection, fmt.Sprintf("%d polls, %d timeouts, %d check errors, %d NAKs", r.Polls, r.Timeouts, r.BadFrames, r.NAKs))
+	if r.State != agent.ReaderOnline && r.Detail != "" {
+		parts = append(parts, r.Detail)
+	}
+	return strings.Join(parts, "; ")
 }
 
 func describeDoor(d agent.DoorStatus) string {

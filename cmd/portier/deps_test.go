@@ -51,9 +51,10 @@ func isStd(path string) bool {
 func under(path, dir string) bool { return path == dir || strings.HasPrefix(path, dir+"/") }
 
 // runtimeSims are the simulated board and the models it runs on at run time
-// (`driver: sim`, `make demo`): the MFRC522 chip, DESFire cards and the
-// radio's simulated time. The portier binary links them through hal/sim.
-var runtimeSims = []string{module + "/hal/sim", module + "/hal/mfrc522/mfrc522sim", module + "/hal/desfire/desfiresim", module + "/hal/simtime"}
+// (`driver: sim`, `make demo`): the MFRC522 chip, DESFire cards, OSDP
+// readers on their RS-485 line and the simulated time. The portier binary
+// links them through hal/sim.
+var runtimeSims = []string{module + "/hal/sim", module + "/hal/mfrc522/mfrc522sim", module + "/hal/desfire/desfiresim", module + "/hal/osdp/osdpsim", module + "/hal/simtime"}
 
 // isFake reports whether path is made for tests only: a package named
 // …test (agenttest, mqtttest, periph's gpiotest, net/http/httptest, …) or

@@ -25,26 +25,37 @@ func cmdDoctor(ctx context.Context, e *env, args []string) int {
 	}
 	defer s.close()
 	cfg, ids := s.cfg, s.cfg.DoorIDs()
+	// The readers' keys, as run reads them (a bad key file is a failed check).
+	keyProblems, _ := cfg.LoadOSDPKeys()
 	hw, cards := cardsCheck(cfg)
 	var checks []hal.Check
+	for _, p := range keyProblems {
+		checks = append(checks, hal.Check{Name: "OSDP key file", Detail: p, Fix: "write the key file as `portier reader install` does (32 hex digits, mode 0600), or install the reader again"})
+	}
 	switch cfg.Hardware.Driver {
 	case hal.DriverSim:
 		b, err := sim.New(hw, ids, sim.Options{})
 		if err != nil {
 			return fail(e, exitUsage, "%v", err)
 		}
-		checks = b.SelfTest(ctx, *actuate)
+		checks = append(checks, b.SelfTest(ctx, *actuate)...)
+		checks = append(checks, osdpChecks(ctx, s, func() []hal.Check { return b.OSDPSelfTest(ctx) })...)
 		_ = b.Close()
 	default:
-		checks = hal.SelfTest(ctx, hw, ids, *actuate, nil)
+		checks = append(checks, hal.SelfTest(ctx, hw, ids, *actuate, nil)...)
+		checks = append(checks, osdpChecks(ctx, s, func() []hal.Check { return hal.OSDPSelfTest(ctx, hw, ids, nil) })...)
 	}
 	checks = append(checks, cards)
 	checks = append(checks, storageCheck(cfg.Database))
 	fmt.Fprintf(e.stdout, "portier doctor: driver %s, %s\n\n", cfg.Hardware.Driver, configName(*s.cfgPath))
-	failed := printChecks(e.stdout, checks)
+	failed, warned := printChecks(e.stdout, checks)
 	if failed > 0 {
 		fmt.Fprintf(e.stdout, "\n%d of %d checks failed.\n", failed, len(checks))
 		return exitFailed
+	}
+	if warned > 0 {
+		fmt.Fprintf(e.stdout, "\nAll %d checks passed, %d with a warning.\n", len(checks), warned)
+		return exitOK
 	}
 	fmt.Fprintf(e.stdout, "\nAll %d checks passed.\n", len(checks))
 	return exitOK
@@ -90,25 +101,29 @@ func cardsCheck(cfg *config.Config) (hal.Config, hal.Check) {
 	return hw, c
 }
 
-// printChecks writes the result table and returns the number of failures.
-func printChecks(w io.Writer, checks []hal.Check) int {
+// printChecks writes the result table and returns the number of failures
+// and of warnings.
+func printChecks(w io.Writer, checks []hal.Check) (failed, warned int) {
 	width := 0
 	for _, c := range checks {
 		width = max(width, len(c.Name))
 	}
-	failed := 0
 	for _, c := range checks {
 		mark := "pass"
-		if !c.OK {
+		switch {
+		case !c.OK:
 			mark = "FAIL"
 			failed++
+		case c.Warn:
+			mark = "WARN"
+			warned++
 		}
 		fmt.Fprintf(w, "%s  %-*s  %s\n", mark, width, c.Name, c.Detail)
-		if !c.OK && c.Fix != "" {
+		if (!c.OK || c.Warn) && c.Fix != "" {
 			fmt.Fprintf(w, "      %-*s  fix: %s\n", width, "", c.Fix)
 		}
 	}
-	return failed
+	return failed, warned
 }
 
 // cmdPinout draws the 40-pin header with the configured wiring.
@@ -124,6 +139,7 @@ func cmdPinout(ctx context.Context, e *env, args []string) int {
 	defer s.close()
 	labels := pinLabels(s.cfg.Hardware.Wires(s.cfg.DoorIDs()))
 	writePinout(e.stdout, labels)
+	writeOSDPWiring(e.stdout, s.cfg)
 	if *svgPath != "" {
 		var b strings.Builder
 		writeSVG(&b, labels)

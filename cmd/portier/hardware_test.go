@@ -60,19 +60,26 @@ func writeConfig(t *testing.T, body string) string {
 
 func TestDoctor(t *testing.T) {
 	tests := []struct {
-		name     string
-		args     []string
-		wantCode int
-		wantOut  []string
-		wantErr  string
+		name      string
+		args      []string
+		installed bool // the studio's OSDP reader has its key file
+		wantCode  int
+		wantOut   []string
+		wantErr   string
 	}{
 		{
-			name: "sim config passes", args: []string{"doctor"}, wantCode: 0,
-			wantOut: []string{"driver sim", "pass  front: MFRC522 on SPI0.0", "pass  studio: Wiegand D0 GPIO20, D1 GPIO21", "pass  storage: ", "does not exist yet (portier run creates it); ",
+			name: "sim config passes", args: []string{"doctor"}, wantCode: 0, installed: true,
+			wantOut: []string{"driver sim", "pass  front: MFRC522 on SPI0.0", "pass  studio: reader at OSDP rs485-0 (simulated line) address 1 ", "answers: vendor 02-50-54 model 1 v1",
+				"secure channel established (AES-128)", "pass  storage: ",
 				"pass  lab: ISO/IEC 14443-4 (card mode desfire)", "pass  cards: credential modes and DESFire keys", "front uid, studio uid, lab desfire; DESFire keys: Portier's public DEMO keys", "All 18 checks passed."},
 		},
 		{
-			name: "sim with actuate", args: []string{"doctor", "--actuate"}, wantCode: 0,
+			name: "a new OSDP reader fails until installed", args: []string{"doctor"}, wantCode: 3,
+			wantOut: []string{"FAIL  studio: reader at OSDP rs485-0 (simulated line) address 1 ", "answers: vendor 02-50-54", "no key of its own yet", "does not exist yet (portier run creates it); ",
+				"fix: with portier running, run `portier reader install --door studio`"},
+		},
+		{
+			name: "sim with actuate", args: []string{"doctor", "--actuate"}, wantCode: 0, installed: true,
 			wantOut: []string{"pass  front: relay on GPIO17", "switched and back to its safe state"},
 		},
 		{
@@ -98,7 +105,13 @@ func TestDoctor(t *testing.T) {
 					args[i] = a
 				}
 			}
-			out, errOut, code := runPortier(t, nil, args...)
+			home := t.TempDir()
+			if tt.installed {
+				dir := filepath.Join(home, ".local", "state", "portier", "osdp")
+				require.NoError(t, os.MkdirAll(dir, 0o700))
+				require.NoError(t, os.WriteFile(filepath.Join(dir, "studio.key"), []byte("00112233445566778899AABBCCDDEEFF\n"), 0o600))
+			}
+			out, errOut, code := runPortier(t, []string{"HOME=" + home}, args...)
 			assert.Equal(t, tt.wantCode, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
 			for _, w := range tt.wantOut {
 				assert.Contains(t, out, w)

@@ -114,6 +114,7 @@ func (t telemetry) Telemetry(ctx context.Context) mqtt.Telemetry {
 	if s := storageOf(d.db.Path()); s != nil {
 		tel.StorageFreeMB, tel.StorageTotalMB = s.FreeMB, s.TotalMB
 	}
+	tel.Readers = d.board.Readers()
 	if c, err := d.db.Counts(ctx); err == nil {
 		tel.Cache = map[string]int{"users": c.Users, "access_groups": c.Groups, "locks": c.Locks, "enrolments": c.Enrolments}
 		for k, n := range c.Credentials {

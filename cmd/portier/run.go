@@ -334,6 +334,9 @@ func (d *daemon) buildControllers() error {
 		if w.Buzzer != nil {
 			cc.Buzzer = boardOutput{d.board, dc.ID, hal.Buzzer}
 		}
+		if w.OSDP != nil {
+			cc.Indicator, cc.Readers = boardIndicator{d.board, dc.ID}, []string{hal.OSDPReaderName}
+		}
 		cfgs = append(cfgs, cc)
 	}
 	doors, err := agent.NewDoors(cfgs...)
@@ -434,6 +437,8 @@ func (d *daemon) dispatch(ev hal.Event) {
 		err = ctl.PressKey(ev.Key)
 	case hal.EventInput:
 		err = ctl.SetInput(agent.DoorInput(ev.Input), ev.Active)
+	case hal.EventReader:
+		err = ctl.SetReader(ev.Reader)
 	case hal.EventFault:
 		d.log.Warn("device fault", "door", ev.Door, "device", ev.Device, "err", ev.Err)
 		rerr := d.events.Record(context.Background(), agent.Event{Time: ev.At, Type: agent.EventDeviceFault, Door: ev.Door, Detail: ev.Device + ": " + ev.Err.Error()})

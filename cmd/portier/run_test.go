@@ -61,6 +61,9 @@ type gateway struct {
 	events *bufio.Scanner
 	stderr *strings.Builder
 	stdout *strings.Builder // read only once the process has exited
+	// tee also gets the process's standard output (the answers to sim
+	// commands) as it comes; nil: none.
+	tee io.Writer
 	// simInput is run's --sim-input; "" means - (standard input, g.stdin).
 	simInput string
 }
@@ -107,6 +110,9 @@ func (g *gateway) start(extraEnv ...string) {
 	require.NoError(t, err)
 	g.stderr, g.stdout = &strings.Builder{}, &strings.Builder{}
 	g.cmd.Stderr, g.cmd.Stdout = g.stderr, g.stdout
+	if g.tee != nil {
+		g.cmd.Stdout = io.MultiWriter(g.stdout, g.tee)
+	}
 	require.NoError(t, g.cmd.Start())
 	t.Cleanup(func() {
 		if g.cmd.ProcessState == nil {

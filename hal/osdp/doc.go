@@ -22,12 +22,12 @@
 // hal/wiegand; osdp_FMT: characters), ReportKeypad (digits, '*', '#'),
 // ReportTamper and ReportPower (LSTATR changes), ReportIdentity (PDID and
 // PDCAP), ReportOnline, ReportOffline with a Reason (timeout, wrong_key,
-// mac_failure, no_secure_channel, nak, protocol_error) and ReportNAK for a
-// refused command. Status returns a snapshot per reader (online, secure,
-// default key, identity, tamper/power, counters) for status, telemetry and
-// doctor.
+// mac_failure, no_secure_channel, no_key, nak, protocol_error) and ReportNAK
+// for a refused command. Status returns a snapshot per reader (online,
+// secure, default key, identity, tamper/power, counters) for status,
+// telemetry and doctor; ReceivedBytes tells a silent line from a garbled one.
 //
-// LED, Buzzer, Output and Feedback (grant, deny, awaiting PIN, idle
+// LED, Buzzer, Output and Feedback (grant, deny, awaiting PIN, alarm, idle
 // patterns) queue commands for the poll loop and return at once; a full
 // queue or an offline reader is an error, never a wait. SetComm (COMSET)
 // and Rekey (KEYSET) wait for the reader's answer.
@@ -60,9 +60,13 @@
 //     reader offline and re-establishes it: online again only with a new
 //     session.
 //   - SCBK-D, the published install key, is used only for a reader
-//     configured with Install. Install (and Bus.Rekey) send a new key with
-//     KEYSET over the established session and prove it by a new handshake.
-//     The caller generates the key (crypto/rand) and stores it before.
+//     configured with Install and during Bus.Install. A reader without a
+//     key of its own (Uninstalled) is identified and refused (no_key) until
+//     Bus.Install moves it from SCBK-D to its key, on the running bus: the
+//     key goes with KEYSET over the SCBK-D session and is proven by a new
+//     handshake; cards read under SCBK-D are dropped. Bus.Rekey changes an
+//     installed reader's key the same way. The caller generates the key
+//     (crypto/rand) and stores it before.
 //
 // # Wiring
 //

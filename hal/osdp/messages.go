@@ -253,6 +253,14 @@ const (
 	White
 )
 
+func (c Color) String() string {
+	names := []string{"black", "red", "green", "amber", "blue", "magenta", "cyan", "white"}
+	if int(c) < len(names) {
+		return names[c]
+	}
+	return fmt.Sprintf("Color(%d)", byte(c))
+}
+
 // LEDState is one LED behaviour: OnColor for OnTime, then OffColor for
 // OffTime, repeating (OffTime 0: steady OnColor). Times go on the wire in
 // 100 ms units.
@@ -347,30 +355,37 @@ func (o Output) Encode() []byte {
 	return []byte{o.Number, byte(o.Action), byte(t), byte(t >> 8)}
 }
 
-// Feedback is a door decision shown on a reader.
+// Feedback is a door's state shown on a reader: its LED and buzzer.
 type Feedback uint8
 
-// Feedback patterns.
+// Feedback patterns. Grant and Alarm hold until the next pattern (Idle
+// ends them); Deny and AwaitPIN fall back to the permanent state by
+// themselves (after 3 s and 60 s), so a reader that misses the next pattern
+// does not keep showing them.
 const (
-	FeedbackIdle     Feedback = iota // back to the permanent state (steady red)
-	FeedbackGrant                    // green for 3 s, one short beep
+	FeedbackIdle     Feedback = iota // steady red, buzzer off: the resting state
+	FeedbackGrant                    // steady green, one short beep: the door is unlocked
 	FeedbackDeny                     // red flashing for 3 s, three beeps
-	FeedbackAwaitPIN                 // amber blinking for 10 s (the PIN entry time), no beep
+	FeedbackAwaitPIN                 // amber blinking, no beep: card accepted, type the PIN
+	FeedbackAlarm                    // red flashing and the buzzer pulsing: forced or held open
 )
 
-// FeedbackCommands returns the LED record and (for patterns that beep) the
-// buzzer record that show f on reader 0, LED 0.
+// FeedbackCommands returns the LED record and (for patterns that sound or
+// silence the buzzer) the buzzer record that show f on reader 0, LED 0.
 func FeedbackCommands(f Feedback) (LED, *Buzzer) {
-	idle := LEDState{OnTime: 100 * time.Millisecond, OnColor: Red}
+	steady := func(c Color) LEDState { return LEDState{OnTime: 100 * time.Millisecond, OnColor: c} }
 	switch f {
 	case FeedbackGrant:
-		return LED{TempMode: LEDTempSet, Temp: LEDState{OnTime: 100 * time.Millisecond, OnColor: Green}, TempTimer: 3 * time.Second},
+		return LED{TempMode: LEDTempCancel, SetPerm: true, Perm: steady(Green)},
 			&Buzzer{OnTime: 200 * time.Millisecond, Count: 1}
 	case FeedbackDeny:
 		return LED{TempMode: LEDTempSet, Temp: LEDState{OnTime: 200 * time.Millisecond, OffTime: 200 * time.Millisecond, OnColor: Red}, TempTimer: 3 * time.Second},
 			&Buzzer{OnTime: 200 * time.Millisecond, OffTime: 200 * time.Millisecond, Count: 3}
 	case FeedbackAwaitPIN:
-		return LED{TempMode: LEDTempSet, Temp: LEDState{OnTime: 500 * time.Millisecond, OffTime: 500 * time.Millisecond, OnColor: Amber}, TempTimer: 10 * time.Second}, nil
+		return LED{TempMode: LEDTempSet, Temp: LEDState{OnTime: 500 * time.Millisecond, OffTime: 500 * time.Millisecond, OnColor: Amber}, TempTimer: time.Minute}, nil
+	case FeedbackAlarm:
+		return LED{TempMode: LEDTempCancel, SetPerm: true, Perm: LEDState{OnTime: 300 * time.Millisecond, OffTime: 300 * time.Millisecond, OnColor: Red}},
+			&Buzzer{OnTime: 500 * time.Millisecond, OffTime: 500 * time.Millisecond}
 	}
-	return LED{TempMode: LEDTempCancel, SetPerm: true, Perm: idle}, nil
+	return LED{TempMode: LEDTempCancel, SetPerm: true, Perm: steady(Red)}, &Buzzer{Off: true}
 }

@@ -14,21 +14,24 @@ func TestCommandRecords(t *testing.T) {
 	denyLED, denyBuz := osdp.FeedbackCommands(osdp.FeedbackDeny)
 	pinLED, pinBuz := osdp.FeedbackCommands(osdp.FeedbackAwaitPIN)
 	idleLED, idleBuz := osdp.FeedbackCommands(osdp.FeedbackIdle)
+	alarmLED, alarmBuz := osdp.FeedbackCommands(osdp.FeedbackAlarm)
 	assert.Nil(t, pinBuz)
-	assert.Nil(t, idleBuz)
 	tests := []struct {
 		name string
 		got  []byte
 		want []byte
 	}{
 		// reader, LED, temp: mode, on, off, on colour, off colour, timer LSB/MSB; perm: mode, on, off, colours
-		{"grant LED: green 3 s", grantLED.Encode(), []byte{0, 0, 2, 1, 0, 2, 0, 30, 0, 0, 0, 0, 0, 0}},
+		{"grant LED: steady green until the next pattern", grantLED.Encode(), []byte{0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 1, 0, 2, 0}},
 		{"deny LED: red flashing 3 s", denyLED.Encode(), []byte{0, 0, 2, 2, 2, 1, 0, 30, 0, 0, 0, 0, 0, 0}},
-		{"awaiting PIN: amber blinking 10 s", pinLED.Encode(), []byte{0, 0, 2, 5, 5, 3, 0, 100, 0, 0, 0, 0, 0, 0}},
+		{"awaiting PIN: amber blinking, 60 s at most", pinLED.Encode(), []byte{0, 0, 2, 5, 5, 3, 0, 88, 2, 0, 0, 0, 0, 0}},
 		{"idle: cancel temporary, steady red", idleLED.Encode(), []byte{0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 1, 0, 1, 0}},
+		{"alarm: red flashing until the next pattern", alarmLED.Encode(), []byte{0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 3, 3, 1, 0}},
 		// reader, tone (2 default, 1 off), on, off, count
 		{"grant beep", grantBuz.Encode(), []byte{0, 2, 2, 0, 1}},
 		{"deny beeps", denyBuz.Encode(), []byte{0, 2, 2, 2, 3}},
+		{"idle silences", idleBuz.Encode(), []byte{0, 1, 0, 0, 0}},
+		{"alarm pulses until the next pattern", alarmBuz.Encode(), []byte{0, 2, 5, 5, 0}},
 		{"buzzer off", osdp.Buzzer{Off: true}.Encode(), []byte{0, 1, 0, 0, 0}},
 		{"1 h timer", osdp.LED{TempMode: osdp.LEDTempSet, TempTimer: time.Hour}.Encode()[7:9], []byte{0xA0, 0x8C}},
 		{"long timer clamps", osdp.LED{TempMode: osdp.LEDTempSet, TempTimer: 2 * time.Hour}.Encode()[7:9], []byte{0xFF, 0xFF}},

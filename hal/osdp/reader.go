@@ -55,6 +55,10 @@ type reader struct {
 	cur       *op // the command in pending, nil for POLL and handshake
 	needLstat bool
 	proving   *op // a KEYSET acknowledged, new key not yet proven
+	// installing is the Bus.Install in progress: the link runs under
+	// SCBK-D and the reader is online for nobody until its new key is
+	// proven.
+	installing *op
 
 	lastOK    time.Time // last valid reply, or (re)start
 	next      time.Time // next turn
@@ -64,10 +68,13 @@ type reader struct {
 	offReason Reason
 
 	// Guarded by Bus.mu.
-	online bool
-	queue  []*op
-	rekey  *op
-	st     ReaderStatus
+	online      bool
+	queue       []*op
+	rekey       *op
+	installOp   *op  // Bus.Install's op, from the request until it ends
+	installReq  *op  // asked for, not yet taken by Run
+	installStop bool // the caller gave up: back to the configured key
+	st          ReaderStatus
 }
 
 func newReader(rc ReaderConfig) *reader {
@@ -91,8 +98,12 @@ func (r *reader) reset() {
 	r.pending, r.cur = nil, nil
 }
 
+// hasKey reports whether r has a key to open a session with.
+func (r *reader) hasKey() bool { return r.install || r.key != [16]byte{} }
+
 // turn runs one exchange with r.
 func (b *Bus) turn(ctx context.Context, r *reader) error {
+	b.takeInstall(r)
 	start := b.clock.Now()
 	if r.pending == nil {
 		if err := b.build(r); err != nil {
@@ -193,29 +204,45 @@ func (b *Bus) noReply(r *reader, now time.Time, err error) {
 // lost the session start again at once; silent or refused ones are probed
 // with back-off.
 func (b *Bus) offline(r *reader, now time.Time, why Reason, nak NAKCode, err error) {
-	announce := !r.reported || r.offReason != why
+	// An install's failures are the installer's (Bus.Install returns
+	// them): the reader's standing state and reports stay as they were.
+	installing := r.installing != nil
+	announce := !installing && (!r.reported || r.offReason != why)
 	b.mu.Lock()
 	wasOnline := r.online
 	announce = announce || wasOnline
 	r.online = false
 	r.st.Online, r.st.Secure = false, false
-	r.st.Reason, r.st.LastError = why, err.Error()
+	if !installing || wasOnline {
+		r.st.Reason, r.st.LastError = why, err.Error()
+	}
 	if announce {
 		r.st.Since = now
 	}
 	queue, rekey := r.queue, r.rekey
 	r.queue, r.rekey = nil, nil
 	b.mu.Unlock()
+	if installing && rekey == r.installing {
+		rekey = nil // finished as the install below
+	}
 
 	for _, o := range queue {
 		o.finish(fmt.Errorf("%w: %s", ErrOffline, r.cfg.Name))
 	}
 	r.cur.finish(fmt.Errorf("%w: %s", ErrOffline, r.cfg.Name))
-	if r.proving != nil {
+	switch {
+	case r.proving != nil && r.proving == r.installing:
+		r.proving = nil
+		b.endInstall(r, fmt.Errorf("%w: %s: %w", ErrKeyNotProven, why, err))
+	case r.proving != nil:
 		r.proving.finish(fmt.Errorf("%w: %s: %w", ErrKeyNotProven, why, err))
 		r.proving = nil
-	} else {
+	default:
 		rekey.finish(fmt.Errorf("%w: %s", ErrOffline, r.cfg.Name))
+	}
+	if installing && r.installing != nil && why != ReasonTimeout {
+		// Refused under SCBK-D: not a reader in install mode.
+		b.endInstall(r, fmt.Errorf("osdp: install %s: under the default install key: %s: %w", r.cfg.Name, why, err))
 	}
 	r.reset()
 	r.lastOK = now
@@ -231,7 +258,9 @@ func (b *Bus) offline(r *reader, now time.Time, why Reason, nak NAKCode, err err
 		r.next = now.Add(r.backoff)
 		r.backoff = min(2*r.backoff, maxBackoff)
 	}
-	r.reported, r.offReason = true, why
+	if !installing || wasOnline {
+		r.reported, r.offReason = true, why
+	}
 	if announce {
 		b.emit(r, Report{Kind: ReportOffline, Reason: why, NAK: nak, Err: err})
 	}
@@ -240,6 +269,14 @@ func (b *Bus) offline(r *reader, now time.Time, why Reason, nak NAKCode, err err
 // goOnline marks r online once its link (and session) is up.
 func (b *Bus) goOnline(r *reader, now time.Time, secure bool) {
 	r.phase, r.needLstat = phaseOnline, true
+	if r.installing != nil && r.install {
+		// Up under SCBK-D for an install: the key goes at once, and the
+		// reader is online for others only under it.
+		b.mu.Lock()
+		r.rekey = r.installing
+		b.mu.Unlock()
+		return
+	}
 	b.mu.Lock()
 	was := r.online
 	r.online = true
@@ -329,6 +366,8 @@ func (b *Bus) handle(r *reader, f Frame, start, now time.Time) {
 			b.goOnline(r, now, false)
 		case !caps.SecureChannel():
 			b.offline(r, now, ReasonNoSecureChannel, 0, fmt.Errorf("%w: its capabilities list no AES-128 Secure Channel", ErrRefused))
+		case !r.hasKey():
+			b.offline(r, now, ReasonNoKey, 0, fmt.Errorf("%w: no key of its own yet: install it", ErrRefused))
 		default:
 			r.phase = phaseChlng
 		}
@@ -363,6 +402,10 @@ func (b *Bus) handle(r *reader, f Frame, start, now time.Time) {
 		b.goOnline(r, now, true)
 		if p := r.proving; p != nil {
 			r.proving = nil
+			if p == r.installing {
+				b.endInstall(r, nil)
+				break
+			}
 			b.mu.Lock()
 			r.rekey = nil
 			b.mu.Unlock()
@@ -461,21 +504,14 @@ func (b *Bus) onlineReply(r *reader, f Frame, start, now time.Time) {
 			}
 			b.status(r, tamper, power)
 		}
-	case ReplyRAW, ReplyFMT:
-		var c Card
-		if f.Code == ReplyRAW {
-			c, err = parseRAW(f.Data)
-		} else {
-			c, err = parseFMT(f.Data)
+	case ReplyRAW, ReplyFMT, ReplyKEYPPAD:
+		if r.install {
+			// Under the published key anyone on the wire could have sent
+			// it: a credential counts only over the reader's own key.
+			b.log.Warn("osdp input under the default install key ignored", "reader", r.cfg.Name, "code", fmt.Sprintf("0x%02X", f.Code))
+			break
 		}
-		if err == nil {
-			b.emit(r, Report{Kind: ReportCard, Card: c})
-		}
-	case ReplyKEYPPAD:
-		var keys string
-		if keys, err = parseKEYPPAD(f.Data); err == nil && keys != "" {
-			b.emit(r, Report{Kind: ReportKeypad, Keys: keys})
-		}
+		err = b.input(r, f)
 	case ReplyCOM:
 		var addr byte
 		var baud int
@@ -517,4 +553,27 @@ func (b *Bus) status(r *reader, tamper, power bool) {
 	if dp {
 		b.emit(r, Report{Kind: ReportPower, Active: power})
 	}
+}
+
+// input reports a card or keys.
+func (b *Bus) input(r *reader, f Frame) error {
+	switch f.Code {
+	case ReplyKEYPPAD:
+		keys, err := parseKEYPPAD(f.Data)
+		if err == nil && keys != "" {
+			b.emit(r, Report{Kind: ReportKeypad, Keys: keys})
+		}
+		return err
+	}
+	var c Card
+	var err error
+	if f.Code == ReplyRAW {
+		c, err = parseRAW(f.Data)
+	} else {
+		c, err = parseFMT(f.Data)
+	}
+	if err == nil {
+		b.emit(r, Report{Kind: ReportCard, Card: c})
+	}
+	return err
 }

@@ -55,6 +55,7 @@ const (
 	ReasonNoSecureChannel        // the reader cannot do Secure Channel and the config requires it
 	ReasonNAK                    // the reader refused the handshake or lost our sequence (NAK says which)
 	ReasonProtocol               // the reader answered out of protocol
+	ReasonNoKey                  // Secure Channel is required and the reader has no key of its own yet
 )
 
 func (r Reason) String() string {
@@ -73,6 +74,8 @@ func (r Reason) String() string {
 		return "nak"
 	case ReasonProtocol:
 		return "protocol_error"
+	case ReasonNoKey:
+		return "no_key"
 	}
 	return fmt.Sprintf("Reason(%d)", uint8(r))
 }

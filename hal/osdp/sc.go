@@ -46,6 +46,9 @@ type Session struct {
 	cpRandom        [8]byte
 	pdRandom        [8]byte
 	CMAC, RMAC      [16]byte
+	// Scratch blocks for mac: a local array passed to cipher.Block (an
+	// interface) escapes, two allocations per message.
+	iv, blk [16]byte
 }
 
 // NewSession derives the session keys for one handshake. The MAC chain
@@ -111,11 +114,11 @@ func (s *Session) Establish() { s.RMAC = s.InitialRMAC() }
 // number of blocks; all blocks but the last are chained under S-MAC1, the
 // last under S-MAC2.
 func (s *Session) mac(msg []byte, command bool) [16]byte {
-	iv := s.CMAC
+	iv, blk := &s.iv, &s.blk
+	*iv = s.CMAC
 	if command {
-		iv = s.RMAC
+		*iv = s.RMAC
 	}
-	var blk [16]byte
 	for i := 0; i < len(msg); i += 16 {
 		n := copy(blk[:], msg[i:])
 		if n < 16 {
@@ -132,11 +135,11 @@ func (s *Session) mac(msg []byte, command bool) [16]byte {
 		}
 	}
 	if command {
-		s.CMAC = iv
+		s.CMAC = *iv
 	} else {
-		s.RMAC = iv
+		s.RMAC = *iv
 	}
-	return iv
+	return *iv
 }
 
 // cryptIV is the CBC IV for a message's data: the complement of the MAC the

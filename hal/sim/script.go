@@ -31,6 +31,12 @@ const help = `commands:
   open DOOR | close DOOR         door contact
   exit DOOR                      press and release the exit button
   tamper DOOR on|off             tamper switch
+  osdp DOOR card FORMAT [FC] CARD | raw BITS VALUE | keys KEYS
+                                 a card or keys at the door's OSDP reader (wiegand and keys
+                                 go there too when the door has no Wiegand reader or keypad)
+  osdp DOOR tamper on|off | power fault|ok | unplug | plug | reset | show
+                                 the OSDP reader's tamper switch, power, cable, a power
+                                 cycle, and its state, LED and buzzer
   wait DURATION                  pause (e.g. 2s, 500ms)
   show [DOOR]                    print the outputs
   help                           this list`
@@ -80,35 +86,33 @@ func (b *Board) Exec(ctx context.Context, line string, w io.Writer) error {
 		if len(args) != 3 && len(args) != 4 {
 			return usage("wiegand DOOR FORMAT [FACILITY] CARD")
 		}
-		nums := make([]uint64, 0, 2)
-		for _, a := range args[2:] {
-			n, err := strconv.ParseUint(a, 10, 64)
-			if err != nil {
-				return fmt.Errorf("%w: %q is not a number", ErrUsage, a)
-			}
-			nums = append(nums, n)
+		nums, err := numbers(args[2:])
+		if err != nil {
+			return err
 		}
 		var fc uint64
 		if len(nums) == 2 {
 			fc = nums[0]
+		}
+		if b.routesToOSDP(args[0], func(w hal.DoorWiring) bool { return w.Wiegand != nil }) {
+			return b.OSDPCard(args[0], strings.ToUpper(args[1]), fc, nums[len(nums)-1])
 		}
 		return b.Wiegand(args[0], strings.ToUpper(args[1]), fc, nums[len(nums)-1])
 	case "frame":
 		if len(args) != 3 {
 			return usage("frame DOOR BITS VALUE")
 		}
-		bits, err := strconv.Atoi(args[1])
-		if err != nil || bits < 1 || bits > wiegand.MaxBits {
-			return fmt.Errorf("%w: BITS must be 1–64", ErrUsage)
-		}
-		v, err := strconv.ParseUint(args[2], 0, 64)
+		fr, err := parseFrame(args[1], args[2])
 		if err != nil {
-			return fmt.Errorf("%w: %q is not a number (0x… for hex, 0b… for binary)", ErrUsage, args[2])
+			return err
 		}
-		return b.Frame(args[0], wiegand.Frame{Bits: bits, Raw: v})
+		return b.Frame(args[0], fr)
 	case "keys":
 		if len(args) != 2 {
 			return usage("keys DOOR KEYS")
+		}
+		if b.routesToOSDP(args[0], func(w hal.DoorWiring) bool { return w.Keypad != nil || w.Wiegand != nil }) {
+			return b.OSDPKeys(args[0], args[1])
 		}
 		return b.Keys(args[0], args[1])
 	case "open", "close":
@@ -129,6 +133,8 @@ func (b *Board) Exec(ctx context.Context, line string, w io.Writer) error {
 			return usage("tamper DOOR on|off")
 		}
 		return b.SetInput(args[0], hal.Tamper, args[1] == "on")
+	case "osdp":
+		return b.osdpCommand(args, w)
 	case "wait":
 		if len(args) != 1 {
 			return usage("wait DURATION")
@@ -174,11 +180,51 @@ func (b *Board) show(w io.Writer, doors []string) {
 				parts = append(parts, fmt.Sprintf("%s=%s", in, onOff(v)))
 			}
 		}
+		if _, ok := b.osdp.pds[id]; ok {
+			parts = append(parts, b.describeReader(id))
+		}
 		if len(parts) == 0 {
 			parts = []string{"no devices"}
 		}
 		fmt.Fprintf(w, "%s: %s\n", id, strings.Join(parts, " "))
 	}
+}
+
+// numbers parses decimal numbers of a command line.
+func numbers(args []string) ([]uint64, error) {
+	nums := make([]uint64, 0, len(args))
+	for _, a := range args {
+		n, err := strconv.ParseUint(a, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %q is not a number", ErrUsage, a)
+		}
+		nums = append(nums, n)
+	}
+	return nums, nil
+}
+
+// parseFrame parses a raw frame's BITS and VALUE.
+func parseFrame(bitsArg, value string) (wiegand.Frame, error) {
+	bits, err := strconv.Atoi(bitsArg)
+	if err != nil || bits < 1 || bits > wiegand.MaxBits {
+		return wiegand.Frame{}, fmt.Errorf("%w: BITS must be 1–64", ErrUsage)
+	}
+	v, err := strconv.ParseUint(value, 0, 64)
+	if err != nil {
+		return wiegand.Frame{}, fmt.Errorf("%w: %q is not a number (0x… for hex, 0b… for binary)", ErrUsage, value)
+	}
+	return wiegand.Frame{Bits: bits, Raw: v}, nil
+}
+
+// routesToOSDP reports whether a card or keys for door go to its OSDP
+// reader: it has one, and none of the devices own says would take them.
+func (b *Board) routesToOSDP(doorID string, own func(hal.DoorWiring) bool) bool {
+	d, err := b.door(doorID)
+	if err != nil {
+		return false
+	}
+	_, ok := b.osdp.pds[doorID]
+	return ok && !own(d.wiring)
 }
 
 // selfTestISO runs the periph board's ISO/IEC 14443-4 check on the door's
@@ -281,7 +327,8 @@ func (b *Board) execLine(ctx context.Context, line string, w io.Writer, extra fu
 
 // SelfTest is the simulated counterpart of hal.SelfTest: every configured
 // device is present; with actuate, each output is switched on and back to
-// its safe state (visible in Changes).
+// its safe state (visible in Changes). OSDPSelfTest checks the simulated
+// OSDP readers.
 func (b *Board) SelfTest(ctx context.Context, actuate bool) []hal.Check {
 	checks := []hal.Check{{Name: "board", OK: true, Detail: "simulated (driver: sim): no GPIO or SPI is touched"}}
 	for _, id := range b.order {

@@ -14,6 +14,8 @@
 //	open DOOR / close DOOR         open or close the door (door contact)
 //	exit DOOR                      press and release the exit button
 //	tamper DOOR on|off             trigger or clear the tamper switch
+//	osdp DOOR …                    the door's OSDP reader: card, raw, keys, tamper, power,
+//	                               unplug, plug, reset, show (see help)
 //	wait DURATION                  pause the script (e.g. wait 2s)
 //	show [DOOR]                    print the outputs
 //	help                           list the commands
@@ -21,7 +23,9 @@
 // A card goes through the same Wiegand decoder as on real hardware, so
 // parity and format settings behave the same; an MFRC522 card goes through
 // the real MFRC522 driver and the door's card checks over a chip model
-// (cards.go). Commands for a device the door does not have fail.
+// (cards.go); an OSDP reader is a simulated reader on a simulated RS-485
+// line, polled by the real OSDP code over Secure Channel (osdp.go). Commands
+// for a device the door does not have fail.
 package sim
 
 import (
@@ -75,6 +79,7 @@ type Board struct {
 	doors  map[string]*door
 	cards  map[string]*simCard
 	events chan queued
+	osdp   *osdpSim
 
 	mu      sync.Mutex
 	changes []Change
@@ -152,6 +157,9 @@ func New(cfg hal.Config, doorIDs []string, opts Options) (*Board, error) {
 		b.order = append(b.order, id)
 		b.doors[id] = d
 	}
+	if b.osdp, err = newOSDPSim(cfg, doorIDs, opts.Clock, opts.Logger); err != nil {
+		return nil, err
+	}
 	if err := b.loadLatch(); err != nil {
 		return nil, err
 	}
@@ -227,8 +235,22 @@ type queued struct {
 	done chan struct{}
 }
 
-// Run implements hal.Board: it delivers queued events until ctx ends.
+// Run implements hal.Board: it runs the simulated OSDP buses and delivers
+// queued events until ctx ends.
 func (b *Board) Run(ctx context.Context, emit func(hal.Event)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.osdp.rt.Run(ctx, func(e hal.Event) {
+			select {
+			case b.events <- queued{ev: e}:
+			case <-ctx.Done():
+			}
+		})
+	}()
+	defer func() { <-done }()
 	for {
 		select {
 		case <-ctx.Done():
@@ -241,6 +263,26 @@ func (b *Board) Run(ctx context.Context, emit func(hal.Event)) error {
 			emit(q.ev)
 		}
 	}
+}
+
+// Signal implements hal.Board: the door's simulated OSDP reader shows it.
+func (b *Board) Signal(doorID string, s agent.Signal) error {
+	if _, err := b.door(doorID); err != nil {
+		return err
+	}
+	return b.osdp.rt.Signal(doorID, s)
+}
+
+// Readers implements hal.Board.
+func (b *Board) Readers() []agent.ReaderHealth { return b.osdp.rt.Readers() }
+
+// InstallReader implements hal.Board: the simulated reader takes its new key
+// as a real one does.
+func (b *Board) InstallReader(ctx context.Context, doorID string, key [16]byte) error {
+	if _, err := b.door(doorID); err != nil {
+		return err
+	}
+	return b.osdp.rt.InstallReader(ctx, doorID, key)
 }
 
 // Drain returns once Run has handed every event queued before the call to
@@ -314,7 +356,7 @@ func (b *Board) Halt() error {
 // Close implements hal.Board: outputs go to their safe state and later Sets
 // fail.
 func (b *Board) Close() error {
-	err := b.Halt()
+	err := errors.Join(b.Halt(), b.osdp.rt.Close())
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true
@@ -400,15 +442,25 @@ func (b *Board) Tap(doorID string, uid []byte) error {
 // Wiegand presents a card on the door's Wiegand reader: the frame is
 // encoded and goes through the door's decoder.
 func (b *Board) Wiegand(doorID, format string, facility, card uint64) error {
+	fr, err := encodeWiegand(format, facility, card)
+	if err != nil {
+		return err
+	}
+	return b.Frame(doorID, fr)
+}
+
+// encodeWiegand encodes a card in a Wiegand format, for the Wiegand and
+// OSDP readers' commands.
+func encodeWiegand(format string, facility, card uint64) (wiegand.Frame, error) {
 	f, ok := wiegand.FormatByName(format)
 	if !ok {
-		return fmt.Errorf("sim: unknown Wiegand format %q", format)
+		return wiegand.Frame{}, fmt.Errorf("sim: unknown Wiegand format %q", format)
 	}
 	fr, err := f.Encode(facility, card)
 	if err != nil {
-		return fmt.Errorf("sim: %w", err)
+		return wiegand.Frame{}, fmt.Errorf("sim: %w", err)
 	}
-	return b.Frame(doorID, fr)
+	return fr, nil
 }
 
 // Frame sends a raw frame to the door's Wiegand decoder; a frame it rejects

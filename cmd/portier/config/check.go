@@ -98,7 +98,8 @@ func (r Report) FitFor() (fit []string, unfit map[string]string) {
 
 // Check runs every check portier run makes on its config before it touches
 // hardware: the keys and the doors, the hardware section (when there is one:
-// Lacks says which commands need it), the salto: and mqtt: sections with
+// Lacks says which commands need it; with the OSDP readers' key files, read
+// into the config), the salto: and mqtt: sections with
 // their secret files (present, mode 0600, readable, not empty), the PIN key,
 // the state directory and the database. It reports every problem it finds,
 // each with the file and line it comes from, going on after a problem
@@ -152,6 +153,13 @@ func Check(path string, getenv func(string) string) Report {
 	}
 	if loaded {
 		r.Config = cfg
+	}
+	keyProblems, keyWarnings := cfg.LoadOSDPKeys()
+	for _, m := range keyProblems {
+		r.Problems = append(r.Problems, loc.place(m))
+	}
+	for _, m := range keyWarnings {
+		r.Warnings = append(r.Warnings, loc.place(m))
 	}
 	r.Problems = append(r.Problems, cfg.checkSalto(loc)...)
 	// The link's own configuration step reads the password, command key and

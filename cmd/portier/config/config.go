@@ -487,5 +487,6 @@ func (c *Config) resolvePaths(getenv func(string) string) error {
 	if c.ControlSocket == "" {
 		c.ControlSocket = filepath.Join(c.StateDir, "portier.sock")
 	}
+	c.resolveOSDPKeyFiles()
 	return nil
 }

@@ -1,7 +1,7 @@
 // Package control is the contract between a running portier (the daemon) and
 // the operator commands (status, unlock, lockdown, office-mode, enroll,
-// card, sync-now, events --follow): HTTP over a unix socket that only the service
-// user and its group may use. api.go is the contract (routes and wire
+// card, reader install, sync-now, events --follow): HTTP over a unix socket
+// that only the service user and its group may use. api.go is the contract (routes and wire
 // types), server.go serves it from what the daemon offers (Daemon), and
 // client.go is the typed client the commands use. docs/door-runtime.md
 // describes it for people.
@@ -34,6 +34,9 @@ const (
 	actionLockdown   = "lockdown"    // SwitchRequest → agent.CommandResult
 	actionOfficeMode = "office_mode" // SwitchRequest → agent.CommandResult
 	actionEnroll     = "enroll"      // EnrollRequest → EnrollResponse
+	// actionReaderInstall moves the door's new OSDP reader to a key of its
+	// own: no body; the answer streams InstallStep JSON lines.
+	actionReaderInstall = "reader_install"
 	// CardRequest → CardProgress as JSON lines while the door's reader
 	// works, the last one Done.
 	actionCard = "card"
@@ -72,6 +75,9 @@ type Status struct {
 	Storage *mqtt.StoragePayload `json:"storage,omitempty"`
 	// MQTT is the broker link; absent when no broker is configured.
 	MQTT *MQTTStatus `json:"mqtt,omitempty"`
+	// Readers are the supervised (OSDP) readers as the hardware sees them:
+	// condition, identity, link counters.
+	Readers []agent.ReaderHealth `json:"readers,omitempty"`
 }
 
 // MQTTStatus is the MQTT link's state with the brokers it uses.
@@ -113,6 +119,14 @@ type EnrollResponse struct {
 	Credential string              `json:"credential,omitempty"`
 	User       *agent.UserRef      `json:"user,omitempty"`
 	Error      string              `json:"error,omitempty"`
+}
+
+// InstallStep is one line of a reader install's answer: a step as it is
+// done, and at the end Done, with the Error if it failed.
+type InstallStep struct {
+	Step  string `json:"step,omitempty"`
+	Done  bool   `json:"done,omitempty"`
+	Error string `json:"error,omitempty"`
 }
 
 // CardOp is what `portier card` does with the next card presented at a

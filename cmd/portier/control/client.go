@@ -70,6 +70,27 @@ func (c *Client) Enroll(ctx context.Context, door string, req EnrollRequest) (En
 	return res, err
 }
 
+// InstallReader has the daemon move door's new OSDP reader to a key of its
+// own, calling progress with each step as the daemon reports it. It returns
+// the install's error, or one about reaching the daemon.
+func (c *Client) InstallReader(ctx context.Context, door string, progress func(string)) error {
+	return c.stream(ctx, doorPath(door, actionReaderInstall), nil, "reader install", func(line []byte) (bool, error) {
+		var st InstallStep
+		if err := json.Unmarshal(line, &st); err != nil {
+			return false, fmt.Errorf("control socket answer: %w", err)
+		}
+		switch {
+		case st.Done && st.Error != "":
+			return true, errors.New(st.Error)
+		case st.Done:
+			return true, nil
+		case st.Step != "" && progress != nil:
+			progress(st.Step)
+		}
+		return false, nil
+	})
+}
+
 // Card runs a card operation at door's reader: progress gets each step as
 // the daemon reports it; the report comes when the card is done. The
 // operation fails with the daemon's error.
@@ -78,36 +99,50 @@ func (c *Client) Card(ctx context.Context, door string, req CardRequest, progres
 	if err != nil {
 		return CardReport{}, fmt.Errorf("control request: %w", err)
 	}
-	path := doorPath(door, actionCard)
-	resp, err := c.send(ctx, http.MethodPost, path, bytes.NewReader(b))
+	var rep CardReport
+	err = c.stream(ctx, doorPath(door, actionCard), bytes.NewReader(b), "card operation", func(line []byte) (bool, error) {
+		var p CardProgress
+		if err := json.Unmarshal(line, &p); err != nil {
+			return false, fmt.Errorf("control socket answer: %w", err)
+		}
+		switch {
+		case p.Done && p.Error != "":
+			return true, errors.New(p.Error)
+		case p.Done && p.Report != nil:
+			rep = *p.Report
+			return true, nil
+		case p.Step != "" && progress != nil:
+			progress(p.Step)
+		}
+		return false, nil
+	})
+	return rep, err
+}
+
+// stream posts to an operation that answers with JSON lines of progress and
+// hands each line to line until it says the answer is complete. what names
+// the operation in errors.
+func (c *Client) stream(ctx context.Context, path string, body io.Reader, what string, line func([]byte) (last bool, err error)) error {
+	resp, err := c.send(ctx, http.MethodPost, path, body)
 	if err != nil {
-		return CardReport{}, err
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return CardReport{}, answerError(http.MethodPost, path, resp, data)
+		return answerError(http.MethodPost, path, resp, data)
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
-		var p CardProgress
-		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
-			return CardReport{}, fmt.Errorf("control socket answer: %w", err)
-		}
-		switch {
-		case p.Done && p.Error != "":
-			return CardReport{}, errors.New(p.Error)
-		case p.Done && p.Report != nil:
-			return *p.Report, nil
-		case p.Step != "" && progress != nil:
-			progress(p.Step)
+		if last, err := line(sc.Bytes()); last || err != nil {
+			return err
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return CardReport{}, fmt.Errorf("card operation: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	return CardReport{}, errors.New("portier stopped before the card operation ended")
+	return fmt.Errorf("portier stopped before the %s ended (see its log)", what)
 }
 
 // SyncNow asks the daemon to sync from Salto KS now.

@@ -105,6 +105,16 @@ func (d *fakeDaemon) ArmEnrolment(_ context.Context, door string, cmd agent.Enro
 	return agent.CommandResult{Accepted: true}, ch, nil
 }
 
+func (d *fakeDaemon) InstallReader(_ context.Context, door string, progress func(string)) error {
+	d.call("install " + door)
+	progress("generated a key")
+	progress("stored it")
+	if door == "back" {
+		return errors.New("the reader refused the default install key")
+	}
+	return nil
+}
+
 // Card answers an inspect at front in two steps; back has no reader; a
 // wait of 1ms never sees a card.
 func (d *fakeDaemon) Card(ctx context.Context, door string, req control.CardRequest, progress func(string)) (control.CardReport, error) {
@@ -192,6 +202,14 @@ func TestClientAndServer(t *testing.T) {
 	d.noSync = true
 	assert.EqualError(t, c.SyncNow(ctx), "nothing to sync from")
 
+	var steps []string
+	require.NoError(t, c.InstallReader(ctx, "front", func(s string) { steps = append(steps, s) }))
+	assert.Equal(t, []string{"generated a key", "stored it"}, steps, "each step as it happens")
+	steps = nil
+	assert.EqualError(t, c.InstallReader(ctx, "back", func(s string) { steps = append(steps, s) }), "the reader refused the default install key")
+	assert.Len(t, steps, 2)
+	assert.EqualError(t, c.InstallReader(ctx, "cellar", func(string) {}), `no door "cellar" (doors: front, back)`)
+
 	uid := fmt.Sprintf("local:uid=%d", os.Getuid())
 	assert.Equal(t, []string{
 		"unlock front 30s false by " + uid,
@@ -202,6 +220,8 @@ func TestClientAndServer(t *testing.T) {
 		"enroll front 02301234",
 		"enroll back 00000001",
 		"sync",
+		"install front",
+		"install back",
 	}, d.Calls())
 }
 

@@ -31,6 +31,10 @@ type Daemon interface {
 	// Events returns recorded events with seq > after, oldest first, at
 	// most limit.
 	Events(ctx context.Context, after int64, limit int) ([]agent.Event, error)
+	// InstallReader moves door's new OSDP reader from its install key to a
+	// key of its own, calling progress after each step; the daemon owns
+	// the bus, so the install runs in it.
+	InstallReader(ctx context.Context, door string, progress func(string)) error
 	// Card runs a card operation at door's reader (validated: a known
 	// door, a known op, a valid wait, a normalised tag number for issue),
 	// telling each step to progress; a failure is the error. ctx ends when
@@ -85,6 +89,7 @@ func Listen(path string, d Daemon) (*Server, error) {
 	mux.HandleFunc(doorRoute(actionLockdown), s.lockdown)
 	mux.HandleFunc(doorRoute(actionOfficeMode), s.officeMode)
 	mux.HandleFunc(doorRoute(actionEnroll), s.enroll)
+	mux.HandleFunc(doorRoute(actionReaderInstall), s.installReader)
 	mux.HandleFunc(doorRoute(actionCard), s.card)
 	mux.HandleFunc("POST "+pathSync, s.syncNow)
 	mux.HandleFunc("GET "+pathEvents, s.events)
@@ -292,6 +297,22 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// installReader runs a reader install and streams its steps as JSON lines;
+// the last line is Done, with the error if it failed.
+func (s *Server) installReader(w http.ResponseWriter, r *http.Request) {
+	door, ok := s.door(w, r)
+	if !ok {
+		return
+	}
+	send := streamLines(w)
+	err := s.d.InstallReader(r.Context(), door, func(step string) { send(InstallStep{Step: step}) })
+	if err != nil {
+		send(InstallStep{Done: true, Error: err.Error()})
+		return
+	}
+	send(InstallStep{Done: true})
+}
+
 // card runs a card operation and streams its progress as JSON lines; the
 // request's end (the operator gave up) ends the operation.
 func (s *Server) card(w http.ResponseWriter, r *http.Request) {
@@ -328,22 +349,28 @@ func (s *Server) card(w http.ResponseWriter, r *http.Request) {
 		}
 		req.UID = strings.ToUpper(hex.EncodeToString(uid))
 	}
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
-	flusher, _ := w.(http.Flusher)
-	enc := json.NewEncoder(w)
-	send := func(p CardProgress) {
-		enc.Encode(p)
-		if flusher != nil {
-			flusher.Flush()
-		}
-	}
+	send := streamLines(w)
 	rep, err := s.d.Card(r.Context(), door, req, func(step string) { send(CardProgress{Step: step}) })
 	if err != nil {
 		send(CardProgress{Done: true, Error: err.Error()})
 		return
 	}
 	send(CardProgress{Done: true, Report: &rep})
+}
+
+// streamLines starts an answer of JSON lines (an operation's progress) and
+// returns what sends one, flushed at once so the operator sees each step.
+func streamLines(w http.ResponseWriter) func(v any) {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	enc := json.NewEncoder(w)
+	return func(v any) {
+		enc.Encode(v)
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
 }
 
 func (s *Server) syncNow(w http.ResponseWriter, r *http.Request) {

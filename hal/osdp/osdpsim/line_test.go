@@ -3,6 +3,7 @@ package osdpsim_test
 import (
 	"context"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -124,4 +125,55 @@ func TestServeOverPipe(t *testing.T) {
 	cancel()
 	require.NoError(t, cp.Close())
 	assert.NoError(t, <-served, "a closed stream after ctx ended is the normal end")
+}
+
+// The simulated reader's LED and buzzer follow the controller's records:
+// a temporary pattern for its timer, then the permanent state.
+func TestPDShowsFeedback(t *testing.T) {
+	key := [16]byte{9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1, 2, 3, 4, 5, 6}
+	clock := simtime.New()
+	var mu sync.Mutex
+	var at, buzAt time.Time // the last LED and buzzer commands
+	pd := osdpsim.NewPD(osdpsim.Config{Addr: 1, Key: key, OnCommand: func(c osdpsim.Command) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch c.Code {
+		case osdp.CmdLED:
+			at = c.At
+		case osdp.CmdBUZ:
+			buzAt = c.At
+		}
+	}})
+	line := osdpsim.NewLine(clock, 115200, pd)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	online := make(chan struct{}, 1)
+	bus, err := osdp.NewBus(osdp.Config{Port: line, Baud: 115200, Clock: clock, Readers: []osdp.ReaderConfig{{Name: "r", Addr: 1, Key: key}},
+		Report: func(r osdp.Report) {
+			if r.Kind == osdp.ReportOnline {
+				online <- struct{}{}
+			}
+		}})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- bus.Run(ctx) }()
+	<-online
+	assert.Equal(t, "black", pd.LED(clock.Now()).String(), "dark until a controller sets it")
+	require.NoError(t, bus.Feedback(1, osdp.FeedbackGrant))
+	require.Eventually(t, func() bool { return pd.LED(clock.Now()).Color == osdp.Green }, 10*time.Second, time.Millisecond)
+	require.NoError(t, bus.Feedback(1, osdp.FeedbackDeny))
+	require.Eventually(t, func() bool { return pd.LED(clock.Now()).String() == "red blinking" }, 10*time.Second, time.Millisecond)
+	// The deny pattern's buzzer record follows its LED record.
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return !buzAt.Before(at)
+	}, 10*time.Second, time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.True(t, pd.Buzzing(buzAt), "three beeps")
+	assert.False(t, pd.Buzzing(buzAt.Add(2*time.Second)))
+	assert.Equal(t, "green", pd.LED(at.Add(3*time.Second)).String(), "back to the permanent state after the deny pattern's 3 s")
 }

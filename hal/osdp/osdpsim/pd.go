@@ -107,7 +107,37 @@ type PD struct {
 	changed bool // LSTATR owed on the next poll
 	log     []Command
 	resets  int
+
+	// LED 0 of reader 0: its permanent state, and the temporary one with
+	// when it began.
+	perm, temp ledRecord
+	tempAt     time.Time
+	buzzUntil  time.Time // the buzzer sounds until then
 }
+
+// ledRecord is one LED state of an osdp_LED record.
+type ledRecord struct {
+	set              bool
+	on, off          time.Duration
+	onColor, offColr osdp.Color
+	timer            time.Duration // temporary: how long it shows
+}
+
+// LEDView is what a reader's LED shows at a moment.
+type LEDView struct {
+	Color    osdp.Color
+	Blinking bool // alternating with another colour (or dark)
+}
+
+func (v LEDView) String() string {
+	if v.Blinking {
+		return v.Color.String() + " blinking"
+	}
+	return v.Color.String()
+}
+
+// logLimit bounds the accepted-command log a long-running reader keeps.
+const logLimit = 4096
 
 // NewPD returns a reader in its power-on state.
 func NewPD(cfg Config) *PD {
@@ -356,6 +386,9 @@ func (p *PD) process(f osdp.Frame, at time.Time) []byte {
 	sess := p.sess
 	rep := osdp.Frame{Seq: f.Seq, Checksum: f.Checksum, Code: osdp.ReplyACK}
 	if f.Code != osdp.CmdPOLL {
+		if len(p.log) >= logLimit {
+			p.log = append(p.log[:0], p.log[len(p.log)-logLimit/2:]...)
+		}
 		p.log = append(p.log, Command{At: at, Code: f.Code, Data: append([]byte(nil), f.Data...)})
 		if p.cfg.OnCommand != nil {
 			p.cfg.OnCommand(p.log[len(p.log)-1])
@@ -376,6 +409,9 @@ func (p *PD) process(f osdp.Frame, at time.Time) []byte {
 		size := map[byte]int{osdp.CmdLED: 14, osdp.CmdBUZ: 5, osdp.CmdOUT: 4}[f.Code]
 		if len(f.Data) == 0 || len(f.Data)%size != 0 {
 			return p.encode(osdp.Frame{Seq: f.Seq, Checksum: f.Checksum, Code: osdp.ReplyNAK, Data: []byte{byte(osdp.NAKLength)}}, sess)
+		}
+		for i := 0; i < len(f.Data); i += size {
+			p.show(f.Code, f.Data[i:i+size], at)
 		}
 	case osdp.CmdCOMSET:
 		if len(f.Data) != 5 || f.Data[0] > osdp.MaxAddr {
@@ -413,6 +449,54 @@ func (p *PD) process(f osdp.Frame, at time.Time) []byte {
 		after()
 	}
 	return out
+}
+
+// show applies an LED or buzzer record for reader 0, LED 0.
+func (p *PD) show(code byte, r []byte, at time.Time) {
+	tick := func(b byte) time.Duration { return time.Duration(b) * 100 * time.Millisecond }
+	switch {
+	case code == osdp.CmdLED && r[0] == 0 && r[1] == 0:
+		switch r[2] {
+		case 1: // cancel the temporary state
+			p.temp = ledRecord{}
+		case 2:
+			p.temp = ledRecord{set: true, on: tick(r[3]), off: tick(r[4]), onColor: osdp.Color(r[5]), offColr: osdp.Color(r[6]),
+				timer: time.Duration(int(r[7])|int(r[8])<<8) * 100 * time.Millisecond}
+			p.tempAt = at
+		}
+		if r[9] == 1 {
+			p.perm = ledRecord{set: true, on: tick(r[10]), off: tick(r[11]), onColor: osdp.Color(r[12]), offColr: osdp.Color(r[13])}
+		}
+	case code == osdp.CmdBUZ && r[0] == 0:
+		switch {
+		case r[1] == 1 || r[2] == 0: // off
+			p.buzzUntil = time.Time{}
+		case r[4] == 0: // until the next command
+			p.buzzUntil = at.Add(100 * 365 * 24 * time.Hour)
+		default:
+			p.buzzUntil = at.Add(time.Duration(r[4]) * (tick(r[2]) + tick(r[3])))
+		}
+	}
+}
+
+// LED returns what the reader's LED shows at simulated time at: the
+// temporary state while its timer runs, else the permanent one (dark until
+// a controller sets it).
+func (p *PD) LED(at time.Time) LEDView {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.perm
+	if p.temp.set && at.Before(p.tempAt.Add(p.temp.timer)) {
+		r = p.temp
+	}
+	return LEDView{Color: r.onColor, Blinking: r.off > 0 && r.offColr != r.onColor}
+}
+
+// Buzzing reports whether the reader's buzzer sounds at simulated time at.
+func (p *PD) Buzzing(at time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return at.Before(p.buzzUntil)
 }
 
 func b2b(b bool) byte {

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/portier-io/portier/agent"
+	"github.com/portier-io/portier/cmd/portier/config"
+	"github.com/portier-io/portier/hal"
+	"github.com/portier-io/portier/hal/osdp"
+)
+
+// OSDP readers in the daemon and for installers: the door's signal on the
+// reader, the reader install (through the daemon, which owns the bus), and
+// doctor's and pinout's OSDP parts.
+
+// boardIndicator shows a door's signal on its readers through the board.
+type boardIndicator struct {
+	b    hal.Board
+	door string
+}
+
+func (i boardIndicator) Show(s agent.Signal) error { return i.b.Signal(i.door, s) }
+
+// installTimeout bounds a reader install: a reader that does not answer
+// within it is given up.
+const installTimeout = time.Minute
+
+// installReader moves door's new OSDP reader from the default install key to
+// a fresh key of its own: it generates the key (crypto/rand), stores it in
+// the reader's key file (mode 0600) before the reader is told, has the bus
+// send it (KEYSET under the install key) and prove it (a new secure session
+// under it). It never runs by itself: an installer asks for it. A failure
+// before the reader took the key puts the key file back as it was.
+func (d *daemon) installReader(ctx context.Context, door string, progress func(string)) error {
+	o, err := d.cfg.OSDPReader(door)
+	if err != nil {
+		return err
+	}
+	if o.Plaintext() {
+		return fmt.Errorf("door %s's reader is configured with secure_channel: off: it has no key to install (set secure_channel: on first)", door)
+	}
+	for _, h := range d.board.Readers() {
+		if h.Door == door && h.State == agent.ReaderOnline && h.Secure && !h.DefaultKey {
+			return fmt.Errorf("door %s's reader is online under its own key already: nothing to install", door)
+		}
+	}
+	progress(fmt.Sprintf("door %s: OSDP reader on bus %s at address %d; its key goes to %s", door, o.Bus, *o.Address, o.KeyFile))
+	var key [16]byte
+	for key == ([16]byte{}) {
+		if _, err := rand.Read(key[:]); err != nil {
+			return fmt.Errorf("generate a key: %w", err)
+		}
+	}
+	progress("generated a new 128-bit key (crypto/rand)")
+	undo, err := storeReaderKey(o.KeyFile, key, progress)
+	if err != nil {
+		return err
+	}
+	progress("asking the reader for its default install key (SCBK-D) and sending it the new key (osdp_KEYSET)…")
+	ictx, cancel := context.WithTimeout(ctx, installTimeout)
+	defer cancel()
+	if err := d.board.InstallReader(ictx, door, key); err != nil {
+		if errors.Is(err, osdp.ErrKeyNotProven) {
+			// The reader acknowledged the key: the file keeps it.
+			return fmt.Errorf("the reader took the new key but a session under it failed: %v (its key stays in %s; run portier doctor)", err, o.KeyFile)
+		}
+		if uerr := undo(); uerr != nil {
+			err = errors.Join(err, fmt.Errorf("restore the key file: %w", uerr))
+		}
+		return installAdvice(door, err)
+	}
+	o.Key = key
+	progress("the reader proved the new key: its secure channel is re-established under it")
+	return nil
+}
+
+// storeReaderKey writes key to path (0600, atomically) after moving an
+// existing file aside to path.previous; undo puts things back as they were.
+func storeReaderKey(path string, key [16]byte, progress func(string)) (undo func() error, err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("key file directory: %w", err)
+	}
+	previous := path + ".previous"
+	kept := false
+	if _, err := os.Lstat(path); err == nil {
+		if err := os.Rename(path, previous); err != nil {
+			return nil, fmt.Errorf("keep the previous key file: %w", err)
+		}
+		kept = true
+		progress("kept the previous key file as " + previous)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("key file: %w", err)
+	}
+	undo = func() error {
+		if kept {
+			return os.Rename(previous, path)
+		}
+		return os.Remove(path)
+	}
+	if err := config.WriteSecret(path, config.FormatOSDPKey(key)); err != nil {
+		uerr := undo()
+		return nil, errors.Join(fmt.Errorf("store the key: %w (the daemon must be able to write there: the default key file is in the state directory)", err), uerr)
+	}
+	progress("stored the key in " + path + " (mode 0600) before telling the reader")
+	return undo, nil
+}
+
+// installAdvice says what an install failure means for the installer.
+func installAdvice(door string, err error) error {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("the reader did not come up under the default install key within %s: check its wiring, baud rate and address with `portier doctor`: %w", installTimeout, err)
+	case errors.Is(err, osdp.ErrRefused):
+		return fmt.Errorf("the reader refused the default install key: it holds another key (installed before, elsewhere?): reset it to factory settings (its vendor's tool or configuration card), then run `portier reader install --door %s` again: %w", door, err)
+	}
+	return err
+}
+
+// cmdReader is `portier reader install --door DOOR`.
+func cmdReader(ctx context.Context, e *env, args []string) int {
+	if len(args) == 0 || args[0] != "install" {
+		fmt.Fprintln(e.stderr, "Usage: portier reader install --door DOOR [--config FILE]\n\nMoves a new OSDP reader from its default install key to a key of its own.")
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			return exitOK
+		}
+		return exitUsage
+	}
+	s := newSession(e, "reader install", "--door DOOR [--config FILE]", needControl)
+	door := s.fs.String("door", "", "the door whose OSDP reader to install")
+	if code, ok := s.parse(args[1:], 0); !ok {
+		return code
+	}
+	if *door == "" {
+		s.fs.Usage()
+		return exitUsage
+	}
+	if code, ok := s.open(ctx); !ok {
+		return code
+	}
+	defer s.close()
+	if _, err := s.cfg.OSDPReader(*door); err != nil {
+		return fail(e, exitUsage, "%v", err)
+	}
+	fmt.Fprintf(e.stdout, "Installing the OSDP reader of door %s through the running portier (it owns the bus)…\n", *door)
+	err := s.control().InstallReader(ctx, *door, func(step string) { fmt.Fprintln(e.stdout, "  "+step) })
+	if err != nil {
+		return fail(e, exitFailed, "reader install: %v", err)
+	}
+	fmt.Fprintf(e.stdout, "Done: door %s's reader has a key of its own. Keep a copy of its key file with the gateway's backups.\n", *door)
+	return exitOK
+}
+
+// osdpChecks are doctor's OSDP checks: from the running daemon when it
+// answers (it owns the buses: nobody else may open their ports), else by
+// running the buses for a few seconds; plus the warning for every reader
+// configured without Secure Channel, every time.
+func osdpChecks(ctx context.Context, s *session, probe func() []hal.Check) []hal.Check {
+	var checks []hal.Check
+	for _, w := range s.cfg.Hardware.OSDPWarnings(s.cfg.DoorIDs()) {
+		checks = append(checks, hal.Check{Name: "OSDP secure channel", OK: true, Warn: true, Detail: w, Fix: "use a reader with OSDP Secure Channel and set secure_channel: on"})
+	}
+	if len(s.cfg.Hardware.OSDPBuses) == 0 {
+		return checks
+	}
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	st, err := s.control().Status(cctx)
+	cancel()
+	if err == nil {
+		checks = append(checks, hal.Check{Name: "OSDP buses", OK: true, Detail: "portier is running and owns the buses: its live view of the readers"})
+		return append(checks, hal.ReaderChecks(st.Readers)...)
+	}
+	return append(checks, probe()...)
+}
+
+// writeOSDPWiring describes the OSDP buses for pinout: the pair runs from the
+// adapter, not the header.
+func writeOSDPWiring(w io.Writer, cfg *config.Config) {
+	for _, b := range cfg.Hardware.OSDPBuses {
+		var readers []string
+		for _, id := range cfg.DoorIDs() {
+			if wr, ok := cfg.Hardware.Doors[id]; ok && wr.OSDP != nil && wr.OSDP.Bus == b.Name && wr.OSDP.Address != nil {
+				readers = append(readers, fmt.Sprintf("%s (address %d)", id, *wr.OSDP.Address))
+			}
+		}
+		baud := b.Baud
+		if baud == 0 {
+			baud = hal.DefaultOSDPBaud
+		}
+		dir := b.Direction
+		if dir == "" {
+			dir = hal.OSDPDirectionAuto
+		}
+		fmt.Fprintf(w, "\nOSDP bus %s on %s, %d baud, direction %s: readers %s.\n", b.Name, b.Port, baud, dir, strings.Join(readers, ", "))
+		fmt.Fprintln(w, "  RS-485 adapter A → every reader's A, B → B (some vendors print D+/D− or +/−, and swap them), GND → reader GND;")
+		fmt.Fprintln(w, "  one twisted pair daisy-chained from reader to reader (no star), 120 Ω across A/B at both ends of the chain.")
+		if b.Direction == hal.OSDPDirectionGPIO {
+			fmt.Fprintf(w, "  The transceiver's DE and /RE (tied together) go to %s.\n", b.DEPin)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"html"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/portier-io/portier/cmd/portier/config"
@@ -137,12 +138,14 @@ func cmdPinout(ctx context.Context, e *env, args []string) int {
 		return code
 	}
 	defer s.close()
-	labels := pinLabels(s.cfg.Hardware.Wires(s.cfg.DoorIDs()))
-	writePinout(e.stdout, labels)
+	wires := s.cfg.Hardware.Wires(s.cfg.DoorIDs())
+	labels := pinLabels(wires)
+	wiegand := slices.ContainsFunc(wires, func(w hal.Wire) bool { return w.Device == "Wiegand" })
+	writePinout(e.stdout, labels, wiegand)
 	writeOSDPWiring(e.stdout, s.cfg)
 	if *svgPath != "" {
 		var b strings.Builder
-		writeSVG(&b, labels)
+		writeSVG(&b, labels, wiegand)
 		if err := os.WriteFile(*svgPath, []byte(b.String()), 0o644); err != nil {
 			return fail(e, exitFailed, "pinout: %v", err)
 		}
@@ -180,7 +183,9 @@ func pinLabels(wires []hal.Wire) map[int][]string {
 	return labels
 }
 
-func writePinout(w io.Writer, labels map[int][]string) {
+// writePinout prints the header; the 5 V warning only where Wiegand readers
+// are wired.
+func writePinout(w io.Writer, labels map[int][]string, wiegand bool) {
 	header := hal.Header()
 	left := 0
 	for i := 0; i < len(header); i += 2 {
@@ -195,8 +200,10 @@ func writePinout(w io.Writer, labels map[int][]string) {
 			dot(labels[l.Physical]), dot(labels[r.Physical]), r.Physical, r.Name, strings.Join(labels[r.Physical], ", "))
 		fmt.Fprintln(w, strings.TrimRight(line, " "))
 	}
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Wiegand readers drive 5 V: put a level shifter or optocoupler between D0/D1 and the Pi.")
+	if wiegand {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Wiegand readers drive 5 V: put a level shifter or optocoupler between D0/D1 and the Pi.")
+	}
 }
 
 func dot(labels []string) string {
@@ -207,7 +214,7 @@ func dot(labels []string) string {
 }
 
 // writeSVG draws the header as two columns of pads with labels outside.
-func writeSVG(w io.Writer, labels map[int][]string) {
+func writeSVG(w io.Writer, labels map[int][]string, wiegand bool) {
 	const (
 		rowH    = 24
 		labelW  = 330
@@ -238,7 +245,9 @@ func writeSVG(w io.Writer, labels map[int][]string) {
 			fmt.Fprintf(w, `<text x="%d" y="%d" style="%s;font-weight:bold" fill="#0050a0" text-anchor="%s">%s</text>`+"\n", labelX, y+4, fontCSS, anchor, html.EscapeString(strings.Join(l, ", ")))
 		}
 	}
-	fmt.Fprintf(w, `<text x="%d" y="%d" style="%s" text-anchor="middle">Wiegand readers drive 5 V: use a level shifter or optocoupler on D0/D1.</text>`+"\n", width/2, height-14, fontCSS)
+	if wiegand {
+		fmt.Fprintf(w, `<text x="%d" y="%d" style="%s" text-anchor="middle">Wiegand readers drive 5 V: use a level shifter or optocoupler on D0/D1.</text>`+"\n", width/2, height-14, fontCSS)
+	}
 	fmt.Fprintln(w, "</svg>")
 }
 

@@ -143,6 +143,24 @@ func TestDoctorWithoutGPIO(t *testing.T) {
 	assert.NotContains(t, out, "dtparam=spi=on to /boot", "no advice to enable SPI on a machine that has none")
 }
 
+// TestPinoutWarnsOnlyForWiegand: the 5 V warning is for Wiegand readers'
+// D0/D1; a gateway without one is not told to buy a level shifter.
+func TestPinoutWarnsOnlyForWiegand(t *testing.T) {
+	const warning = "Wiegand readers drive 5 V"
+	out, errOut, code := runPortier(t, nil, "pinout", "--config", writeConfig(t, periphConfig))
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, warning)
+	svg := filepath.Join(t.TempDir(), "pinout.svg")
+	out, errOut, code = runPortier(t, nil, "pinout", "--svg", svg, "--config",
+		writeConfig(t, strings.Replace(periphConfig, "      wiegand: {d0: GPIO5, d1: GPIO6}\n", "", 1)))
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "front MFRC522 SDA")
+	assert.NotContains(t, out, warning)
+	b, err := os.ReadFile(svg)
+	require.NoError(t, err)
+	assert.NotContains(t, string(b), warning)
+}
+
 func TestPinoutErrors(t *testing.T) {
 	_, errOut, code := runPortier(t, nil, "pinout", "extra")
 	assert.Equal(t, 2, code)

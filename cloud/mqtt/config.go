@@ -99,6 +99,10 @@ type Config struct {
 	AccessCodes AccessCodes     // optional: access_code_* commands are refused without it
 	Syncer      Syncer          // optional: sync is refused without it
 	Telemetry   TelemetrySource // optional
+	// Discovery (optional) remembers the Home Assistant entities announced;
+	// without it an entity dropped from the configuration stays in Home
+	// Assistant until removed there by hand.
+	Discovery DiscoveryLog
 	// ClockGuard (optional) decides the expiry policy; without it the
 	// telemetry source's ClockTrusted does, and without both the clock is
 	// trusted.

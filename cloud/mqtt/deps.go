@@ -34,6 +34,15 @@ type CommandLog interface {
 	PruneCommands(ctx context.Context, before time.Time) (int, error)
 }
 
+// DiscoveryLog remembers which Home Assistant discovery configs the gateway
+// announced (under a meta key), so that entities of a door, reader or
+// option no longer configured are removed rather than left behind;
+// *sqlite.DB implements it.
+type DiscoveryLog interface {
+	Meta(ctx context.Context, key string) (string, bool, error)
+	SetMeta(ctx context.Context, kv map[string]string) error
+}
+
 // Doors runs door commands; *agent.Doors implements it over the gateway's
 // door controllers. The CommandResult is the door's answer (refusals are
 // results); the error only reports that the command did not reach the door.

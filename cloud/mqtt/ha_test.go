@@ -3,6 +3,7 @@ package mqtt_test
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/portier-io/portier/agent"
 	"github.com/portier-io/portier/agent/agenttest"
 	"github.com/portier-io/portier/cloud/mqtt"
+	"github.com/portier-io/portier/sqlite"
 )
 
 // configs returns the discovery configs among msgs by topic; an empty
@@ -386,4 +388,57 @@ func TestHomeAssistantReaderProblem(t *testing.T) {
 	require.Len(t, st.Readers, 1)
 	assert.Equal(t, agent.ReaderOffline, st.Readers[0].State)
 	assert.Equal(t, "timeout", st.Readers[0].Reason)
+}
+
+// TestHomeAssistantForgetsRemovedEntities: a door taken out of the config,
+// or Home Assistant turned off, leaves no entity behind: the gateway clears
+// the discovery configs it announced before and no longer announces.
+func TestHomeAssistantForgetsRemovedEntities(t *testing.T) {
+	b := startMochi(t, nil)
+	ha := newDashboard(t, b.URL(), nil, "homeassistant/#")
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "gw.db"), sqlite.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	// run starts a gateway with these doors, waits for want discovery
+	// messages and stops it; it returns what the gateway announced (kept)
+	// and what it removed.
+	run := func(what string, enabled bool, want int, doors ...string) (kept, removed []string) {
+		t.Helper()
+		before := len(ha.all())
+		r := newRig(t, b.URL(), func(c *mqtt.Config) {
+			c.HomeAssistant = allHA
+			c.HomeAssistant.Enabled = enabled
+			c.Telemetry = telemetryOK{}
+			c.Discovery = db
+			c.Doors = newFakeDoors(doors...)
+		}).start(t)
+		msgs := ha.waitUntil(t, what, func(m []message) bool { return len(configs(t, m[before:])) == want }, nil)
+		r.stop()
+		for topic, c := range configs(t, msgs[before:]) {
+			if c == nil {
+				removed = append(removed, topic)
+			} else {
+				kept = append(kept, topic)
+			}
+		}
+		return kept, removed
+	}
+
+	kept, removed := run("both doors announced", true, 2*haConfigsPerDoor+haTelemetrySensors, "front", "back")
+	assert.Len(t, kept, 2*haConfigsPerDoor+haTelemetrySensors)
+	assert.Empty(t, removed)
+
+	kept, removed = run("the back door's entities removed", true, 2*haConfigsPerDoor+haTelemetrySensors, "front")
+	assert.Len(t, kept, haConfigsPerDoor+haTelemetrySensors)
+	require.Len(t, removed, haConfigsPerDoor)
+	for _, topic := range removed {
+		assert.Contains(t, topic, "/site1__gw1/back__", "only the back door's entities go")
+	}
+
+	kept, removed = run("every entity removed", false, haConfigsPerDoor+haTelemetrySensors, "front")
+	assert.Empty(t, kept, "Home Assistant is off: nothing announced")
+	assert.Len(t, removed, haConfigsPerDoor+haTelemetrySensors)
+	v, _, err := db.Meta(context.Background(), "mqtt_ha_discovery")
+	require.NoError(t, err)
+	assert.Empty(t, v, "nothing left to remove")
 }

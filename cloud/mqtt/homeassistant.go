@@ -34,16 +34,67 @@ const haActor = "home_assistant"
 // are not retained (they are re-sent when HA announces itself online), and
 // no retained message anywhere can unlock a door.
 func (l *Link) publishDiscovery(s *session) {
-	for _, e := range l.discovery() {
-		var b []byte
-		if e.config != nil {
-			var err error
-			if b, err = json.Marshal(e.config); err != nil {
-				l.log.Error("mqtt: discovery not encoded", "err", err)
-				continue
+	var announced []string
+	if l.cfg.HomeAssistant.Enabled {
+		for _, e := range l.discovery() {
+			var b []byte
+			if e.config != nil {
+				var err error
+				if b, err = json.Marshal(e.config); err != nil {
+					l.log.Error("mqtt: discovery not encoded", "err", err)
+					continue
+				}
+			}
+			topic := l.cfg.Topics.HAConfig(e.component, e.objectID)
+			s.client.Publish(topic, 1, false, b)
+			if b != nil {
+				announced = append(announced, topic)
 			}
 		}
-		s.client.Publish(l.cfg.Topics.HAConfig(e.component, e.objectID), 1, false, b)
+	}
+	l.forgetDiscovery(s, announced)
+}
+
+// discoveryMetaKey holds the discovery topics announced last (JSON array).
+const discoveryMetaKey = "mqtt_ha_discovery"
+
+// forgetDiscovery removes the entities announced before that are not among
+// those announced now (a door, reader or option taken out of the config,
+// or Home Assistant turned off), with an empty config, and remembers the
+// new set.
+func (l *Link) forgetDiscovery(s *session, announced []string) {
+	if l.cfg.Discovery == nil {
+		return
+	}
+	ctx := l.runCtx
+	prev, _, err := l.cfg.Discovery.Meta(ctx, discoveryMetaKey)
+	if err != nil {
+		l.log.Warn("mqtt: announced Home Assistant entities not read", "err", err)
+		return
+	}
+	var before []string
+	if prev != "" {
+		if err := json.Unmarshal([]byte(prev), &before); err != nil {
+			l.log.Warn("mqtt: announced Home Assistant entities unreadable; starting afresh", "err", err)
+		}
+	}
+	slices.Sort(announced)
+	for _, topic := range before {
+		if _, found := slices.BinarySearch(announced, topic); !found {
+			s.client.Publish(topic, 1, false, []byte{})
+			l.log.Info("mqtt: Home Assistant entity removed", "topic", topic)
+		}
+	}
+	if slices.Equal(before, announced) {
+		return
+	}
+	next := ""
+	if len(announced) > 0 {
+		b, _ := json.Marshal(announced)
+		next = string(b)
+	}
+	if err := l.cfg.Discovery.SetMeta(ctx, map[string]string{discoveryMetaKey: next}); err != nil {
+		l.log.Warn("mqtt: announced Home Assistant entities not recorded", "err", err)
 	}
 }
 

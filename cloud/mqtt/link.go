@@ -205,7 +205,7 @@ func (l *Link) connection(ctx context.Context) (up bool, err error) {
 		wg.Add(1)
 		go func() { defer wg.Done(); errc <- run(sctx, s) }()
 	}
-	if l.cfg.HomeAssistant.Enabled {
+	if l.cfg.HomeAssistant.Enabled || l.cfg.Discovery != nil { // turned off: remove what was announced
 		l.publishDiscovery(s)
 	}
 	select {

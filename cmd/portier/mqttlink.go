@@ -19,7 +19,7 @@ func (d *daemon) buildLink() (*mqtt.Link, error) {
 	if err != nil {
 		return nil, usageError{err}
 	}
-	lc.Outbox, lc.Meter, lc.Events, lc.CommandLog = d.db, outboxMeter{d.db, d.events}, d.events, d.db
+	lc.Outbox, lc.Meter, lc.Events, lc.CommandLog, lc.Discovery = d.db, outboxMeter{d.db, d.events}, d.events, d.db, d.db
 	lc.Doors = d.doors
 	lc.DoorNames = map[string]string{}
 	for _, dc := range d.cfg.Doors {

@@ -227,8 +227,20 @@ func (b *Board) describeReader(door string) string {
 	if pd.Buzzing(now) {
 		buzz = "on"
 	}
-	return fmt.Sprintf("reader=%s led=%s reader_buzzer=%s", state, strings.ReplaceAll(pd.LED(now).String(), " ", "_"), buzz)
+	line := fmt.Sprintf("reader=%s led=%s reader_buzzer=%s", state, ledWord(pd.LED(now)), buzz)
+	// The last pattern the gateway sent, as the reader showed it then: a
+	// deny lasts 3 s, which simulated time can pass before anyone looks.
+	cmds := pd.Commands()
+	for i := len(cmds) - 1; i >= 0; i-- {
+		if cmds[i].Code == osdp.CmdLED {
+			return line + " last_led_command=" + ledWord(pd.LED(cmds[i].At))
+		}
+	}
+	return line
 }
+
+// ledWord is an LED view as one word.
+func ledWord(v osdpsim.LEDView) string { return strings.ReplaceAll(v.String(), " ", "_") }
 
 // osdpProbe bounds how long the self-test waits for the simulated readers.
 const osdpProbe = 5 * time.Second

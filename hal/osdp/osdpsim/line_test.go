@@ -161,8 +161,17 @@ func TestPDShowsFeedback(t *testing.T) {
 	assert.Equal(t, "black", pd.LED(clock.Now()).String(), "dark until a controller sets it")
 	require.NoError(t, bus.Feedback(1, osdp.FeedbackGrant))
 	require.Eventually(t, func() bool { return pd.LED(clock.Now()).Color == osdp.Green }, 10*time.Second, time.Millisecond)
+	ledAt := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return at
+	}
+	grantAt := ledAt()
 	require.NoError(t, bus.Feedback(1, osdp.FeedbackDeny))
-	require.Eventually(t, func() bool { return pd.LED(clock.Now()).String() == "red blinking" }, 10*time.Second, time.Millisecond)
+	// The deny pattern lasts 3 s of simulated time, which the bus's polls can
+	// pass before the test looks: look at the moment its LED record came.
+	require.Eventually(t, func() bool { return ledAt().After(grantAt) }, 10*time.Second, time.Millisecond)
+	assert.Equal(t, "red blinking", pd.LED(ledAt()).String())
 	// The deny pattern's buzzer record follows its LED record.
 	require.Eventually(t, func() bool {
 		mu.Lock()

@@ -351,10 +351,13 @@ out=$(as_portier portier check-config --config /etc/portier/portier.yaml 2>&1) |
 # --- 5. hal/sim smoke test with the arm64 binary ------------------------------
 # The embedded demo config (simulated board) with its state in a scratch
 # dir, run as the service user the way the gateway would run it.
+as_smoke() { # CMD…: run as the service user with the smoke test's state dir
+	in_root setpriv --reuid=portier --regid=portier --init-groups \
+		env STATE_DIRECTORY=/var/tmp/portier-smoke "$@"
+}
 smoke() { # CMD…: one step of the smoke test; prints its output on failure
 	local out
-	if ! out=$(in_root setpriv --reuid=portier --regid=portier --init-groups \
-		env STATE_DIRECTORY=/var/tmp/portier-smoke "$@" 2>&1); then
+	if ! out=$(as_smoke "$@" 2>&1); then
 		die "smoke: $*: $out"
 	fi
 	echo "   ok: $*"
@@ -367,12 +370,23 @@ smoke portier check --door front --tag 02301234 --at 2026-11-24T10:00
 contains "granted" "$smoke_out" "GRANTED  Ada Lovelace opens"
 # A denial is exit status 1, not a failure of the command.
 code=0
-out=$(in_root setpriv --reuid=portier --regid=portier --init-groups env STATE_DIRECTORY=/var/tmp/portier-smoke \
-	portier check --door front --tag 02301236 2>&1) || code=$?
+out=$(as_smoke portier check --door front --tag 02301236 2>&1) || code=$?
 expect "portier check of the demo's denied tag exits" "$code" 1
 contains "denied" "$out" "DENIED"
+# The demo studio's OSDP reader is new: doctor fails it, with the fix, until
+# it has a key of its own (what `portier reader install` stores; the
+# simulated reader then answers to that key).
+code=0
+out=$(as_smoke portier doctor 2>&1) || code=$?
+expect "portier doctor before the OSDP reader is installed exits" "$code" 3
+contains "doctor names the reader install" "$out" "portier reader install --door studio"
+in_root install -d -o portier -g portier -m 0700 /var/tmp/portier-smoke/osdp
+printf '00112233445566778899AABBCCDDEEFF\n' >"$root/var/tmp/portier-smoke/osdp/studio.key"
+in_root chown portier:portier /var/tmp/portier-smoke/osdp/studio.key
+in_root chmod 0600 /var/tmp/portier-smoke/osdp/studio.key
 smoke portier doctor
 contains "doctor" "$smoke_out" "checks passed"
+contains "doctor's secure channel" "$smoke_out" "secure channel established (AES-128)"
 
 # --- remove and purge ------------------------------------------------------------
 step "remove keeps config and state; purge deletes them"

@@ -99,11 +99,60 @@ func (c *Controller) cardAftermath(ctx context.Context, d Decision) {
 	if l == nil || c.cfg.Cards == nil {
 		return
 	}
-	if err := c.cfg.Cards.LearnCard(ctx, *l); err != nil {
-		c.log.Error("card not learned", "credential", d.Credential, "err", err)
+	e := Event{Type: EventCardLearned, Door: c.door.ID, Time: c.clock.Now(), Reason: d.Reason, User: d.User, Kind: d.Kind,
+		Credential: d.Credential, Detail: l.What}
+	select {
+	case c.learnq <- learning{l: *l, e: e}:
+	default:
+		c.log.Warn("card not learned: too many cards to learn at once; a later tap learns it", "credential", d.Credential)
+	}
+}
+
+// learnQueue bounds the card records waiting to be stored.
+const learnQueue = 256
+
+// learning is a card record to store and its card_learned event, or a
+// Flush marker (done) closed once everything queued before it is stored.
+type learning struct {
+	l    CardLearning
+	e    Event
+	done chan struct{}
+}
+
+// learn stores what taps teach about cards, in order, off the door's loop:
+// a record waits for storage (an fsync, milliseconds on an SD card), and
+// the next member at the door must not wait for the last one's. The
+// card_learned event follows the stored record.
+func (c *Controller) learn(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-c.learnq:
+			if j.done != nil {
+				close(j.done)
+				continue
+			}
+			if err := c.cfg.Cards.LearnCard(ctx, j.l); err != nil {
+				c.log.Error("card not learned", "credential", j.e.Credential, "err", err)
+				continue
+			}
+			c.record(ctx, j.e)
+		}
+	}
+}
+
+// flushLearning closes done once the card records queued so far are
+// stored (at once without a card store).
+func (c *Controller) flushLearning(ctx context.Context, done chan struct{}) {
+	if c.cfg.Cards == nil {
+		close(done)
 		return
 	}
-	c.emit(ctx, Event{Type: EventCardLearned, Reason: d.Reason, User: d.User, Kind: d.Kind, Credential: d.Credential, Detail: l.What})
+	select {
+	case c.learnq <- learning{done: done}:
+	case <-ctx.Done():
+	}
 }
 
 // grant energises the relay first and records afterwards: the member at the

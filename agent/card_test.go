@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -292,4 +293,73 @@ func TestEnrolRecordsTheFingerprint(t *testing.T) {
 			assert.ErrorContains(t, got.Err, tt.want)
 		})
 	}
+}
+
+// heldCards is a card store whose writes wait until the test lets them go
+// (storage that takes its time: an SD card's fsync, or a stall).
+type heldCards struct {
+	*agenttest.Cache
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (h *heldCards) LearnCard(ctx context.Context, l agent.CardLearning) error {
+	h.entered <- struct{}{}
+	<-h.release
+	return h.Cache.LearnCard(ctx, l)
+}
+
+// notifySink passes events on a channel as they are recorded.
+type notifySink chan agent.Event
+
+func (s notifySink) Record(_ context.Context, e agent.Event) error {
+	s <- e
+	return nil
+}
+
+// TestCardLearningNeverHoldsTheDoor: a card record waits for storage off
+// the door's loop, so the next tap is decided while the last one's record
+// is still being written; card_learned follows the stored record, and
+// Flush returns only once it is stored.
+func TestCardLearningNeverHoldsTheDoor(t *testing.T) {
+	cache := agenttest.NewCache(agenttest.Site())
+	cards := &heldCards{Cache: cache, entered: make(chan struct{}), release: make(chan struct{})}
+	events := make(notifySink, 64)
+	r := newRig(t, agent.ModeCard, func(c *agent.ControllerConfig) {
+		c.Decider = &agent.Decider{Cache: cache, PINKey: agenttest.PINKey()}
+		c.Cards = cards
+		c.Events = events
+	}).start()
+	tap := func() {
+		p := agent.CardUID([]byte{0x04, 0xA1, 0xB2, 0xC3})
+		p.Card = &agent.CardCheck{Outcome: agent.CardOK, Fingerprint: "fp1;uid=04A1B2C3;atqa=0004;sak=20;ats=0675", Summary: "DESFire EV2"}
+		require.NoError(t, r.ctl.Present(p))
+	}
+	next := func(types ...agent.EventType) agent.Event {
+		t.Helper()
+		for e := range events {
+			if slices.Contains(types, e.Type) {
+				return e
+			}
+		}
+		t.Fatal("event stream closed")
+		return agent.Event{}
+	}
+
+	tap()
+	assert.Equal(t, agent.EventAccessGranted, next(agent.EventAccessGranted, agent.EventCardLearned).Type)
+	<-cards.entered // the first record is being written, and stays so
+	tap()
+	assert.Equal(t, agent.EventAccessGranted, next(agent.EventAccessGranted, agent.EventCardLearned).Type,
+		"the second tap is decided while the first record is still being written")
+
+	flushed := make(chan error, 1)
+	go func() { flushed <- r.ctl.Flush(context.Background()) }()
+	close(cards.release)
+	<-cards.entered // the second tap's record (it was not stored when decided)
+	assert.Equal(t, agent.EventCardLearned, next(agent.EventCardLearned).Type)
+	require.NoError(t, <-flushed)
+	f, _, err := cache.Lookup(context.Background(), "uid:04A1B2C3")
+	require.NoError(t, err)
+	assert.NotEmpty(t, f.Card.Fingerprint)
 }

@@ -152,6 +152,7 @@ type Controller struct {
 	clock  Clock
 	log    *slog.Logger
 	strike *strike
+	learnq chan learning // card records to store off the door's loop (see learn)
 
 	qmu     sync.Mutex
 	queue   []queued
@@ -224,12 +225,13 @@ type commandReply struct {
 func NewController(cfg ControllerConfig) *Controller {
 	cfg = cfg.withDefaults()
 	c := &Controller{
-		cfg:   cfg,
-		door:  cfg.Door,
-		clock: cfg.Clock,
-		log:   cfg.Logger.With("door", cfg.Door.ID),
-		wake:  make(chan struct{}, 1),
-		done:  make(chan struct{}),
+		cfg:    cfg,
+		door:   cfg.Door,
+		clock:  cfg.Clock,
+		log:    cfg.Logger.With("door", cfg.Door.ID),
+		wake:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
+		learnq: make(chan learning, learnQueue),
 	}
 	if cfg.Relay != nil {
 		c.strike = newStrike(cfg.Relay, cfg.Clock, c.log, func(ch strikeChange) { _ = c.post(strikeMsg{ch}, false) })
@@ -335,6 +337,12 @@ func (c *Controller) Run(ctx context.Context) error {
 		close(c.done)
 		return fmt.Errorf("door controller: %w", err)
 	}
+	if c.cfg.Cards != nil {
+		lctx, stop := context.WithCancel(ctx)
+		learned := make(chan struct{})
+		go func() { defer close(learned); c.learn(lctx) }()
+		defer func() { stop(); <-learned }() // after shutdown: the learner stops last
+	}
 	defer c.shutdown()
 
 	if err := c.strike.safe(); err != nil {
@@ -422,7 +430,7 @@ func (c *Controller) handle(ctx context.Context, m any) {
 		}
 		c.qmu.Unlock()
 		if !busy {
-			close(m.done)
+			c.flushLearning(ctx, m.done)
 		}
 	}
 }
@@ -468,6 +476,12 @@ func (c *Controller) emit(ctx context.Context, e Event) {
 	}
 	last := e
 	c.lastEvent = &last
+	c.record(ctx, e)
+}
+
+// record logs and records a complete event (door and time set). Unlike
+// emit it touches no controller state, so the card learner may call it.
+func (c *Controller) record(ctx context.Context, e Event) {
 	attrs := []any{"type", string(e.Type)}
 	if e.Reason != "" {
 		attrs = append(attrs, "reason", string(e.Reason))

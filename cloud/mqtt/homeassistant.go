@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -34,6 +35,8 @@ const haActor = "home_assistant"
 // are not retained (they are re-sent when HA announces itself online), and
 // no retained message anywhere can unlock a door.
 func (l *Link) publishDiscovery(s *session) {
+	l.discoveryMu.Lock()
+	defer l.discoveryMu.Unlock()
 	var announced []string
 	if l.cfg.HomeAssistant.Enabled {
 		for _, e := range l.discovery() {
@@ -66,7 +69,9 @@ func (l *Link) forgetDiscovery(s *session, announced []string) {
 	if l.cfg.Discovery == nil {
 		return
 	}
-	ctx := l.runCtx
+	// Once the removals are published, the record must follow them even when
+	// the agent is stopping; otherwise the next start removes them again.
+	ctx := context.WithoutCancel(l.runCtx)
 	prev, _, err := l.cfg.Discovery.Meta(ctx, discoveryMetaKey)
 	if err != nil {
 		l.log.Warn("mqtt: announced Home Assistant entities not read", "err", err)

@@ -46,6 +46,10 @@ type Link struct {
 	started     time.Time
 	runCtx      context.Context
 	actions     sync.WaitGroup
+	// discoveryMu serialises announcing to Home Assistant: a connect and an
+	// "online" from Home Assistant may announce at once, and each reads and
+	// rewrites the set announced last.
+	discoveryMu sync.Mutex
 	refused     *refusals // summarises refused commands
 }
 

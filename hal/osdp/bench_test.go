@@ -6,11 +6,13 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/creack/pty"
 	"github.com/stretchr/testify/require"
@@ -186,11 +188,15 @@ func BenchmarkCardToReport(b *testing.B) {
 // for 10 s of wall time. The simulated readers run in a child process (this
 // test binary, see TestMain) so that they are not counted. It also reports
 // the CPU time and the context switches (the process's threads waking up
-// and going to sleep) per poll.
+// and going to sleep) per poll, and what one bare sleep and wake-up of a
+// thread costs on this host: a poll needs at least two (the reply, the
+// idle-line gap), so that cost sets the floor of the figure, and it differs
+// by an order of magnitude between a virtual machine and a gateway's CPU.
 func BenchmarkIdleCPU(b *testing.B) {
 	const readers = 8
-	var pct, user, perPoll, switches float64
+	var pct, user, perPoll, switches, wake float64
 	for b.Loop() {
+		wake = wakeupCost(b)
 		ptm, pts, err := pty.Open()
 		require.NoError(b, err)
 		sim := exec.Command(os.Args[0])
@@ -246,4 +252,23 @@ func BenchmarkIdleCPU(b *testing.B) {
 	b.ReportMetric(user, "osdp_idle_cpu_user_pct")
 	b.ReportMetric(perPoll, "osdp_idle_cpu_us_per_poll")
 	b.ReportMetric(switches, "osdp_idle_switches_per_poll")
+	b.ReportMetric(wake, "osdp_idle_host_wakeup_us")
+}
+
+// wakeupCost returns the CPU time, in microseconds, of one sleep of two
+// character times at 115200 baud (the bus's idle-line gap) and the wake-up
+// after it, in a thread doing nothing else.
+func wakeupCost(b *testing.B) float64 {
+	const n = 2000
+	runtime.LockOSThread() // the thread's own usage is measured
+	defer runtime.UnlockOSThread()
+	var ru0, ru1 syscall.Rusage
+	require.NoError(b, syscall.Getrusage(syscall.RUSAGE_THREAD, &ru0))
+	for range n {
+		ts := syscall.NsecToTimespec(int64(174 * time.Microsecond))
+		_, _, _ = syscall.RawSyscall(syscall.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), 0, 0)
+	}
+	require.NoError(b, syscall.Getrusage(syscall.RUSAGE_THREAD, &ru1))
+	cpu := ru1.Utime.Nano() - ru0.Utime.Nano() + ru1.Stime.Nano() - ru0.Stime.Nano()
+	return float64(cpu) / n / float64(time.Microsecond)
 }

@@ -122,6 +122,17 @@ func (d *fakeDaemon) Card(ctx context.Context, door string, req control.CardRequ
 	if door == "back" {
 		return control.CardReport{}, errors.New("door back has no RFID reader")
 	}
+	if req.Op == control.CardInspect {
+		// The daemon asks for the card from the request's goroutine and
+		// reports the card's steps from the reader's, which may start
+		// while the first line is still being written.
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); progress("reading its version") }()
+		progress("present the card at front")
+		wg.Wait()
+		return control.CardReport{Op: req.Op, Door: door, Product: "DESFire EV2"}, nil
+	}
 	progress("present the card at front")
 	if req.Op == control.CardRekey {
 		wait, err := req.WaitFor()
@@ -285,6 +296,12 @@ func TestCardOperations(t *testing.T) {
 	assert.Equal(t, "DESFire EV2", rep.Product)
 	assert.Equal(t, "card front issue 02301234 true 04A1B2C3", d.Calls()[0], "tag number and UID arrive normalised")
 
+	steps = nil
+	rep, err = c.Card(ctx, "front", control.CardRequest{Op: control.CardInspect}, func(s string) { steps = append(steps, s) })
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{"present the card at front", "reading its version"}, steps, "steps sent from two goroutines at once arrive whole")
+	assert.Equal(t, "DESFire EV2", rep.Product)
+
 	_, err = c.Card(ctx, "back", control.CardRequest{Op: control.CardInspect}, nil)
 	assert.EqualError(t, err, "door back has no RFID reader")
 	_, err = c.Card(ctx, "front", control.CardRequest{Op: control.CardRekey, Wait: "20ms"}, nil)
@@ -305,5 +322,5 @@ func TestCardOperations(t *testing.T) {
 		_, err := c.Card(ctx, tt.door, tt.req, nil)
 		assert.ErrorContains(t, err, tt.want)
 	}
-	assert.Len(t, d.Calls(), 3, "refused requests never reach the daemon")
+	assert.Len(t, d.Calls(), 4, "refused requests never reach the daemon")
 }

@@ -360,12 +360,20 @@ func (s *Server) card(w http.ResponseWriter, r *http.Request) {
 
 // streamLines starts an answer of JSON lines (an operation's progress) and
 // returns what sends one, flushed at once so the operator sees each step.
+// Any goroutine may send: a card operation's first step comes from the
+// request's goroutine and the card's steps from the reader's, which starts
+// as soon as the operator, having read the first, presents the card —
+// possibly before that first write has returned. Unserialised, the two
+// writes interleaved and broke the answer's chunked encoding.
 func streamLines(w http.ResponseWriter) func(v any) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
 	enc := json.NewEncoder(w)
+	var mu sync.Mutex
 	return func(v any) {
+		mu.Lock()
+		defer mu.Unlock()
 		enc.Encode(v)
 		if flusher != nil {
 			flusher.Flush()

@@ -232,9 +232,13 @@ func WiegandBytes(raw uint64, bits int) []byte {
 	return out
 }
 
-// PresentText queues an osdp_FMT report.
-func (p *PD) PresentText(s string) {
-	p.queue(card{code: osdp.ReplyFMT, data: append([]byte{0, 0, byte(len(s))}, s...)})
+// PresentText queues an osdp_FMT report: characters read forward.
+func (p *PD) PresentText(s string) { p.PresentFormatted(s, false) }
+
+// PresentFormatted queues an osdp_FMT report: reader 0, the read direction
+// (reverse: 1), the character count and the characters.
+func (p *PD) PresentFormatted(s string, reverse bool) {
+	p.queue(card{code: osdp.ReplyFMT, data: append([]byte{0, b2b(reverse), byte(len(s))}, s...)})
 }
 
 // PressKeys queues keypad digits ('0'–'9', '*', '#'), sent as the spec

@@ -54,6 +54,8 @@ type ReaderHealth struct {
 	Timeouts   uint64    `json:"timeouts"`     // commands without a reply in time
 	BadFrames  uint64    `json:"check_errors"` // garbled replies: CRC, checksum, framing
 	NAKs       uint64    `json:"naks"`
+	// Outputs is how many outputs the reader says it has (OSDP PDCAP).
+	Outputs int `json:"outputs,omitempty"`
 	// LineBytes counts every byte heard on the reader's line, valid or
 	// not: none at all means no reader answers there (A/B swapped, no
 	// power, the wrong port).

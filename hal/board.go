@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/portier-io/portier/agent"
+	"github.com/portier-io/portier/hal/osdp"
 	"github.com/portier-io/portier/hal/wiegand"
 )
 
@@ -34,6 +35,12 @@ type Board interface {
 	// key to key and proves it by a new secure session; the caller stores
 	// key before calling (osdp.Bus.Install).
 	InstallReader(ctx context.Context, door string, key [16]byte) error
+	// SetReaderAddress moves a door's OSDP reader to another address
+	// (osdp_COMSET) and proves it answers there (OSDPRuntime).
+	SetReaderAddress(ctx context.Context, door string, addr, baud int) (ReaderMove, error)
+	// ReaderOutput drives an output of a door's OSDP reader (osdp_OUT),
+	// for the installer's test (OSDPRuntime).
+	ReaderOutput(ctx context.Context, door string, n int, action osdp.OutputAction, pulse time.Duration) error
 	// Halt puts every output of every door in its safe state.
 	Halt() error
 	// Close halts the outputs and releases the hardware.

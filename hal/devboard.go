@@ -12,6 +12,7 @@ import (
 	"github.com/portier-io/portier/hal/doorio"
 	"github.com/portier-io/portier/hal/keypad"
 	"github.com/portier-io/portier/hal/mfrc522"
+	"github.com/portier-io/portier/hal/osdp"
 	"github.com/portier-io/portier/hal/wallclock"
 	"github.com/portier-io/portier/hal/wiegand"
 )
@@ -207,6 +208,16 @@ func (b *DeviceBoard) Readers() []agent.ReaderHealth { return b.osdp.Readers() }
 // InstallReader implements Board.
 func (b *DeviceBoard) InstallReader(ctx context.Context, door string, key [16]byte) error {
 	return b.osdp.InstallReader(ctx, door, key)
+}
+
+// SetReaderAddress implements Board.
+func (b *DeviceBoard) SetReaderAddress(ctx context.Context, door string, addr, baud int) (ReaderMove, error) {
+	return b.osdp.SetReaderAddress(ctx, door, addr, baud)
+}
+
+// ReaderOutput implements Board.
+func (b *DeviceBoard) ReaderOutput(ctx context.Context, door string, n int, action osdp.OutputAction, pulse time.Duration) error {
+	return b.osdp.ReaderOutput(ctx, door, n, action, pulse)
 }
 
 // Halt implements Board.

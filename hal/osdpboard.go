@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -108,13 +110,26 @@ type osdpLine struct {
 
 type osdpReader struct {
 	line *osdpLine
-	conn string
 
 	mu       sync.Mutex
 	cfg      OSDPReader
+	conn     string // "OSDP bus (port) address N", for messages
 	status   agent.ReaderStatus
 	identity *osdp.Identity
 	want     agent.Signal
+	changed  chan struct{} // closed and replaced on every status change
+}
+
+// connection names the reader's place on its bus.
+func connection(b OSDPBus, addr byte) string {
+	return fmt.Sprintf("OSDP %s (%s) address %d", b.Name, b.Port, addr)
+}
+
+// addr is the reader's address now (an address change moves it).
+func (r *osdpReader) addr() byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cfg.Addr
 }
 
 // NewOSDPRuntime prepares the buses; Run runs them.
@@ -132,8 +147,7 @@ func NewOSDPRuntime(buses []OSDPBus, opts OSDPOptions) *OSDPRuntime {
 	for _, b := range buses {
 		l := &osdpLine{cfg: b, opened: b.Opened}
 		for _, rc := range b.Readers {
-			r := &osdpReader{line: l, cfg: rc, want: agent.SignalIdle,
-				conn:   fmt.Sprintf("OSDP %s (%s) address %d", b.Name, b.Port, rc.Addr),
+			r := &osdpReader{line: l, cfg: rc, want: agent.SignalIdle, conn: connection(b, rc.Addr), changed: make(chan struct{}),
 				status: agent.ReaderStatus{Reader: OSDPReaderName, State: agent.ReaderStarting}}
 			l.readers = append(l.readers, r)
 			o.readers = append(o.readers, r)
@@ -307,19 +321,65 @@ func (o *OSDPRuntime) update(r *osdpReader, emit func(Event), now time.Time, cha
 	if r.status.State != prev.State {
 		r.status.Since = now
 	}
+	close(r.changed)
+	r.changed = make(chan struct{})
 	s := r.status
 	r.mu.Unlock()
 	emit(Event{Door: r.cfg.Door, Kind: EventReader, At: now, Reader: s})
 }
 
+// OSDPTextFormat is the Wiegand format name of a card number an OSDP reader
+// sent as characters (osdp_FMT): the credential wiegand FMT:0:NUMBER, cache
+// key wg:FMT:0:NUMBER, enrolled like any Wiegand card.
+const OSDPTextFormat = "FMT"
+
+// maxFMTDigits is the longest osdp_FMT card number taken: 19 decimal digits
+// always fit the 64-bit card number.
+const maxFMTDigits = 19
+
+// fmtCredential turns the characters of an osdp_FMT report into a card
+// number. The reader formatted the card for us: what it sends is a decimal
+// card number (as a Wiegand reader's card number, without a facility code);
+// anything else is refused. Errors never carry the characters: they are a
+// credential.
+func fmtCredential(c osdp.Card) (agent.Wiegand, error) {
+	text := c.Text
+	switch {
+	case c.Reverse:
+		return agent.Wiegand{}, errors.New("osdp: the reader sent card characters read in reverse direction (osdp_FMT): not taken, present the card again")
+	case text == "":
+		return agent.Wiegand{}, errors.New("osdp: the reader sent an empty card number (osdp_FMT)")
+	case len(text) > maxFMTDigits:
+		return agent.Wiegand{}, fmt.Errorf("osdp: the reader sent a card number of %d characters (osdp_FMT): at most %d digits are taken; set the reader to send raw card bits (osdp_RAW)", len(text), maxFMTDigits)
+	}
+	for i := 0; i < len(text); i++ {
+		switch ch := text[i]; {
+		case ch < 0x20 || ch > 0x7E:
+			return agent.Wiegand{}, fmt.Errorf("osdp: the reader sent non-printable card characters (osdp_FMT, at character %d): garbage, not taken", i+1)
+		case ch < '0' || ch > '9':
+			return agent.Wiegand{}, fmt.Errorf("osdp: the reader sent card characters that are not a decimal card number (osdp_FMT, %d characters): set it to send decimal card numbers or raw card bits (osdp_RAW)", len(text))
+		}
+	}
+	n, err := strconv.ParseUint(text, 10, 64)
+	if err != nil {
+		return agent.Wiegand{}, fmt.Errorf("osdp: the reader sent a card number too large for 64 bits (osdp_FMT, %d digits)", len(text))
+	}
+	return agent.Wiegand{Format: OSDPTextFormat, Card: n}, nil
+}
+
 // cardEvent decodes a card read: raw bits go through the door's Wiegand
-// formats; what they cannot take is a fault.
+// formats, characters (osdp_FMT) are a decimal card number; what neither
+// takes is a fault.
 func (r *osdpReader) cardEvent(c osdp.Card, at time.Time) Event {
 	fault := func(err error) Event {
 		return Event{Door: r.cfg.Door, Kind: EventFault, At: at, Device: "osdp", Err: err}
 	}
 	if c.Format == osdp.FormatASCII {
-		return fault(errors.New("osdp: the reader sent card characters (osdp_FMT): set it to send raw card bits (osdp_RAW)"))
+		w, err := fmtCredential(c)
+		if err != nil {
+			return fault(err)
+		}
+		return Event{Door: r.cfg.Door, Kind: EventCredential, At: at, Credential: agent.CardWiegand(w)}
 	}
 	v, ok := c.Uint64()
 	if !ok {
@@ -366,7 +426,7 @@ func (o *OSDPRuntime) show(r *osdpReader, s agent.Signal) error {
 	if bus == nil {
 		return nil // shown once the line runs and the reader is online
 	}
-	err := bus.Feedback(r.cfg.Addr, feedback(s))
+	err := bus.Feedback(r.addr(), feedback(s))
 	if errors.Is(err, osdp.ErrOffline) {
 		return nil
 	}
@@ -391,7 +451,7 @@ func (o *OSDPRuntime) InstallReader(ctx context.Context, door string, key [16]by
 	if bus == nil {
 		return fmt.Errorf("hal: OSDP bus %s (%s) is not running: its port failed (see the log)", r.line.cfg.Name, r.line.cfg.Port)
 	}
-	if err := bus.Install(ctx, r.cfg.Addr, key); err != nil {
+	if err := bus.Install(ctx, r.addr(), key); err != nil {
 		return err
 	}
 	r.mu.Lock()
@@ -399,6 +459,142 @@ func (o *OSDPRuntime) InstallReader(ctx context.Context, door string, key [16]by
 	r.mu.Unlock()
 	return nil
 }
+
+// ReaderMove is an OSDP reader's address change as it happened.
+type ReaderMove struct {
+	Door     string
+	Bus      string
+	From, To byte
+	Baud     int
+}
+
+// SetReaderAddress moves door's OSDP reader to addr with osdp_COMSET over its
+// channel (Secure Channel under its key), then proves it answers there. The
+// running bus follows the reader to its new address until the process ends;
+// the configuration is the caller's to change. baud 0 keeps the bus's rate;
+// another rate is refused: every reader on a bus runs at the bus's rate, and
+// moving a bus to another rate means reopening it with all its readers
+// moved first, which this does not do.
+func (o *OSDPRuntime) SetReaderAddress(ctx context.Context, door string, addr, baud int) (ReaderMove, error) {
+	r, ok := o.byDoor[door]
+	if !ok {
+		return ReaderMove{}, fmt.Errorf("hal: door %s has no OSDP reader", door)
+	}
+	l := r.line
+	if baud == 0 {
+		baud = l.cfg.Baud
+	}
+	switch {
+	case addr < 0 || addr > int(osdp.MaxAddr):
+		return ReaderMove{}, fmt.Errorf("hal: address %d is outside 0–126 (127 is the broadcast address)", addr)
+	case !slices.Contains(osdp.Bauds, baud):
+		return ReaderMove{}, fmt.Errorf("hal: %d baud is not an OSDP line rate (use one of %v)", baud, osdp.Bauds)
+	case baud != l.cfg.Baud:
+		return ReaderMove{}, fmt.Errorf("hal: bus %s runs at %d baud and every reader on it must too: changing a reader's baud rate through portier is not supported (set the reader's rate with its vendor's tool, or set the bus's baud to the reader's)", l.cfg.Name, l.cfg.Baud)
+	}
+	move := ReaderMove{Door: door, Bus: l.cfg.Name, From: r.addr(), To: byte(addr), Baud: baud}
+	if move.From == move.To {
+		return move, fmt.Errorf("hal: door %s's reader is at address %d already", door, addr)
+	}
+	for _, other := range l.readers {
+		if other != r && other.addr() == move.To {
+			return move, fmt.Errorf("hal: address %d on bus %s is taken by door %s's reader: every reader on a bus needs its own", addr, l.cfg.Name, other.cfg.Door)
+		}
+	}
+	bus := l.current()
+	if bus == nil {
+		return move, fmt.Errorf("hal: OSDP bus %s (%s) is not running: its port failed (see the log)", l.cfg.Name, l.cfg.Port)
+	}
+	if err := bus.SetComm(ctx, move.From, move.To, baud); err != nil {
+		return move, fmt.Errorf("hal: door %s's reader did not take the new address: %w", door, err)
+	}
+	// The bus took the address the reader's osdp_COM names.
+	for _, st := range bus.Status() {
+		if st.Name == door && st.Addr != move.To {
+			return move, fmt.Errorf("hal: door %s's reader answered that it moved to address %d, not %d", door, st.Addr, addr)
+		}
+	}
+	r.mu.Lock()
+	r.cfg.Addr, r.conn = move.To, connection(l.cfg, move.To) // a line that reopens keeps it
+	r.mu.Unlock()
+	if err := o.confirm(ctx, bus, r); err != nil {
+		return move, fmt.Errorf("hal: door %s's reader acknowledged address %d but does not answer there: %w", door, addr, err)
+	}
+	o.opts.Logger.Warn("osdp reader moved to a new address: change the configuration to match", "door", door, "bus", l.cfg.Name, "from", move.From, "to", move.To, "baud", baud)
+	return move, nil
+}
+
+// confirm waits until r answers at its address over its channel: a reader
+// that restarted its session meanwhile is waited for until it is online.
+func (o *OSDPRuntime) confirm(ctx context.Context, bus *osdp.Bus, r *osdpReader) error {
+	for {
+		err := bus.Ping(ctx, r.addr())
+		if !errors.Is(err, osdp.ErrOffline) {
+			return err
+		}
+		r.mu.Lock()
+		online, changed := r.status.State == agent.ReaderOnline, r.changed
+		r.mu.Unlock()
+		if online {
+			continue
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("%w (it is offline: %w)", ctx.Err(), err)
+		}
+	}
+}
+
+// ReaderOutput drives output n (from 0, as OSDP counts) of door's OSDP
+// reader with osdp_OUT and waits for the reader's acknowledgement: on, off,
+// or OutputPulseOn for pulse. The reader must list the output in its
+// capabilities (PDCAP). It is the installer's test of a reader's outputs;
+// no door function drives them.
+func (o *OSDPRuntime) ReaderOutput(ctx context.Context, door string, n int, action osdp.OutputAction, pulse time.Duration) error {
+	r, ok := o.byDoor[door]
+	if !ok {
+		return fmt.Errorf("hal: door %s has no OSDP reader", door)
+	}
+	bus := r.line.current()
+	if bus == nil {
+		return fmt.Errorf("hal: OSDP bus %s (%s) is not running: its port failed (see the log)", r.line.cfg.Name, r.line.cfg.Port)
+	}
+	var st *osdp.ReaderStatus
+	for _, s := range bus.Status() {
+		if s.Name == door {
+			st = &s
+		}
+	}
+	switch {
+	case st == nil || !st.Online:
+		return fmt.Errorf("hal: door %s's reader is not online: see `portier doctor`", door)
+	case st.Caps.Outputs() == 0:
+		return fmt.Errorf("hal: door %s's reader has no outputs (its capabilities, PDCAP, list none)", door)
+	case n < 0 || n >= st.Caps.Outputs():
+		return fmt.Errorf("hal: door %s's reader has %d outputs, numbered 0–%d: it has no output %d", door, st.Caps.Outputs(), st.Caps.Outputs()-1, n)
+	}
+	out := osdp.Output{Number: byte(n), Action: action}
+	switch action {
+	case osdp.OutputOn, osdp.OutputOff:
+	case osdp.OutputPulseOn:
+		if pulse < 100*time.Millisecond || pulse > MaxOSDPPulse {
+			return fmt.Errorf("hal: pulse %s is outside 100ms–%s (OSDP times outputs in 100 ms steps)", pulse, MaxOSDPPulse)
+		}
+		out.Timer = pulse
+	default:
+		return fmt.Errorf("hal: unsupported output action %d", action)
+	}
+	if err := bus.SetOutputs(ctx, st.Addr, out); err != nil {
+		return fmt.Errorf("hal: door %s's reader output %d: %w", door, n, err)
+	}
+	o.opts.Logger.Info("osdp reader output set", "door", door, "output", n, "action", action.String(), "pulse", pulse)
+	return nil
+}
+
+// MaxOSDPPulse is the longest timed output osdp_OUT carries: 65535 steps of
+// 100 ms.
+const MaxOSDPPulse = 0xFFFF * 100 * time.Millisecond
 
 // Readers reports every OSDP reader's health, in door order per bus.
 func (o *OSDPRuntime) Readers() []agent.ReaderHealth {
@@ -420,6 +616,7 @@ func (o *OSDPRuntime) Readers() []agent.ReaderHealth {
 				}
 				h.DefaultKey, h.LastReply = st.DefaultKey, st.LastReply
 				h.Polls, h.Timeouts, h.BadFrames, h.NAKs = st.Polls, st.Timeouts, st.CheckErrors, st.NAKs
+				h.Outputs = st.Caps.Outputs()
 				if st.Identity != nil {
 					id = st.Identity
 				}

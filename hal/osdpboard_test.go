@@ -35,6 +35,7 @@ type osdpRig struct {
 	pds    map[string]*osdpsim.PD
 	events chan hal.Event
 	cmds   chan osdpsim.Command
+	clock  *simtime.Clock
 }
 
 type simReader struct {
@@ -49,7 +50,7 @@ type simReader struct {
 func newOSDPRig(t *testing.T, readers ...simReader) *osdpRig {
 	t.Helper()
 	clock := simtime.New()
-	r := &osdpRig{pds: map[string]*osdpsim.PD{}, events: make(chan hal.Event, 4096), cmds: make(chan osdpsim.Command, 4096)}
+	r := &osdpRig{pds: map[string]*osdpsim.PD{}, events: make(chan hal.Event, 4096), cmds: make(chan osdpsim.Command, 4096), clock: clock}
 	var pds []*osdpsim.PD
 	bus := hal.OSDPBus{Name: "rs485-0", Port: "sim", Baud: 115200}
 	for _, sr := range readers {
@@ -172,7 +173,7 @@ func TestOSDPReaderEvents(t *testing.T) {
 	f := r.wait(t, "a rejected frame", kindAt("studio", hal.EventFault))
 	assert.Equal(t, "osdp", f.Device)
 	pd.PresentText("1234")
-	assert.ErrorContains(t, r.wait(t, "FMT", kindAt("studio", hal.EventFault)).Err, "osdp_FMT")
+	assert.Equal(t, agent.CardWiegand(agent.Wiegand{Format: hal.OSDPTextFormat, Card: 1234}), r.wait(t, "FMT", kindAt("studio", hal.EventCredential)).Credential)
 	pd.PresentCard(80, make([]byte, 10))
 	assert.ErrorContains(t, r.wait(t, "80 bits", kindAt("studio", hal.EventFault)).Err, "80-bit")
 
@@ -344,4 +345,165 @@ func TestDeviceBoardOSDP(t *testing.T) {
 	require.NoError(t, board.Close())
 	_, err := line.Write([]byte{0})
 	assert.Error(t, err, "the line was closed with the board's run")
+}
+
+// A reader that formats cards itself (osdp_FMT) sends a decimal card number:
+// it becomes the Wiegand credential FMT:0:NUMBER; anything else is a fault
+// that never repeats the characters.
+func TestOSDPFormattedCards(t *testing.T) {
+	r := newOSDPRig(t, simReader{door: "studio", addr: 1, key: keyA, pd: osdpsim.Config{Key: keyA}})
+	r.wait(t, "online", readerIs("studio", agent.ReaderOnline))
+	pd := r.pds["studio"]
+	tests := []struct {
+		name    string
+		text    string
+		reverse bool
+		card    uint64 // when taken
+		fault   string // when refused
+	}{
+		{"decimal", "1234", false, 1234, ""},
+		{"leading zeros", "0002301234", false, 2301234, ""},
+		{"19 digits", "9999999999999999999", false, 9999999999999999999, ""},
+		{"empty", "", false, 0, "empty card number"},
+		{"20 digits", "12345678901234567890", false, 0, "20 characters"},
+		{"hex", "04A1B2C3", false, 0, "not a decimal card number"},
+		{"spaces", "12 34", false, 0, "not a decimal card number"},
+		{"non-printable", "12\x0034", false, 0, "non-printable"},
+		{"high bytes", "12\xff34", false, 0, "non-printable"},
+		{"reverse", "4321", true, 0, "reverse direction"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pd.PresentFormatted(tt.text, tt.reverse)
+			e := r.wait(t, "the card", func(e hal.Event) bool {
+				return e.Door == "studio" && (e.Kind == hal.EventCredential || e.Kind == hal.EventFault)
+			})
+			if tt.fault == "" {
+				require.Equal(t, hal.EventCredential, e.Kind, "%v", e.Err)
+				assert.Equal(t, agent.CardWiegand(agent.Wiegand{Format: hal.OSDPTextFormat, Card: tt.card}), e.Credential)
+				key, err := e.Credential.Key(nil)
+				require.NoError(t, err)
+				assert.Equal(t, fmt.Sprintf("wg:FMT:0:%d", tt.card), key)
+				assert.NotContains(t, e.Credential.Masked(), fmt.Sprint(tt.card), "masked in logs and events")
+				return
+			}
+			require.Equal(t, hal.EventFault, e.Kind)
+			assert.Equal(t, "osdp", e.Device)
+			assert.ErrorContains(t, e.Err, tt.fault)
+			assert.ErrorContains(t, e.Err, "osdp_FMT")
+			if tt.text != "" {
+				assert.NotContains(t, e.Err.Error(), tt.text, "the characters are a credential")
+			}
+		})
+	}
+}
+
+// An installer moves a reader to another address on its bus: COMSET goes
+// over its secure channel, the bus follows the reader there (signals and
+// cards keep flowing), and what cannot work is refused before anything is
+// sent.
+func TestOSDPSetReaderAddress(t *testing.T) {
+	r := newOSDPRig(t,
+		simReader{door: "front", addr: 0, key: keyA, pd: osdpsim.Config{Key: keyA}},
+		simReader{door: "studio", addr: 2, key: keyB, pd: osdpsim.Config{Key: keyB, Identity: osdp.Identity{Serial: 9}}},
+	)
+	for range 2 {
+		r.wait(t, "both online", func(e hal.Event) bool { return e.Kind == hal.EventReader && e.Reader.State == agent.ReaderOnline })
+	}
+	ctx := t.Context()
+	for _, tt := range []struct {
+		name       string
+		door       string
+		addr, baud int
+		err        string
+	}{
+		{"broadcast", "front", 127, 0, "address 127 is outside 0–126"},
+		{"negative", "front", -1, 0, "address -1 is outside 0–126"},
+		{"taken", "front", 2, 0, "address 2 on bus rs485-0 is taken by door studio's reader"},
+		{"not a rate", "front", 3, 4800, "4800 baud is not an OSDP line rate"},
+		{"another rate", "front", 3, 9600, "bus rs485-0 runs at 115200 baud"},
+		{"same", "front", 0, 0, "at address 0 already"},
+		{"no reader", "garage", 3, 0, "door garage has no OSDP reader"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := r.rt.SetReaderAddress(ctx, tt.door, tt.addr, tt.baud)
+			assert.ErrorContains(t, err, tt.err)
+		})
+	}
+	assert.Equal(t, byte(0), r.pds["front"].Addr(), "nothing was sent")
+
+	move, err := r.rt.SetReaderAddress(ctx, "front", 3, 115200)
+	require.NoError(t, err)
+	assert.Equal(t, hal.ReaderMove{Door: "front", Bus: "rs485-0", From: 0, To: 3, Baud: 115200}, move)
+	assert.Equal(t, byte(3), r.pds["front"].Addr())
+	assert.True(t, r.pds["front"].Secure(), "COMSET went over the secure channel, which goes on")
+	cmd := r.waitCmd(t, osdp.CmdCOMSET)
+	assert.Equal(t, []byte{3, 0x00, 0xC2, 0x01, 0x00}, cmd.Data, "address, then the baud rate LSB first")
+	h := r.rt.Readers()
+	require.Len(t, h, 2)
+	assert.Equal(t, "OSDP rs485-0 (sim) address 3", h[0].Connection)
+	assert.Equal(t, agent.ReaderOnline, h[0].State)
+
+	// The bus talks to it at its new address.
+	require.NoError(t, r.rt.Signal("front", agent.SignalGranted))
+	led, _ := osdp.FeedbackCommands(osdp.FeedbackGrant)
+	assert.Equal(t, led.Encode(), r.waitCmd(t, osdp.CmdLED).Data)
+	fr, err := wiegand.StandardFormats()[0].Encode(12, 1001)
+	require.NoError(t, err)
+	r.pds["front"].PresentWiegand(fr.Raw, fr.Bits)
+	assert.Equal(t, "front", r.wait(t, "a card from the moved reader", kindAt("front", hal.EventCredential)).Door)
+	_, err = r.rt.SetReaderAddress(ctx, "studio", 3, 0)
+	assert.ErrorContains(t, err, "address 3 on bus rs485-0 is taken by door front's reader", "the moved reader holds its new address")
+}
+
+// An installer tests a reader's outputs: the count comes from its PDCAP,
+// osdp_OUT carries the output, the control code and the timer in 100 ms
+// steps, and the reader's output follows.
+func TestOSDPReaderOutput(t *testing.T) {
+	r := newOSDPRig(t,
+		simReader{door: "front", addr: 1, key: keyA, pd: osdpsim.Config{Key: keyA, Outputs: 2}},
+		simReader{door: "studio", addr: 2, key: keyB, pd: osdpsim.Config{Key: keyB, Identity: osdp.Identity{Serial: 9}}},
+	)
+	for range 2 {
+		r.wait(t, "both online", func(e hal.Event) bool { return e.Kind == hal.EventReader && e.Reader.State == agent.ReaderOnline })
+	}
+	ctx := t.Context()
+	pd := r.pds["front"]
+	for _, tt := range []struct {
+		name   string
+		door   string
+		n      int
+		action osdp.OutputAction
+		pulse  time.Duration
+		data   []byte // the osdp_OUT record; nil: refused with err
+		err    string
+		on     bool          // the output's state right after
+		after  time.Duration // and after this long …
+		later  bool          // … this state
+	}{
+		{"on", "front", 0, osdp.OutputOn, 0, []byte{0, 2, 0, 0}, "", true, time.Hour, true},
+		{"off", "front", 0, osdp.OutputOff, 0, []byte{0, 1, 0, 0}, "", false, time.Hour, false},
+		{"pulse", "front", 1, osdp.OutputPulseOn, 1500 * time.Millisecond, []byte{1, 5, 15, 0}, "", true, 1500 * time.Millisecond, false},
+		{"long pulse", "front", 1, osdp.OutputPulseOn, 30 * time.Minute, []byte{1, 5, 0x50, 0x46}, "", true, 30 * time.Minute, false},
+		{"no such output", "front", 2, osdp.OutputOn, 0, nil, "has 2 outputs, numbered 0–1: it has no output 2", false, 0, false},
+		{"negative", "front", -1, osdp.OutputOn, 0, nil, "it has no output -1", false, 0, false},
+		{"short pulse", "front", 0, osdp.OutputPulseOn, 50 * time.Millisecond, nil, "outside 100ms", false, 0, false},
+		{"a reader without outputs", "studio", 0, osdp.OutputOn, 0, nil, "has no outputs", false, 0, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := r.rt.ReaderOutput(ctx, tt.door, tt.n, tt.action, tt.pulse)
+			if tt.data == nil {
+				assert.ErrorContains(t, err, tt.err)
+				return
+			}
+			require.NoError(t, err)
+			cmd := r.waitCmd(t, osdp.CmdOUT)
+			assert.Equal(t, tt.data, cmd.Data)
+			assert.Equal(t, tt.on, pd.Output(tt.n, cmd.At))
+			assert.Equal(t, tt.later, pd.Output(tt.n, cmd.At.Add(tt.after)))
+		})
+	}
+	h := r.rt.Readers()
+	assert.Equal(t, 2, h[0].Outputs, "status and doctor show the count")
+	assert.Zero(t, h[1].Outputs)
 }

@@ -154,6 +154,9 @@ func ReaderChecks(health []agent.ReaderHealth) []Check {
 		if h.Vendor != "" {
 			what = fmt.Sprintf("answers: vendor %s model %s serial %s firmware %s", h.Vendor, h.Model, h.Serial, h.Firmware)
 		}
+		if h.Outputs > 0 {
+			what += fmt.Sprintf(", %d outputs (test them with `portier reader output --door %s`)", h.Outputs, h.Door)
+		}
 		switch {
 		case h.State == agent.ReaderOnline && h.Plaintext:
 			// The configuration's warning says what that means, every time.

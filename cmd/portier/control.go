@@ -42,6 +42,14 @@ func (b controlBackend) InstallReader(ctx context.Context, door string, progress
 	return b.d.installReader(ctx, door, progress)
 }
 
+func (b controlBackend) SetReaderAddress(ctx context.Context, door string, req control.ReaderAddressRequest, progress func(string)) error {
+	return b.d.setReaderAddress(ctx, door, req, progress)
+}
+
+func (b controlBackend) ReaderOutput(ctx context.Context, door string, req control.ReaderOutputRequest) error {
+	return b.d.readerOutput(ctx, door, req)
+}
+
 func (b controlBackend) Doors() control.Doors { return b.d.doors }
 
 func (b controlBackend) SyncNow() error {

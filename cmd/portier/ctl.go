@@ -106,6 +106,9 @@ func describeReader(r agent.ReaderHealth) string {
 	if r.Vendor != "" {
 		parts = append(parts, fmt.Sprintf("vendor %s model %s serial %s firmware %s", r.Vendor, r.Model, r.Serial, r.Firmware))
 	}
+	if r.Outputs > 0 {
+		parts = append(parts, fmt.Sprintf("%d outputs", r.Outputs))
+	}
 	parts = append(parts, r.Connection, fmt.Sprintf("%d polls, %d timeouts, %d check errors, %d NAKs", r.Polls, r.Timeouts, r.BadFrames, r.NAKs))
 	if r.State != agent.ReaderOnline && r.Detail != "" {
 		parts = append(parts, r.Detail)

@@ -66,7 +66,7 @@ func commands() []command {
 		{"version", "print the version", cmdVersion},
 		{"doctor", "self-test the gateway's door hardware (--actuate clicks relays)", cmdDoctor},
 		{"pinout", "show which device wire goes to which header pin (--svg FILE)", cmdPinout},
-		{"reader", "install a new OSDP reader: move it to a key of its own (install --door DOOR)", cmdReader},
+		{"reader", "OSDP readers: install (a key of its own), set-address, output (test its outputs)", cmdReader},
 		{"init", "write a config and its secret files for a new gateway (--check tests Salto KS)", cmdInit},
 		{"check-config", "validate a config file without touching hardware", cmdCheckConfig},
 	}

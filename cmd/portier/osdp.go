@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/portier-io/portier/agent"
 	"github.com/portier-io/portier/cmd/portier/config"
+	"github.com/portier-io/portier/cmd/portier/control"
 	"github.com/portier-io/portier/hal"
 	"github.com/portier-io/portier/hal/osdp"
 )
@@ -125,38 +127,189 @@ func installAdvice(door string, err error) error {
 	return err
 }
 
-// cmdReader is `portier reader install --door DOOR`.
+// readerUsage is `portier reader`'s synopsis.
+const readerUsage = `Usage:
+  portier reader install --door DOOR [--config FILE]
+      move a new OSDP reader from its default install key to a key of its own
+  portier reader set-address --door DOOR --address N [--baud B] [--config FILE]
+      move a door's OSDP reader to address N (0–126) with osdp_COMSET, for
+      several readers on one bus; B must be the bus's own rate
+  portier reader output --door DOOR --output N (--on | --off | --pulse DURATION) [--config FILE]
+      switch one of the reader's outputs (numbered from 0) to test its wiring
+
+They go through the running portier: it owns the bus.`
+
+// cmdReader is `portier reader install|set-address|output`.
 func cmdReader(ctx context.Context, e *env, args []string) int {
-	if len(args) == 0 || args[0] != "install" {
-		fmt.Fprintln(e.stderr, "Usage: portier reader install --door DOOR [--config FILE]\n\nMoves a new OSDP reader from its default install key to a key of its own.")
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return exitOK
-		}
-		return exitUsage
+	sub := ""
+	if len(args) > 0 {
+		sub = args[0]
 	}
-	s := newSession(e, "reader install", "--door DOOR [--config FILE]", needControl)
-	door := s.fs.String("door", "", "the door whose OSDP reader to install")
-	if code, ok := s.parse(args[1:], 0); !ok {
-		return code
+	switch sub {
+	case "install":
+		return cmdReaderInstall(ctx, e, args[1:])
+	case "set-address":
+		return cmdReaderAddress(ctx, e, args[1:])
+	case "output":
+		return cmdReaderOutput(ctx, e, args[1:])
+	case "-h", "--help", "help":
+		fmt.Fprintln(e.stderr, readerUsage)
+		return exitOK
+	}
+	fmt.Fprintln(e.stderr, readerUsage)
+	return exitUsage
+}
+
+// readerSession opens a `portier reader` subcommand's session: its flags
+// (--door and the command's own, added by flags), the config, and the door's
+// OSDP reader in it. false means: return code.
+func readerSession(ctx context.Context, e *env, name, synopsis string, args []string, flags func(*flag.FlagSet)) (*session, string, int, bool) {
+	s := newSession(e, name, synopsis, needControl)
+	door := s.fs.String("door", "", "the door whose OSDP reader to work on")
+	if flags != nil {
+		flags(s.fs)
+	}
+	if code, ok := s.parse(args, 0); !ok {
+		return nil, "", code, false
 	}
 	if *door == "" {
 		s.fs.Usage()
-		return exitUsage
+		return nil, "", exitUsage, false
 	}
 	if code, ok := s.open(ctx); !ok {
+		s.close()
+		return nil, "", code, false
+	}
+	if _, err := s.cfg.OSDPReader(*door); err != nil {
+		s.close()
+		return nil, "", fail(e, exitUsage, "%v", err), false
+	}
+	return s, *door, 0, true
+}
+
+// cmdReaderInstall is `portier reader install --door DOOR`.
+func cmdReaderInstall(ctx context.Context, e *env, args []string) int {
+	s, door, code, ok := readerSession(ctx, e, "reader install", "--door DOOR [--config FILE]", args, nil)
+	if !ok {
 		return code
 	}
 	defer s.close()
-	if _, err := s.cfg.OSDPReader(*door); err != nil {
-		return fail(e, exitUsage, "%v", err)
-	}
-	fmt.Fprintf(e.stdout, "Installing the OSDP reader of door %s through the running portier (it owns the bus)…\n", *door)
-	err := s.control().InstallReader(ctx, *door, func(step string) { fmt.Fprintln(e.stdout, "  "+step) })
+	fmt.Fprintf(e.stdout, "Installing the OSDP reader of door %s through the running portier (it owns the bus)…\n", door)
+	err := s.control().InstallReader(ctx, door, func(step string) { fmt.Fprintln(e.stdout, "  "+step) })
 	if err != nil {
 		return fail(e, exitFailed, "reader install: %v", err)
 	}
-	fmt.Fprintf(e.stdout, "Done: door %s's reader has a key of its own. Keep a copy of its key file with the gateway's backups.\n", *door)
+	fmt.Fprintf(e.stdout, "Done: door %s's reader has a key of its own. Keep a copy of its key file with the gateway's backups.\n", door)
 	return exitOK
+}
+
+// cmdReaderAddress is `portier reader set-address --door DOOR --address N`.
+// The config is the installer's: it says which line to change, never
+// rewrites it.
+func cmdReaderAddress(ctx context.Context, e *env, args []string) int {
+	var addr, baud *int
+	s, door, code, ok := readerSession(ctx, e, "reader set-address", "--door DOOR --address N [--baud B] [--config FILE]", args, func(fs *flag.FlagSet) {
+		addr = fs.Int("address", -1, "the reader's new OSDP address, 0–126")
+		baud = fs.Int("baud", 0, "the line rate to confirm (default: the bus's; only the bus's is taken)")
+	})
+	if !ok {
+		return code
+	}
+	defer s.close()
+	if *addr < 0 {
+		s.fs.Usage()
+		return exitUsage
+	}
+	fmt.Fprintf(e.stdout, "Moving the OSDP reader of door %s to address %d through the running portier (it owns the bus)…\n", door, *addr)
+	err := s.control().SetReaderAddress(ctx, door, control.ReaderAddressRequest{Address: *addr, Baud: *baud}, func(step string) { fmt.Fprintln(e.stdout, "  "+step) })
+	if err != nil {
+		return fail(e, exitFailed, "reader set-address: %v", err)
+	}
+	where := "your config"
+	if *s.cfgPath != "" {
+		where = *s.cfgPath
+		if abs, err := filepath.Abs(where); err == nil {
+			where = abs
+		}
+	}
+	fmt.Fprintf(e.stdout, "Done: the reader answers at address %d now (portier follows it until it stops).\n", *addr)
+	fmt.Fprintf(e.stdout, "Now set hardware.doors.%s.osdp.address: %d in %s: until then a restart will not find the reader (it keeps its new address across power cycles).\n", door, *addr, where)
+	return exitOK
+}
+
+// cmdReaderOutput is `portier reader output --door DOOR --output N --on|--off|--pulse D`.
+func cmdReaderOutput(ctx context.Context, e *env, args []string) int {
+	var n *int
+	var on, off *bool
+	var pulse *time.Duration
+	s, door, code, ok := readerSession(ctx, e, "reader output", "--door DOOR --output N (--on | --off | --pulse DURATION) [--config FILE]", args, func(fs *flag.FlagSet) {
+		n = fs.Int("output", -1, "the reader's output, numbered from 0 as OSDP counts")
+		on = fs.Bool("on", false, "switch it on (until --off)")
+		off = fs.Bool("off", false, "switch it off")
+		pulse = fs.Duration("pulse", 0, "switch it on for this long (100ms steps), then off")
+	})
+	if !ok {
+		return code
+	}
+	defer s.close()
+	req := control.ReaderOutputRequest{Output: *n}
+	actions := 0
+	if *on {
+		req.Action, actions = control.OutputOn, actions+1
+	}
+	if *off {
+		req.Action, actions = control.OutputOff, actions+1
+	}
+	if *pulse != 0 {
+		req.Action, req.Pulse, actions = control.OutputPulse, pulse.String(), actions+1
+	}
+	if *n < 0 || actions != 1 {
+		s.fs.Usage()
+		return exitUsage
+	}
+	if err := s.control().ReaderOutput(ctx, door, req); err != nil {
+		return fail(e, exitFailed, "reader output: %v", err)
+	}
+	what := map[string]string{control.OutputOn: "on", control.OutputOff: "off", control.OutputPulse: "on for " + req.Pulse}[req.Action]
+	fmt.Fprintf(e.stdout, "Door %s's reader switched its output %d %s.\n", door, *n, what)
+	return exitOK
+}
+
+// setReaderAddress moves door's OSDP reader to another address (osdp_COMSET
+// over its channel) and proves it answers there. The bus follows the reader;
+// the config file is the installer's to change (the command says which line).
+func (d *daemon) setReaderAddress(ctx context.Context, door string, req control.ReaderAddressRequest, progress func(string)) error {
+	o, err := d.cfg.OSDPReader(door)
+	if err != nil {
+		return err
+	}
+	progress(fmt.Sprintf("door %s: OSDP reader on bus %s; sending it osdp_COMSET for address %d over its channel…", door, o.Bus, req.Address))
+	ctx, cancel := context.WithTimeout(ctx, installTimeout)
+	defer cancel()
+	move, err := d.board.SetReaderAddress(ctx, door, req.Address, req.Baud)
+	if err != nil {
+		return err
+	}
+	progress(fmt.Sprintf("the reader confirmed (osdp_COM): it moved from address %d to %d at %d baud and keeps it across power cycles", move.From, move.To, move.Baud))
+	progress(fmt.Sprintf("it answers at address %d over its channel", move.To))
+	d.log.Warn("osdp reader moved to a new address: the config must follow", "door", door, "bus", move.Bus, "from", move.From, "to", move.To,
+		"config", fmt.Sprintf("hardware.doors.%s.osdp.address: %d", door, move.To))
+	return nil
+}
+
+// readerOutput drives one output of door's OSDP reader.
+func (d *daemon) readerOutput(ctx context.Context, door string, req control.ReaderOutputRequest) error {
+	if _, err := d.cfg.OSDPReader(door); err != nil {
+		return err
+	}
+	pulse, err := req.PulseFor()
+	if err != nil {
+		return err
+	}
+	action := map[string]osdp.OutputAction{control.OutputOn: osdp.OutputOn, control.OutputOff: osdp.OutputOff, control.OutputPulse: osdp.OutputPulseOn}[req.Action]
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return d.board.ReaderOutput(ctx, door, req.Output, action, pulse)
 }
 
 // osdpChecks are doctor's OSDP checks: from the running daemon when it

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -145,7 +146,53 @@ mqtt:
 
 	status, stderr, code := runPortier(t, g.env, "status", "--config", g.cfg)
 	require.Equal(t, 0, code, stderr)
-	assert.Regexp(t, `reader studio/osdp online, secure channel since .*; vendor 02-50-54 model 1 v1 serial [0-9A-F]{8} firmware 2\.2\.0; OSDP rs485-0 \(simulated line\) address 1; \d+ polls`, status)
+	assert.Regexp(t, `reader studio/osdp online, secure channel since .*; vendor 02-50-54 model 1 v1 serial [0-9A-F]{8} firmware 2\.2\.0; 2 outputs; OSDP rs485-0 \(simulated line\) address 1; \d+ polls`, status)
+
+	// The installer tests the reader's outputs, then moves it to another
+	// address (for a second reader on the bus).
+	stdout, stderr, code = runPortier(t, g.env, "reader", "output", "--config", g.cfg, "--door", "studio", "--output", "1", "--on")
+	require.Equal(t, 0, code, "%s\n%s", stdout, stderr)
+	assert.Contains(t, stdout, "Door studio's reader switched its output 1 on.")
+	g.sim("osdp studio show")
+	lines := waitNewLine(t, out, seen)
+	seen = len(lines)
+	assert.Contains(t, lines[len(lines)-1], "reader_outputs=off,on")
+	for _, tc := range []struct {
+		args []string
+		code int
+		err  string
+	}{
+		{[]string{"output", "--output", "2", "--on"}, 3, "has 2 outputs, numbered 0–1: it has no output 2"},
+		{[]string{"output", "--output", "0", "--pulse", "20ms"}, 3, "outside 100ms"},
+		{[]string{"output", "--output", "0"}, 2, "Usage"},
+		{[]string{"output", "--output", "0", "--on", "--off"}, 2, "Usage"},
+		{[]string{"set-address", "--address", "200"}, 3, "address 200 is outside 0–126"},
+		{[]string{"set-address", "--address", "5", "--baud", "4800"}, 3, "4800 baud is not an OSDP line rate"},
+		{[]string{"set-address", "--address", "5", "--baud", "9600"}, 3, "bus rs485-0 runs at 115200 baud"},
+		{[]string{"set-address"}, 2, "Usage"},
+		{[]string{"set-address", "--door", "front", "--address", "5"}, 2, "door front has no OSDP reader"},
+	} {
+		args := append([]string{"reader"}, tc.args[0], "--config", g.cfg)
+		if !slices.Contains(tc.args, "--door") {
+			args = append(args, "--door", "studio")
+		}
+		_, stderr, code := runPortier(t, g.env, append(args, tc.args[1:]...)...)
+		assert.Equal(t, tc.code, code, "%v: %s", tc.args, stderr)
+		assert.Contains(t, stderr, tc.err, "%v", tc.args)
+	}
+	stdout, stderr, code = runPortier(t, g.env, "reader", "set-address", "--config", g.cfg, "--door", "studio", "--address", "5")
+	require.Equal(t, 0, code, "%s\n%s", stdout, stderr)
+	for _, step := range []string{"sending it osdp_COMSET for address 5 over its channel",
+		"the reader confirmed (osdp_COM): it moved from address 1 to 5 at 115200 baud",
+		"it answers at address 5 over its channel",
+		"Now set hardware.doors.studio.osdp.address: 5 in " + g.cfg + ": until then a restart will not find the reader"} {
+		assert.Contains(t, stdout, step)
+	}
+	status, stderr, code = runPortier(t, g.env, "status", "--config", g.cfg)
+	require.Equal(t, 0, code, stderr)
+	assert.Regexp(t, `reader studio/osdp online, .*OSDP rs485-0 \(simulated line\) address 5; \d+ polls`, status)
+	g.sim("osdp studio card H10301 12 1001")
+	assert.Equal(t, "studio", g.waitEvent(agent.EventAwaitingPIN).Door, "cards come from the reader at its new address")
 
 	// Unplugged: reader_offline within OSDP's 8 s, an alarm on MQTT and in
 	// the door's state; plugged back: reader_online.

@@ -342,6 +342,20 @@ const (
 	OutputPulseOff OutputAction = 6 // off for Timer, then back to the permanent state
 )
 
+func (a OutputAction) String() string {
+	switch a {
+	case OutputOff:
+		return "off"
+	case OutputOn:
+		return "on"
+	case OutputPulseOn:
+		return "pulse"
+	case OutputPulseOff:
+		return "pulse_off"
+	}
+	return fmt.Sprintf("OutputAction(%d)", byte(a))
+}
+
 // Output is an osdp_OUT record for one output of a PD.
 type Output struct {
 	Number byte
@@ -353,6 +367,25 @@ type Output struct {
 func (o Output) Encode() []byte {
 	t := ticks(o.Timer, 0xFFFF)
 	return []byte{o.Number, byte(o.Action), byte(t), byte(t >> 8)}
+}
+
+// EncodeOutputs returns the osdp_OUT data of several output records.
+func EncodeOutputs(outs []Output) []byte {
+	var d []byte
+	for _, o := range outs {
+		d = append(d, o.Encode()...)
+	}
+	return d
+}
+
+// Outputs returns how many outputs the PD says it has (osdp_PDCAP output
+// control: one item per output), 0 when it lists none.
+func (cs Capabilities) Outputs() int {
+	c, ok := cs.Get(CapOutputs)
+	if !ok {
+		return 0
+	}
+	return int(c.Items)
 }
 
 // Feedback is a door's state shown on a reader: its LED and buzzer.

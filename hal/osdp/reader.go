@@ -432,7 +432,9 @@ func (b *Bus) nak(r *reader, f Frame, now time.Time) {
 		b.offline(r, now, ReasonNAK, code, errors.New("the reader lost our sequence (it restarted?)"))
 	case code == NAKCheck:
 		// Our command reached it garbled: send it again (new sequence).
-		if r.cur != nil && r.cur.code != CmdLSTAT {
+		// The bus's own LSTAT is owed anyway; one somebody waits for
+		// (Ping) goes again like any command.
+		if r.cur != nil && (r.cur.code != CmdLSTAT || r.cur.done != nil) {
 			b.mu.Lock()
 			r.queue = append([]*op{r.cur}, r.queue...)
 			b.mu.Unlock()
@@ -576,4 +578,20 @@ func (b *Bus) input(r *reader, f Frame) error {
 		b.emit(r, Report{Kind: ReportCard, Card: c})
 	}
 	return err
+}
+
+// Ping asks the reader at addr for its local status (osdp_LSTAT) and waits
+// for the answer: proof that it answers at addr over its channel now.
+func (b *Bus) Ping(ctx context.Context, addr byte) error {
+	return b.call(ctx, addr, &op{code: CmdLSTAT})
+}
+
+// SetOutputs sends osdp_OUT for one or more of the reader's outputs and
+// waits until the reader acknowledged it (Output queues without waiting).
+func (b *Bus) SetOutputs(ctx context.Context, addr byte, outs ...Output) error {
+	d := EncodeOutputs(outs)
+	if len(d) == 0 {
+		return errors.New("osdp: no outputs")
+	}
+	return b.call(ctx, addr, &op{code: CmdOUT, data: d})
 }

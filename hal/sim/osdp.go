@@ -24,6 +24,10 @@ import (
 // file's: a door whose key file does not exist yet has a factory-fresh
 // reader, in install mode, waiting for `portier reader install`.
 
+// simOutputs is how many outputs a simulated reader has (`portier reader
+// output` drives them; `osdp DOOR show` shows them).
+const simOutputs = 2
+
 // simVendor is the simulated readers' vendor OUI (locally administered).
 var simVendor = [3]byte{0x02, 0x50, 0x54}
 
@@ -51,6 +55,7 @@ func newOSDPSim(cfg hal.Config, doorIDs []string, board Clock, log *slog.Logger)
 			pd := osdpsim.NewPD(osdpsim.Config{
 				Addr: r.Addr, Key: r.Key, Install: r.Key == [16]byte{} && !r.Plaintext,
 				Identity: osdp.Identity{Vendor: simVendor, Model: 1, Version: 1, Serial: h.Sum32(), Firmware: [3]byte{2, 2, 0}},
+				Outputs:  simOutputs,
 			})
 			s.pds[r.Door] = pd
 			pds = append(pds, pd)
@@ -227,7 +232,14 @@ func (b *Board) describeReader(door string) string {
 	if pd.Buzzing(now) {
 		buzz = "on"
 	}
-	line := fmt.Sprintf("reader=%s led=%s reader_buzzer=%s", state, ledWord(pd.LED(now)), buzz)
+	outs := make([]string, simOutputs)
+	for i := range outs {
+		outs[i] = "off"
+		if pd.Output(i, now) {
+			outs[i] = "on"
+		}
+	}
+	line := fmt.Sprintf("reader=%s led=%s reader_buzzer=%s reader_outputs=%s", state, ledWord(pd.LED(now)), buzz, strings.Join(outs, ","))
 	// The last pattern the gateway sent, as the reader showed it then: a
 	// deny lasts 3 s, which simulated time can pass before anyone looks.
 	cmds := pd.Commands()

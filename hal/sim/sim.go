@@ -44,6 +44,7 @@ import (
 	"github.com/portier-io/portier/hal"
 	"github.com/portier-io/portier/hal/desfire"
 	"github.com/portier-io/portier/hal/desfire/desfiresim"
+	"github.com/portier-io/portier/hal/osdp"
 	"github.com/portier-io/portier/hal/wallclock"
 	"github.com/portier-io/portier/hal/wiegand"
 )
@@ -283,6 +284,23 @@ func (b *Board) InstallReader(ctx context.Context, doorID string, key [16]byte) 
 		return err
 	}
 	return b.osdp.rt.InstallReader(ctx, doorID, key)
+}
+
+// SetReaderAddress implements hal.Board: the simulated reader moves as a
+// real one does.
+func (b *Board) SetReaderAddress(ctx context.Context, doorID string, addr, baud int) (hal.ReaderMove, error) {
+	if _, err := b.door(doorID); err != nil {
+		return hal.ReaderMove{}, err
+	}
+	return b.osdp.rt.SetReaderAddress(ctx, doorID, addr, baud)
+}
+
+// ReaderOutput implements hal.Board: the simulated reader's output follows.
+func (b *Board) ReaderOutput(ctx context.Context, doorID string, n int, action osdp.OutputAction, pulse time.Duration) error {
+	if _, err := b.door(doorID); err != nil {
+		return err
+	}
+	return b.osdp.rt.ReaderOutput(ctx, doorID, n, action, pulse)
 }
 
 // Drain returns once Run has handed every event queued before the call to

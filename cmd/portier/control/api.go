@@ -37,6 +37,12 @@ const (
 	// actionReaderInstall moves the door's new OSDP reader to a key of its
 	// own: no body; the answer streams InstallStep JSON lines.
 	actionReaderInstall = "reader_install"
+	// actionReaderAddress moves the door's OSDP reader to another address
+	// (ReaderAddressRequest); the answer streams InstallStep JSON lines.
+	actionReaderAddress = "reader_address"
+	// actionReaderOutput drives one of the reader's outputs
+	// (ReaderOutputRequest) and answers once the reader acknowledged it.
+	actionReaderOutput = "reader_output"
 	// CardRequest → CardProgress as JSON lines while the door's reader
 	// works, the last one Done.
 	actionCard = "card"
@@ -121,12 +127,51 @@ type EnrollResponse struct {
 	Error      string              `json:"error,omitempty"`
 }
 
-// InstallStep is one line of a reader install's answer: a step as it is
-// done, and at the end Done, with the Error if it failed.
+// InstallStep is one line of a reader operation's answer (install, address
+// change): a step as it is done, and at the end Done, with the Error if it
+// failed.
 type InstallStep struct {
 	Step  string `json:"step,omitempty"`
 	Done  bool   `json:"done,omitempty"`
 	Error string `json:"error,omitempty"`
+}
+
+// ReaderAddressRequest moves a door's OSDP reader to another address.
+type ReaderAddressRequest struct {
+	Address int `json:"address"`        // 0–126
+	Baud    int `json:"baud,omitempty"` // 0: the bus's rate (the only one taken)
+}
+
+// Reader output actions.
+const (
+	OutputOn    = "on"
+	OutputOff   = "off"
+	OutputPulse = "pulse" // on for Pulse, then back off
+)
+
+// ReaderOutputRequest drives one output of a door's OSDP reader.
+type ReaderOutputRequest struct {
+	Output int    `json:"output"` // from 0, as OSDP counts
+	Action string `json:"action"` // OutputOn, OutputOff, OutputPulse
+	Pulse  string `json:"pulse,omitempty"`
+}
+
+// PulseFor is the request's pulse length (OutputPulse only).
+func (r ReaderOutputRequest) PulseFor() (time.Duration, error) {
+	switch r.Action {
+	case OutputOn, OutputOff:
+		if r.Pulse != "" {
+			return 0, fmt.Errorf("pulse %q only goes with the pulse action", r.Pulse)
+		}
+		return 0, nil
+	case OutputPulse:
+		d, err := time.ParseDuration(r.Pulse)
+		if err != nil || d <= 0 {
+			return 0, fmt.Errorf("pulse %q: want a positive Go duration like 500ms or 3s", r.Pulse)
+		}
+		return d, nil
+	}
+	return 0, fmt.Errorf("output action %q: want %s, %s or %s", r.Action, OutputOn, OutputOff, OutputPulse)
 }
 
 // CardOp is what `portier card` does with the next card presented at a

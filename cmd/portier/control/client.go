@@ -74,7 +74,29 @@ func (c *Client) Enroll(ctx context.Context, door string, req EnrollRequest) (En
 // own, calling progress with each step as the daemon reports it. It returns
 // the install's error, or one about reaching the daemon.
 func (c *Client) InstallReader(ctx context.Context, door string, progress func(string)) error {
-	return c.stream(ctx, doorPath(door, actionReaderInstall), nil, "reader install", func(line []byte) (bool, error) {
+	return c.steps(ctx, doorPath(door, actionReaderInstall), nil, "reader install", progress)
+}
+
+// SetReaderAddress has the daemon move door's OSDP reader to another
+// address, calling progress with each step. It returns the operation's
+// error, or one about reaching the daemon.
+func (c *Client) SetReaderAddress(ctx context.Context, door string, req ReaderAddressRequest, progress func(string)) error {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("control request: %w", err)
+	}
+	return c.steps(ctx, doorPath(door, actionReaderAddress), bytes.NewReader(b), "reader address change", progress)
+}
+
+// ReaderOutput drives one output of door's OSDP reader; it returns once the
+// reader took it, or why not.
+func (c *Client) ReaderOutput(ctx context.Context, door string, req ReaderOutputRequest) error {
+	return c.do(ctx, http.MethodPost, doorPath(door, actionReaderOutput), req, nil)
+}
+
+// steps posts to a reader operation that answers with InstallStep lines.
+func (c *Client) steps(ctx context.Context, path string, body io.Reader, what string, progress func(string)) error {
+	return c.stream(ctx, path, body, what, func(line []byte) (bool, error) {
 		var st InstallStep
 		if err := json.Unmarshal(line, &st); err != nil {
 			return false, fmt.Errorf("control socket answer: %w", err)

@@ -115,6 +115,25 @@ func (d *fakeDaemon) InstallReader(_ context.Context, door string, progress func
 	return nil
 }
 
+// SetReaderAddress moves front's reader; back's refuses.
+func (d *fakeDaemon) SetReaderAddress(_ context.Context, door string, req control.ReaderAddressRequest, progress func(string)) error {
+	d.call(fmt.Sprintf("address %s %d %d", door, req.Address, req.Baud))
+	progress("sent osdp_COMSET")
+	if door == "back" {
+		return errors.New("address 2 on bus rs485-0 is taken")
+	}
+	return nil
+}
+
+// ReaderOutput takes front's output 0 only.
+func (d *fakeDaemon) ReaderOutput(_ context.Context, door string, req control.ReaderOutputRequest) error {
+	d.call(fmt.Sprintf("output %s %d %s %s", door, req.Output, req.Action, req.Pulse))
+	if req.Output != 0 {
+		return errors.New("the reader has 1 outputs")
+	}
+	return nil
+}
+
 // Card answers an inspect at front in two steps; back has no reader; a
 // wait of 1ms never sees a card.
 func (d *fakeDaemon) Card(ctx context.Context, door string, req control.CardRequest, progress func(string)) (control.CardReport, error) {
@@ -323,4 +342,45 @@ func TestCardOperations(t *testing.T) {
 		assert.ErrorContains(t, err, tt.want)
 	}
 	assert.Len(t, d.Calls(), 4, "refused requests never reach the daemon")
+}
+
+// TestReaderOperations: an address change streams its steps and its
+// outcome; an output request is checked (action, pulse) before the daemon
+// sees it, and the reader's refusal comes back as the error.
+func TestReaderOperations(t *testing.T) {
+	d := &fakeDaemon{}
+	c, _, _ := serve(t, d)
+	ctx := t.Context()
+
+	var steps []string
+	require.NoError(t, c.SetReaderAddress(ctx, "front", control.ReaderAddressRequest{Address: 3}, func(s string) { steps = append(steps, s) }))
+	assert.Equal(t, []string{"sent osdp_COMSET"}, steps)
+	assert.EqualError(t, c.SetReaderAddress(ctx, "back", control.ReaderAddressRequest{Address: 2, Baud: 9600}, func(string) {}), "address 2 on bus rs485-0 is taken")
+	assert.EqualError(t, c.SetReaderAddress(ctx, "cellar", control.ReaderAddressRequest{Address: 2}, func(string) {}), `no door "cellar" (doors: front, back)`)
+
+	for _, tc := range []struct {
+		name string
+		req  control.ReaderOutputRequest
+		err  string
+	}{
+		{"on", control.ReaderOutputRequest{Output: 0, Action: control.OutputOn}, ""},
+		{"pulse", control.ReaderOutputRequest{Output: 0, Action: control.OutputPulse, Pulse: "1.5s"}, ""},
+		{"no such output", control.ReaderOutputRequest{Output: 4, Action: control.OutputOff}, "the reader has 1 outputs"},
+		{"unknown action", control.ReaderOutputRequest{Output: 0, Action: "toggle"}, `output action "toggle": want on, off or pulse`},
+		{"pulse without a duration", control.ReaderOutputRequest{Output: 0, Action: control.OutputPulse}, `pulse "": want a positive Go duration like 500ms or 3s`},
+		{"a duration without pulse", control.ReaderOutputRequest{Output: 0, Action: control.OutputOn, Pulse: "1s"}, `pulse "1s" only goes with the pulse action`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := c.ReaderOutput(ctx, "front", tc.req)
+			if tc.err == "" {
+				assert.NoError(t, err)
+				return
+			}
+			assert.EqualError(t, err, tc.err)
+		})
+	}
+	assert.Equal(t, []string{
+		"address front 3 0", "address back 2 9600",
+		"output front 0 on ", "output front 0 pulse 1.5s", "output front 4 off ",
+	}, d.Calls(), "invalid requests never reach the daemon")
 }

@@ -35,6 +35,12 @@ type Daemon interface {
 	// key of its own, calling progress after each step; the daemon owns
 	// the bus, so the install runs in it.
 	InstallReader(ctx context.Context, door string, progress func(string)) error
+	// SetReaderAddress moves door's OSDP reader to another address and
+	// proves it answers there, calling progress after each step.
+	SetReaderAddress(ctx context.Context, door string, req ReaderAddressRequest, progress func(string)) error
+	// ReaderOutput drives one output of door's OSDP reader (validated: a
+	// known action, a valid pulse) and returns once the reader took it.
+	ReaderOutput(ctx context.Context, door string, req ReaderOutputRequest) error
 	// Card runs a card operation at door's reader (validated: a known
 	// door, a known op, a valid wait, a normalised tag number for issue),
 	// telling each step to progress; a failure is the error. ctx ends when
@@ -90,6 +96,8 @@ func Listen(path string, d Daemon) (*Server, error) {
 	mux.HandleFunc(doorRoute(actionOfficeMode), s.officeMode)
 	mux.HandleFunc(doorRoute(actionEnroll), s.enroll)
 	mux.HandleFunc(doorRoute(actionReaderInstall), s.installReader)
+	mux.HandleFunc(doorRoute(actionReaderAddress), s.readerAddress)
+	mux.HandleFunc(doorRoute(actionReaderOutput), s.readerOutput)
 	mux.HandleFunc(doorRoute(actionCard), s.card)
 	mux.HandleFunc("POST "+pathSync, s.syncNow)
 	mux.HandleFunc("GET "+pathEvents, s.events)
@@ -304,9 +312,44 @@ func (s *Server) installReader(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	streamSteps(w, func(progress func(string)) error { return s.d.InstallReader(r.Context(), door, progress) })
+}
+
+// readerAddress runs a reader's address change and streams its steps as
+// JSON lines, like an install.
+func (s *Server) readerAddress(w http.ResponseWriter, r *http.Request) {
+	door, ok := s.door(w, r)
+	var req ReaderAddressRequest
+	if !ok || !decodeBody(w, r, &req) {
+		return
+	}
+	streamSteps(w, func(progress func(string)) error { return s.d.SetReaderAddress(r.Context(), door, req, progress) })
+}
+
+// readerOutput drives a reader's output: 200 once the reader took it, 409
+// with the reason when it did not.
+func (s *Server) readerOutput(w http.ResponseWriter, r *http.Request) {
+	door, ok := s.door(w, r)
+	var req ReaderOutputRequest
+	if !ok || !decodeBody(w, r, &req) {
+		return
+	}
+	if _, err := req.PulseFor(); err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody{err.Error()})
+		return
+	}
+	if err := s.d.ReaderOutput(r.Context(), door, req); err != nil {
+		writeJSON(w, http.StatusConflict, errorBody{err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, req)
+}
+
+// streamSteps runs a reader operation, streaming its steps as InstallStep
+// JSON lines; the last line is Done, with the error if it failed.
+func streamSteps(w http.ResponseWriter, run func(progress func(string)) error) {
 	send := streamLines(w)
-	err := s.d.InstallReader(r.Context(), door, func(step string) { send(InstallStep{Step: step}) })
-	if err != nil {
+	if err := run(func(step string) { send(InstallStep{Step: step}) }); err != nil {
 		send(InstallStep{Done: true, Error: err.Error()})
 		return
 	}

@@ -17,6 +17,7 @@ import (
 	"context"
 	"encoding/binary"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -47,6 +48,9 @@ type Config struct {
 	Identity        osdp.Identity
 	ProcessDelay    time.Duration // 0: DefaultProcessDelay
 	NoMark          bool          // do not send the 0xFF mark byte
+	// Outputs is how many outputs (relays, open collectors) the reader
+	// has; its PDCAP lists them and osdp_OUT drives them.
+	Outputs int
 	// OnCommand, if set, sees every command the reader accepted (after
 	// decryption), from the goroutine driving the line.
 	OnCommand func(Command)
@@ -113,6 +117,16 @@ type PD struct {
 	perm, temp ledRecord
 	tempAt     time.Time
 	buzzUntil  time.Time // the buzzer sounds until then
+
+	outs []output
+}
+
+// output is one of the reader's outputs: its permanent state, and a timed
+// state that overrides it until an instant.
+type output struct {
+	perm      bool
+	timed     bool
+	timedTill time.Time
 }
 
 // ledRecord is one LED state of an osdp_LED record.
@@ -146,7 +160,8 @@ func NewPD(cfg Config) *PD {
 	}
 	return &PD{
 		cfg: cfg, addr: cfg.Addr, key: cfg.Key, install: cfg.Install, lastSeq: -1,
-		rnd: rand.New(rand.NewPCG(uint64(cfg.Addr)+1, 0x05D9)),
+		rnd:  rand.New(rand.NewPCG(uint64(cfg.Addr)+1, 0x05D9)),
+		outs: make([]output, cfg.Outputs),
 	}
 }
 
@@ -217,9 +232,13 @@ func WiegandBytes(raw uint64, bits int) []byte {
 	return out
 }
 
-// PresentText queues an osdp_FMT report.
-func (p *PD) PresentText(s string) {
-	p.queue(card{code: osdp.ReplyFMT, data: append([]byte{0, 0, byte(len(s))}, s...)})
+// PresentText queues an osdp_FMT report: characters read forward.
+func (p *PD) PresentText(s string) { p.PresentFormatted(s, false) }
+
+// PresentFormatted queues an osdp_FMT report: reader 0, the read direction
+// (reverse: 1), the character count and the characters.
+func (p *PD) PresentFormatted(s string, reverse bool) {
+	p.queue(card{code: osdp.ReplyFMT, data: append([]byte{0, b2b(reverse), byte(len(s))}, s...)})
 }
 
 // PressKeys queues keypad digits ('0'–'9', '*', '#'), sent as the spec
@@ -410,11 +429,17 @@ func (p *PD) process(f osdp.Frame, at time.Time) []byte {
 		if len(f.Data) == 0 || len(f.Data)%size != 0 {
 			return p.encode(osdp.Frame{Seq: f.Seq, Checksum: f.Checksum, Code: osdp.ReplyNAK, Data: []byte{byte(osdp.NAKLength)}}, sess)
 		}
+		for i := 0; f.Code == osdp.CmdOUT && i < len(f.Data); i += size {
+			if int(f.Data[i]) >= len(p.outs) || f.Data[i+1] > 6 {
+				// No such output (or control code): the whole command is refused.
+				return p.encode(osdp.Frame{Seq: f.Seq, Checksum: f.Checksum, Code: osdp.ReplyNAK, Data: []byte{byte(osdp.NAKRecord)}}, sess)
+			}
+		}
 		for i := 0; i < len(f.Data); i += size {
 			p.show(f.Code, f.Data[i:i+size], at)
 		}
 	case osdp.CmdCOMSET:
-		if len(f.Data) != 5 || f.Data[0] > osdp.MaxAddr {
+		if len(f.Data) != 5 || f.Data[0] > osdp.MaxAddr || !slices.Contains(osdp.Bauds, int(binary.LittleEndian.Uint32(f.Data[1:]))) {
 			return p.encode(osdp.Frame{Seq: f.Seq, Checksum: f.Checksum, Code: osdp.ReplyNAK, Data: []byte{byte(osdp.NAKRecord)}}, sess)
 		}
 		rep.Code, rep.Data = osdp.ReplyCOM, append([]byte(nil), f.Data...)
@@ -467,6 +492,20 @@ func (p *PD) show(code byte, r []byte, at time.Time) {
 		if r[9] == 1 {
 			p.perm = ledRecord{set: true, on: tick(r[10]), off: tick(r[11]), onColor: osdp.Color(r[12]), offColr: osdp.Color(r[13])}
 		}
+	case code == osdp.CmdOUT:
+		o := &p.outs[r[0]]
+		timer := time.Duration(int(r[2])|int(r[3])<<8) * 100 * time.Millisecond
+		if r[1] == 1 || r[1] == 2 { // abort a timed operation
+			o.timedTill = time.Time{}
+		}
+		switch r[1] {
+		case 1, 3:
+			o.perm = false
+		case 2, 4:
+			o.perm = true
+		case 5, 6:
+			o.timed, o.timedTill = r[1] == 5, at.Add(timer)
+		}
 	case code == osdp.CmdBUZ && r[0] == 0:
 		switch {
 		case r[1] == 1 || r[2] == 0: // off
@@ -490,6 +529,20 @@ func (p *PD) LED(at time.Time) LEDView {
 		r = p.temp
 	}
 	return LEDView{Color: r.onColor, Blinking: r.off > 0 && r.offColr != r.onColor}
+}
+
+// Output reports whether output n is on at simulated time at.
+func (p *PD) Output(n int, at time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n < 0 || n >= len(p.outs) {
+		return false
+	}
+	o := p.outs[n]
+	if at.Before(o.timedTill) {
+		return o.timed
+	}
+	return o.perm
 }
 
 // Buzzing reports whether the reader's buzzer sounds at simulated time at.
@@ -535,7 +588,7 @@ func (p *PD) pdcap() []byte {
 	if p.cfg.NoSecureChannel {
 		sc = 0
 	}
-	return []byte{
+	caps := []byte{
 		osdp.CapCardFormat, 1, 0,
 		osdp.CapLED, 1, 1,
 		osdp.CapAudible, 1, 1,
@@ -544,6 +597,11 @@ func (p *PD) pdcap() []byte {
 		osdp.CapRxBuffer, 0x00, 0x01, // 256 bytes
 		osdp.CapReaders, 0, 1,
 	}
+	if len(p.outs) > 0 {
+		// Compliance 2: on/off and timed operation.
+		caps = append(caps, osdp.CapOutputs, 2, byte(len(p.outs)))
+	}
+	return caps
 }
 
 // challenge answers CHLNG with CCRYPT.

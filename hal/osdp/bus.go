@@ -98,8 +98,9 @@ const (
 	// DefaultPollInterval is how often each reader is polled when the bus
 	// has time to spare: a card waits at most this long plus the bus time
 	// of one pass. Each poll costs about 0.1 ms of CPU (two wake-ups of the
-	// thread: the reply, the idle-line gap), so 8 readers take 1–2 % of a
-	// core (BenchmarkIdleCPU); a longer interval trades card latency for it.
+	// thread: the reply, the idle-line gap), so 8 readers take 1.4–2.7 % of
+	// a core on a 2-vCPU VM (BenchmarkIdleCPU, docs/hardware.md); a longer
+	// interval trades card latency for it.
 	DefaultPollInterval = 50 * time.Millisecond
 
 	busyRetry  = 50 * time.Millisecond // wait after osdp_BUSY

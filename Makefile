@@ -32,6 +32,10 @@ demo: build ## the demo: the agent on its embedded defaults (demo coworking site
 test: toolcheck ## run all tests (race detector on)
 	$(GO) test -tags '$(TAGS)' -race -count=1 -timeout 20m ./...
 
+.PHONY: test-daemon-race
+test-daemon-race: toolcheck ## the end-to-end tests with the portier they start built with the race detector too (~6 min)
+	PORTIER_E2E_RACE=1 $(GO) test -tags '$(TAGS)' -race -count=1 -timeout 30m ./cmd/portier/
+
 .PHONY: bench
 bench: toolcheck ## run the benchmarks and print the figures the issues ask for (name=value)
 	@set -o pipefail; $(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchtime=1x -timeout 30m ./... | tee bench.out | \

@@ -15,6 +15,7 @@ const (
 	EnrolExpired  EnrolOutcome = "expired"  // no card within the enrolment timeout
 	EnrolReplaced EnrolOutcome = "replaced" // a newer enrolment command took over
 	EnrolStopped  EnrolOutcome = "stopped"  // the controller stopped
+	EnrolCanceled EnrolOutcome = "canceled" // whoever armed it stopped waiting (CancelEnrolment)
 )
 
 // EnrolResult is the outcome of an armed enrolment. TagNumber is in full
@@ -111,6 +112,18 @@ func (c *Controller) enrolmentExpired(ctx context.Context) {
 	}
 	c.emit(ctx, arm.cmd.stamp(Event{Type: EventEnrolmentExpired, Detail: arm.cmd.detail(fmt.Sprintf("no card within %s", c.cfg.EnrolTimeout))}))
 	c.finishEnrolment(EnrolResult{Outcome: EnrolExpired, TagNumber: arm.tag})
+}
+
+// cancelEnrolment ends the arm cmd.ID made; another command's arm stays.
+// The end is recorded as enrolment_expired: no card was stored.
+func (c *Controller) cancelEnrolment(ctx context.Context, cmd CancelEnrolment) CommandResult {
+	arm := c.enrol
+	if arm == nil || arm.cmd.ID != cmd.ID {
+		return accepted("no enrolment of this command is armed")
+	}
+	c.emit(ctx, arm.cmd.stamp(Event{Type: EventEnrolmentExpired, Detail: arm.cmd.detail("canceled before a card was tapped: whoever armed it stopped waiting")}))
+	c.finishEnrolment(EnrolResult{Outcome: EnrolCanceled, TagNumber: arm.tag})
+	return accepted("enrolment canceled")
 }
 
 // finishEnrolment delivers the one result of the armed enrolment and disarms.

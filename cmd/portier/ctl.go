@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -177,8 +178,7 @@ func cmdUnlock(ctx context.Context, e *env, args []string) int {
 		return code
 	}
 	if *dur < 0 {
-		s.fs.Usage()
-		return exitUsage
+		return argsError(e, s.fs, "--duration %s: want a positive duration such as 30s or 10m", *dur)
 	}
 	if code, ok := s.open(ctx); !ok {
 		return code
@@ -213,8 +213,7 @@ func cmdSwitch(name, what string, send switchCommand, withUntil bool) func(ctx c
 			return code
 		}
 		if s.fs.Arg(1) != "on" && s.fs.Arg(1) != "off" {
-			s.fs.Usage()
-			return exitUsage
+			return argsError(e, s.fs, "%q: want on or off", s.fs.Arg(1))
 		}
 		if code, ok := s.open(ctx); !ok {
 			return code
@@ -246,8 +245,7 @@ func cmdEnroll(ctx context.Context, e *env, args []string) int {
 		return code
 	}
 	if *tag == "" {
-		s.fs.Usage()
-		return exitUsage
+		return argsError(e, s.fs, "--tag-number is required: the Salto tag number the next card tapped becomes")
 	}
 	if code, ok := s.open(ctx); !ok {
 		return code
@@ -262,7 +260,12 @@ func cmdEnroll(ctx context.Context, e *env, args []string) int {
 	ctx, cancel := context.WithTimeout(ctx, *wait)
 	defer cancel()
 	res, err := s.control().Enroll(ctx, s.fs.Arg(0), control.EnrollRequest{TagNumber: *tag})
-	if err != nil {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return fail(e, exitFailed, "no card was tapped at door %s within %s: the enrolment is canceled, nothing was stored (--timeout waits longer)", s.fs.Arg(0), *wait)
+	case errors.Is(err, context.Canceled):
+		return fail(e, exitFailed, "interrupted: the enrolment at door %s is canceled, nothing was stored", s.fs.Arg(0))
+	case err != nil:
 		return fail(e, exitFailed, "%v", err)
 	}
 	if *s.asJSON {

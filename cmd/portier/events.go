@@ -26,8 +26,7 @@ func cmdEvents(ctx context.Context, e *env, args []string) int {
 		return code
 	}
 	if *limit < 0 || *count < 0 || *poll < control.EventsPollMin {
-		flags.Usage()
-		return exitUsage
+		return argsError(e, flags, "--limit and --count must not be negative, --poll at least %s", control.EventsPollMin)
 	}
 	if code, ok := s.open(ctx); !ok {
 		return code

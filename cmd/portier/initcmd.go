@@ -84,12 +84,11 @@ func cmdInit(ctx context.Context, e *env, args []string) int {
 	fs.StringVar(&a.mqttUsername, "mqtt-username", "", "MQTT `user`; the password comes from $"+envMQTTPassword+" or a prompt")
 	fs.StringVar(&a.mqttSiteID, "mqtt-site-id", "", "site `id` in the MQTT topics (default: the Salto KS site id)")
 	fs.StringVar(&a.username, "salto-username", "", "the gateway's dedicated Salto KS `user`; the password comes from $"+envSaltoPassword+" or a prompt, the client secret from $"+envSaltoClientSecret+" or a prompt")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseFlags(e, fs, args); !ok {
 		return code
 	}
 	if fs.NArg() > 0 {
-		fs.Usage()
-		return exitUsage
+		return wrongArgs(e, fs, 0)
 	}
 	given := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })

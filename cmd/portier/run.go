@@ -33,12 +33,11 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	fs := newFlags(e, "run", "[--config FILE] [--sim-input FILE|-]")
 	cfgPath := fs.String("config", "", "config file (default: the embedded demo config on a simulated board)")
 	simInput := fs.String("sim-input", "", "with driver sim: read sim commands (tap, keys, open, exit, status, quit, …) from FILE (the agent keeps running after it), or - for standard input (its end stops the agent)")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseFlags(e, fs, args); !ok {
 		return code
 	}
 	if fs.NArg() != 0 {
-		fs.Usage()
-		return exitUsage
+		return wrongArgs(e, fs, 0)
 	}
 	// The same checks as check-config. A config that does not load says
 	// nothing about the outputs, so nothing is touched; otherwise the

@@ -1,0 +1,74 @@
+package main_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/portier-io/portier/agent"
+)
+
+// internalText is what an operator must never read: Go's and the HTTP
+// library's words for what went wrong inside.
+var internalText = []string{"goroutine ", "panic:", "context deadline exceeded", "context canceled", `Post "http://portier`, `Get "http://portier`}
+
+// TestFirstUseMistakes runs the mistakes a new user makes at the command
+// line: each says what is wrong and what to do, exits non-zero, and shows
+// no internal error text. Asked-for help goes to standard output.
+func TestFirstUseMistakes(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantOut  string // in standard output
+		wantErr  string // in standard error
+	}{
+		{name: "help for a command", args: []string{"help", "run"}, wantCode: 0, wantOut: "Usage: portier run"},
+		{name: "help for an operation", args: []string{"help", "card", "issue"}, wantCode: 0, wantOut: "Usage: portier card issue"},
+		{name: "-h is on standard output", args: []string{"check", "-h"}, wantCode: 0, wantOut: "Usage: portier check"},
+		{name: "--help of a control command", args: []string{"unlock", "--help"}, wantCode: 0, wantOut: "Usage: portier unlock"},
+		{name: "card -h", args: []string{"card", "-h"}, wantCode: 0, wantOut: "Usage: portier card issue|inspect|rekey"},
+		{name: "access-code --help", args: []string{"access-code", "--help"}, wantCode: 0, wantOut: "Usage: portier access-code"},
+		{name: "help for an unknown command", args: []string{"help", "bogus"}, wantCode: 2, wantErr: `unknown command "bogus"`},
+		{name: "no command", args: nil, wantCode: 2, wantErr: "Usage: portier <command>"},
+		{name: "config file without --config", args: []string{"check-config", "/etc/portier/portier.yml"}, wantCode: 2,
+			wantErr: `unexpected argument "/etc/portier/portier.yml": give a config file with --config /etc/portier/portier.yml`},
+		{name: "lockdown neither on nor off", args: []string{"lockdown", "front", "maybe"}, wantCode: 2, wantErr: `portier lockdown: "maybe": want on or off`},
+		{name: "unlock without a door", args: []string{"unlock"}, wantCode: 2, wantErr: "portier unlock: missing argument"},
+		{name: "stray argument", args: []string{"run", "now"}, wantCode: 2, wantErr: `portier run: unexpected argument "now"`},
+		{name: "enroll without a tag number", args: []string{"enroll", "front"}, wantCode: 2, wantErr: "--tag-number is required"},
+		{name: "check without a door", args: []string{"check", "--tag", "1"}, wantCode: 2, wantErr: "--door is required"},
+		{name: "unknown card operation", args: []string{"card", "isue", "lab"}, wantCode: 2, wantErr: `portier card: unknown operation "isue"`},
+		{name: "unknown access-code operation", args: []string{"access-code", "show"}, wantCode: 2, wantErr: `portier access-code: unknown operation "show"`},
+		{name: "status without --config names the service's config", args: []string{"status"}, wantCode: 3,
+			wantErr: "for the installed service add --config /etc/portier/portier.yaml"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errOut, code := runPortier(t, nil, tt.args...)
+			assert.Equal(t, tt.wantCode, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+			assert.Contains(t, out, tt.wantOut)
+			assert.Contains(t, errOut, tt.wantErr)
+			for _, bad := range internalText {
+				assert.NotContains(t, out+errOut, bad)
+			}
+		})
+	}
+}
+
+// TestEnrollGivenUpIsCanceled: an operator who stops waiting for the tap
+// (--timeout, Ctrl-C) must not leave the door armed, or the next card
+// tapped there becomes that tag number behind their back.
+func TestEnrollGivenUpIsCanceled(t *testing.T) {
+	g := newGateway(t, "2s")
+	g.start()
+	g.follow()
+	_, errOut, code := runPortier(t, g.env, "enroll", "front", "--config", g.cfg, "--tag-number", "02301299", "--timeout", "2s")
+	assert.Equal(t, 3, code, errOut)
+	assert.Contains(t, errOut, "no card was tapped at door front within 2s: the enrolment is canceled, nothing was stored")
+	for _, bad := range internalText {
+		assert.NotContains(t, errOut, bad)
+	}
+	e := g.waitEvent(agent.EventEnrolmentExpired)
+	assert.Contains(t, e.Detail, "canceled before a card was tapped")
+}

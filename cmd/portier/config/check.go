@@ -197,10 +197,12 @@ func decode(raw []byte, name string, strict bool) (*Config, error) {
 	var te *yaml.TypeError
 	switch {
 	case err == nil:
+		cfg.raw = raw
 		return &cfg, nil
 	case strict:
 		return nil, configError(name, raw, err)
 	case errors.As(err, &te):
+		cfg.raw = raw
 		return &cfg, nil
 	}
 	return nil, err

@@ -76,6 +76,7 @@ type Config struct {
 	Cards         CardsConfig  `yaml:"cards"`
 
 	path string // file the config came from, "" for the embedded default
+	raw  []byte // its text, for messages that quote a line
 }
 
 // SaltoConfig (the salto: section) is in salto.go, MQTTConfig (mqtt:) in
@@ -235,7 +236,7 @@ func configError(name string, raw []byte, err error) error {
 	if errors.As(err, &te) {
 		msgs := make([]string, len(te.Errors))
 		for i, m := range te.Errors {
-			msgs[i] = name + ": " + hint(m)
+			msgs[i] = name + ": " + typeHint(hint(m), raw)
 		}
 		return errors.New(strings.Join(msgs, "\n"))
 	}
@@ -290,7 +291,7 @@ func (c *Config) validate(name string) []string {
 		var te *yaml.TypeError
 		if errors.As(d.decodeErr, &te) {
 			for _, m := range te.Errors {
-				errs = append(errs, name+": "+hint(m))
+				errs = append(errs, name+": "+typeHint(hint(m), c.raw))
 			}
 		}
 	}

@@ -112,7 +112,7 @@ func Check(path string, getenv func(string) string) Report {
 	if path != "" {
 		var err error
 		if raw, err = os.ReadFile(path); err != nil {
-			r.Problems = append(r.Problems, fmt.Sprintf("%s: %v", path, unwrapPath(err)))
+			r.Problems = append(r.Problems, readError(path, err).Error())
 			return r
 		}
 		name = path

@@ -1,11 +1,16 @@
 package main_test
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/portier-io/portier/agent"
+	"github.com/portier-io/portier/cloud/saltoks/saltokstest"
 )
 
 // internalText is what an operator must never read: Go's and the HTTP
@@ -71,4 +76,34 @@ func TestEnrollGivenUpIsCanceled(t *testing.T) {
 	}
 	e := g.waitEvent(agent.EventEnrolmentExpired)
 	assert.Contains(t, e.Detail, "canceled before a card was tapped")
+}
+
+// TestSyncSaysWhatCheckConfigSays: a missing or too open secret file stops
+// `portier sync` with check-config's words (and its fix), not Go's "stat …".
+func TestSyncSaysWhatCheckConfigSays(t *testing.T) {
+	fake := startFake(t, saltokstest.SiteShape{Users: 1, Groups: 1, Locks: 1}, saltokstest.Options{})
+	tests := []struct {
+		name  string
+		spoil func(s saltoSetup)
+		want  string
+	}{
+		{"missing password file", func(s saltoSetup) { require.NoError(t, os.Remove(filepath.Join(s.dir, "salto.password"))) },
+			"salto.password_file: %s/salto.password: no such file or directory"},
+		{"password readable by others", func(s saltoSetup) { require.NoError(t, os.Chmod(filepath.Join(s.dir, "salto.password"), 0o644)) },
+			"salto.password_file: %[1]s/salto.password is readable by other users (mode 0644): run `chmod 600 %[1]s/salto.password`"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := writeSaltoConfig(t, fake, 0o600, []string{saltokstest.LockID(0)}, "")
+			tt.spoil(s)
+			want := fmt.Sprintf(tt.want, s.dir)
+			_, checkErr, code := runPortier(t, nil, "check-config", "--config", s.config)
+			require.Equal(t, 2, code)
+			assert.Contains(t, checkErr, want)
+			_, errOut, code := runPortier(t, nil, "sync", "--config", s.config)
+			assert.Equal(t, 2, code)
+			assert.Contains(t, errOut, want)
+			assert.NotContains(t, errOut, "stat ")
+		})
+	}
 }

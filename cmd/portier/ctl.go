@@ -172,7 +172,7 @@ func printCommandResult(e *env, what string, res agent.CommandResult, asJSON boo
 
 func cmdUnlock(ctx context.Context, e *env, args []string) int {
 	s := newSession(e, "unlock", "DOOR [--duration D] [--override]", needControl)
-	dur := s.fs.Duration("duration", 0, "hold the door unlocked this long (default: one access-time pulse that relocks when the door closes)")
+	dur := s.fs.Duration("duration", 0, "hold the door unlocked this long, e.g. 30s or 10m (default: one access-time pulse that relocks when the door closes)")
 	override := s.fs.Bool("override", false, "unlock even in lockdown")
 	if code, ok := s.parse(args, 1); !ok {
 		return code
@@ -223,7 +223,7 @@ func cmdSwitch(name, what string, send switchCommand, withUntil bool) func(ctx c
 		if until != nil && *until != "" {
 			t, err := time.Parse(time.RFC3339, *until)
 			if err != nil {
-				return fail(e, exitUsage, "--until: %v", err)
+				return fail(e, exitUsage, "--until %q: want an RFC 3339 time with its zone, e.g. %s", *until, e.now().Add(time.Hour).Truncate(time.Hour).Format(time.RFC3339))
 			}
 			req.Until = t
 		}

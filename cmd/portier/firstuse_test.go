@@ -47,6 +47,10 @@ func TestFirstUseMistakes(t *testing.T) {
 		{name: "unknown access-code operation", args: []string{"access-code", "show"}, wantCode: 2, wantErr: `portier access-code: unknown operation "show"`},
 		{name: "status without --config names the service's config", args: []string{"status"}, wantCode: 3,
 			wantErr: "for the installed service add --config /etc/portier/portier.yaml"},
+		{name: "events without --config names the service's config", args: []string{"events"}, wantCode: 2,
+			wantErr: "nothing has been recorded; without --config this is the embedded demo config's: for the installed service add --config /etc/portier/portier.yaml"},
+		{name: "office mode until a word", args: []string{"office-mode", "front", "on", "--until", "tomorrow"}, wantCode: 2,
+			wantErr: `--until "tomorrow": want an RFC 3339 time with its zone, e.g. 20`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -111,3 +111,13 @@ func TestSyncSaysWhatCheckConfigSays(t *testing.T) {
 		})
 	}
 }
+
+// TestSimInputPointsAtTheCardCommand: make demo's issue and inspect typed at
+// `portier run --sim-input -` say which command to run instead (the README
+// sends newcomers from one to the other).
+func TestSimInputPointsAtTheCardCommand(t *testing.T) {
+	out, errOut, code := runPortierIn(t, nil, "issue lab 02301234\ninspect lab\nquit\n", "run", "--sim-input", "-")
+	assert.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "issue is an operator's command here: run `portier card issue lab --tag-number 02301234` in a second terminal, then present the card (card lab blank)")
+	assert.Contains(t, out, "run `portier card inspect lab` in a second terminal")
+}

@@ -484,7 +484,8 @@ func (d *daemon) notify(states ...string) {
 
 // simInputHelp is what portier run adds to the sim board's commands.
 const simInputHelp = `  status                         the agent's status (as portier status prints it)
-  quit                           stop the agent (so does the end of typed input, Ctrl-D)`
+  quit                           stop the agent (so does the end of typed input, Ctrl-D)
+  (make demo's issue and inspect are portier card issue|inspect in a second terminal)`
 
 // runSimInput reads sim commands (a script or a person typing) and runs them
 // on the simulated board, with status and quit besides the board's own. It
@@ -514,6 +515,20 @@ func (d *daemon) runSimInput(ctx context.Context) (string, error) {
 				return true, fmt.Errorf("%w: usage: quit", sim.ErrUsage)
 			}
 			return true, sim.ErrStop
+		case "issue", "inspect":
+			// make demo's shortcuts: here they are the operator's own command.
+			door, tag := "DOOR", "N"
+			if len(args) > 0 {
+				door = args[0]
+			}
+			if len(args) > 1 {
+				tag = args[1]
+			}
+			example := "portier card " + cmd + " " + door
+			if cmd == "issue" {
+				example += " --tag-number " + tag
+			}
+			return true, fmt.Errorf("%w: %s is an operator's command here: run `%s` in a second terminal, then present the card (card %s blank)", sim.ErrUsage, cmd, example, door)
 		case "help":
 			if err := d.sim.Exec(ctx, "help", w); err != nil {
 				return true, err

@@ -12,10 +12,9 @@ type EnrolOutcome string
 const (
 	EnrolEnrolled EnrolOutcome = "enrolled" // the card was stored
 	EnrolFailed   EnrolOutcome = "failed"   // the tap was not a UID/Wiegand card, or the store failed (Err)
-	EnrolExpired  EnrolOutcome = "expired"  // no card within the enrolment timeout
+	EnrolExpired  EnrolOutcome = "expired"  // no card within the enrolment timeout, or CancelEnrolment
 	EnrolReplaced EnrolOutcome = "replaced" // a newer enrolment command took over
 	EnrolStopped  EnrolOutcome = "stopped"  // the controller stopped
-	EnrolCanceled EnrolOutcome = "canceled" // whoever armed it stopped waiting (CancelEnrolment)
 )
 
 // EnrolResult is the outcome of an armed enrolment. TagNumber is in full
@@ -115,14 +114,15 @@ func (c *Controller) enrolmentExpired(ctx context.Context) {
 }
 
 // cancelEnrolment ends the arm cmd.ID made; another command's arm stays.
-// The end is recorded as enrolment_expired: no card was stored.
+// It ends as an expiry does (enrolment_expired, EnrolExpired: no card was
+// stored), so the MQTT contract's closed lists stay as they are.
 func (c *Controller) cancelEnrolment(ctx context.Context, cmd CancelEnrolment) CommandResult {
 	arm := c.enrol
 	if arm == nil || arm.cmd.ID != cmd.ID {
 		return accepted("no enrolment of this command is armed")
 	}
 	c.emit(ctx, arm.cmd.stamp(Event{Type: EventEnrolmentExpired, Detail: arm.cmd.detail("canceled before a card was tapped: whoever armed it stopped waiting")}))
-	c.finishEnrolment(EnrolResult{Outcome: EnrolCanceled, TagNumber: arm.tag})
+	c.finishEnrolment(EnrolResult{Outcome: EnrolExpired, TagNumber: arm.tag})
 	return accepted("enrolment canceled")
 }
 

@@ -83,7 +83,7 @@ func TestEnrolmentCanceledByWhoArmedIt(t *testing.T) {
 		wantArmed  bool
 		wantResult agent.EnrolOutcome
 	}{
-		{name: "the arming command cancels", cancelID: "e-1", wantArmed: false, wantResult: agent.EnrolCanceled},
+		{name: "the arming command cancels", cancelID: "e-1", wantArmed: false, wantResult: agent.EnrolExpired},
 		{name: "another command's cancel leaves it armed", cancelID: "e-2", wantArmed: true},
 	}
 	for _, tt := range tests {

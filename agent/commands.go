@@ -62,6 +62,14 @@ type EnrolCommand struct {
 	TagNumber string
 }
 
+// CancelEnrolment ends the enrolment armed by the EnrolCommand with the same
+// ID, when whoever armed it stopped waiting (portier enroll ended by Ctrl-C
+// or its timeout): the next card tapped must not be stored under a tag
+// number nobody watches for.
+type CancelEnrolment struct {
+	Command
+}
+
 // CommandReason says why a command was or was not carried out.
 type CommandReason string
 
@@ -105,6 +113,12 @@ func (c *Controller) ArmEnrolment(ctx context.Context, cmd EnrolCommand) (Comman
 	return r.res, r.enrol, err
 }
 
+// CancelEnrolment ends the enrolment cmd.ID armed, if it is still armed.
+func (c *Controller) CancelEnrolment(ctx context.Context, cmd CancelEnrolment) (CommandResult, error) {
+	r, err := c.command(ctx, cmd)
+	return r.res, err
+}
+
 // command hands cmd to the loop and waits for its answer. The error is only
 // about delivery (ctx ended, controller stopped); a refusal is a result.
 func (c *Controller) command(ctx context.Context, cmd any) (commandReply, error) {
@@ -132,6 +146,8 @@ func (c *Controller) onCommand(ctx context.Context, cmd any) commandReply {
 		return commandReply{res: c.setOfficeMode(ctx, cmd)}
 	case EnrolCommand:
 		return c.armEnrolment(ctx, cmd)
+	case CancelEnrolment:
+		return commandReply{res: c.cancelEnrolment(ctx, cmd)}
 	}
 	return commandReply{res: CommandResult{Reason: CommandInvalid, Detail: fmt.Sprintf("unknown command %T", cmd)}}
 }

@@ -122,6 +122,15 @@ func (d *Doors) ArmEnrolment(ctx context.Context, door string, cmd EnrolCommand)
 	return c.ArmEnrolment(ctx, cmd)
 }
 
+// CancelEnrolment ends the enrolment cmd.ID armed at door, if it still is.
+func (d *Doors) CancelEnrolment(ctx context.Context, door string, cmd CancelEnrolment) (CommandResult, error) {
+	c, err := d.Get(door)
+	if err != nil {
+		return CommandResult{}, err
+	}
+	return c.CancelEnrolment(ctx, cmd)
+}
+
 // Run runs every door until ctx ends or one of them fails, which stops the
 // others: a gateway does not go on with a door it cannot operate safely. It
 // returns once every controller has returned (every relay is off), with the

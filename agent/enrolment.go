@@ -12,7 +12,7 @@ type EnrolOutcome string
 const (
 	EnrolEnrolled EnrolOutcome = "enrolled" // the card was stored
 	EnrolFailed   EnrolOutcome = "failed"   // the tap was not a UID/Wiegand card, or the store failed (Err)
-	EnrolExpired  EnrolOutcome = "expired"  // no card within the enrolment timeout
+	EnrolExpired  EnrolOutcome = "expired"  // no card within the enrolment timeout, or CancelEnrolment
 	EnrolReplaced EnrolOutcome = "replaced" // a newer enrolment command took over
 	EnrolStopped  EnrolOutcome = "stopped"  // the controller stopped
 )
@@ -111,6 +111,19 @@ func (c *Controller) enrolmentExpired(ctx context.Context) {
 	}
 	c.emit(ctx, arm.cmd.stamp(Event{Type: EventEnrolmentExpired, Detail: arm.cmd.detail(fmt.Sprintf("no card within %s", c.cfg.EnrolTimeout))}))
 	c.finishEnrolment(EnrolResult{Outcome: EnrolExpired, TagNumber: arm.tag})
+}
+
+// cancelEnrolment ends the arm cmd.ID made; another command's arm stays.
+// It ends as an expiry does (enrolment_expired, EnrolExpired: no card was
+// stored), so the MQTT contract's closed lists stay as they are.
+func (c *Controller) cancelEnrolment(ctx context.Context, cmd CancelEnrolment) CommandResult {
+	arm := c.enrol
+	if arm == nil || arm.cmd.ID != cmd.ID {
+		return accepted("no enrolment of this command is armed")
+	}
+	c.emit(ctx, arm.cmd.stamp(Event{Type: EventEnrolmentExpired, Detail: arm.cmd.detail("canceled before a card was tapped: whoever armed it stopped waiting")}))
+	c.finishEnrolment(EnrolResult{Outcome: EnrolExpired, TagNumber: arm.tag})
+	return accepted("enrolment canceled")
 }
 
 // finishEnrolment delivers the one result of the armed enrolment and disarms.

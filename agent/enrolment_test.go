@@ -76,6 +76,38 @@ func TestEnrolmentExpires(t *testing.T) {
 	assert.Empty(t, r.store.stored)
 }
 
+func TestEnrolmentCanceledByWhoArmedIt(t *testing.T) {
+	tests := []struct {
+		name       string
+		cancelID   string
+		wantArmed  bool
+		wantResult agent.EnrolOutcome
+	}{
+		{name: "the arming command cancels", cancelID: "e-1", wantArmed: false, wantResult: agent.EnrolExpired},
+		{name: "another command's cancel leaves it armed", cancelID: "e-2", wantArmed: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, agent.ModeCard).start()
+			_, ch := arm(t, r, "2")
+			res, err := r.ctl.CancelEnrolment(context.Background(), agent.CancelEnrolment{Command: cmd(tt.cancelID)})
+			require.NoError(t, err)
+			r.flush()
+			assert.True(t, res.Accepted)
+			assert.Equal(t, tt.wantArmed, r.ctl.Status().EnrolmentArmed)
+			if tt.wantArmed {
+				assert.Zero(t, r.count(agent.EventEnrolmentExpired))
+				return
+			}
+			got := <-ch
+			assert.Equal(t, tt.wantResult, got.Outcome)
+			assert.Contains(t, r.last(agent.EventEnrolmentExpired).Detail, "canceled")
+			r.present(agent.CardUID([]byte{0x04, 0x11, 0x22, 0x33}))
+			assert.Empty(t, r.store.stored, "the next tap is not enrolled")
+		})
+	}
+}
+
 func TestEnrolmentRefusalsAndFailures(t *testing.T) {
 	t.Run("invalid tag number", func(t *testing.T) {
 		r := newRig(t, agent.ModeCard).start()

@@ -7,10 +7,10 @@ import (
 
 // Site is one Salto KS site. Schedules are evaluated in its time zone.
 type Site struct {
-	ID       string // Salto site UUID
-	UID      string // human site id, e.g. "DE0000000000"
-	Name     string // Salto customer_reference
-	TimeZone string // IANA zone name, e.g. "Europe/Berlin"
+	ID       string `json:"id"`            // Salto site UUID
+	UID      string `json:"uid,omitempty"` // human site id, e.g. "DE0000000000"
+	Name     string `json:"name"`          // Salto customer_reference
+	TimeZone string `json:"time_zone"`     // IANA zone name, e.g. "Europe/Berlin"
 }
 
 // Location loads the site's time zone. An empty zone is an error: evaluating a

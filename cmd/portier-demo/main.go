@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -387,38 +388,38 @@ type tourStep struct {
 	pause  time.Duration // a person's pace before acting (a look: after it)
 	sim    string
 	door   string
-	expect agent.EventType
-	card   []string // an operator's `portier card` command, started first
+	expect []agent.EventType // every event the step causes, so none lands under the next step
+	card   []string          // an operator's `portier card` command, started first
 }
 
 func (d *daemon) tour(ctx context.Context, out io.Writer, p *panel, bin, cfg string, env []string) error {
 	steps := []tourStep{
-		{"Ada taps her card (a DESFire EV2) at the front door", 0, "card front ada", "front", agent.EventRelayOn, nil},
-		{"…and the strike relocks after the access time", 0, "", "front", agent.EventRelayOff, nil},
-		{"Ada types her PIN at the front keypad", 0, "keys front 482915#", "front", agent.EventAccessGranted, nil},
-		{"Mallory (blocked in Salto KS) taps her card", 0, "tap front 04:66:77:88", "front", agent.EventAccessDenied, nil},
-		{"Someone types a PIN nobody has", 0, "keys front 111111#", "front", agent.EventAccessDenied, nil},
-		{"The studio wants card and PIN: Ada presents her fob to its OSDP reader (encrypted, supervised)…", 0, "osdp studio card H10301 12 1001", "studio", agent.EventAwaitingPIN, nil},
-		{"…the reader blinks amber for her PIN", 500 * time.Millisecond, "show studio", "", "", nil},
-		{"…and she types it on the reader's keypad", 0, "osdp studio keys 482915#", "studio", agent.EventAccessGranted, nil},
-		{"…the reader's LED turns green", 500 * time.Millisecond, "show studio", "", "", nil},
-		{"The front door relocks", 0, "", "front", agent.EventRelayOff, nil},
-		{"A little later, the front door is pushed open without a grant", 2 * time.Second, "open front", "front", agent.EventForcedOpen, nil},
-		{"…and closed again", 0, "close front", "front", agent.EventDoorClosed, nil},
-		{"Someone inside presses the exit button", 0, "exit front", "front", agent.EventExitPressed, nil},
-		{"Someone cuts the studio reader's cable: the gateway notices within OSDP's 8 s", 0, "osdp studio unplug", "studio", agent.EventReaderOffline, nil},
-		{"…and it is plugged back in: the secure channel is set up again", 0, "osdp studio plug", "studio", agent.EventReaderOnline, nil},
-		{"Someone presents Ada's UID copied onto a \"magic\" MIFARE Classic: it answers unlike her card", 0, "card front ada-copy", "front", agent.EventCardAlarm, nil},
-		{"The lab opens only for a DESFire card that proves the site's key: Ada's does", 0, "card lab ada", "lab", agent.EventAccessGranted, nil},
-		{"…the copy proves nothing there", 0, "card lab ada-copy", "lab", agent.EventAccessDenied, nil},
-		{"Ada lost her card: an admin issues a blank one as its replacement at the lab's reader", 0, "card lab blank", "lab", agent.EventCardIssued,
+		{"Ada taps her card (a DESFire EV2) at the front door", 0, "card front ada", "front", []agent.EventType{agent.EventRelayOn, agent.EventCardLearned}, nil},
+		{"…and the strike relocks after the access time", 0, "", "front", []agent.EventType{agent.EventRelayOff}, nil},
+		{"Ada types her PIN at the front keypad", 0, "keys front 482915#", "front", []agent.EventType{agent.EventAccessGranted, agent.EventRelayOn}, nil},
+		{"Mallory (blocked in Salto KS) taps her card", 0, "tap front 04:66:77:88", "front", []agent.EventType{agent.EventAccessDenied, agent.EventCardLearned}, nil},
+		{"Someone types a PIN nobody has", 0, "keys front 111111#", "front", []agent.EventType{agent.EventAccessDenied}, nil},
+		{"The studio wants card and PIN: Ada presents her fob to its OSDP reader (encrypted, supervised)…", 0, "osdp studio card H10301 12 1001", "studio", []agent.EventType{agent.EventAwaitingPIN}, nil},
+		{"…the reader blinks amber for her PIN", 500 * time.Millisecond, "show studio", "", nil, nil},
+		{"…and she types it on the reader's keypad", 0, "osdp studio keys 482915#", "studio", []agent.EventType{agent.EventAccessGranted, agent.EventRelayOn}, nil},
+		{"…the reader's LED turns green", 500 * time.Millisecond, "show studio", "", nil, nil},
+		{"The front door relocks", 0, "", "front", []agent.EventType{agent.EventRelayOff}, nil},
+		{"A little later, the front door is pushed open without a grant", 2 * time.Second, "open front", "front", []agent.EventType{agent.EventDoorOpened, agent.EventForcedOpen}, nil},
+		{"…and closed again", 0, "close front", "front", []agent.EventType{agent.EventDoorClosed, agent.EventForcedOpenCleared}, nil},
+		{"Someone inside presses the exit button", 0, "exit front", "front", []agent.EventType{agent.EventExitPressed, agent.EventRelayOn}, nil},
+		{"Someone cuts the studio reader's cable: the gateway notices within OSDP's 8 s", 0, "osdp studio unplug", "studio", []agent.EventType{agent.EventReaderOffline}, nil},
+		{"…and it is plugged back in: the secure channel is set up again", 0, "osdp studio plug", "studio", []agent.EventType{agent.EventReaderOnline}, nil},
+		{"Someone presents Ada's UID copied onto a \"magic\" MIFARE Classic: it answers unlike her card", 0, "card front ada-copy", "front", []agent.EventType{agent.EventAccessDenied, agent.EventCardAlarm}, nil},
+		{"The lab opens only for a DESFire card that proves the site's key: Ada's does", 0, "card lab ada", "lab", []agent.EventType{agent.EventAccessGranted, agent.EventRelayOn, agent.EventCardLearned}, nil},
+		{"…the copy proves nothing there", 0, "card lab ada-copy", "lab", []agent.EventType{agent.EventAccessDenied}, nil},
+		{"Ada lost her card: an admin issues a blank one as its replacement at the lab's reader", 0, "card lab blank", "lab", []agent.EventType{agent.EventCardIssued},
 			[]string{"issue", "lab", "02301234"}},
-		{"The new card opens the lab", 0, "card lab blank", "lab", agent.EventAccessGranted, nil},
-		{"…and the lost one no longer does", 0, "card lab ada", "lab", agent.EventAccessDenied, nil},
+		{"The new card opens the lab", 0, "card lab blank", "lab", []agent.EventType{agent.EventAccessGranted}, nil},
+		{"…and the lost one no longer does", 0, "card lab ada", "lab", []agent.EventType{agent.EventAccessDenied}, nil},
 	}
 	for _, s := range steps {
 		fmt.Fprintf(out, "\n▶ %s\n", s.say)
-		if s.expect != "" {
+		if s.expect != nil {
 			time.Sleep(s.pause)
 		}
 		if s.card != nil {
@@ -441,7 +442,7 @@ func (d *daemon) tour(ctx context.Context, out io.Writer, p *panel, bin, cfg str
 				return err
 			}
 		}
-		if s.expect == "" {
+		if s.expect == nil {
 			time.Sleep(s.pause) // a look at the door: its answer comes on the panel
 			continue
 		}
@@ -546,21 +547,24 @@ func (p *panel) stop() {
 	}
 }
 
-// await waits until an event of type t at door has been shown.
-func (p *panel) await(ctx context.Context, door string, t agent.EventType, limit time.Duration) error {
+// await waits until an event of each of types at door has been shown, in
+// any order.
+func (p *panel) await(ctx context.Context, door string, types []agent.EventType, limit time.Duration) error {
+	pending := slices.Clone(types)
 	deadline := time.After(limit)
-	for {
+	for len(pending) > 0 {
 		select {
 		case e := <-p.seen:
-			if e.Type == t && e.Door == door {
-				return nil
+			if i := slices.Index(pending, e.Type); i >= 0 && e.Door == door {
+				pending = slices.Delete(pending, i, i+1)
 			}
 		case <-deadline:
-			return fmt.Errorf("no %s event at %s within %s (see the agent log)", t, door, limit)
+			return fmt.Errorf("no %v event at %s within %s (see the agent log)", pending, door, limit)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
+	return nil
 }
 
 func (p *panel) print(e agent.Event) {

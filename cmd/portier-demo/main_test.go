@@ -50,6 +50,17 @@ func TestTour(t *testing.T) {
 	} {
 		assert.Contains(t, text, want)
 	}
+	// Each step's events are shown under it, before the next step begins.
+	for _, tc := range []struct{ event, nextStep string }{
+		{"first fingerprint of this card recorded (DESFire EV2", "▶ …and the strike relocks"},
+		{"card_learned       user_blocked  Mallory Blocked", "▶ Someone types a PIN nobody has"},
+		{"card generation 1 seen", "▶ …the copy proves nothing there"},
+		{"forced_open_cleared", "▶ Someone inside presses the exit button"},
+	} {
+		ev, next := strings.Index(text, tc.event), strings.Index(text, tc.nextStep)
+		require.True(t, ev >= 0 && next >= 0, "%q and %q in the tour", tc.event, tc.nextStep)
+		assert.Less(t, ev, next, "%q is shown under a later step", tc.event)
+	}
 	// The tour echoes what the person types; the agent's events never carry it.
 	for _, line := range strings.Split(text, "\n") {
 		if !strings.Contains(line, "door> ") {

@@ -16,11 +16,15 @@ import (
 
 func cmdAccessCode(ctx context.Context, e *env, args []string) int {
 	if len(args) == 0 || (args[0] != "create" && args[0] != "delete" && args[0] != "list") {
-		fmt.Fprintln(e.stderr, "Usage: portier access-code create|delete|list --config FILE [flags]  (-h on each for its flags)")
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return exitOK
+		w, code := e.stderr, exitUsage
+		switch {
+		case len(args) > 0 && isHelp(args[0]):
+			w, code = e.stdout, exitOK
+		case len(args) > 0:
+			fmt.Fprintf(e.stderr, "portier access-code: unknown operation %q\n\n", args[0])
 		}
-		return exitUsage
+		fmt.Fprintln(w, "Usage: portier access-code create|delete|list --config FILE [flags]  (-h on each for its flags)")
+		return code
 	}
 	sub := args[0]
 	s := newSession(e, "access-code "+sub, map[string]string{
@@ -43,9 +47,11 @@ func cmdAccessCode(ctx context.Context, e *env, args []string) int {
 	if code, ok := s.parse(args[1:], 0); !ok {
 		return code
 	}
-	if (sub == "create" && *door == "") || (sub == "delete" && *id == "") {
-		fs.Usage()
-		return exitUsage
+	switch {
+	case sub == "create" && *door == "":
+		return argsError(e, fs, "--door is required")
+	case sub == "delete" && *id == "":
+		return argsError(e, fs, "--id is required (`portier access-code list` shows the ids)")
 	}
 	if sub == "list" {
 		s.need &^= needSalto // the list is in the cache

@@ -32,7 +32,14 @@ func cmdCard(ctx context.Context, e *env, args []string) int {
 		"rekey":   cardRekey,
 	}
 	if len(args) == 0 || ops[args[0]] == nil {
-		fmt.Fprint(e.stderr, `Usage: portier card issue|inspect|rekey DOOR [flags]
+		w, code := e.stderr, exitUsage
+		switch {
+		case len(args) > 0 && isHelp(args[0]):
+			w, code = e.stdout, exitOK
+		case len(args) > 0:
+			fmt.Fprintf(e.stderr, "portier card: unknown operation %q\n\n", args[0])
+		}
+		fmt.Fprint(w, `Usage: portier card issue|inspect|rekey DOOR [flags]
 
   issue DOOR --tag-number N [--reissue]   personalise a blank DESFire card for a Salto tag number
   inspect DOOR                            say what a card is (nothing is changed)
@@ -43,10 +50,7 @@ when asked. The next card presented is the one worked on: use a reader
 nobody taps meanwhile, or name the card with --uid (needed with --reissue).
 Run `+"`portier card <op> -h`"+` for the flags.
 `)
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			return exitOK
-		}
-		return exitUsage
+		return code
 	}
 	return ops[args[0]](ctx, e, args[1:])
 }
@@ -96,8 +100,7 @@ func runCard(ctx context.Context, s *session, args []string, req control.CardReq
 	}
 	if prepare != nil {
 		if err := prepare(&req); err != nil {
-			s.fs.Usage()
-			return fail(e, exitUsage, "%v", err)
+			return argsError(e, s.fs, "%v", err)
 		}
 	}
 	req.Wait = wait.String()

@@ -28,8 +28,7 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 		return code
 	}
 	if *door == "" {
-		fs.Usage()
-		return exitUsage
+		return argsError(e, fs, "--door is required")
 	}
 	if *pinStdin {
 		line, err := bufio.NewReader(e.stdin).ReadString('\n')

@@ -149,12 +149,17 @@ func TestImport(t *testing.T) {
 		out, _, code := runPortier(t, env, "import", "--json", demoSite)
 		require.Equal(t, 0, code)
 		var res struct {
-			RowsWritten int `json:"rows_written"`
-			Generation  int `json:"generation"`
+			RowsWritten int             `json:"rows_written"`
+			Generation  int             `json:"generation"`
+			Site        map[string]any  `json:"site"`
+			Warnings    json.RawMessage `json:"warnings"`
 		}
 		require.NoError(t, json.Unmarshal([]byte(out), &res))
 		assert.Equal(t, 0, res.RowsWritten)
 		assert.Equal(t, 1, res.Generation)
+		// snake_case like every other JSON Portier prints, and a list.
+		assert.Equal(t, map[string]any{"id": "1f0c9d8e-0000-4000-8000-00000000a001", "uid": "DE0000012345", "name": "Hive Coworking Berlin", "time_zone": "Europe/Berlin"}, res.Site)
+		assert.JSONEq(t, "[]", string(res.Warnings))
 	})
 	t.Run("bad file points at the object", func(t *testing.T) {
 		env := []string{"STATE_DIRECTORY=" + t.TempDir()}

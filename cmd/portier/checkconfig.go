@@ -17,12 +17,11 @@ func cmdCheckConfig(_ context.Context, e *env, args []string) int {
 	fs := newFlags(e, "check-config", "[--config FILE] [--for COMMAND]")
 	path := fs.String("config", config.PackagedPath, "config `file`")
 	forCmd := fs.String("for", "", "also fail when the config lacks what `command` needs ("+strings.Join(config.Commands(), ", ")+"); the service checks --for run")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseFlags(e, fs, args); !ok {
 		return code
 	}
 	if fs.NArg() > 0 {
-		fs.Usage()
-		return exitUsage
+		return wrongArgs(e, fs, 0)
 	}
 	if *forCmd != "" && !slices.Contains(config.Commands(), *forCmd) {
 		return fail(e, exitUsage, "check-config: --for %q: want one of %s", *forCmd, strings.Join(config.Commands(), ", "))

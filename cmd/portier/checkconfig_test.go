@@ -93,7 +93,7 @@ func TestCheckConfigSyntaxAndSchemaErrorsCarryLines(t *testing.T) {
 
 	_, errOut, code = runPortier(t, nil, "check-config", "--config", filepath.Join(t.TempDir(), "none.yaml"))
 	assert.Equal(t, 2, code)
-	assert.Contains(t, errOut, "none.yaml: no such file or directory")
+	assert.Contains(t, errOut, "none.yaml: no such file (check the path")
 }
 
 func TestCheckConfigSecretFiles(t *testing.T) {

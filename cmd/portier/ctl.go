@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -174,14 +175,13 @@ func printCommandResult(e *env, what string, res agent.CommandResult, asJSON boo
 
 func cmdUnlock(ctx context.Context, e *env, args []string) int {
 	s := newSession(e, "unlock", "DOOR [--duration D] [--override]", needControl)
-	dur := s.fs.Duration("duration", 0, "hold the door unlocked this long (default: one access-time pulse that relocks when the door closes)")
+	dur := s.fs.Duration("duration", 0, "hold the door unlocked this long, e.g. 30s or 10m (default: one access-time pulse that relocks when the door closes)")
 	override := s.fs.Bool("override", false, "unlock even in lockdown")
 	if code, ok := s.parse(args, 1); !ok {
 		return code
 	}
 	if *dur < 0 {
-		s.fs.Usage()
-		return exitUsage
+		return argsError(e, s.fs, "--duration %s: want a positive duration such as 30s or 10m", *dur)
 	}
 	if code, ok := s.open(ctx); !ok {
 		return code
@@ -216,8 +216,7 @@ func cmdSwitch(name, what string, send switchCommand, withUntil bool) func(ctx c
 			return code
 		}
 		if s.fs.Arg(1) != "on" && s.fs.Arg(1) != "off" {
-			s.fs.Usage()
-			return exitUsage
+			return argsError(e, s.fs, "%q: want on or off", s.fs.Arg(1))
 		}
 		if code, ok := s.open(ctx); !ok {
 			return code
@@ -227,7 +226,7 @@ func cmdSwitch(name, what string, send switchCommand, withUntil bool) func(ctx c
 		if until != nil && *until != "" {
 			t, err := time.Parse(time.RFC3339, *until)
 			if err != nil {
-				return fail(e, exitUsage, "--until: %v", err)
+				return fail(e, exitUsage, "--until %q: want an RFC 3339 time with its zone, e.g. %s", *until, e.now().Add(time.Hour).Truncate(time.Hour).Format(time.RFC3339))
 			}
 			req.Until = t
 		}
@@ -249,8 +248,7 @@ func cmdEnroll(ctx context.Context, e *env, args []string) int {
 		return code
 	}
 	if *tag == "" {
-		s.fs.Usage()
-		return exitUsage
+		return argsError(e, s.fs, "--tag-number is required: the Salto tag number the next card tapped becomes")
 	}
 	if code, ok := s.open(ctx); !ok {
 		return code
@@ -265,7 +263,12 @@ func cmdEnroll(ctx context.Context, e *env, args []string) int {
 	ctx, cancel := context.WithTimeout(ctx, *wait)
 	defer cancel()
 	res, err := s.control().Enroll(ctx, s.fs.Arg(0), control.EnrollRequest{TagNumber: *tag})
-	if err != nil {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return fail(e, exitFailed, "no card was tapped at door %s within %s: the enrolment is canceled, nothing was stored (--timeout waits longer)", s.fs.Arg(0), *wait)
+	case errors.Is(err, context.Canceled):
+		return fail(e, exitFailed, "interrupted: the enrolment at door %s is canceled, nothing was stored", s.fs.Arg(0))
+	case err != nil:
 		return fail(e, exitFailed, "%v", err)
 	}
 	if *s.asJSON {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/portier-io/portier/agent"
+	"github.com/portier-io/portier/cmd/portier/config"
 	"github.com/portier-io/portier/cmd/portier/control"
 	"github.com/portier-io/portier/sqlite"
 )
@@ -26,8 +27,7 @@ func cmdEvents(ctx context.Context, e *env, args []string) int {
 		return code
 	}
 	if *limit < 0 || *count < 0 || *poll < control.EventsPollMin {
-		flags.Usage()
-		return exitUsage
+		return argsError(e, flags, "--limit and --count must not be negative, --poll at least %s", control.EventsPollMin)
 	}
 	if code, ok := s.open(ctx); !ok {
 		return code
@@ -37,7 +37,12 @@ func cmdEvents(ctx context.Context, e *env, args []string) int {
 	// The recorded events are read from the cache, read-only, so this also
 	// works while the agent is stopped; --follow then asks the running agent.
 	if _, err := os.Stat(cfg.Database); errors.Is(err, fs.ErrNotExist) {
-		return fail(e, exitUsage, "no cache at %s yet: nothing has been recorded", cfg.Database)
+		msg := fmt.Sprintf("no cache at %s yet: nothing has been recorded", cfg.Database)
+		if *s.cfgPath == "" {
+			// The same mix-up as "not running" (session.control).
+			msg += "; without --config this is the embedded demo config's: for the installed service add --config " + config.PackagedPath
+		}
+		return fail(e, exitUsage, "%s", msg)
 	}
 	db, err := sqlite.Open(ctx, cfg.Database, sqlite.Options{ReadOnly: true})
 	if err != nil {

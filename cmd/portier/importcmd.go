@@ -45,6 +45,9 @@ func cmdImport(ctx context.Context, e *env, args []string) int {
 		return fail(e, exitUsage, "%v", err)
 	}
 	warnings := unmappedDoors(cfg, snap)
+	if warnings == nil {
+		warnings = []string{} // [] in JSON, not null
+	}
 	if *asJSON {
 		out := map[string]any{"site": snap.Site, "counts": counts, "rows_written": st.RowsWritten(), "generation": st.Generation, "warnings": warnings}
 		enc := json.NewEncoder(e.stdout)

@@ -84,12 +84,11 @@ func cmdInit(ctx context.Context, e *env, args []string) int {
 	fs.StringVar(&a.mqttUsername, "mqtt-username", "", "MQTT `user`; the password comes from $"+envMQTTPassword+" or a prompt")
 	fs.StringVar(&a.mqttSiteID, "mqtt-site-id", "", "site `id` in the MQTT topics (default: the Salto KS site id)")
 	fs.StringVar(&a.username, "salto-username", "", "the gateway's dedicated Salto KS `user`; the password comes from $"+envSaltoPassword+" or a prompt, the client secret from $"+envSaltoClientSecret+" or a prompt")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseFlags(e, fs, args); !ok {
 		return code
 	}
 	if fs.NArg() > 0 {
-		fs.Usage()
-		return exitUsage
+		return wrongArgs(e, fs, 0)
 	}
 	given := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
@@ -440,8 +439,9 @@ func resolveSiteUID(ctx context.Context, e *env, c *saltoks.Client, a *initAnswe
 // configTemplate is the config init writes: the answers plus the wiring of
 // docs/install.md's pictures, commented like packaging/portier.yaml.
 var configTemplate = template.Must(template.New("portier.yaml").Funcs(template.FuncMap{"list": splitList, "q": strconv.Quote}).Parse(
-	`# Portier configuration written by portier init. packaging/portier.yaml (the
-# package's template) and docs/install.md describe every key.
+	`# Portier configuration written by portier init. The package's example
+# config, {{.Example}} (packaging/portier.yaml in the
+# source), and docs/install.md describe every key.
 gateway_id: {{q .GatewayID}}
 state_dir: {{q .StateDir}}
 
@@ -504,7 +504,7 @@ hardware:
 func (a *initAnswers) render() ([]byte, error) {
 	var b bytes.Buffer
 	err := configTemplate.Execute(&b, map[string]any{
-		"GatewayID": a.gatewayID, "StateDir": a.stateDir, "DoorID": a.doorID, "DoorName": a.doorName, "Mode": a.mode,
+		"Example": config.InstalledExample, "GatewayID": a.gatewayID, "StateDir": a.stateDir, "DoorID": a.doorID, "DoorName": a.doorName, "Mode": a.mode,
 		"Locks": a.locks, "Groups": a.groups, "IdentityURL": a.identityURL, "APIURL": a.apiURL, "SiteID": a.siteID,
 		"ClientID": a.clientID, "ClientSecretFile": a.clientSecretKey, "Username": a.username, "PasswordFile": a.passwordFile,
 		"Driver": a.driver, "Wiring": a.wiring,

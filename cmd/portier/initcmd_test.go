@@ -73,6 +73,7 @@ func TestInitWritesAWorkingConfigAndSecrets(t *testing.T) {
 	cfg, err := os.ReadFile(s.config)
 	require.NoError(t, err)
 	assert.NotContains(t, string(cfg), fake.Options().Password)
+	assert.Contains(t, string(cfg), "/usr/share/doc/portier/portier.yaml.example", "the header names the example a gateway has")
 	assert.Contains(t, string(cfg), "password_file: \""+s.password+"\"")
 	assert.Contains(t, string(cfg), "mqtt:\n  broker: \"tcp://127.0.0.1:1883\"\n  username: \"gw-1\"\n  password_file: \""+filepath.Join(s.dir, "etc", "mqtt-password")+"\"")
 	assert.NotContains(t, string(cfg), "mqtt-secret")

@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -80,12 +81,17 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, e *env) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		usage(e.stdout)
-		if len(args) == 0 {
-			return exitUsage
+	if len(args) == 0 {
+		usage(e.stderr)
+		return exitUsage
+	}
+	if isHelp(args[0]) {
+		if len(args) == 1 {
+			usage(e.stdout)
+			return exitOK
 		}
-		return exitOK
+		// `portier help CMD [OP]` is `portier CMD [OP] -h`.
+		args = append(args[1:len(args):len(args)], "-h")
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
@@ -96,12 +102,21 @@ func run(ctx context.Context, args []string, e *env) int {
 	return exitUsage
 }
 
+// isHelp says whether arg asks for help.
+func isHelp(arg string) bool {
+	switch arg {
+	case "help", "-h", "-help", "--help":
+		return true
+	}
+	return false
+}
+
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "Portier door agent.\n\nUsage: portier <command> [flags]\n\nCommands:")
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-14s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun `portier <command> -h` for the flags of a command.")
+	fmt.Fprintln(w, "\nRun `portier <command> -h` (or `portier help <command>`) for the flags of a command.")
 }
 
 // newFlags makes a flag set that reports errors instead of exiting.
@@ -109,17 +124,55 @@ func newFlags(e *env, name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: portier %s %s\n\nFlags:\n", name, synopsis)
+		fmt.Fprintf(fs.Output(), "Usage: portier %s %s\n\nFlags:\n", name, synopsis)
 		fs.PrintDefaults()
 	}
 	return fs
 }
 
-// parseFlags parses args, accepting flags before and after positional
+// helpTo sends fs's usage to standard output when args ask for it (so
+// `portier run -h | less` shows it); after a mistake it goes to standard
+// error with the error.
+func helpTo(e *env, fs *flag.FlagSet, args []string) {
+	for _, a := range args {
+		if a == "--" {
+			return
+		}
+		if isHelp(a) && a != "help" || a == "--h" {
+			fs.SetOutput(e.stdout)
+			return
+		}
+	}
+}
+
+// argsError reports a mistake in a command's arguments, then its usage.
+func argsError(e *env, fs *flag.FlagSet, format string, args ...any) int {
+	fmt.Fprintf(e.stderr, "portier %s: "+format+"\n\n", append([]any{fs.Name()}, args...)...)
+	fs.SetOutput(e.stderr)
+	fs.Usage()
+	return exitUsage
+}
+
+// wrongArgs is argsError for positional arguments: too many (a config file
+// given without --config gets that hint) or too few.
+func wrongArgs(e *env, fs *flag.FlagSet, want int) int {
+	got := fs.Args()
+	if len(got) < want {
+		return argsError(e, fs, "missing argument: want %d, got %d", want, len(got))
+	}
+	extra := got[want]
+	if fs.Lookup("config") != nil && (strings.HasSuffix(extra, ".yaml") || strings.HasSuffix(extra, ".yml")) {
+		return argsError(e, fs, "unexpected argument %q: give a config file with --config %s", extra, extra)
+	}
+	return argsError(e, fs, "unexpected argument %q", extra)
+}
+
+// parseFlags parses args (help on standard output, see helpTo), accepting flags before and after positional
 // arguments (`portier enroll front --tag-number 1` as well as
 // `portier enroll --tag-number 1 front`); everything after "--" is positional.
 // -h gives exit 0, other errors exit 2.
-func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
+func parseFlags(e *env, fs *flag.FlagSet, args []string) (int, bool) {
+	helpTo(e, fs, args)
 	var pos, tail []string
 	for i, a := range args {
 		if a == "--" {

@@ -33,12 +33,11 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	fs := newFlags(e, "run", "[--config FILE] [--sim-input FILE|-]")
 	cfgPath := fs.String("config", "", "config file (default: the embedded demo config on a simulated board)")
 	simInput := fs.String("sim-input", "", "with driver sim: read sim commands (tap, keys, open, exit, status, quit, …) from FILE (the agent keeps running after it), or - for standard input (its end stops the agent)")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseFlags(e, fs, args); !ok {
 		return code
 	}
 	if fs.NArg() != 0 {
-		fs.Usage()
-		return exitUsage
+		return wrongArgs(e, fs, 0)
 	}
 	// The same checks as check-config. A config that does not load says
 	// nothing about the outputs, so nothing is touched; otherwise the
@@ -485,7 +484,8 @@ func (d *daemon) notify(states ...string) {
 
 // simInputHelp is what portier run adds to the sim board's commands.
 const simInputHelp = `  status                         the agent's status (as portier status prints it)
-  quit                           stop the agent (so does the end of typed input, Ctrl-D)`
+  quit                           stop the agent (so does the end of typed input, Ctrl-D)
+  (make demo's issue and inspect are portier card issue|inspect in a second terminal)`
 
 // runSimInput reads sim commands (a script or a person typing) and runs them
 // on the simulated board, with status and quit besides the board's own. It
@@ -515,6 +515,20 @@ func (d *daemon) runSimInput(ctx context.Context) (string, error) {
 				return true, fmt.Errorf("%w: usage: quit", sim.ErrUsage)
 			}
 			return true, sim.ErrStop
+		case "issue", "inspect":
+			// make demo's shortcuts: here they are the operator's own command.
+			door, tag := "DOOR", "N"
+			if len(args) > 0 {
+				door = args[0]
+			}
+			if len(args) > 1 {
+				tag = args[1]
+			}
+			example := "portier card " + cmd + " " + door
+			if cmd == "issue" {
+				example += " --tag-number " + tag
+			}
+			return true, fmt.Errorf("%w: %s is an operator's command here: run `%s` in a second terminal, then present the card (card %s blank)", sim.ErrUsage, cmd, example, door)
 		case "help":
 			if err := d.sim.Exec(ctx, "help", w); err != nil {
 				return true, err

@@ -66,12 +66,11 @@ func newSession(e *env, name, synopsis string, need needs) *session {
 // parse parses args, wanting nargs positional arguments (-1: any number).
 // false means: return code.
 func (s *session) parse(args []string, nargs int) (int, bool) {
-	if code, ok := parseFlags(s.fs, args); !ok {
+	if code, ok := parseFlags(s.e, s.fs, args); !ok {
 		return code, false
 	}
 	if nargs >= 0 && s.fs.NArg() != nargs {
-		s.fs.Usage()
-		return exitUsage, false
+		return wrongArgs(s.e, s.fs, nargs), false
 	}
 	return 0, true
 }
@@ -112,8 +111,16 @@ func (s *session) close() {
 	}
 }
 
-// control is a client of the running daemon (needControl).
-func (s *session) control() *control.Client { return control.NewClient(s.cfg.ControlSocket) }
+// control is a client of the running daemon (needControl). Without
+// --config it is the demo config's socket, which an installer on a gateway
+// rarely means: the hint names the installed service's config.
+func (s *session) control() *control.Client {
+	c := control.NewClient(s.cfg.ControlSocket)
+	if *s.cfgPath == "" {
+		c.Hint = "without --config this is the embedded demo config's socket: for the installed service add --config " + config.PackagedPath
+	}
+	return c
+}
 
 // openCache opens the configured cache and the PIN key, and checks the key is
 // the one the cache was built with.

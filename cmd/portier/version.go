@@ -16,7 +16,7 @@ var (
 
 func cmdVersion(_ context.Context, e *env, args []string) int {
 	fs := newFlags(e, "version", "")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseFlags(e, fs, args); !ok {
 		return code
 	}
 	c := commit

@@ -112,7 +112,7 @@ func Check(path string, getenv func(string) string) Report {
 	if path != "" {
 		var err error
 		if raw, err = os.ReadFile(path); err != nil {
-			r.Problems = append(r.Problems, fmt.Sprintf("%s: %v", path, unwrapPath(err)))
+			r.Problems = append(r.Problems, readError(path, err).Error())
 			return r
 		}
 		name = path
@@ -197,10 +197,12 @@ func decode(raw []byte, name string, strict bool) (*Config, error) {
 	var te *yaml.TypeError
 	switch {
 	case err == nil:
+		cfg.raw = raw
 		return &cfg, nil
 	case strict:
 		return nil, configError(name, raw, err)
 	case errors.As(err, &te):
+		cfg.raw = raw
 		return &cfg, nil
 	}
 	return nil, err

@@ -197,7 +197,7 @@ func TestCheckConfigOnlyWhenItLoads(t *testing.T) {
 	r = config.Check(filepath.Join(t.TempDir(), "none.yaml"), noEnv)
 	assert.Nil(t, r.Config)
 	require.Len(t, r.Problems, 1)
-	assert.Contains(t, r.Problems[0], "none.yaml: no such file or directory")
+	assert.Contains(t, r.Problems[0], "none.yaml: no such file (check the path")
 
 	r = config.Check(path, noEnv)
 	assert.Nil(t, r.Config)
@@ -242,4 +242,27 @@ func TestSecrets(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, []byte("\n"), 0o600))
 	_, err = config.ReadSecret(path, "mqtt.password_file")
 	assert.EqualError(t, err, "mqtt.password_file: "+path+" is empty")
+}
+
+// TestUnreadableConfigSaysWhatToDo: the config file an installer names
+// wrongly, or may not read, is reported with what to do, by Check and Load
+// alike.
+func TestUnreadableConfigSaysWhatToDo(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name, path, want string
+	}{
+		{"a missing file", filepath.Join(dir, "portier.yml"), "portier.yml: no such file (check the path; the installed service's config is " + config.PackagedPath + ")"},
+		{"a directory", dir, dir + " is a directory: --config names the config file, e.g. " + filepath.Join(dir, "portier.yaml")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := config.Check(tt.path, noEnv)
+			require.Len(t, r.Problems, 1)
+			assert.Contains(t, r.Problems[0], tt.want)
+			_, err := config.Load(tt.path, noEnv)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
 }

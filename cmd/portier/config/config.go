@@ -10,10 +10,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -76,6 +78,7 @@ type Config struct {
 	Cards         CardsConfig  `yaml:"cards"`
 
 	path string // file the config came from, "" for the embedded default
+	raw  []byte // its text, for messages that quote a line
 }
 
 // SaltoConfig (the salto: section) is in salto.go, MQTTConfig (mqtt:) in
@@ -196,7 +199,7 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 	if path != "" {
 		var err error
 		if data, err = os.ReadFile(path); err != nil {
-			return nil, fmt.Errorf("config: %w", err)
+			return nil, fmt.Errorf("config %w", readError(path, err))
 		}
 		name = path
 	}
@@ -209,6 +212,22 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return cfg, nil
+}
+
+// readError says why the config file at path cannot be read, and what to
+// do about it.
+func readError(path string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && path == PackagedPath:
+		return fmt.Errorf("%s: no such file: write it with `sudo portier init`, or name another config with --config FILE", path)
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%s: no such file (check the path; the installed service's config is %s)", path, PackagedPath)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("%s: permission denied: this user may not read it; run this as root or as the service user (sudo -u portier portier …)", path)
+	case errors.Is(err, syscall.EISDIR):
+		return fmt.Errorf("%s is a directory: --config names the config file, e.g. %s", path, filepath.Join(path, "portier.yaml"))
+	}
+	return fmt.Errorf("%s: %w", path, unwrapPath(err))
 }
 
 // Parse decodes and validates a config; name is the file in messages. Paths
@@ -235,7 +254,7 @@ func configError(name string, raw []byte, err error) error {
 	if errors.As(err, &te) {
 		msgs := make([]string, len(te.Errors))
 		for i, m := range te.Errors {
-			msgs[i] = name + ": " + hint(m)
+			msgs[i] = name + ": " + typeHint(hint(m), raw)
 		}
 		return errors.New(strings.Join(msgs, "\n"))
 	}
@@ -290,7 +309,7 @@ func (c *Config) validate(name string) []string {
 		var te *yaml.TypeError
 		if errors.As(d.decodeErr, &te) {
 			for _, m := range te.Errors {
-				errs = append(errs, name+": "+hint(m))
+				errs = append(errs, name+": "+typeHint(hint(m), c.raw))
 			}
 		}
 	}

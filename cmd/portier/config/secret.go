@@ -56,7 +56,8 @@ func CheckSecretFile(path string) error {
 // ReadSecret reads a secret file that only its owner may read; what is the
 // config key in messages.
 func ReadSecret(path, what string) (string, error) {
-	if err := CheckSecretMode(path); err != nil {
+	// The same checks, in the same words, as check-config's.
+	if err := CheckSecretFile(path); err != nil {
 		return "", fmt.Errorf("%s: %w", what, err)
 	}
 	b, err := os.ReadFile(path)

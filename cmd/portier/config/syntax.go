@@ -76,6 +76,57 @@ func tabLine(lines [][]byte, line int) int {
 	return 0
 }
 
+// unmarshalError is the YAML library's "line N: cannot unmarshal !!tag
+// `value` into type".
+var unmarshalError = regexp.MustCompile("^line (\\d+): cannot unmarshal !!\\w+ (`.*`|.*?) into (.+)$")
+
+// typeHint turns a value of the wrong type into the key it is for and what
+// that key takes: "line 30: active_low: `yes please` is not true or false",
+// not the library's Go type names. Other messages pass unchanged.
+func typeHint(msg string, raw []byte) string {
+	m := unmarshalError.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	n, _ := strconv.Atoi(m[1])
+	value, goType := m[2], m[3]
+	var want string
+	switch {
+	case goType == "bool":
+		want = "is not true or false"
+	case goType == "time.Duration":
+		want = "is not a duration: write it like 5s, 1m30s or 200ms"
+	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "uint"):
+		want = "is not a whole number"
+	case strings.HasPrefix(goType, "float"):
+		want = "is not a number"
+	case strings.HasPrefix(goType, "[]"):
+		want = "is not a list: write [a, b] or one \"- item\" per line"
+	case goType == "string":
+		want = "is not a single value: quote it, or take the list or section away"
+	default:
+		want = "is not a section: write its keys on the lines below it, indented"
+	}
+	// The key is the word before the value on its line ("relay: {pin:
+	// GPIO17, active_low: yes}" names active_low).
+	key := ""
+	if lines := bytes.Split(raw, []byte("\n")); n >= 1 && n <= len(lines) {
+		line := string(lines[n-1])
+		v := strings.TrimSuffix(strings.Trim(value, "`"), "...")
+		if i := strings.Index(line, v); v != "" && i > 0 {
+			line = line[:i]
+		}
+		line = strings.TrimRight(line, " :\t")
+		if i := strings.LastIndexAny(line, " {,-\t"); i >= 0 {
+			line = line[i+1:]
+		}
+		if line != "" {
+			key = line + ": "
+		}
+	}
+	return fmt.Sprintf("line %d: %s%s %s", n, key, value, want)
+}
+
 // syntaxHint says what usually causes a YAML problem.
 func syntaxHint(problem string) string {
 	switch {

@@ -49,6 +49,32 @@ func TestSyntaxErrors(t *testing.T) {
 	}
 }
 
+// TestWrongTypeNamesTheKey: a value of the wrong type is reported with its
+// key and what the key takes, in the installer's words, not the YAML
+// library's Go types ("cannot unmarshal !!str `yes` into bool").
+func TestWrongTypeNamesTheKey(t *testing.T) {
+	head := "gateway_id: gw\nstate_dir: STATE\n"
+	door := "doors:\n  - id: front\n    salto_locks: [5a2d0c11-7c1e-4a52-8000-0000000000a1]\n"
+	for _, tc := range []struct {
+		name, body, want string
+	}{
+		{"a bool in a flow map", head + door + "hardware:\n  driver: sim\n  doors:\n    front:\n      relay: {pin: GPIO17, active_low: yes please}\n",
+			":10: active_low: `yes please` is not true or false"},
+		{"a duration with a unit word", head + door + "    access_time: 5 sec\n", ":6: access_time: `5 sec` is not a duration: write it like 5s, 1m30s or 200ms"},
+		{"a number", head + door + "    lockout: {max_failures: five}\n", ":6: max_failures: `five` is not a whole number"},
+		{"a list given as one value", head + "doors:\n  - id: front\n    mode: card\n    salto_locks: 5a2d0c11\n", ":6: salto_locks: `5a2d0c11` is not a list"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path, _ := writeConfig(t, tc.body)
+			r := config.Check(path, noEnv)
+			assert.Contains(t, strings.Join(r.Problems, "\n"), path+tc.want)
+			for _, p := range r.Problems {
+				assert.NotContains(t, p, "cannot unmarshal")
+			}
+		})
+	}
+}
+
 // The unknown-key hint names the example config that exists where the user
 // is: here, a checkout (issue 15).
 func TestUnknownKeyNamesTheExample(t *testing.T) {

@@ -22,6 +22,9 @@ import (
 type Client struct {
 	socket string
 	http   *http.Client
+	// Hint is added to "portier is not running": what else the caller may
+	// have meant (e.g. the installed service's config).
+	Hint string
 }
 
 // NewClient returns a client of the daemon listening on socket.
@@ -260,13 +263,36 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader) 
 	resp, err := c.http.Do(req)
 	if err != nil {
 		var ne *net.OpError
-		if errors.As(err, &ne) {
-			return nil, fmt.Errorf("portier is not running, or this user may not use its control socket %s (%v): start it with `systemctl start portier` or `portier run`, or run this as the portier user or a member of its group", c.socket, ne.Err)
+		switch {
+		case ctx.Err() != nil:
+			// Ctrl-C or the caller's timeout: say so, not the HTTP
+			// library's "Post \"http://portier/…\": context canceled".
+			return nil, fmt.Errorf("stopped waiting for portier's answer (%v): %w", context.Cause(ctx), ctx.Err())
+		case errors.As(err, &ne):
+			return nil, &UnreachableError{Socket: c.socket, Err: ne.Err, Hint: c.Hint}
 		}
 		return nil, err
 	}
 	return resp, nil
 }
+
+// UnreachableError is a control socket nobody answers on, or that this user
+// may not use.
+type UnreachableError struct {
+	Socket string
+	Err    error
+	Hint   string // Client.Hint
+}
+
+func (e *UnreachableError) Error() string {
+	msg := fmt.Sprintf("portier is not running, or this user may not use its control socket %s (%v): start it with `systemctl start portier` or `portier run`, or run this as the portier user or a member of its group", e.Socket, e.Err)
+	if e.Hint != "" {
+		msg += "; " + e.Hint
+	}
+	return msg
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
 
 // answerError is the error a non-2xx answer stands for.
 func answerError(method, path string, resp *http.Response, data []byte) error {

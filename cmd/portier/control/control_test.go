@@ -105,6 +105,11 @@ func (d *fakeDaemon) ArmEnrolment(_ context.Context, door string, cmd agent.Enro
 	return agent.CommandResult{Accepted: true}, ch, nil
 }
 
+func (d *fakeDaemon) CancelEnrolment(_ context.Context, door string, cmd agent.CancelEnrolment) (agent.CommandResult, error) {
+	d.call("cancel enrolment " + door)
+	return agent.CommandResult{Accepted: true}, nil
+}
+
 func (d *fakeDaemon) InstallReader(_ context.Context, door string, progress func(string)) error {
 	d.call("install " + door)
 	progress("generated a key")

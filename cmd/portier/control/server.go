@@ -56,6 +56,7 @@ type Doors interface {
 	Lockdown(ctx context.Context, door string, cmd agent.LockdownCommand) (agent.CommandResult, error)
 	OfficeMode(ctx context.Context, door string, cmd agent.OfficeModeCommand) (agent.CommandResult, error)
 	ArmEnrolment(ctx context.Context, door string, cmd agent.EnrolCommand) (agent.CommandResult, <-chan agent.EnrolResult, error)
+	CancelEnrolment(ctx context.Context, door string, cmd agent.CancelEnrolment) (agent.CommandResult, error)
 }
 
 var _ Doors = (*agent.Doors)(nil)
@@ -285,8 +286,20 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, errorBody{err.Error()})
 		return
 	}
-	res, results, err := s.d.Doors().ArmEnrolment(r.Context(), door, agent.EnrolCommand{Command: localCommand(r), TagNumber: tag})
+	cmd := localCommand(r)
+	// The operator gave up (Ctrl-C, --timeout), maybe before the door
+	// answered: the next card must not be enrolled behind their back. A door
+	// that cannot take the cancel (stopping) ends the arm at its timeout.
+	cancelArm := func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+		defer cancel()
+		s.d.Doors().CancelEnrolment(ctx, door, agent.CancelEnrolment{Command: cmd})
+	}
+	res, results, err := s.d.Doors().ArmEnrolment(r.Context(), door, agent.EnrolCommand{Command: cmd, TagNumber: tag})
 	if err != nil {
+		if r.Context().Err() != nil {
+			cancelArm()
+		}
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{"the door did not take the command: " + err.Error()})
 		return
 	}
@@ -302,6 +315,7 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, resp)
 	case <-r.Context().Done():
+		cancelArm()
 	}
 }
 

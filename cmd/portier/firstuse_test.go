@@ -1,0 +1,123 @@
+package main_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/portier-io/portier/agent"
+	"github.com/portier-io/portier/cloud/saltoks/saltokstest"
+)
+
+// internalText is what an operator must never read: Go's and the HTTP
+// library's words for what went wrong inside.
+var internalText = []string{"goroutine ", "panic:", "context deadline exceeded", "context canceled", `Post "http://portier`, `Get "http://portier`}
+
+// TestFirstUseMistakes runs the mistakes a new user makes at the command
+// line: each says what is wrong and what to do, exits non-zero, and shows
+// no internal error text. Asked-for help goes to standard output.
+func TestFirstUseMistakes(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantOut  string // in standard output
+		wantErr  string // in standard error
+	}{
+		{name: "help for a command", args: []string{"help", "run"}, wantCode: 0, wantOut: "Usage: portier run"},
+		{name: "help for an operation", args: []string{"help", "card", "issue"}, wantCode: 0, wantOut: "Usage: portier card issue"},
+		{name: "-h is on standard output", args: []string{"check", "-h"}, wantCode: 0, wantOut: "Usage: portier check"},
+		{name: "--help of a control command", args: []string{"unlock", "--help"}, wantCode: 0, wantOut: "Usage: portier unlock"},
+		{name: "card -h", args: []string{"card", "-h"}, wantCode: 0, wantOut: "Usage: portier card issue|inspect|rekey"},
+		{name: "access-code --help", args: []string{"access-code", "--help"}, wantCode: 0, wantOut: "Usage: portier access-code"},
+		{name: "help for an unknown command", args: []string{"help", "bogus"}, wantCode: 2, wantErr: `unknown command "bogus"`},
+		{name: "no command", args: nil, wantCode: 2, wantErr: "Usage: portier <command>"},
+		{name: "config file without --config", args: []string{"check-config", "/etc/portier/portier.yml"}, wantCode: 2,
+			wantErr: `unexpected argument "/etc/portier/portier.yml": give a config file with --config /etc/portier/portier.yml`},
+		{name: "lockdown neither on nor off", args: []string{"lockdown", "front", "maybe"}, wantCode: 2, wantErr: `portier lockdown: "maybe": want on or off`},
+		{name: "unlock without a door", args: []string{"unlock"}, wantCode: 2, wantErr: "portier unlock: missing argument"},
+		{name: "stray argument", args: []string{"run", "now"}, wantCode: 2, wantErr: `portier run: unexpected argument "now"`},
+		{name: "enroll without a tag number", args: []string{"enroll", "front"}, wantCode: 2, wantErr: "--tag-number is required"},
+		{name: "check without a door", args: []string{"check", "--tag", "1"}, wantCode: 2, wantErr: "--door is required"},
+		{name: "unknown card operation", args: []string{"card", "isue", "lab"}, wantCode: 2, wantErr: `portier card: unknown operation "isue"`},
+		{name: "unknown access-code operation", args: []string{"access-code", "show"}, wantCode: 2, wantErr: `portier access-code: unknown operation "show"`},
+		{name: "status without --config names the service's config", args: []string{"status"}, wantCode: 3,
+			wantErr: "for the installed service add --config /etc/portier/portier.yaml"},
+		{name: "events without --config names the service's config", args: []string{"events"}, wantCode: 2,
+			wantErr: "nothing has been recorded; without --config this is the embedded demo config's: for the installed service add --config /etc/portier/portier.yaml"},
+		{name: "office mode until a word", args: []string{"office-mode", "front", "on", "--until", "tomorrow"}, wantCode: 2,
+			wantErr: `--until "tomorrow": want an RFC 3339 time with its zone, e.g. 20`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errOut, code := runPortier(t, nil, tt.args...)
+			assert.Equal(t, tt.wantCode, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+			assert.Contains(t, out, tt.wantOut)
+			assert.Contains(t, errOut, tt.wantErr)
+			for _, bad := range internalText {
+				assert.NotContains(t, out+errOut, bad)
+			}
+		})
+	}
+}
+
+// TestEnrollGivenUpIsCanceled: an operator who stops waiting for the tap
+// (--timeout, Ctrl-C) must not leave the door armed, or the next card
+// tapped there becomes that tag number behind their back.
+func TestEnrollGivenUpIsCanceled(t *testing.T) {
+	g := newGateway(t, "2s")
+	g.start()
+	g.follow()
+	_, errOut, code := runPortier(t, g.env, "enroll", "front", "--config", g.cfg, "--tag-number", "02301299", "--timeout", "2s")
+	assert.Equal(t, 3, code, errOut)
+	assert.Contains(t, errOut, "no card was tapped at door front within 2s: the enrolment is canceled, nothing was stored")
+	for _, bad := range internalText {
+		assert.NotContains(t, errOut, bad)
+	}
+	e := g.waitEvent(agent.EventEnrolmentExpired)
+	assert.Contains(t, e.Detail, "canceled before a card was tapped")
+}
+
+// TestSyncSaysWhatCheckConfigSays: a missing or too open secret file stops
+// `portier sync` with check-config's words (and its fix), not Go's "stat …".
+func TestSyncSaysWhatCheckConfigSays(t *testing.T) {
+	fake := startFake(t, saltokstest.SiteShape{Users: 1, Groups: 1, Locks: 1}, saltokstest.Options{})
+	tests := []struct {
+		name  string
+		spoil func(s saltoSetup)
+		want  string
+	}{
+		{"missing password file", func(s saltoSetup) { require.NoError(t, os.Remove(filepath.Join(s.dir, "salto.password"))) },
+			"salto.password_file: %s/salto.password: no such file or directory"},
+		{"password readable by others", func(s saltoSetup) { require.NoError(t, os.Chmod(filepath.Join(s.dir, "salto.password"), 0o644)) },
+			"salto.password_file: %[1]s/salto.password is readable by other users (mode 0644): run `chmod 600 %[1]s/salto.password`"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := writeSaltoConfig(t, fake, 0o600, []string{saltokstest.LockID(0)}, "")
+			tt.spoil(s)
+			want := fmt.Sprintf(tt.want, s.dir)
+			_, checkErr, code := runPortier(t, nil, "check-config", "--config", s.config)
+			require.Equal(t, 2, code)
+			assert.Contains(t, checkErr, want)
+			_, errOut, code := runPortier(t, nil, "sync", "--config", s.config)
+			assert.Equal(t, 2, code)
+			assert.Contains(t, errOut, want)
+			assert.NotContains(t, errOut, "stat ")
+		})
+	}
+}
+
+// TestSimInputPointsAtTheCardCommand: make demo's issue and inspect typed at
+// `portier run --sim-input -` say which command to run instead (the README
+// sends newcomers from one to the other).
+func TestSimInputPointsAtTheCardCommand(t *testing.T) {
+	out, errOut, code := runPortierIn(t, nil, "issue lab 02301234\ninspect lab\nquit\n", "run", "--sim-input", "-")
+	assert.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "issue is an operator's command here: run `portier card issue lab --tag-number 02301234` in a second terminal, then present the card (card lab blank)")
+	assert.Contains(t, out, "run `portier card inspect lab` in a second terminal")
+}

@@ -153,8 +153,11 @@ func cmdReader(ctx context.Context, e *env, args []string) int {
 	case "output":
 		return cmdReaderOutput(ctx, e, args[1:])
 	case "-h", "--help", "help":
-		fmt.Fprintln(e.stderr, readerUsage)
+		fmt.Fprintln(e.stdout, readerUsage)
 		return exitOK
+	case "":
+	default:
+		fmt.Fprintf(e.stderr, "portier reader: unknown operation %q\n\n", sub)
 	}
 	fmt.Fprintln(e.stderr, readerUsage)
 	return exitUsage
@@ -173,8 +176,7 @@ func readerSession(ctx context.Context, e *env, name, synopsis string, args []st
 		return nil, "", code, false
 	}
 	if *door == "" {
-		s.fs.Usage()
-		return nil, "", exitUsage, false
+		return nil, "", argsError(e, s.fs, "--door is required: the door whose OSDP reader it is"), false
 	}
 	if code, ok := s.open(ctx); !ok {
 		s.close()

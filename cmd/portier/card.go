@@ -278,7 +278,13 @@ func (o *cardOp) prepareIssue(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	o.identity = desfire.Identity{TagNumber: uint32(n), Generation: rec.Generation + 1, Issued: o.d.e.now().UTC().Truncate(time.Second)}
+	issued := o.d.e.now().UTC().Truncate(time.Second)
+	byClock := issued
+	if o.d.guard != nil && o.d.guard.Untrusted() {
+		byClock = time.Time{}
+		o.progress("the gateway's clock is not trusted (" + o.d.guard.Reason() + "): the card's generation counts only the cards this gateway knows for the tag number, so a lost card issued elsewhere keeps opening doors until this card is tapped there; issue once the clock is synchronised, or give the member a new tag number in Salto KS")
+	}
+	o.identity = desfire.Identity{TagNumber: uint32(n), Generation: desfire.NextGeneration(rec.Generation, byClock), Issued: issued}
 	masked := agent.CardTagNumber(tag).Masked()
 	if f, _, err := o.d.db.Lookup(ctx, agent.TagKey(tag)); err == nil && f != nil && f.User != nil {
 		o.rep.User = f.User.Ref()

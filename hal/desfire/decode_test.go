@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
 	"testing"
 	"time"
 
@@ -36,6 +37,34 @@ func TestIdentityFile(t *testing.T) {
 	}
 	_, err = desfire.ParseIdentity(b[:31])
 	assert.ErrorIs(t, err, desfire.ErrIdentity)
+}
+
+func TestNextGeneration(t *testing.T) {
+	at := func(s string) time.Time {
+		t.Helper()
+		v, err := time.Parse(time.RFC3339, s)
+		require.NoError(t, err)
+		return v
+	}
+	tests := []struct {
+		name   string
+		last   uint32
+		issued time.Time
+		want   uint32
+	}{
+		{"a station that never saw the lost card still goes past it", 1, at("2026-12-07T00:00:00Z"), 1_015_200},
+		{"the minutes since 2025", 0, at("2025-01-01T01:00:30Z"), 60},
+		{"a second card in the same minute counts on", 1_015_200, at("2026-12-07T00:00:59Z"), 1_015_201},
+		{"a clock behind the newest card known", 2_000_000, at("2026-12-07T00:00:00Z"), 2_000_001},
+		{"an untrusted clock: the counter alone", 4, time.Time{}, 5},
+		{"a clock before 2025", 0, at("2024-06-01T00:00:00Z"), 1},
+		{"the last generation there is", math.MaxUint32, at("2026-12-07T00:00:00Z"), math.MaxUint32},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, desfire.NextGeneration(tt.last, tt.issued))
+		})
+	}
 }
 
 func TestSiteKeys(t *testing.T) {

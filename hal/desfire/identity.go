@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -38,11 +39,34 @@ type Identity struct {
 	// TagNumber is the Salto KS tag_number the card stands for (8 digits);
 	// enrolment maps it to the user exactly as it maps a UID today.
 	TagNumber uint32
-	// Generation counts the cards issued for this tag number; enrolment
-	// keeps the current one, so a replaced card stops opening doors.
+	// Generation orders the cards issued for this tag number (NextGeneration);
+	// a gateway keeps the newest it saw, so a replaced card stops opening
+	// doors.
 	Generation uint32
 	// Issued is when the card was issued (whole seconds, UTC).
 	Issued time.Time
+}
+
+// GenerationEpoch is where issue-time generations count from, in Unix
+// seconds: 2025-01-01T00:00:00Z.
+const GenerationEpoch = 1_735_689_600
+
+// NextGeneration is the generation of a card issued at issued for a tag
+// number whose newest card this station knows is last (0: none): the
+// minutes since GenerationEpoch, or last+1 where that is more. A counter
+// alone restarts at 1 on a station that never saw the lost card, which then
+// keeps opening doors (the same generation as its replacement); the issue
+// time orders cards issued anywhere, given right clocks. Pass a zero issued
+// time when the clock is not trusted: the counter alone is used then.
+func NextGeneration(last uint32, issued time.Time) uint32 {
+	if last == math.MaxUint32 {
+		return last // no higher generation exists: give the member a new tag number
+	}
+	next := last + 1
+	if m := (issued.Unix() - GenerationEpoch) / 60; !issued.IsZero() && m > int64(next) && m < 1<<32 {
+		next = uint32(m)
+	}
+	return next
 }
 
 // MaxTagNumber is the largest 8-digit tag number.

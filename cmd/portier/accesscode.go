@@ -16,15 +16,7 @@ import (
 
 func cmdAccessCode(ctx context.Context, e *env, args []string) int {
 	if len(args) == 0 || (args[0] != "create" && args[0] != "delete" && args[0] != "list") {
-		w, code := e.stderr, exitUsage
-		switch {
-		case len(args) > 0 && isHelp(args[0]):
-			w, code = e.stdout, exitOK
-		case len(args) > 0:
-			fmt.Fprintf(e.stderr, "portier access-code: unknown operation %q\n\n", args[0])
-		}
-		fmt.Fprintln(w, "Usage: portier access-code create|delete|list --config FILE [flags]  (-h on each for its flags)")
-		return code
+		return opUsage(e, "access-code", args, "Usage: portier access-code create|delete|list --config FILE [flags]  (-h on each for its flags)\n")
 	}
 	sub := args[0]
 	s := newSession(e, "access-code "+sub, map[string]string{

@@ -32,14 +32,7 @@ func cmdCard(ctx context.Context, e *env, args []string) int {
 		"rekey":   cardRekey,
 	}
 	if len(args) == 0 || ops[args[0]] == nil {
-		w, code := e.stderr, exitUsage
-		switch {
-		case len(args) > 0 && isHelp(args[0]):
-			w, code = e.stdout, exitOK
-		case len(args) > 0:
-			fmt.Fprintf(e.stderr, "portier card: unknown operation %q\n\n", args[0])
-		}
-		fmt.Fprint(w, `Usage: portier card issue|inspect|rekey DOOR [flags]
+		return opUsage(e, "card", args, `Usage: portier card issue|inspect|rekey DOOR [flags]
 
   issue DOOR --tag-number N [--reissue]   personalise a blank DESFire card for a Salto tag number
   inspect DOOR                            say what a card is (nothing is changed)
@@ -50,7 +43,6 @@ when asked. The next card presented is the one worked on: use a reader
 nobody taps meanwhile, or name the card with --uid (needed with --reissue).
 Run `+"`portier card <op> -h`"+` for the flags.
 `)
-		return code
 	}
 	return ops[args[0]](ctx, e, args[1:])
 }

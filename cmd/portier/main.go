@@ -103,6 +103,21 @@ func run(ctx context.Context, args []string, e *env) int {
 }
 
 // isHelp says whether arg asks for help.
+// opUsage answers `portier CMD` given no operation it knows: help asked for
+// goes to standard output (exit 0); otherwise what is wrong, then the usage,
+// to standard error (exit 2).
+func opUsage(e *env, cmd string, args []string, usage string) int {
+	w, code := e.stderr, exitUsage
+	switch {
+	case len(args) > 0 && isHelp(args[0]):
+		w, code = e.stdout, exitOK
+	case len(args) > 0:
+		fmt.Fprintf(e.stderr, "portier %s: unknown operation %q\n\n", cmd, args[0])
+	}
+	fmt.Fprint(w, usage)
+	return code
+}
+
 func isHelp(arg string) bool {
 	switch arg {
 	case "help", "-h", "-help", "--help":

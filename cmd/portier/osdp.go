@@ -152,15 +152,8 @@ func cmdReader(ctx context.Context, e *env, args []string) int {
 		return cmdReaderAddress(ctx, e, args[1:])
 	case "output":
 		return cmdReaderOutput(ctx, e, args[1:])
-	case "-h", "--help", "help":
-		fmt.Fprintln(e.stdout, readerUsage)
-		return exitOK
-	case "":
-	default:
-		fmt.Fprintf(e.stderr, "portier reader: unknown operation %q\n\n", sub)
 	}
-	fmt.Fprintln(e.stderr, readerUsage)
-	return exitUsage
+	return opUsage(e, "reader", args, readerUsage+"\n")
 }
 
 // readerSession opens a `portier reader` subcommand's session: its flags

@@ -142,16 +142,7 @@ func TestValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := goodConfig()
 			tt.mutate(&c)
-			err := c.Validate(doorIDs)
-			if len(tt.want) == 0 {
-				require.NoError(t, err)
-				return
-			}
-			require.Error(t, err)
-			for _, w := range tt.want {
-				assert.Contains(t, err.Error(), w)
-			}
-			assert.Len(t, strings.Split(err.Error(), "\n"), len(tt.want), "one line per problem:\n%s", err)
+			assertProblems(t, c.Validate(doorIDs), tt.want)
 		})
 	}
 }
@@ -234,4 +225,19 @@ func TestOpenPeriphRefusesMissingHardware(t *testing.T) {
 	cfg.Doors["front"] = hal.DoorWiring{Relay: &hal.OutputConfig{Pin: "GPIO99"}}
 	_, err = hal.OpenPeriph(cfg, []string{"front"}, nil)
 	assert.ErrorContains(t, err, `hal: invalid wiring: hardware.doors.front.relay.pin: "GPIO99"`)
+}
+
+// assertProblems checks a validation error: none when want is empty, else
+// one line per wanted problem.
+func assertProblems(t *testing.T, err error, want []string) {
+	t.Helper()
+	if len(want) == 0 {
+		require.NoError(t, err)
+		return
+	}
+	require.Error(t, err)
+	for _, w := range want {
+		assert.Contains(t, err.Error(), w)
+	}
+	assert.Len(t, strings.Split(err.Error(), "\n"), len(want), "one line per problem:\n%s", err)
 }

@@ -1,7 +1,6 @@
 package hal_test
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -133,16 +132,7 @@ func TestValidateOSDP(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := osdpConfig()
 			tt.mutate(&c)
-			err := c.Validate(doorIDs)
-			if len(tt.want) == 0 {
-				require.NoError(t, err)
-				return
-			}
-			require.Error(t, err)
-			for _, w := range tt.want {
-				assert.Contains(t, err.Error(), w)
-			}
-			assert.Len(t, strings.Split(err.Error(), "\n"), len(tt.want), "one line per problem:\n%s", err)
+			assertProblems(t, c.Validate(doorIDs), tt.want)
 		})
 	}
 }

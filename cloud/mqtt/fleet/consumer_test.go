@@ -58,7 +58,7 @@ func declareQueue(t testing.TB, url string) {
 // connection or channel closes.
 func (c *consumer) run(ctx context.Context) {
 	for i := 0; ctx.Err() == nil; i++ {
-		err := c.consume(ctx, c.urls[i%len(c.urls)])
+		err := c.consume(ctx, c.urls[i%len(c.urls)], i)
 		if ctx.Err() != nil {
 			return
 		}
@@ -73,7 +73,8 @@ func (c *consumer) run(ctx context.Context) {
 	}
 }
 
-func (c *consumer) consume(ctx context.Context, url string) error {
+// connNo numbers the connection, for the tally's order check.
+func (c *consumer) consume(ctx context.Context, url string, connNo int) error {
 	conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second), Heartbeat: 5 * time.Second})
 	if err != nil {
 		return err
@@ -105,7 +106,7 @@ func (c *consumer) consume(ctx context.Context, url string) error {
 			if err := json.Unmarshal(d.Body, &e); err != nil || e.EventID == "" {
 				c.bad.Add(1)
 			} else {
-				c.tally.Add(e.GatewayID, e.EventID, e.Seq)
+				c.tally.Add(fleet.Delivery{Gateway: e.GatewayID, ID: e.EventID, Seq: e.Seq, Conn: connNo, Redelivered: d.Redelivered})
 			}
 			if d.Redelivered {
 				c.redelivered.Add(1)

@@ -157,6 +157,7 @@ func TestFleet(t *testing.T) {
 	figure("fleet_events", sum.Unique)
 	figure("fleet_duplicates", sum.Duplicates)
 	figure("fleet_out_of_order", sum.OutOfOrder)
+	figure("fleet_out_of_order_requeued", sum.Requeued)
 	figure("fleet_consumer_redelivered", r.cons.redelivered.Load())
 	figure("fleet_retained_other_nodes_stale", r.retained.otherStale)
 	figure("fleet_retained_other_nodes_missing", r.retained.otherNone)
@@ -246,7 +247,11 @@ func (r *fleetRun) settle(label string) {
 	}
 	r.lost += lost
 	sum := r.tally.Summary()
-	t.Logf("%s: %d events, %d lost, %d duplicates, %d out of order; gateways per node %v", label, total, lost, sum.Duplicates, sum.OutOfOrder, r.perNode())
+	t.Logf("%s: %d events, %d lost, %d duplicates, %d out of order, %d given back out of order by the queue; gateways per node %v",
+		label, total, lost, sum.Duplicates, sum.OutOfOrder, sum.Requeued, r.perNode())
+	for _, d := range sum.Reordered {
+		t.Logf("%s: behind a later event: %s", label, d)
+	}
 	require.Zero(t, lost, "%s: events lost", label)
 	require.Zero(t, sum.OutOfOrder, "%s: order per gateway", label)
 	require.Empty(t, sum.Conflicts, label)

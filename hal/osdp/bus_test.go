@@ -189,6 +189,25 @@ func TestMACFailureDropsTheSession(t *testing.T) {
 	r.waitFor(t, "back online", kind(osdp.ReportOnline, 1), offline)
 }
 
+// A reader without a reply cache (libosdp's PD) answers the CP's repeat of
+// a command whose reply was lost with NAK 6 in plaintext and drops its
+// session: the bus reports it and is back on a new session at once.
+func TestLostReplyToAReaderWithoutReplyCache(t *testing.T) {
+	r, pds := newRig(t, rigConfig{
+		readers: []osdp.ReaderConfig{secureReader("r", 1, key1)},
+		pds:     []osdpsim.Config{{Addr: 1, Key: key1, NoReplyCache: true}},
+	})
+	r.waitFor(t, "online", kind(osdp.ReportOnline, 1), offline)
+	pds[0].SetFaults(osdpsim.Faults{DropReplies: 1})
+	rep := r.waitFor(t, "session dropped", kind(osdp.ReportOffline, 1), nil)
+	assert.Equal(t, osdp.ReasonMAC, rep.Reason)
+	assert.Equal(t, osdp.NAKSCCond, rep.NAK)
+	assert.True(t, r.waitFor(t, "back online", kind(osdp.ReportOnline, 1), offline).Secure)
+	pds[0].PresentWiegand(h10301, 26)
+	r.waitFor(t, "card", kind(osdp.ReportCard, 1), offline)
+	assert.Zero(t, status(t, r.bus, 1).CheckErrors)
+}
+
 func TestOfflineWithinTheSpecLimit(t *testing.T) {
 	r, pds := newRig(t, rigConfig{
 		readers: []osdp.ReaderConfig{secureReader("r", 1, key1)},

@@ -51,6 +51,12 @@ type Config struct {
 	// Outputs is how many outputs (relays, open collectors) the reader
 	// has; its PDCAP lists them and osdp_OUT drives them.
 	Outputs int
+	// NoReplyCache: a repeated command (same sequence number, after a
+	// reply the CP missed) is processed again instead of answered with the
+	// stored reply, as libosdp's PD does (libosdp issue 145). Under Secure
+	// Channel its MAC then fails and the reader answers NAK 6 in plaintext,
+	// dropping the session.
+	NoReplyCache bool
 	// OnCommand, if set, sees every command the reader accepted (after
 	// decryption), from the goroutine driving the line.
 	OnCommand func(Command)
@@ -315,7 +321,7 @@ func (p *PD) handle(frame []byte, at time.Time) (reply, bool) {
 		// BUSY goes in plaintext with sequence 0; the command is not taken.
 		out = p.encode(osdp.Frame{Seq: 0, Checksum: f.Checksum, Code: osdp.ReplyBUSY}, nil)
 		return p.deliver(out, false), true
-	case f.Seq != 0 && int(f.Seq) == p.lastSeq && bytes.Equal(frame, p.lastCmd):
+	case f.Seq != 0 && int(f.Seq) == p.lastSeq && bytes.Equal(frame, p.lastCmd) && !p.cfg.NoReplyCache:
 		// The CP repeats a command whose reply it missed: send it again.
 		out = p.lastReply
 	default:
@@ -382,6 +388,8 @@ func (p *PD) process(f osdp.Frame, at time.Time) []byte {
 	switch {
 	case f.Seq == 0: // the CP restarts the link
 		p.sess, p.hs = nil, nil
+	case p.cfg.NoReplyCache && int(f.Seq) == p.lastSeq:
+		// processed again (NoReplyCache)
 	case p.lastSeq < 0 || int(f.Seq) != p.lastSeq%3+1:
 		return nak(osdp.NAKSequence)
 	}

@@ -112,7 +112,7 @@ func TestCheckUsageErrors(t *testing.T) {
 		want string
 	}{
 		{"no door", []string{"check", "--tag", "1"}, "Usage: portier check"},
-		{"unknown door", []string{"check", "--door", "nope", "--tag", "1"}, `no door "nope" in the config (doors: front, studio, lab)`},
+		{"unknown door", []string{"check", "--door", "nope", "--tag", "1"}, `no door "nope" (doors: front, studio, lab) in the config`},
 		{"two cards", []string{"check", "--door", "front", "--tag", "1", "--uid", "01020304"}, "at most one of --uid, --wiegand and --tag"},
 		{"bad uid", []string{"check", "--door", "front", "--uid", "0102"}, "UID has 2 bytes, want 4, 7 or 10"},
 		{"bad wiegand", []string{"check", "--door", "front", "--wiegand", "H10301:x:1"}, "must be decimal numbers"},

@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -123,4 +124,43 @@ func TestSimInputPointsAtTheCardCommand(t *testing.T) {
 	assert.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, "issue is an operator's command here: run `portier card issue lab --tag-number 02301234` in a second terminal, then present the card (card lab blank)")
 	assert.Contains(t, out, "run `portier card inspect lab` in a second terminal")
+}
+
+// TestRunningAgentAnswers runs the operator commands against a running
+// agent: a door it does not have is the operator's mistake (exit 2) for
+// every command, as for the offline check; status --json shows no id or
+// seq it does not know.
+func TestRunningAgentAnswers(t *testing.T) {
+	g := newGateway(t, "2s")
+	g.start()
+	t.Run("unknown door", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"unlock", "nosuch"},
+			{"lockdown", "nosuch", "on"},
+			{"office-mode", "nosuch", "on"},
+			{"enroll", "nosuch", "--tag-number", "02301299", "--timeout", "5s"},
+			{"card", "inspect", "nosuch"},
+			{"check", "--door", "nosuch", "--tag", "02301234"},
+		} {
+			_, errOut, code := runPortier(t, g.env, append(args, "--config", g.cfg)...)
+			assert.Equal(t, 2, code, "%v: %s", args, errOut)
+			assert.Contains(t, errOut, `no door "nosuch" (doors: front)`, args)
+		}
+	})
+	t.Run("status --json", func(t *testing.T) {
+		out, errOut, code := runPortier(t, g.env, "status", "--json", "--config", g.cfg)
+		require.Equal(t, 0, code, errOut)
+		var st struct {
+			Doors []struct {
+				LastEvent map[string]any `json:"last_event"`
+			} `json:"doors"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(out), &st))
+		require.Len(t, st.Doors, 1)
+		last := st.Doors[0].LastEvent
+		require.NotNil(t, last, out)
+		assert.NotEmpty(t, last["type"])
+		assert.NotContains(t, last, "id", "the outbox assigns the id; the door does not know it")
+		assert.NotContains(t, last, "seq")
+	})
 }

@@ -23,15 +23,16 @@ import (
 	// in the site's zone.
 	_ "time/tzdata"
 
+	"github.com/portier-io/portier/agent"
 	"github.com/portier-io/portier/cmd/portier/control"
 )
 
-// Exit statuses shared by all subcommands.
+// Exit statuses shared by all subcommands (README.md, "Exit status").
 const (
 	exitOK     = 0
-	exitDenied = 1 // `portier check`: the decision is a denial
-	exitUsage  = 2 // bad flags, bad config, bad data
-	exitFailed = 3 // the operation failed (I/O, network)
+	exitDenied = 1 // `portier check`: the decision is a denial; a door refused a command
+	exitUsage  = 2 // bad flags, bad config, bad data, a door the gateway does not have
+	exitFailed = 3 // the operation failed (I/O, network, no agent running)
 )
 
 // env is what a subcommand may touch of the outside world; tests replace it.
@@ -213,8 +214,15 @@ func parseFlags(e *env, fs *flag.FlagSet, args []string) (int, bool) {
 	return 0, true
 }
 
-// fail prints an error for the operator and returns code.
+// fail prints an error for the operator and returns code, except that a
+// door the gateway does not have is always the operator's mistake
+// (exitUsage), whether the config or the running agent found it.
 func fail(e *env, code int, format string, args ...any) int {
 	fmt.Fprintf(e.stderr, "portier: "+format+"\n", args...)
+	for _, a := range args {
+		if err, ok := a.(error); ok && errors.Is(err, agent.ErrUnknownDoor) {
+			return exitUsage
+		}
+	}
 	return code
 }

@@ -474,7 +474,7 @@ func (c *Config) Door(id string) (agent.Door, error) {
 			return c.AgentDoor(d), nil
 		}
 	}
-	return agent.Door{}, fmt.Errorf("no door %q in the config (doors: %s)", id, strings.Join(c.DoorIDs(), ", "))
+	return agent.Door{}, fmt.Errorf("%w in the config", &agent.UnknownDoorError{Door: id, Doors: c.DoorIDs()})
 }
 
 // ClockPolicyName is the clock policy in force (trust when unset).

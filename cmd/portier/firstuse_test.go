@@ -16,7 +16,8 @@ import (
 
 // internalText is what an operator must never read: Go's and the HTTP
 // library's words for what went wrong inside.
-var internalText = []string{"goroutine ", "panic:", "context deadline exceeded", "context canceled", `Post "http://portier`, `Get "http://portier`}
+var internalText = []string{"goroutine ", "panic:", "context deadline exceeded", "context canceled", `Post "http://portier`, `Get "http://portier`,
+	"parse error", "flag provided but not defined", "time: invalid duration"}
 
 // TestFirstUseMistakes runs the mistakes a new user makes at the command
 // line: each says what is wrong and what to do, exits non-zero, and shows
@@ -53,6 +54,18 @@ func TestFirstUseMistakes(t *testing.T) {
 			wantErr: "for the installed service add --config /etc/portier/portier.yaml"},
 		{name: "events without --config names the service's config", args: []string{"events"}, wantCode: 2,
 			wantErr: "nothing has been recorded; without --config this is the embedded demo config's: for the installed service add --config /etc/portier/portier.yaml"},
+		{name: "a duration that is not one", args: []string{"unlock", "front", "--duration", "banana"}, wantCode: 2,
+			wantErr: "portier unlock: --duration: \"banana\" is not a duration; e.g. 30s, 5m, 1h30m\n\nUsage: portier unlock"},
+		{name: "a wait that is not a duration", args: []string{"enroll", "front", "--tag-number", "1", "--timeout", "soon"}, wantCode: 2,
+			wantErr: `portier enroll: --timeout: "soon" is not a duration; e.g. 30s, 5m, 1h30m`},
+		{name: "a number that is not one", args: []string{"reader", "set-address", "--door", "studio", "--address", "two"}, wantCode: 2,
+			wantErr: `portier reader set-address: --address: "two" is not a whole number`},
+		{name: "a flag value for a switch", args: []string{"status", "--json=yes"}, wantCode: 2,
+			wantErr: `portier status: --json: "yes" is not true or false (--json alone is true)`},
+		{name: "an unknown flag", args: []string{"check-config", "--json"}, wantCode: 2,
+			wantErr: "portier check-config: unknown flag --json (the flags are below)\n\nUsage: portier check-config"},
+		{name: "a flag without its value", args: []string{"unlock", "front", "--duration"}, wantCode: 2,
+			wantErr: "portier unlock: --duration needs a value"},
 		{name: "office mode until a word", args: []string{"office-mode", "front", "on", "--until", "tomorrow"}, wantCode: 2,
 			wantErr: `--until "tomorrow": want an RFC 3339 time with its zone, e.g. 20`},
 	}

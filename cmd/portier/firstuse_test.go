@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -176,4 +177,17 @@ func TestRunningAgentAnswers(t *testing.T) {
 		assert.NotContains(t, last, "id", "the outbox assigns the id; the door does not know it")
 		assert.NotContains(t, last, "seq")
 	})
+}
+
+// TestSyncUnreachable: a Salto KS address nothing answers at says what to
+// check, and a first sync that fails does not claim a previous snapshot.
+func TestSyncUnreachable(t *testing.T) {
+	fake := startFake(t, saltokstest.SiteShape{Users: 1, Groups: 1, Locks: 1}, saltokstest.Options{})
+	s := writeSaltoConfig(t, fake, 0o600, []string{saltokstest.LockID(0)}, "")
+	fake.Close()
+	_, errOut, code := runPortier(t, nil, "sync", "--config", s.config)
+	assert.Equal(t, 3, code, errOut)
+	assert.Contains(t, errOut, "nothing accepts connections at "+strings.TrimPrefix(fake.URL(), "http://")+": check the host and port in salto.identity_url")
+	assert.Contains(t, errOut, "the cache holds no site yet: doors deny every credential until a sync succeeds")
+	assert.NotContains(t, errOut, "previous snapshot")
 }

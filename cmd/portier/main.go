@@ -142,10 +142,40 @@ func newFlags(e *env, name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: portier %s %s\n\nFlags:\n", name, synopsis)
-		fs.PrintDefaults()
+		fmt.Fprintln(fs.Output(), strings.TrimSpace("Usage: portier "+name+" "+synopsis))
+		printFlags(fs)
 	}
 	return fs
+}
+
+// printFlags is flag.PrintDefaults with the flags written as the usage
+// lines, the README and the messages write them: --config, not -config.
+func printFlags(fs *flag.FlagSet) {
+	header := "\nFlags:"
+	fs.VisitAll(func(f *flag.Flag) {
+		if header != "" {
+			fmt.Fprintln(fs.Output(), header)
+			header = ""
+		}
+		arg, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if arg != "" {
+			line += " " + arg
+		}
+		line += "\n    \t" + strings.ReplaceAll(usage, "\n", "\n    \t")
+		switch f.DefValue {
+		case "", "0", "false", "0s":
+		default:
+			if g, ok := f.Value.(flag.Getter); ok {
+				if _, isString := g.Get().(string); isString {
+					line += fmt.Sprintf(" (default %q)", f.DefValue)
+					break
+				}
+			}
+			line += fmt.Sprintf(" (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(fs.Output(), line)
+	})
 }
 
 // argsError reports a mistake in a command's arguments, then its usage.

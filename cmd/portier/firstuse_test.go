@@ -148,7 +148,7 @@ func TestSimInputPointsAtTheCardCommand(t *testing.T) {
 // TestRunningAgentAnswers runs the operator commands against a running
 // agent: a door it does not have is the operator's mistake (exit 2) for
 // every command, as for the offline check; status --json shows no id or
-// seq it does not know.
+// seq it does not know; check --at says which times it takes.
 func TestRunningAgentAnswers(t *testing.T) {
 	g := newGateway(t, "2s")
 	g.start()
@@ -165,6 +165,11 @@ func TestRunningAgentAnswers(t *testing.T) {
 			assert.Equal(t, 2, code, "%v: %s", args, errOut)
 			assert.Contains(t, errOut, `no door "nosuch" (doors: front)`, args)
 		}
+	})
+	t.Run("check at a word", func(t *testing.T) {
+		_, errOut, code := runPortier(t, g.env, "check", "--config", g.cfg, "--door", "front", "--tag", "02301234", "--at", "tomorrow")
+		assert.Equal(t, 2, code, errOut)
+		assert.Contains(t, errOut, `portier: --at: "tomorrow" is not a time: want RFC 3339 (2026-11-23T10:00:00+01:00), or 2026-11-23T10:00 or 2026-11-23 in the site's time zone`)
 	})
 	t.Run("status --json", func(t *testing.T) {
 		out, errOut, code := runPortier(t, g.env, "status", "--json", "--config", g.cfg)

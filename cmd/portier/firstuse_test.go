@@ -72,6 +72,8 @@ func TestFirstUseMistakes(t *testing.T) {
 			wantErr: "portier check-config: unknown flag --json (the flags are below)\n\nUsage: portier check-config"},
 		{name: "a flag without its value", args: []string{"unlock", "front", "--duration"}, wantCode: 2,
 			wantErr: "portier unlock: --duration needs a value"},
+		{name: "import a file that is not there", args: []string{"import", "site.json"}, wantCode: 2,
+			wantErr: "portier: site.json: no such file: give the path of a site snapshot file (docs/snapshot-format.md)"},
 		{name: "office mode until a word", args: []string{"office-mode", "front", "on", "--until", "tomorrow"}, wantCode: 2,
 			wantErr: `--until "tomorrow": want an RFC 3339 time with its zone, e.g. 20`},
 	}

@@ -189,7 +189,12 @@ func cmdInit(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stdout, "wrote %s\n", path)
 	}
 	fmt.Fprintf(e.stdout, "%s: OK (%s)\n", f.config, r.Config.Summary())
-	fmt.Fprintf(e.stdout, "Next: portier pinout --config %s (wiring), sudo -u portier portier doctor --config %s (hardware), sudo systemctl enable --now portier\n", f.config, f.config)
+	start := "sudo systemctl enable --now portier"
+	if abs, err := filepath.Abs(f.config); err != nil || abs != config.PackagedPath {
+		// The packaged unit reads only its own config.
+		start = fmt.Sprintf("portier run --config %s (the service reads %s, not this file)", f.config, config.PackagedPath)
+	}
+	fmt.Fprintf(e.stdout, "Next: portier pinout --config %s (wiring), sudo -u portier portier doctor --config %s (hardware), %s\n", f.config, f.config, start)
 	return exitOK
 }
 

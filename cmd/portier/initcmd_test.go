@@ -293,6 +293,9 @@ func TestInitAsksForAGroupWithoutALock(t *testing.T) {
 	out, errOut, code := runPortierIn(t, nil, answers, "init", "--interactive", "--config", s.config, "--state-dir", s.state, "--owner=", "--driver", "sim")
 	require.Equal(t, 0, code, "%s\n%s", out, errOut)
 	assert.Contains(t, out, "access group ids whose members open the door (comma-separated; at least one, as no lock was given): ")
+	assert.Contains(t, out, "portier run --config "+s.config+" (the service reads /etc/portier/portier.yaml, not this file)",
+		"the next step for a config the service does not read")
+	assert.NotContains(t, out, "systemctl enable")
 	assert.Contains(t, out, "  the door needs at least one Salto KS lock or access group id")
 	cfg, err := os.ReadFile(s.config)
 	require.NoError(t, err)

@@ -149,7 +149,9 @@ func TestNetworkHints(t *testing.T) {
 		mod  func(*saltoks.Config)
 		want string
 	}{
-		{"identity host does not resolve", func(c *saltoks.Config) { c.IdentityURL, c.HTTPClient = "https://identity.example.invalid", unresolvable },
+		{"identity host does not resolve", func(c *saltoks.Config) {
+			c.IdentityURL, c.HTTPClient = "https://identity.example.invalid", unresolvable
+		},
 			"; the host name identity.example.invalid does not resolve: check salto.identity_url for a typo, then the gateway's DNS and network (`getent hosts identity.example.invalid`)"},
 		{"api host does not resolve", func(c *saltoks.Config) { c.APIURL, c.HTTPClient = "https://connect.example.invalid", unresolvable },
 			"; the host name connect.example.invalid does not resolve: check salto.api_url for a typo"},

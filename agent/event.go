@@ -5,8 +5,10 @@ import "time"
 // Event is one thing that happened at the gateway, as written to the outbox.
 // Credentials are masked; PINs never appear.
 type Event struct {
-	ID         string         `json:"id"`  // unique, for consumer de-duplication
-	Seq        int64          `json:"seq"` // per-gateway monotonic sequence number
+	// ID and Seq are assigned by the outbox; an event not recorded yet (a
+	// door's last event in its status) has neither, and shows none.
+	ID         string         `json:"id,omitempty"`  // unique, for consumer de-duplication
+	Seq        int64          `json:"seq,omitempty"` // per-gateway monotonic sequence number
 	Time       time.Time      `json:"time"`
 	Type       EventType      `json:"type"`
 	Door       string         `json:"door,omitempty"`

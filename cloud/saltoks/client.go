@@ -255,8 +255,12 @@ func (c *Client) fetchToken(ctx context.Context) error {
 	if err != nil {
 		err = tokenError(err)
 		var ae *AuthError
-		if errors.As(err, &ae) {
+		var te *TransportError
+		switch {
+		case errors.As(err, &ae):
 			ae.Hint = c.hint(ae.Status, ae.Code, tokenPath)
+		case errors.As(err, &te):
+			te.Hint = netHint(te.Err, "salto.identity_url")
 		}
 		return err
 	}
@@ -454,7 +458,7 @@ func (c *Client) once(ctx context.Context, req request, token string) (*response
 		if ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled) {
 			return nil, ctx.Err()
 		}
-		return nil, &TransportError{Method: req.method, Path: req.path, Err: timeoutErr(unwrapURL(err), c.cfg.RequestTimeout)}
+		return nil, &TransportError{Method: req.method, Path: req.path, Err: timeoutErr(unwrapURL(err), c.cfg.RequestTimeout), Hint: netHint(err, "salto.api_url")}
 	}
 	defer res.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(res.Body, maxBody))

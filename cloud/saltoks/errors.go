@@ -110,10 +110,15 @@ func (e *AuthError) Retryable() bool { return e.Status >= 500 || e.Status == 429
 type TransportError struct {
 	Method, Path string
 	Err          error
+	Hint         string // what to check (the address, DNS, the clock), or ""
 }
 
 func (e *TransportError) Error() string {
-	return fmt.Sprintf("salto ks: %s %s: %v", e.Method, e.Path, e.Err)
+	msg := fmt.Sprintf("salto ks: %s %s: %v", e.Method, e.Path, e.Err)
+	if e.Hint != "" {
+		msg += "; " + e.Hint
+	}
+	return msg
 }
 func (e *TransportError) Unwrap() error   { return e.Err }
 func (e *TransportError) Retryable() bool { return true }

@@ -42,7 +42,7 @@ func TestMapUser(t *testing.T) {
 			func(t *testing.T, u agent.User) { assert.Empty(t, u.TagNumber); assert.Equal(t, "Ada", u.FirstName) },
 			"user 9b7f3a20-0000-4000-8000-000000000001: user.tag_number: invalid credential: tag number must be 1–8 digits (the user keeps no tag credential)"},
 		{"unreadable expires_at leaves the user out", func(u *saltoks.SiteUser) { u.ExpiresAt = str("soon") }, false, nil,
-			`user 9b7f3a20-0000-4000-8000-000000000001: expires_at: "soon" is not an RFC 3339 time (user left out: they cannot open any door)`},
+			`user 9b7f3a20-0000-4000-8000-000000000001: expires_at: "soon" is not a time: want RFC 3339 (2026-11-23T10:00:00+01:00), or 2026-11-23T10:00 or 2026-11-23 in the site's time zone (user left out: they cannot open any door)`},
 		{"expires_at without offset is site wall time", func(u *saltoks.SiteUser) { u.ExpiresAt = str("2027-01-01T00:00:00") }, true,
 			func(t *testing.T, u agent.User) {
 				assert.Equal(t, time.Date(2026, 12, 31, 23, 0, 0, 0, time.UTC), u.ExpiresAt.UTC())

@@ -1,10 +1,14 @@
 package saltoks
 
 import (
+	"crypto/x509"
+	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"regexp"
 	"strings"
+	"syscall"
 )
 
 // The mistakes installers make when they copy Salto KS addresses and ids
@@ -100,6 +104,31 @@ func (c *Client) hint(status int, code, path string) string {
 				return fmt.Sprintf("salto.site_id %q is the site's uid, not its id: %s", site, SiteUIDHint)
 			}
 		}
+	}
+	return ""
+}
+
+// netHint explains a request that reached no server, "" when nothing more
+// can be said than the error: a host name that does not resolve, a port
+// nobody listens on, a certificate the gateway cannot trust (on a gateway
+// without a real-time clock, often a clock far off). setting is the config
+// key of the address (salto.api_url or salto.identity_url).
+func netHint(err error, setting string) string {
+	var dns *net.DNSError
+	var unknownCA x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	var op *net.OpError
+	switch {
+	case errors.As(err, &dns) && dns.IsNotFound:
+		return fmt.Sprintf("the host name %s does not resolve: check %s for a typo, then the gateway's DNS and network (`getent hosts %[1]s`)", dns.Name, setting)
+	case errors.As(err, &dns):
+		return fmt.Sprintf("the host name %s could not be looked up: check the gateway's network and its DNS server (/etc/resolv.conf)", dns.Name)
+	case errors.Is(err, syscall.ECONNREFUSED) && errors.As(err, &op) && op.Addr != nil:
+		return fmt.Sprintf("nothing accepts connections at %s: check the host and port in %s, and any firewall or proxy between", op.Addr, setting)
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+		return "the server's certificate is not valid at the gateway's time: check the gateway's clock (timedatectl; a Pi without a real-time clock needs NTP)"
+	case errors.As(err, &unknownCA):
+		return fmt.Sprintf("the server's certificate is signed by an authority this gateway does not trust: install the ca-certificates package, check %s, or look for a proxy that intercepts TLS", setting)
 	}
 	return ""
 }

@@ -2,7 +2,19 @@ package saltoks_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -109,4 +121,76 @@ func TestErrorHints(t *testing.T) {
 		require.ErrorAs(t, err, &ae)
 		assert.Empty(t, ae.Hint)
 	})
+}
+
+// A request that reaches no server says what to check: the address's host
+// name (DNS), its port, the gateway's trust store or clock.
+func TestNetworkHints(t *testing.T) {
+	ctx := context.Background()
+	// unresolvable makes *.invalid hosts fail the way the resolver does.
+	unresolvable := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, _, _ := net.SplitHostPort(addr)
+		if strings.HasSuffix(host, ".invalid") {
+			return nil, &net.OpError{Op: "dial", Net: network, Err: &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}}
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}}}
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	refused := "http://" + closed.Addr().String()
+	require.NoError(t, closed.Close())
+	tlsServer := httptest.NewTLSServer(http.NotFoundHandler())
+	t.Cleanup(tlsServer.Close)
+	expired, trusting := expiredTLSServer(t)
+
+	for _, tc := range []struct {
+		name string
+		mod  func(*saltoks.Config)
+		want string
+	}{
+		{"identity host does not resolve", func(c *saltoks.Config) {
+			c.IdentityURL, c.HTTPClient = "https://identity.example.invalid", unresolvable
+		},
+			"; the host name identity.example.invalid does not resolve: check salto.identity_url for a typo, then the gateway's DNS and network (`getent hosts identity.example.invalid`)"},
+		{"api host does not resolve", func(c *saltoks.Config) { c.APIURL, c.HTTPClient = "https://connect.example.invalid", unresolvable },
+			"; the host name connect.example.invalid does not resolve: check salto.api_url for a typo"},
+		{"nothing listens", func(c *saltoks.Config) { c.APIURL = refused },
+			"; nothing accepts connections at " + strings.TrimPrefix(refused, "http://") + ": check the host and port in salto.api_url"},
+		{"an authority the gateway does not trust", func(c *saltoks.Config) { c.IdentityURL, c.HTTPClient = tlsServer.URL, http.DefaultClient },
+			"; the server's certificate is signed by an authority this gateway does not trust: install the ca-certificates package, check salto.identity_url"},
+		{"a certificate not valid at the gateway's time", func(c *saltoks.Config) { c.IdentityURL, c.HTTPClient = expired, trusting },
+			"; the server's certificate is not valid at the gateway's time: check the gateway's clock"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, small, saltokstest.Options{}, func(c *saltoks.Config) { c.MaxAttempts = 1; tc.mod(c) })
+			_, err := h.client.Site(ctx, saltokstest.GeneratedSiteID)
+			var te *saltoks.TransportError
+			require.ErrorAs(t, err, &te)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+// expiredTLSServer serves TLS with a certificate that expired a year ago,
+// and returns a client that trusts it.
+func expiredTLSServer(t *testing.T) (string, *http.Client) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	now := time.Now()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, NotBefore: now.AddDate(-2, 0, 0), NotAfter: now.AddDate(-1, 0, 0),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	return srv.URL, &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
 }

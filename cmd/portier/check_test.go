@@ -112,7 +112,7 @@ func TestCheckUsageErrors(t *testing.T) {
 		want string
 	}{
 		{"no door", []string{"check", "--tag", "1"}, "Usage: portier check"},
-		{"unknown door", []string{"check", "--door", "nope", "--tag", "1"}, `no door "nope" in the config (doors: front, studio, lab)`},
+		{"unknown door", []string{"check", "--door", "nope", "--tag", "1"}, `no door "nope" (doors: front, studio, lab) in the config`},
 		{"two cards", []string{"check", "--door", "front", "--tag", "1", "--uid", "01020304"}, "at most one of --uid, --wiegand and --tag"},
 		{"bad uid", []string{"check", "--door", "front", "--uid", "0102"}, "UID has 2 bytes, want 4, 7 or 10"},
 		{"bad wiegand", []string{"check", "--door", "front", "--wiegand", "H10301:x:1"}, "must be decimal numbers"},
@@ -207,7 +207,7 @@ func TestConfigErrors(t *testing.T) {
 		name, yaml, want string
 	}{
 		{"unknown key", "doors:\n  - id: front\n    mode: card\n    salto_lock: [x]\n", `line 4: unknown key "salto_lock"`},
-		{"bad mode", "doors:\n  - id: front\n    mode: cards\n    salto_locks: [0b5e0000-0000-4000-8000-000000000001]\n", `line 2: doors[0]: door "front": mode "cards" is not one of`},
+		{"bad mode", "doors:\n  - id: front\n    mode: cards\n    salto_locks: [0b5e0000-0000-4000-8000-000000000001]\n", `line 2: doors[0]: door "front": mode "cards" is not card, pin, card_or_pin or card_and_pin`},
 		{"unmapped door", "doors:\n  - id: front\n    mode: card\n", `line 2: doors[0]: door "front" is mapped to no Salto lock and no access group`},
 		{"duplicate door", "doors:\n  - id: a\n    mode: card\n    salto_locks: [0b5e0000-0000-4000-8000-000000000001]\n  - id: a\n    mode: pin\n    salto_locks: [0b5e0000-0000-4000-8000-000000000001]\n", `door id "a" is used twice`},
 		{"top-level typo", "dors: []\n", `unknown key "dors"`},

@@ -207,7 +207,11 @@ type switchCommand func(c *control.Client, ctx context.Context, door string, req
 // given time).
 func cmdSwitch(name, what string, send switchCommand, withUntil bool) func(ctx context.Context, e *env, args []string) int {
 	return func(ctx context.Context, e *env, args []string) int {
-		s := newSession(e, name, "DOOR on|off", needControl)
+		synopsis := "DOOR on|off"
+		if withUntil {
+			synopsis += " [--until TIME]"
+		}
+		s := newSession(e, name, synopsis, needControl)
 		var until *string
 		if withUntil {
 			until = s.fs.String("until", "", "with on: end office mode at this time (RFC 3339)")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -28,6 +29,9 @@ func cmdImport(ctx context.Context, e *env, args []string) int {
 	cfg, db, key := s.cfg, s.db, s.key
 
 	f, err := os.Open(fs.Arg(0))
+	if errors.Is(err, os.ErrNotExist) {
+		return fail(e, exitUsage, "%s: no such file: give the path of a site snapshot file (docs/snapshot-format.md)", fs.Arg(0))
+	}
 	if err != nil {
 		return fail(e, exitUsage, "%v", err)
 	}

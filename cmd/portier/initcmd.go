@@ -189,7 +189,12 @@ func cmdInit(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stdout, "wrote %s\n", path)
 	}
 	fmt.Fprintf(e.stdout, "%s: OK (%s)\n", f.config, r.Config.Summary())
-	fmt.Fprintf(e.stdout, "Next: portier pinout --config %s (wiring), sudo -u portier portier doctor --config %s (hardware), sudo systemctl enable --now portier\n", f.config, f.config)
+	start := "sudo systemctl enable --now portier"
+	if abs, err := filepath.Abs(f.config); err != nil || abs != config.PackagedPath {
+		// The packaged unit reads only its own config.
+		start = fmt.Sprintf("portier run --config %s (the service reads %s, not this file)", f.config, config.PackagedPath)
+	}
+	fmt.Fprintf(e.stdout, "Next: portier pinout --config %s (wiring), sudo -u portier portier doctor --config %s (hardware), %s\n", f.config, f.config, start)
 	return exitOK
 }
 
@@ -286,11 +291,20 @@ func (a *initAnswers) complete(p *prompter, given map[string]bool, check bool) e
 	if err := p.value("salto-locks", "Salto KS lock ids that open the door (comma-separated, may be empty)", &a.locks, checkIDList, !given["salto-locks"]); err != nil {
 		return err
 	}
-	if err := p.value("salto-groups", "Salto KS access group ids whose members open the door (comma-separated, may be empty)", &a.groups, checkIDList, !given["salto-groups"]); err != nil {
-		return err
+	// A door with no lock and no group opens for nobody: with no lock
+	// given, the groups are asked until there is one.
+	groupsQ, groupsCheck := "Salto KS access group ids whose members open the door (comma-separated, may be empty)", checkIDList
+	if len(splitList(a.locks)) == 0 {
+		groupsQ = "Salto KS access group ids whose members open the door (comma-separated; at least one, as no lock was given)"
+		groupsCheck = func(s string) error {
+			if len(splitList(s)) == 0 {
+				return errors.New("the door needs at least one Salto KS lock or access group id (the Salto KS portal shows them), or nobody could open it: give --salto-locks or --salto-groups")
+			}
+			return checkIDList(s)
+		}
 	}
-	if a.locks == "" && a.groups == "" {
-		return errors.New("--salto-locks or --salto-groups: the door needs at least one Salto KS lock or access group id (the Salto KS portal shows them), or nobody could open it")
+	if err := p.value("salto-groups", groupsQ, &a.groups, groupsCheck, !given["salto-groups"]); err != nil {
+		return err
 	}
 	if err := a.completeSalto(p, given, check); err != nil {
 		return err

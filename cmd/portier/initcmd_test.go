@@ -165,7 +165,7 @@ func TestInitValidatesFlags(t *testing.T) {
 		{[]string{"--salto-locks", "not-a-uuid", "--gateway-id", "g"}, nil, `--salto-locks: "not-a-uuid" is not a Salto KS id (a GUID such as`},
 		{[]string{"--salto-groups", "l1", "--gateway-id", "g"}, nil, `--salto-groups: "l1" is not a Salto KS id`},
 		{[]string{"--salto-locks", l1, "--gateway-id", "g", "--mode", "face"}, nil, `--mode: "face" is not card, pin, card_or_pin or card_and_pin`},
-		{[]string{"--gateway-id", "g"}, nil, "--salto-locks or --salto-groups: the door needs at least one Salto KS lock or access group id"},
+		{[]string{"--gateway-id", "g"}, nil, "--salto-groups: the door needs at least one Salto KS lock or access group id (the Salto KS portal shows them), or nobody could open it: give --salto-locks or --salto-groups"},
 		{[]string{"--salto-locks", l1, "--gateway-id", "g", "--wiring", "bluetooth"}, nil, `--wiring: "bluetooth" is not one of mfrc522, wiegand`},
 		{[]string{"--salto-locks", l1, "--gateway-id", "g", "--salto-identity-url", "ftp://x"}, nil, `--salto-identity-url: "ftp://x" is not an http(s) URL`},
 		{[]string{"--salto-locks", l1, "--gateway-id", "g", "--salto-identity-url", "https://id.example/connect/token"}, nil,
@@ -263,7 +263,7 @@ func TestInitDoesNotPromptOnDevNull(t *testing.T) {
 	var ee *exec.ExitError
 	require.ErrorAs(t, err, &ee, "%s", out)
 	assert.Equal(t, 2, ee.ExitCode())
-	assert.Contains(t, string(out), "--salto-locks or --salto-groups: the door needs at least one")
+	assert.Contains(t, string(out), "the door needs at least one Salto KS lock or access group id")
 	assert.NotContains(t, string(out), "Door id")
 }
 
@@ -282,6 +282,24 @@ func TestInitAsksAgainWithoutTheRefusedValue(t *testing.T) {
 	cfg, err := os.ReadFile(s.config)
 	require.NoError(t, err)
 	assert.Contains(t, string(cfg), `gateway_id: "hall-1"`)
+}
+
+// A door needs a lock or a group: with no lock answered, an empty answer
+// for the groups is asked again, not the end of init and every answer.
+func TestInitAsksForAGroupWithoutALock(t *testing.T) {
+	s := newInitSetup(t)
+	const group = "0b5e0000-0000-4000-8000-00000000000b"
+	answers := strings.Join([]string{"gw", "", "", "", "", "", "", group, "", ""}, "\n") + "\n"
+	out, errOut, code := runPortierIn(t, nil, answers, "init", "--interactive", "--config", s.config, "--state-dir", s.state, "--owner=", "--driver", "sim")
+	require.Equal(t, 0, code, "%s\n%s", out, errOut)
+	assert.Contains(t, out, "access group ids whose members open the door (comma-separated; at least one, as no lock was given): ")
+	assert.Contains(t, out, "portier run --config "+s.config+" (the service reads /etc/portier/portier.yaml, not this file)",
+		"the next step for a config the service does not read")
+	assert.NotContains(t, out, "systemctl enable")
+	assert.Contains(t, out, "  the door needs at least one Salto KS lock or access group id")
+	cfg, err := os.ReadFile(s.config)
+	require.NoError(t, err)
+	assert.Contains(t, string(cfg), group)
 }
 
 // Issue 15: on an existing config init refuses before the first question.

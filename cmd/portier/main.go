@@ -15,6 +15,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -23,15 +25,16 @@ import (
 	// in the site's zone.
 	_ "time/tzdata"
 
+	"github.com/portier-io/portier/agent"
 	"github.com/portier-io/portier/cmd/portier/control"
 )
 
-// Exit statuses shared by all subcommands.
+// Exit statuses shared by all subcommands (README.md, "Exit status").
 const (
 	exitOK     = 0
-	exitDenied = 1 // `portier check`: the decision is a denial
-	exitUsage  = 2 // bad flags, bad config, bad data
-	exitFailed = 3 // the operation failed (I/O, network)
+	exitDenied = 1 // `portier check`: the decision is a denial; a door refused a command
+	exitUsage  = 2 // bad flags, bad config, bad data, a door the gateway does not have
+	exitFailed = 3 // the operation failed (I/O, network, no agent running)
 )
 
 // env is what a subcommand may touch of the outside world; tests replace it.
@@ -139,25 +142,40 @@ func newFlags(e *env, name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: portier %s %s\n\nFlags:\n", name, synopsis)
-		fs.PrintDefaults()
+		fmt.Fprintln(fs.Output(), strings.TrimSpace("Usage: portier "+name+" "+synopsis))
+		printFlags(fs)
 	}
 	return fs
 }
 
-// helpTo sends fs's usage to standard output when args ask for it (so
-// `portier run -h | less` shows it); after a mistake it goes to standard
-// error with the error.
-func helpTo(e *env, fs *flag.FlagSet, args []string) {
-	for _, a := range args {
-		if a == "--" {
-			return
+// printFlags is flag.PrintDefaults with the flags written as the usage
+// lines, the README and the messages write them: --config, not -config.
+func printFlags(fs *flag.FlagSet) {
+	header := "\nFlags:"
+	fs.VisitAll(func(f *flag.Flag) {
+		if header != "" {
+			fmt.Fprintln(fs.Output(), header)
+			header = ""
 		}
-		if isHelp(a) && a != "help" || a == "--h" {
-			fs.SetOutput(e.stdout)
-			return
+		arg, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if arg != "" {
+			line += " " + arg
 		}
-	}
+		line += "\n    \t" + strings.ReplaceAll(usage, "\n", "\n    \t")
+		switch f.DefValue {
+		case "", "0", "false", "0s":
+		default:
+			if g, ok := f.Value.(flag.Getter); ok {
+				if _, isString := g.Get().(string); isString {
+					line += fmt.Sprintf(" (default %q)", f.DefValue)
+					break
+				}
+			}
+			line += fmt.Sprintf(" (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(fs.Output(), line)
+	})
 }
 
 // argsError reports a mistake in a command's arguments, then its usage.
@@ -182,12 +200,13 @@ func wrongArgs(e *env, fs *flag.FlagSet, want int) int {
 	return argsError(e, fs, "unexpected argument %q", extra)
 }
 
-// parseFlags parses args (help on standard output, see helpTo), accepting flags before and after positional
+// parseFlags parses args, accepting flags before and after positional
 // arguments (`portier enroll front --tag-number 1` as well as
-// `portier enroll --tag-number 1 front`); everything after "--" is positional.
-// -h gives exit 0, other errors exit 2.
+// `portier enroll --tag-number 1 front`); everything after "--" is
+// positional. -h prints the usage on standard output (so `portier run -h |
+// less` shows it), exit 0; a mistake is said in the operator's words
+// (flagMistake), then the usage, on standard error, exit 2.
 func parseFlags(e *env, fs *flag.FlagSet, args []string) (int, bool) {
-	helpTo(e, fs, args)
 	var pos, tail []string
 	for i, a := range args {
 		if a == "--" {
@@ -195,12 +214,18 @@ func parseFlags(e *env, fs *flag.FlagSet, args []string) (int, bool) {
 			break
 		}
 	}
+	// The flag package's own report (its words, then the usage) is
+	// replaced by ours.
+	fs.SetOutput(io.Discard)
+	defer fs.SetOutput(e.stderr)
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				fs.SetOutput(e.stdout)
+				fs.Usage()
 				return exitOK, false
 			}
-			return exitUsage, false
+			return argsError(e, fs, "%s", flagMistake(fs, err)), false
 		}
 		if fs.NArg() == 0 {
 			break
@@ -213,8 +238,46 @@ func parseFlags(e *env, fs *flag.FlagSet, args []string) (int, bool) {
 	return 0, true
 }
 
-// fail prints an error for the operator and returns code.
+// badFlagValue is the flag package's error for a value its flag cannot take.
+var badFlagValue = regexp.MustCompile(`^invalid (?:boolean )?value ("(?:[^"\\]|\\.)*") for (?:flag )?-([^:]+): `)
+
+// flagMistake says what is wrong with a flag in the operator's words: the
+// flag package says "parse error" for a duration that is not one.
+func flagMistake(fs *flag.FlagSet, err error) string {
+	msg := err.Error()
+	if m := badFlagValue.FindStringSubmatch(msg); m != nil {
+		value, _ := strconv.Unquote(m[1])
+		if f := fs.Lookup(m[2]); f != nil {
+			if g, ok := f.Value.(flag.Getter); ok {
+				switch g.Get().(type) {
+				case time.Duration:
+					return fmt.Sprintf("--%s: %q is not a duration; e.g. 30s, 5m, 1h30m", f.Name, value)
+				case int, int64, uint, uint64:
+					return fmt.Sprintf("--%s: %q is not a whole number", f.Name, value)
+				case bool:
+					return fmt.Sprintf("--%s: %q is not true or false (--%[1]s alone is true)", f.Name, value)
+				}
+			}
+		}
+	}
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		return fmt.Sprintf("unknown flag --%s (the flags are below)", strings.TrimPrefix(name, "-"))
+	}
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
+		return fmt.Sprintf("--%s needs a value", strings.TrimPrefix(name, "-"))
+	}
+	return msg
+}
+
+// fail prints an error for the operator and returns code, except that a
+// door the gateway does not have is always the operator's mistake
+// (exitUsage), whether the config or the running agent found it.
 func fail(e *env, code int, format string, args ...any) int {
 	fmt.Fprintf(e.stderr, "portier: "+format+"\n", args...)
+	for _, a := range args {
+		if err, ok := a.(error); ok && errors.Is(err, agent.ErrUnknownDoor) {
+			return exitUsage
+		}
+	}
 	return code
 }

@@ -50,7 +50,11 @@ func cmdSync(ctx context.Context, e *env, args []string) int {
 	st, serr := sitesync.ReadState(context.WithoutCancel(ctx), db)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "portier: sync failed: %v\n", err)
-		fmt.Fprintln(e.stderr, "the cache still holds the previous snapshot; doors keep deciding from it")
+		if db.View().Generation == 0 {
+			fmt.Fprintln(e.stderr, "the cache holds no site yet: doors deny every credential until a sync succeeds (or `portier import` loads a snapshot file)")
+		} else {
+			fmt.Fprintln(e.stderr, "the cache still holds the previous snapshot; doors keep deciding from it")
+		}
 		if serr == nil {
 			fmt.Fprint(e.stderr, st.Describe(e.now()))
 		}

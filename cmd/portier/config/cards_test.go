@@ -128,11 +128,11 @@ func TestCheckCards(t *testing.T) {
 		mode             os.FileMode
 		keys, want       string
 	}{
-		{"readable by others", "learn", "desfire.keys", 0o644, good, "cards.desfire_key_file: "},
+		{"readable by others", "learn", "desfire.keys", 0o644, good, ":5: cards.desfire_key_file: "},
 		{"missing", "learn", "desfire.keys", 0, "", "no such file"},
 		{"malformed", "learn", "desfire.keys", 0o600, "system_id: x\nkeys: []\n", "keys: no key set"},
-		{"not set", "learn", `""`, 0, "", "not set, but door(s) lab require DESFire cards"},
-		{"bad policy", "maybe", "desfire.keys", 0o600, good, `cards.unfingerprinted "maybe": want learn or require`},
+		{"not set", "learn", `""`, 0, "", ":5: cards.desfire_key_file: not set, but door(s) lab require DESFire cards"},
+		{"bad policy", "maybe", "desfire.keys", 0o600, good, `:4: cards.unfingerprinted "maybe": want learn or require`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := cardsCheck(t, tt.unfp, tt.file, tt.mode, tt.keys)
@@ -142,7 +142,7 @@ func TestCheckCards(t *testing.T) {
 	t.Run("demo keys warn", func(t *testing.T) {
 		r := cardsCheck(t, "learn", "desfire.keys", 0o600, "system_id: x\nkeys:\n  - {version: 1, read: 44454D4F2D524541442D4B45592D2D21}\n")
 		assert.Empty(t, r.Problems)
-		assert.Contains(t, strings.Join(r.Warnings, "\n"), "public demo keys")
+		assert.Contains(t, strings.Join(r.Warnings, "\n"), ":5: cards.desfire_key_file: holds Portier's public demo keys")
 	})
 }
 

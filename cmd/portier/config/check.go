@@ -2,12 +2,16 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -105,8 +109,38 @@ func (r Report) FitFor() (fit []string, unfit map[string]string) {
 // each with the file and line it comes from, going on after a problem
 // whenever what follows can still be checked. It creates and changes
 // nothing, and talks to no server. path "" checks the embedded default
-// config; getenv is as for Load.
+// config; getenv is as for Load. Problems and warnings come in the file's
+// line order, those without a line last.
 func Check(path string, getenv func(string) string) Report {
+	r := check(path, getenv)
+	name := EmbeddedName
+	if path != "" {
+		name = path
+	}
+	byLine(name, r.Problems)
+	byLine(name, r.Warnings)
+	return r
+}
+
+// byLine sorts msgs, each "name:line: …" or "name: …", by line, those
+// without one last, keeping the order of equals.
+func byLine(name string, msgs []string) {
+	line := func(m string) int {
+		rest, ok := strings.CutPrefix(m, name+":")
+		if !ok {
+			return math.MaxInt
+		}
+		digits, _, ok := strings.Cut(rest, ":")
+		n, err := strconv.Atoi(digits)
+		if !ok || err != nil {
+			return math.MaxInt
+		}
+		return n
+	}
+	slices.SortStableFunc(msgs, func(a, b string) int { return cmp.Compare(line(a), line(b)) })
+}
+
+func check(path string, getenv func(string) string) Report {
 	var r Report
 	raw, name := defaults.Config, EmbeddedName
 	if path != "" {

@@ -49,8 +49,8 @@ func TestCheckGoodConfig(t *testing.T) {
 }
 
 // TestCheckReportsEveryProblem: problems of different kinds in one file are
-// all reported, each with its line, where a first decoding error used to
-// hide the rest.
+// all reported, each with its line, in the file's line order, where a first
+// decoding error used to hide the rest.
 func TestCheckReportsEveryProblem(t *testing.T) {
 	for _, tc := range []struct {
 		name, body string
@@ -70,8 +70,8 @@ hardware:
     front:
       relay: {pin: GPIO99}
 `, []string{
+			`:3: log_level: "loud" is not debug, info, warn or error`,
 			`:8: unknown key "colour"`,
-			`: log_level "loud": want debug, info, warn or error`,
 			`:13: hardware.doors.front.relay.pin: "GPIO99" is not a GPIO`,
 		}},
 		{"the mqtt section, the doors and the state dir", `gateway_id: gw
@@ -82,9 +82,9 @@ hardware: {driver: sim, doors: {front: {relay: {pin: GPIO17}}}}
 mqtt:
   broker: broker.example
 `, []string{
-			`:7: mqtt: broker "broker.example": want scheme://host:port`,
-			`:4: doors[0]: door "front": mode "sometimes" is not one of`,
 			`:2: state_dir: /dev/null is not a directory`,
+			`:4: doors[0]: door "front": mode "sometimes" is not card, pin, card_or_pin or card_and_pin`,
+			`:7: mqtt: broker "broker.example": want scheme://host:port`,
 		}},
 		// Issue 15: three problems in one section are three problems.
 		{"three mqtt mistakes", `gateway_id: gw
@@ -126,8 +126,8 @@ hardware:
 			`:7: salto.identity_url: "https://identity.eu.my-clay.com/connect/token" ends in /connect/token, which the client adds itself: give the identity server's address, e.g. https://identity.eu.my-clay.com`,
 			`:8: salto.api_url: "https://connect.my-clay.com/v1.2" ends in the API version /v1.2, which the client adds to every request itself: give the server's address, e.g. https://connect.my-clay.com`,
 			`:9: salto.site_id: "ES0000012345" is the site's uid, not its id`,
-			`:16: hardware.doors.front: door "front" has no relay: a door the gateway cannot unlock cannot be run`,
 			`:12: salto.password_file: `,
+			`:16: hardware.doors.front: door "front" has no relay: a door the gateway cannot unlock cannot be run`,
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -327,7 +327,7 @@ func (c *Config) validate(name string) []string {
 		if err := door.Validate(); err != nil {
 			msg := err.Error()
 			if !slices.Contains(agent.DoorModes, door.Mode) && door.ID != "" {
-				msg += " (valid modes: card, pin, card_or_pin, card_and_pin)"
+				msg = fmt.Sprintf("door %q: mode %q is not card, pin, card_or_pin or card_and_pin", door.ID, door.Mode)
 			}
 			errs = append(errs, where+": "+msg)
 			continue
@@ -383,7 +383,7 @@ func (c *Config) validate(name string) []string {
 	switch c.LogLevel {
 	case "", "debug", "info", "warn", "error":
 	default:
-		errs = append(errs, fmt.Sprintf("%s: log_level %q: want debug, info, warn or error", name, c.LogLevel))
+		errs = append(errs, fmt.Sprintf("%s: log_level: %q is not debug, info, warn or error", name, c.LogLevel))
 	}
 	switch c.ClockSyncCheck {
 	case "", "kernel", "off":
@@ -474,7 +474,7 @@ func (c *Config) Door(id string) (agent.Door, error) {
 			return c.AgentDoor(d), nil
 		}
 	}
-	return agent.Door{}, fmt.Errorf("no door %q in the config (doors: %s)", id, strings.Join(c.DoorIDs(), ", "))
+	return agent.Door{}, fmt.Errorf("%w in the config", &agent.UnknownDoorError{Door: id, Doors: c.DoorIDs()})
 }
 
 // ClockPolicyName is the clock policy in force (trust when unset).

@@ -27,8 +27,10 @@ func newLocator(name string, raw []byte) *locator {
 var (
 	// "line 12: …" as config.go and the YAML library write it.
 	lineMsg = regexp.MustCompile(`^line (\d+): (.*)$`)
-	// A config key path at the start of a message, e.g. hardware.doors.front.relay.pin.
-	keyMsg = regexp.MustCompile(`^((?:hardware|salto|mqtt|doors\[\d+\])(?:\.[a-z0-9_-]+|\[\d+\])*|[a-z_]+):`)
+	// A config key path at the start of a message, e.g.
+	// hardware.doors.front.relay.pin, followed by a colon or the quoted
+	// value.
+	keyMsg = regexp.MustCompile(`^((?:hardware|salto|mqtt|cards|doors\[\d+\])(?:\.[a-z0-9_-]+|\[\d+\])*|[a-z_]+)(?::| ")`)
 )
 
 // place formats one message. Messages may carry the file name and a

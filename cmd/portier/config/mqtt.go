@@ -128,6 +128,12 @@ func (m MQTTConfig) Validate() error {
 			errs = append(errs, fmt.Sprintf("broker %q: want scheme://host:port, e.g. ssl://broker.example:8883", b))
 			continue
 		}
+		if u.User != nil {
+			// status, check-config, telemetry and the log all show the
+			// address.
+			errs = append(errs, fmt.Sprintf("broker %q: a user or password in the address would be shown wherever the address is: put the user in mqtt.username and the password in mqtt.password_file (mode 0600)", u.Redacted()))
+			continue
+		}
 		switch u.Scheme {
 		case "tcp", "mqtt":
 		case "ssl", "tls", "mqtts":

@@ -46,10 +46,12 @@ func TestMQTTConfigValidate(t *testing.T) {
 		{"mqtt: {broker: \"tcp://b:1883\", command_key_file: k, home_assistant: {enabled: true, allow_unlock: true}}", "cannot sign"},
 		{"mqtt: {broker: \"tcp://b:1883\", command_key_file: k, home_assistant: {enabled: true, allow_lockdown: true}}", "home_assistant.allow_lockdown cannot"},
 		{"mqtt: {broker: \"tcp://b:1883\", command_key_file: k, home_assistant: {enabled: true, allow_office_mode: true}}", "home_assistant.allow_office_mode cannot"},
+		{"mqtt: {broker: \"tcp://gw:s3cret@b:1883\"}", `broker "tcp://gw:xxxxx@b:1883": a user or password in the address would be shown wherever the address is: put the user in mqtt.username and the password in mqtt.password_file`},
 	} {
 		_, err := Parse([]byte(mqttDoors+tc.yaml+"\n"), "t.yaml")
 		require.Error(t, err, tc.yaml)
 		assert.Contains(t, err.Error(), tc.want, tc.yaml)
+		assert.NotContains(t, err.Error(), "s3cret", "a message never shows a password")
 	}
 }
 

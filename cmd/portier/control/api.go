@@ -255,7 +255,9 @@ type CardReport struct {
 	User       *agent.UserRef `json:"user,omitempty"` // who holds the tag number
 }
 
-// errorBody is the body of every error answer (4xx, 5xx).
+// errorBody is the body of every error answer (4xx, 5xx). A 404 with one
+// is a door the daemon does not have (the client's error is then errors.Is
+// agent.ErrUnknownDoor); a path the server does not serve has none.
 type errorBody struct {
 	Error string `json:"error"`
 }

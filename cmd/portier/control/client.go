@@ -298,7 +298,21 @@ func (e *UnreachableError) Unwrap() error { return e.Err }
 func answerError(method, path string, resp *http.Response, data []byte) error {
 	var eb errorBody
 	if json.Unmarshal(data, &eb) == nil && eb.Error != "" {
-		return errors.New(eb.Error)
+		return &answer{status: resp.StatusCode, msg: eb.Error}
 	}
 	return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+}
+
+// answer is the daemon's error answer: its message, and for a door it does
+// not have, errors.Is agent.ErrUnknownDoor (the CLI's exit status for an
+// operator's mistake).
+type answer struct {
+	status int
+	msg    string
+}
+
+func (a *answer) Error() string { return a.msg }
+
+func (a *answer) Is(target error) bool {
+	return target == agent.ErrUnknownDoor && a.status == http.StatusNotFound
 }

@@ -204,8 +204,10 @@ func TestClientAndServer(t *testing.T) {
 	assert.True(t, res.Accepted)
 	_, err = c.Unlock(ctx, "cellar", control.UnlockRequest{})
 	assert.EqualError(t, err, `no door "cellar" (doors: front, back)`)
+	assert.ErrorIs(t, err, agent.ErrUnknownDoor, "the CLI tells an unknown door apart")
 	_, err = c.Unlock(ctx, "front", control.UnlockRequest{Duration: "soon"})
 	assert.EqualError(t, err, `duration "soon": want a positive Go duration like 30s or 2h`)
+	assert.NotErrorIs(t, err, agent.ErrUnknownDoor)
 
 	res, err = c.Lockdown(ctx, "back", control.SwitchRequest{On: true})
 	require.NoError(t, err)
@@ -243,7 +245,9 @@ func TestClientAndServer(t *testing.T) {
 	steps = nil
 	assert.EqualError(t, c.InstallReader(ctx, "back", func(s string) { steps = append(steps, s) }), "the reader refused the default install key")
 	assert.Len(t, steps, 2)
-	assert.EqualError(t, c.InstallReader(ctx, "cellar", func(string) {}), `no door "cellar" (doors: front, back)`)
+	err = c.InstallReader(ctx, "cellar", func(string) {})
+	assert.EqualError(t, err, `no door "cellar" (doors: front, back)`)
+	assert.ErrorIs(t, err, agent.ErrUnknownDoor)
 
 	uid := fmt.Sprintf("local:uid=%d", os.Getuid())
 	assert.Equal(t, []string{

@@ -54,6 +54,10 @@ type ReaderHealth struct {
 	Timeouts   uint64    `json:"timeouts"`     // commands without a reply in time
 	BadFrames  uint64    `json:"check_errors"` // garbled replies: CRC, checksum, framing
 	NAKs       uint64    `json:"naks"`
+	// SessionRestarts counts secure sessions set up again, without an
+	// offline event, after the reader dropped one over a lost reply
+	// (readers built on libosdp do).
+	SessionRestarts uint64 `json:"session_restarts,omitempty"`
 	// Outputs is how many outputs the reader says it has (OSDP PDCAP).
 	Outputs int `json:"outputs,omitempty"`
 	// LineBytes counts every byte heard on the reader's line, valid or

@@ -616,6 +616,7 @@ func (o *OSDPRuntime) Readers() []agent.ReaderHealth {
 				}
 				h.DefaultKey, h.LastReply = st.DefaultKey, st.LastReply
 				h.Polls, h.Timeouts, h.BadFrames, h.NAKs = st.Polls, st.Timeouts, st.CheckErrors, st.NAKs
+				h.SessionRestarts = st.SessionRestarts
 				h.Outputs = st.Caps.Outputs()
 				if st.Identity != nil {
 					id = st.Identity

@@ -204,10 +204,23 @@ func (c Config) checkOSDPReader(v *pinCheck, door string, o *OSDPReaderConfig, a
 	}
 }
 
+// maxSafePollInterval is the longest poll interval that keeps every
+// reader's secure session alive: readers built on libosdp end it after
+// 0.8 s without a command (OSDP_PD_SC_TIMEOUT_MS), and a poll can be held
+// up by another reader's reply timeout (200 ms) on the same bus.
+const maxSafePollInterval = 500 * time.Millisecond
+
 // OSDPWarnings are what check-config and doctor say every time about the
-// OSDP readers: each one configured without Secure Channel.
+// OSDP readers: each one configured without Secure Channel, and a poll
+// interval long enough for some readers to drop their secure session.
 func (c Config) OSDPWarnings(doorIDs []string) []string {
 	var out []string
+	for i, b := range c.OSDPBuses {
+		if b.PollInterval > maxSafePollInterval {
+			out = append(out, fmt.Sprintf("hardware.osdp_buses[%d].poll_interval: %s: readers built on libosdp end their secure session after 0.8 s without a command, and would go offline and online again; keep it at %s or less",
+				i, b.PollInterval, maxSafePollInterval))
+		}
+	}
 	for _, id := range orderedDoors(c.Doors, doorIDs) {
 		if o := c.Doors[id].OSDP; o != nil && o.Plaintext() {
 			out = append(out, fmt.Sprintf("hardware.doors.%s.osdp.secure_channel: off: the reader at door %s talks PLAINTEXT: whoever reaches its cable can read cards and inject them; use a reader with Secure Channel and set secure_channel: on", id, id))

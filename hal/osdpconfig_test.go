@@ -141,6 +141,7 @@ func TestOSDPBusPlanAndWarnings(t *testing.T) {
 	c := osdpConfig()
 	c.Doors["lab"].OSDP.SecureChannel = "off"
 	c.Doors["front"].OSDP.Key = keyA
+	c.OSDPBuses[0].PollInterval = 800 * time.Millisecond
 	buses, err := c.OSDPBusPlan(doorIDs)
 	require.NoError(t, err)
 	require.Len(t, buses, 1)
@@ -151,9 +152,13 @@ func TestOSDPBusPlanAndWarnings(t *testing.T) {
 	assert.Equal(t, 115200, buses[0].Baud)
 
 	w := c.OSDPWarnings(doorIDs)
-	require.Len(t, w, 1)
-	assert.Contains(t, w[0], "hardware.doors.lab.osdp.secure_channel: off")
-	assert.Contains(t, w[0], "PLAINTEXT")
+	require.Len(t, w, 2)
+	assert.Contains(t, w[0], "hardware.osdp_buses[0].poll_interval: 800ms: readers built on libosdp end their secure session")
+	assert.Contains(t, w[1], "hardware.doors.lab.osdp.secure_channel: off")
+	assert.Contains(t, w[1], "PLAINTEXT")
+
+	c.OSDPBuses[0].PollInterval = 500 * time.Millisecond
+	assert.Len(t, c.OSDPWarnings(doorIDs), 1, "500ms is safe")
 }
 
 func TestOSDPWires(t *testing.T) {

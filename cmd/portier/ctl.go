@@ -111,6 +111,9 @@ func describeReader(r agent.ReaderHealth) string {
 		parts = append(parts, fmt.Sprintf("%d outputs", r.Outputs))
 	}
 	parts = append(parts, r.Connection, fmt.Sprintf("%d polls, %d timeouts, %d check errors, %d NAKs", r.Polls, r.Timeouts, r.BadFrames, r.NAKs))
+	if r.SessionRestarts > 0 {
+		parts = append(parts, fmt.Sprintf("%d secure sessions restarted after a lost reply", r.SessionRestarts))
+	}
 	if r.State != agent.ReaderOnline && r.Detail != "" {
 		parts = append(parts, r.Detail)
 	}

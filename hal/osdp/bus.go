@@ -105,6 +105,7 @@ const (
 
 	busyRetry  = 50 * time.Millisecond // wait after osdp_BUSY
 	minBackoff = 500 * time.Millisecond
+	lowEvery   = time.Second // a silent reader's turn at least this often (pick)
 	maxBackoff = 8 * time.Second
 	queueLimit = 16 // commands waiting per reader
 )
@@ -146,7 +147,8 @@ type Bus struct {
 	gap func(time.Duration)
 
 	readers []*reader
-	rr      int // round-robin position
+	rr      int       // round-robin position
+	lastLow time.Time // the last turn of a silent or probed reader (pick)
 
 	rx      Receiver
 	rbuf    [64]byte
@@ -265,10 +267,20 @@ func (b *Bus) Run(ctx context.Context) error {
 }
 
 // pick returns the next reader due, or how long until one is.
+//
+// Readers that answer go before silent ones (a timed-out command, a probe
+// while offline): a silent reader's turn costs the whole reply timeout, and
+// a reader built on libosdp ends its secure session after 0.8 s without a
+// command, so several readers losing power together must not starve the
+// ones still working. A silent reader still gets a turn at least every
+// lowEvery, so it is found offline (and back) in time even on a bus too
+// slow to be ever idle.
 func (b *Bus) pick(now time.Time) (*reader, time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	wait := time.Duration(-1)
+	var high, low *reader
+	highAt, lowAt := 0, 0
 	for i := range b.readers {
 		k := (b.rr + i) % len(b.readers)
 		r := b.readers[k]
@@ -279,13 +291,27 @@ func (b *Bus) pick(now time.Time) (*reader, time.Duration) {
 		if r.installReq != nil || r.installStop {
 			due = true
 		}
-		if due {
-			b.rr = k + 1
-			return r, 0
+		switch {
+		case due && (r.probing || r.silent):
+			if low == nil {
+				low, lowAt = r, k
+			}
+		case due:
+			if high == nil {
+				high, highAt = r, k
+			}
 		}
 		if d := r.next.Sub(now); wait < 0 || d < wait {
 			wait = d
 		}
+	}
+	switch {
+	case low != nil && (high == nil || now.Sub(b.lastLow) >= lowEvery):
+		b.rr, b.lastLow = lowAt+1, now
+		return low, 0
+	case high != nil:
+		b.rr = highAt + 1
+		return high, 0
 	}
 	// A reader due within a quarter interval goes now: polls then come in
 	// bursts with one sleep between them instead of one sleep per poll.

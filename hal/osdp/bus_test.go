@@ -2,6 +2,7 @@ package osdp_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -191,21 +192,61 @@ func TestMACFailureDropsTheSession(t *testing.T) {
 
 // A reader without a reply cache (libosdp's PD) answers the CP's repeat of
 // a command whose reply was lost with NAK 6 in plaintext and drops its
-// session: the bus reports it and is back on a new session at once.
+// session. The bus sets up a new session at once without reporting the
+// reader offline (it never stopped answering) and counts it; a second drop
+// within the minute is reported as the fault it may be.
 func TestLostReplyToAReaderWithoutReplyCache(t *testing.T) {
 	r, pds := newRig(t, rigConfig{
 		readers: []osdp.ReaderConfig{secureReader("r", 1, key1)},
 		pds:     []osdpsim.Config{{Addr: 1, Key: key1, NoReplyCache: true}},
 	})
 	r.waitFor(t, "online", kind(osdp.ReportOnline, 1), offline)
+	r.waitCmd(t, osdp.CmdLSTAT) // the last command of the start-up
 	pds[0].SetFaults(osdpsim.Faults{DropReplies: 1})
-	rep := r.waitFor(t, "session dropped", kind(osdp.ReportOffline, 1), nil)
+	// A card in the lost reply would be gone (the reader handed it out),
+	// so it is presented once the new session is being set up.
+	r.waitCmd(t, osdp.CmdCHLNG)
+	pds[0].PresentWiegand(h10301, 26)
+	r.waitFor(t, "card after the session restart", kind(osdp.ReportCard, 1), offline)
+	st := status(t, r.bus, 1)
+	assert.Equal(t, uint64(1), st.SessionRestarts)
+	assert.True(t, st.Online)
+	assert.True(t, st.Secure)
+	assert.Zero(t, st.CheckErrors)
+
+	pds[0].SetFaults(osdpsim.Faults{DropReplies: 1})
+	rep := r.waitFor(t, "second drop reported", kind(osdp.ReportOffline, 1), nil)
 	assert.Equal(t, osdp.ReasonMAC, rep.Reason)
 	assert.Equal(t, osdp.NAKSCCond, rep.NAK)
 	assert.True(t, r.waitFor(t, "back online", kind(osdp.ReportOnline, 1), offline).Secure)
+	assert.Equal(t, uint64(1), status(t, r.bus, 1).SessionRestarts)
+}
+
+// Readers that stop answering cost the bus a reply timeout per turn. They
+// must not starve a reader that still answers: a libosdp reader ends its
+// secure session after 0.8 s without a command, and would then flap
+// offline and online until the silent ones are given up.
+func TestSilentReadersDoNotStarveAnsweringOnes(t *testing.T) {
+	readers := []osdp.ReaderConfig{secureReader("r", 1, key1)}
+	for a := byte(2); a <= 6; a++ {
+		readers = append(readers, secureReader(fmt.Sprintf("gone%d", a), a, key1))
+	}
+	r, pds := newRig(t, rigConfig{
+		readers: readers,
+		pds:     []osdpsim.Config{{Addr: 1, Key: key1, NoReplyCache: true, SessionTimeout: 800 * time.Millisecond}},
+	})
+	r.waitFor(t, "online", kind(osdp.ReportOnline, 1), offline)
+	gone := map[byte]bool{}
+	r.waitFor(t, "the silent readers offline", func(rep osdp.Report) bool {
+		if rep.Kind == osdp.ReportOffline && rep.Addr != 1 {
+			gone[rep.Addr] = true
+		}
+		return len(gone) == 5
+	}, kind(osdp.ReportOffline, 1))
 	pds[0].PresentWiegand(h10301, 26)
-	r.waitFor(t, "card", kind(osdp.ReportCard, 1), offline)
-	assert.Zero(t, status(t, r.bus, 1).CheckErrors)
+	r.waitFor(t, "card", kind(osdp.ReportCard, 1), kind(osdp.ReportOffline, 1))
+	assert.Zero(t, pds[0].SessionTimeouts(), "the answering reader's session timed out")
+	assert.Zero(t, status(t, r.bus, 1).SessionRestarts)
 }
 
 func TestOfflineWithinTheSpecLimit(t *testing.T) {

@@ -47,7 +47,10 @@
 //     a reply must start within 200 ms; a gap of 20 ms inside a frame drops
 //     it. A reader is declared offline after 8 s without a valid reply (the
 //     specification's limit) and then probed with back-off (0.5 s to 8 s),
-//     so a dead reader costs the others little bus time.
+//     so a dead reader costs the others little bus time. Readers that
+//     answer are served before silent ones (a silent one still gets a turn
+//     each second): readers built on libosdp end their session after 0.8 s
+//     without a command.
 //   - Secure Channel (required unless a reader's Secure is SecureOff):
 //     CHLNG → CCRYPT → SCRYPT → RMAC_I; S-ENC, S-MAC1, S-MAC2 from the
 //     reader's SCBK and the CP's random challenge (crypto/rand); both
@@ -58,7 +61,10 @@
 //     (ReportOffline, ErrRefused) and retried with back-off; a MAC failure
 //     or a plaintext reply inside a session drops the session, reports the
 //     reader offline and re-establishes it: online again only with a new
-//     session.
+//     session. One exception: a reader without a reply cache (libosdp)
+//     answers NAK 6 to a command repeated after a lost reply; its session
+//     is set up again without an offline report (SessionRestarts), at most
+//     once a minute.
 //   - SCBK-D, the published install key, is used only for a reader
 //     configured with Install and during Bus.Install. A reader without a
 //     key of its own (Uninstalled) is identified and refused (no_key) until

@@ -51,6 +51,7 @@ type reader struct {
 	hs        *Session // handshake in progress
 	cpRandom  [8]byte
 	pending   []byte // the frame awaiting its reply; resent as is on retry
+	resent    bool   // the frame in pending went out before (its reply was lost)
 	pendBuf   []byte
 	cur       *op // the command in pending, nil for POLL and handshake
 	needLstat bool
@@ -64,8 +65,10 @@ type reader struct {
 	next      time.Time // next turn
 	backoff   time.Duration
 	probing   bool // offline: probe at backoff intervals
+	silent    bool // its last command timed out (Bus.pick serves it after the others)
 	reported  bool // an offline report stands
 	offReason Reason
+	restarted time.Time // the last session restart (restartSession)
 
 	// Guarded by Bus.mu.
 	online      bool
@@ -105,7 +108,8 @@ func (r *reader) hasKey() bool { return r.install || r.key != [16]byte{} }
 func (b *Bus) turn(ctx context.Context, r *reader) error {
 	b.takeInstall(r)
 	start := b.clock.Now()
-	if r.pending == nil {
+	r.resent = r.pending != nil
+	if !r.resent {
 		if err := b.build(r); err != nil {
 			return err
 		}
@@ -188,6 +192,7 @@ func (b *Bus) noReply(r *reader, now time.Time, err error) {
 		r.st.Timeouts++
 	}
 	b.mu.Unlock()
+	r.silent = !errors.Is(err, errGarbled)
 	b.log.Debug("osdp no reply", "reader", r.cfg.Name, "addr", r.cfg.Addr, "err", err)
 	switch {
 	case r.probing:
@@ -295,6 +300,7 @@ func (b *Bus) goOnline(r *reader, now time.Time, secure bool) {
 
 // handle processes a reply that matched r's address and sequence.
 func (b *Bus) handle(r *reader, f Frame, start, now time.Time) {
+	r.silent = false
 	if r.sess != nil {
 		switch {
 		case f.Secure():
@@ -446,6 +452,8 @@ func (b *Bus) nak(r *reader, f Frame, now time.Time) {
 		b.offline(r, now, ReasonWrongKey, code, fmt.Errorf("%w: it refused the handshake for this key (not in install mode?)", ErrRefused))
 	case inHandshake:
 		b.offline(r, now, ReasonNAK, code, fmt.Errorf("%w: handshake refused", ErrRefused))
+	case r.sess != nil && code == NAKSCCond && b.restartable(r, now):
+		b.restartSession(r, now)
 	case r.sess != nil && code == NAKSCCond:
 		b.offline(r, now, ReasonMAC, code, errors.New("the reader dropped the secure channel"))
 	case r.phase == phaseOnline:
@@ -468,6 +476,47 @@ func (b *Bus) nak(r *reader, f Frame, now time.Time) {
 	default:
 		b.offline(r, now, ReasonNAK, code, fmt.Errorf("%w: %s", ErrNAK, code))
 	}
+}
+
+// sessionRestartEvery is how often at most a reader's session is restarted
+// without an offline report (restartSession).
+const sessionRestartEvery = time.Minute
+
+// restartable reports whether r's dropped session is the known cost of a
+// lost reply rather than a fault: the reader answered NAK 6 (security
+// conditions not met) to a command the bus sent again because its reply
+// never came. A reader without a reply cache (libosdp's PD, which many
+// readers embed) processes the repeat as a new command, fails its MAC
+// chain and ends the session, where the specification has it answer with
+// its last reply again. Not while keys or the address change, and at most
+// once a minute: anything more is reported as the fault it may be.
+func (b *Bus) restartable(r *reader, now time.Time) bool {
+	b.mu.Lock()
+	keys := r.rekey != nil
+	b.mu.Unlock()
+	busy := keys || r.proving != nil || r.installing != nil ||
+		(r.cur != nil && (r.cur.code == CmdKEYSET || r.cur.code == CmdCOMSET))
+	return r.resent && r.phase == phaseOnline && !busy &&
+		(r.restarted.IsZero() || now.Sub(r.restarted) >= sessionRestartEvery)
+}
+
+// restartSession sets up a new session with a reader that is still
+// answering, without reporting it offline: it stays online for callers,
+// its queued commands wait for the new session, and if that cannot be set
+// up the reader goes offline as usual (wasOnline), with the reason that
+// stopped it. The command whose reply was lost did reach the reader; one
+// somebody waits for goes again, feedback does not.
+func (b *Bus) restartSession(r *reader, now time.Time) {
+	b.mu.Lock()
+	r.st.SessionRestarts++
+	if o := r.cur; o != nil && o.done != nil {
+		r.queue = append([]*op{o}, r.queue...)
+	}
+	b.mu.Unlock()
+	b.log.Warn("osdp secure session restarted: the reader dropped it after a repeated command (its reply was lost)",
+		"reader", r.cfg.Name, "addr", r.cfg.Addr)
+	r.restarted, r.lastOK, r.next = now, now, now
+	r.reset()
 }
 
 // unexpected handles a reply out of protocol during link set-up.

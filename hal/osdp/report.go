@@ -159,4 +159,7 @@ type ReaderStatus struct {
 	NAKs        uint64
 	Busy        uint64
 	Unknown     uint64 // replies ignored as unknown or unexpected
+	// SessionRestarts counts secure sessions set up again, without an
+	// offline report, after the reader dropped one over a lost reply.
+	SessionRestarts uint64
 }

@@ -99,6 +99,18 @@ func TestCheckOSDPKeys(t *testing.T) {
 		assert.Regexp(t, `portier.yaml:16: hardware.doors.studio.osdp.secure_channel: off: the reader at door studio talks PLAINTEXT`, r.Warnings[0])
 		assert.Empty(t, r.Config.Hardware.Doors["studio"].OSDP.KeyFile, "a plaintext reader has no key")
 	})
+	t.Run("a poll interval some readers drop their session at", func(t *testing.T) {
+		r := osdpCheck(t, ", secure_channel: off", func(dir string) {
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "front.key"), []byte(keyHex), 0o600))
+			p := filepath.Join(dir, "portier.yaml")
+			b, err := os.ReadFile(p)
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(p, []byte(strings.Replace(string(b), "baud: 115200}", "baud: 115200, poll_interval: 900ms}", 1)), 0o600))
+		})
+		require.Empty(t, r.Problems)
+		require.Len(t, r.Warnings, 2)
+		assert.Regexp(t, `portier.yaml:9: hardware.osdp_buses\[0\].poll_interval: 900ms: readers built on libosdp end their secure session after 0.8 s`, r.Warnings[0])
+	})
 	t.Run("wiring errors name their line", func(t *testing.T) {
 		r := osdpCheck(t, ", bus: rs485-9", nil)
 		assert.Contains(t, strings.Join(r.Problems, "\n"), "mapping key \"bus\" already defined")

@@ -57,6 +57,10 @@ type Config struct {
 	// Channel its MAC then fails and the reader answers NAK 6 in plaintext,
 	// dropping the session.
 	NoReplyCache bool
+	// SessionTimeout: the reader ends its secure session when no command
+	// reached it for longer than this (libosdp's PD: 800 ms,
+	// OSDP_PD_SC_TIMEOUT_MS); its next secure command gets NAK 6. 0: never.
+	SessionTimeout time.Duration
 	// OnCommand, if set, sees every command the reader accepted (after
 	// decryption), from the goroutine driving the line.
 	OnCommand func(Command)
@@ -102,7 +106,8 @@ type PD struct {
 	install bool
 	rnd     *rand.Rand
 
-	lastSeq   int // -1: expects sequence 0
+	lastSeq   int       // -1: expects sequence 0
+	lastHeard time.Time // the last command that reached the reader (SessionTimeout)
 	lastCmd   []byte
 	lastReply []byte
 
@@ -117,6 +122,8 @@ type PD struct {
 	changed bool // LSTATR owed on the next poll
 	log     []Command
 	resets  int
+	// sessionTimeouts counts sessions ended by SessionTimeout.
+	sessionTimeouts int
 
 	// LED 0 of reader 0: its permanent state, and the temporary one with
 	// when it began.
@@ -190,6 +197,14 @@ func (p *PD) Secure() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.sess != nil
+}
+
+// SessionTimeouts returns how many secure sessions the reader ended
+// because no command reached it for SessionTimeout.
+func (p *PD) SessionTimeouts() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sessionTimeouts
 }
 
 // SetFaults replaces the reader's faults.
@@ -314,6 +329,11 @@ func (p *PD) handle(frame []byte, at time.Time) (reply, bool) {
 		p.faults.DropCommands--
 		return reply{}, false
 	}
+	if p.cfg.SessionTimeout > 0 && p.sess != nil && at.Sub(p.lastHeard) > p.cfg.SessionTimeout {
+		p.sess = nil
+		p.sessionTimeouts++
+	}
+	p.lastHeard = at
 	var out []byte
 	switch {
 	case p.faults.Busy > 0:

@@ -200,7 +200,15 @@ func check(path string, getenv func(string) string) Report {
 	// TLS files with their mode checks, and touches no network. A section
 	// that is invalid in itself was reported with the decoding.
 	if cfg.MQTT.Enabled() && cfg.MQTT.Validate() == nil {
-		if _, err := cfg.MQTT.LinkConfig(cfg); err != nil {
+		lcfg := cfg
+		if CheckID(cfg.GatewayID) != nil {
+			// Reported at gateway_id already; the link's other checks
+			// still run, without saying it again under mqtt.
+			c := *cfg
+			c.GatewayID = "gateway"
+			lcfg = &c
+		}
+		if _, err := cfg.MQTT.LinkConfig(lcfg); err != nil {
 			r.Problems = append(r.Problems, loc.place(err.Error()))
 		}
 	}

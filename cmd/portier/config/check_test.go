@@ -86,6 +86,19 @@ mqtt:
 			`:4: doors[0]: door "front": mode "sometimes" is not card, pin, card_or_pin or card_and_pin`,
 			`:7: mqtt: broker "broker.example": want scheme://host:port`,
 		}},
+		// A bad gateway id is said once, at its line, not again under mqtt
+		// (it names the topics).
+		{"a bad gateway id with mqtt", `gateway_id: hall.1
+state_dir: STATE
+doors:
+  - {id: front, mode: card, salto_locks: [5a2d0c11-7c1e-4a52-8000-0000000000a1]}
+hardware: {driver: sim, doors: {front: {relay: {pin: GPIO17}}}}
+mqtt:
+  broker: tcp://127.0.0.1:1883
+  site_id: s1
+`, []string{
+			`:1: gateway_id: "hall.1" is not an id`,
+		}},
 		// Issue 15: three problems in one section are three problems.
 		{"three mqtt mistakes", `gateway_id: gw
 state_dir: STATE

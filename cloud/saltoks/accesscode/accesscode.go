@@ -210,12 +210,14 @@ type Request struct {
 func alias(id string) string { return "portier-ac:" + id }
 
 func (s *Service) door(id string) (agent.Door, error) {
+	ids := make([]string, 0, len(s.cfg.Doors))
 	for _, d := range s.cfg.Doors {
 		if d.ID == id {
 			return d, nil
 		}
+		ids = append(ids, d.ID)
 	}
-	return agent.Door{}, &Error{Type: InvalidInput, Message: fmt.Sprintf("no door %q in the config", id)}
+	return agent.Door{}, &Error{Type: InvalidInput, Message: fmt.Sprintf("%v in the config", &agent.UnknownDoorError{Door: id, Doors: ids})}
 }
 
 // Create programs a new access code and returns it with its PIN. The PIN is

@@ -190,6 +190,9 @@ func TestInvalidRequests(t *testing.T) {
 		var ae *accesscode.Error
 		require.ErrorAs(t, err, &ae, name)
 		assert.Equal(t, accesscode.InvalidInput, ae.Type, name)
+		if name == "unknown door" {
+			assert.Regexp(t, `no door "nope" \(doors: [a-z-]+(, [a-z-]+)*\) in the config`, ae.Message, "it names the doors there are")
+		}
 	}
 	assert.Equal(t, shape.Users, e.fake.UserCount())
 }

@@ -418,7 +418,7 @@ calls() { # DPKG-ARGS…: run dpkg, print the stubbed calls it made
 		DEBIAN_FRONTEND=noninteractive dpkg "$@" </dev/null >/dev/null || die "dpkg $* failed with systemd running"
 	tr '\n' ';' <"$root/tmp/systemd-calls" 2>/dev/null || true
 }
-udev='udevadm control --reload-rules;udevadm trigger --action=change --subsystem-match=gpio --subsystem-match=spidev --subsystem-match=i2c-dev;'
+udev='udevadm control --reload-rules;udevadm trigger --action=change --subsystem-match=gpio --subsystem-match=spidev --subsystem-match=i2c-dev --subsystem-match=usb-serial;'
 expect "fresh install: reload only, nothing enabled or started" "$(calls -i /tmp/portier-1.deb)" "${udev}systemctl daemon-reload;"
 expect "upgrade: restart a running agent" "$(calls -i /tmp/portier-2.deb)" "${udev}systemctl daemon-reload;systemctl try-restart portier.service;"
 expect "remove: stop, reload" "$(calls -r portier)" "systemctl stop portier.service;systemctl daemon-reload;"

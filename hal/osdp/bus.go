@@ -268,13 +268,14 @@ func (b *Bus) Run(ctx context.Context) error {
 
 // pick returns the next reader due, or how long until one is.
 //
-// Readers that answer go before silent ones (a timed-out command, a probe
-// while offline): a silent reader's turn costs the whole reply timeout, and
-// a reader built on libosdp ends its secure session after 0.8 s without a
-// command, so several readers losing power together must not starve the
-// ones still working. A silent reader still gets a turn at least every
-// lowEvery, so it is found offline (and back) in time even on a bus too
-// slow to be ever idle.
+// Readers that answer go before silent ones (two commands in a row without
+// a reply, or a probe while offline): a silent reader's turn costs the
+// whole reply timeout, and a reader built on libosdp ends its secure
+// session after 0.8 s without a command, so several readers losing power
+// together must not starve the ones still working. Silent readers take
+// their turns longest overdue first, and at least every lowEvery, so each
+// is found offline (and back) in time even on a bus too slow to be ever
+// idle.
 func (b *Bus) pick(now time.Time) (*reader, time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -293,7 +294,9 @@ func (b *Bus) pick(now time.Time) (*reader, time.Duration) {
 		}
 		switch {
 		case due && (r.probing || r.silent):
-			if low == nil {
+			// The longest overdue first: each silent reader gets its turn,
+			// not the one after the reader polled last.
+			if low == nil || r.next.Before(low.next) {
 				low, lowAt = r, k
 			}
 		case due:

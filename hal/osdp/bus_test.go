@@ -249,6 +249,39 @@ func TestSilentReadersDoNotStarveAnsweringOnes(t *testing.T) {
 	assert.Zero(t, status(t, r.bus, 1).SessionRestarts)
 }
 
+// A reader that dies while another loses one reply (found against
+// libosdp's PD on a shared line): the one that lost its reply must get its
+// repeat at once, not wait behind the dead one's timeouts until that is
+// given up (7.7 s, past libosdp's 0.8 s session timeout).
+func TestLostReplyNotHeldBehindADeadReader(t *testing.T) {
+	libosdp := func(addr byte) osdpsim.Config {
+		return osdpsim.Config{Addr: addr, Key: key1, NoReplyCache: true, SessionTimeout: 800 * time.Millisecond}
+	}
+	r, pds := newRig(t, rigConfig{
+		readers: []osdp.ReaderConfig{secureReader("a", 1, key1), secureReader("d", 2, key1), secureReader("b", 3, key1)},
+		pds:     []osdpsim.Config{libosdp(1), libosdp(2), libosdp(3)},
+	})
+	up := map[byte]bool{}
+	r.waitFor(t, "all online", func(rep osdp.Report) bool {
+		if rep.Kind == osdp.ReportOnline {
+			up[rep.Addr] = true
+		}
+		return len(up) == 3
+	}, offline)
+	pds[1].SetFaults(osdpsim.Faults{Silent: true})
+	pds[2].SetFaults(osdpsim.Faults{DropReplies: 1})
+	r.waitFor(t, "the dead reader offline", kind(osdp.ReportOffline, 2), func(rep osdp.Report) bool {
+		return rep.Kind == osdp.ReportOffline && rep.Addr != 2
+	})
+	pds[2].PresentWiegand(h10301, 26)
+	r.waitFor(t, "card on the reader that lost a reply", kind(osdp.ReportCard, 3), func(rep osdp.Report) bool {
+		return rep.Kind == osdp.ReportOffline && rep.Addr != 2
+	})
+	for i, pd := range []*osdpsim.PD{pds[0], pds[2]} {
+		assert.Zero(t, pd.SessionTimeouts(), "reader %d's session timed out", i)
+	}
+}
+
 func TestOfflineWithinTheSpecLimit(t *testing.T) {
 	r, pds := newRig(t, rigConfig{
 		readers: []osdp.ReaderConfig{secureReader("r", 1, key1)},

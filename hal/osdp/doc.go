@@ -48,8 +48,9 @@
 //     it. A reader is declared offline after 8 s without a valid reply (the
 //     specification's limit) and then probed with back-off (0.5 s to 8 s),
 //     so a dead reader costs the others little bus time. Readers that
-//     answer are served before silent ones (a silent one still gets a turn
-//     each second): readers built on libosdp end their session after 0.8 s
+//     answer are served before silent ones (two commands in a row without
+//     a reply), which take their turns longest overdue first and at least
+//     each second: readers built on libosdp end their session after 0.8 s
 //     without a command.
 //   - Secure Channel (required unless a reader's Secure is SecureOff):
 //     CHLNG → CCRYPT → SCRYPT → RMAC_I; S-ENC, S-MAC1, S-MAC2 from the

@@ -65,7 +65,8 @@ type reader struct {
 	next      time.Time // next turn
 	backoff   time.Duration
 	probing   bool // offline: probe at backoff intervals
-	silent    bool // its last command timed out (Bus.pick serves it after the others)
+	misses    int  // commands in a row without any reply
+	silent    bool // two or more of them: Bus.pick serves it after the others
 	reported  bool // an offline report stands
 	offReason Reason
 	restarted time.Time // the last session restart (restartSession)
@@ -192,7 +193,15 @@ func (b *Bus) noReply(r *reader, now time.Time, err error) {
 		r.st.Timeouts++
 	}
 	b.mu.Unlock()
-	r.silent = !errors.Is(err, errGarbled)
+	// One lost reply is noise: the repeat goes at once (a reader waits
+	// for it, and a libosdp one drops its session after 0.8 s). A reader
+	// that misses two in a row waits behind the others.
+	if errors.Is(err, errGarbled) {
+		r.misses = 0
+	} else {
+		r.misses++
+	}
+	r.silent = r.misses >= 2
 	b.log.Debug("osdp no reply", "reader", r.cfg.Name, "addr", r.cfg.Addr, "err", err)
 	switch {
 	case r.probing:
@@ -300,7 +309,7 @@ func (b *Bus) goOnline(r *reader, now time.Time, secure bool) {
 
 // handle processes a reply that matched r's address and sequence.
 func (b *Bus) handle(r *reader, f Frame, start, now time.Time) {
-	r.silent = false
+	r.misses, r.silent = 0, false
 	if r.sess != nil {
 		switch {
 		case f.Secure():

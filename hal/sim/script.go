@@ -224,7 +224,7 @@ func (b *Board) routesToOSDP(doorID string, own func(hal.DoorWiring) bool) bool 
 		return false
 	}
 	_, ok := b.osdp.pds[doorID]
-	return ok && !own(d.wiring)
+	return (ok || b.osdp.real.rt.HasReader(doorID)) && !own(d.wiring)
 }
 
 // selfTestISO runs the periph board's ISO/IEC 14443-4 check on the door's

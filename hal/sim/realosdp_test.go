@@ -64,22 +64,27 @@ func newPTYReader(t *testing.T, cfg osdpsim.Config) *ptyReader {
 	return r
 }
 
-// waitCommand waits until the reader accepted a command with code after
-// its first from commands; it fails when the reader heard nothing for 20 s.
-func (r *ptyReader) waitCommand(t *testing.T, from int, code byte) osdpsim.Command {
+// waitFeedback waits for the LED command of feedback f after the reader's
+// first from commands. A queued command goes out within a few polls, so the
+// wait is bounded on the line's progress: it fails after the reader heard
+// 1000 more transmissions without it, or nothing for 20 s.
+func (r *ptyReader) waitFeedback(t *testing.T, from int, f osdp.Feedback) {
 	t.Helper()
-	for {
+	led, _ := osdp.FeedbackCommands(f)
+	want := led.Encode()
+	for heard := 0; heard < 1000; heard++ {
 		for _, c := range r.PD.Commands()[from:] {
-			if c.Code == code {
-				return c
+			if c.Code == osdp.CmdLED && bytes.Equal(c.Data, want) {
+				return
 			}
 		}
 		select {
 		case <-r.heard:
 		case <-time.After(20 * time.Second):
-			t.Fatalf("the reader heard nothing for 20 s and never got command 0x%02X", code)
+			t.Fatalf("the reader heard nothing for 20 s and never got the LED command of feedback %v", f)
 		}
 	}
+	t.Fatalf("the reader never got the LED command of feedback %v", f)
 }
 
 // realConfig is osdpConfig with the studio's bus real, on port, and the
@@ -133,8 +138,7 @@ func TestRealOSDPBus(t *testing.T) {
 
 	from := len(rd.PD.Commands())
 	require.NoError(t, r.b.Signal("studio", agent.SignalGranted))
-	led := rd.waitCommand(t, from, osdp.CmdLED)
-	assert.Equal(t, osdp.Green, rd.PD.LED(led.At).Color, "the real reader shows the grant")
+	rd.waitFeedback(t, from, osdp.FeedbackGrant)
 	require.NoError(t, r.b.ReaderOutput(context.Background(), "studio", 1, osdp.OutputOn, 0))
 	assert.True(t, rd.PD.Output(1, time.Now()), "the reader acknowledged its output on")
 

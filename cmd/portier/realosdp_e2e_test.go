@@ -114,6 +114,12 @@ func TestRealOSDPReaderEndToEnd(t *testing.T) {
 	cfg, err := os.ReadFile(g.cfg)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(g.cfg, withRealOSDPStudio(t, cfg, rd.port), 0o600))
+	// doctor, portier stopped: the periph board's check of the bus.
+	doc, stderr, code := runPortier(t, g.env, "doctor", "--config", g.cfg)
+	assert.Equal(t, 3, code, "%s\n%s", doc, stderr)
+	assert.Regexp(t, `pass  OSDP bus rs485-0: `+rd.port+` at 115200 baud +the port opens`, doc)
+	assert.Regexp(t, `FAIL  studio: reader at OSDP rs485-0 \(`+rd.port+`\) address 1 +answers: vendor 0A-0B-0C .*; no key of its own yet`, doc)
+
 	out := newLineBuffer()
 	g.tee = out
 	g.start()

@@ -257,18 +257,7 @@ func (b *Board) osdpCommand(args []string, w io.Writer) error {
 // gateway sees it, and its LED and buzzer as a person at the door does.
 func (b *Board) describeReader(door string) string {
 	pd := b.osdp.pds[door]
-	state := "starting"
-	for _, h := range b.osdp.rt.Readers() {
-		if h.Door == door {
-			state = string(h.State)
-			if h.Reason != "" {
-				state += " (" + h.Reason + ")"
-			}
-			if h.State == "online" && h.Secure {
-				state += " secure"
-			}
-		}
-	}
+	state := readerState(b.osdp.rt, door)
 	now := b.osdp.clock.Now()
 	buzz := "off"
 	if pd.Buzzing(now) {
@@ -291,6 +280,23 @@ func (b *Board) describeReader(door string) string {
 		}
 	}
 	return line
+}
+
+// readerState is door's reader's state as the gateway sees it.
+func readerState(rt *hal.OSDPRuntime, door string) string {
+	state := "starting"
+	for _, h := range rt.Readers() {
+		if h.Door == door {
+			state = string(h.State)
+			if h.Reason != "" {
+				state += " (" + h.Reason + ")"
+			}
+			if h.State == "online" && h.Secure {
+				state += " secure"
+			}
+		}
+	}
+	return state
 }
 
 // ledWord is an LED view as one word.

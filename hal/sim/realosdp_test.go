@@ -147,6 +147,7 @@ func TestRealOSDPBus(t *testing.T) {
 	assert.Equal(t, uint64(1002), r.wait(t, "a simulated card", func(e hal.Event) bool { return e.Kind == hal.EventCredential && e.Door == "front" }).Credential.Wiegand.Card)
 	require.NoError(t, r.b.Set("studio", hal.Relay, true))
 	assert.Contains(t, r.exec(t, "show studio"), "relay=on")
+	assert.Contains(t, r.exec(t, "show studio"), "reader=online secure (real)")
 
 	for _, line := range []string{"osdp studio card H10301 12 1001", "osdp studio unplug", "osdp studio show", "wiegand studio H10301 1 2", "keys studio 12"} {
 		err := r.b.Exec(context.Background(), line, &bytes.Buffer{})

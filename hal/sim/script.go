@@ -183,6 +183,10 @@ func (b *Board) show(w io.Writer, doors []string) {
 		if _, ok := b.osdp.pds[id]; ok {
 			parts = append(parts, b.describeReader(id))
 		}
+		if b.osdp.real.rt.HasReader(id) {
+			// Its LED and buzzer are at the reader itself.
+			parts = append(parts, "reader="+readerState(b.osdp.real.rt, id)+" (real)")
+		}
 		if len(parts) == 0 {
 			parts = []string{"no devices"}
 		}

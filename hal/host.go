@@ -245,7 +245,7 @@ func OpenPeriph(cfg Config, doorIDs []string, log *slog.Logger) (*DeviceBoard, e
 	}
 	buses := openOSDP(cfg, doorIDs, r)
 	if len(r.problems) > 0 {
-		closeOSDP(buses)
+		CloseOSDPPorts(buses)
 		r.close()
 		return nil, fmt.Errorf("hal: this gateway lacks configured hardware:\n  %s\n%s", strings.Join(r.problems, "\n  "), hostDiagnosis(st))
 	}

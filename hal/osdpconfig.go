@@ -26,6 +26,14 @@ type OSDPBusConfig struct {
 	DEPin        string        `yaml:"de_pin"`
 	DEActiveLow  bool          `yaml:"de_active_low"`
 	PollInterval time.Duration `yaml:"poll_interval"` // 0: 50ms
+	// Real (driver sim only) runs this bus on its port for real, through
+	// the same code as the periph board, while the rest of the board stays
+	// simulated: a real reader on a USB RS-485 adapter, or another OSDP
+	// implementation's reader on a pseudo-terminal, on a machine without
+	// GPIO. Without it a sim board's bus is a simulated line and port is
+	// only a label. With driver periph every bus is real: it is refused
+	// there rather than ignored, so a config never says more than it does.
+	Real bool `yaml:"real"`
 }
 
 // OSDP direction settings.
@@ -138,12 +146,19 @@ func (c Config) checkOSDPBuses(v *pinCheck) {
 		if !slices.Contains(osdp.Bauds, b.baud()) {
 			v.fail(k+".baud", fmt.Sprintf("%d is not an OSDP line rate (use one of %v)", b.Baud, osdp.Bauds))
 		}
+		if b.Real && c.Driver != DriverSim {
+			v.fail(k+".real", "only with driver: sim (a simulated board with this bus real); with driver: "+c.Driver+" every bus is real: remove it")
+		}
 		switch b.Direction {
 		case "", OSDPDirectionAuto, OSDPDirectionRTS:
 			if b.DEPin != "" {
 				v.fail(k+".de_pin", "only with direction: gpio")
 			}
 		case OSDPDirectionGPIO:
+			if b.Real && c.Driver == DriverSim {
+				v.fail(k+".direction", "gpio needs a DE pin, and the simulated board (driver: sim) drives no GPIO: use auto (a USB RS-485 adapter switches by itself) or rts (the UART's RTS line) on a real bus")
+				break
+			}
 			v.pin(k+".de_pin", b.DEPin)
 		default:
 			v.fail(k+".direction", fmt.Sprintf("%q is not auto, rts or gpio", b.Direction))

@@ -123,6 +123,29 @@ func TestValidateOSDP(t *testing.T) {
 			want:   []string{`hardware.doors.lab.osdp.formats[0]: unknown format "26bit"`},
 		},
 		{
+			name:   "real with driver periph: every bus is real there",
+			mutate: func(c *hal.Config) { c.OSDPBuses[0].Real = true },
+			want:   []string{"hardware.osdp_buses[0].real: only with driver: sim (a simulated board with this bus real); with driver: periph every bus is real: remove it"},
+		},
+		{
+			name:   "real on the simulated board, direction rts",
+			mutate: func(c *hal.Config) { c.Driver, c.OSDPBuses[0].Real, c.OSDPBuses[0].Direction = "sim", true, "rts" },
+		},
+		{
+			name: "real on the simulated board with a DE pin: no GPIO to drive",
+			mutate: func(c *hal.Config) {
+				c.Driver, c.OSDPBuses[0].Real = "sim", true
+				c.OSDPBuses[0].Direction, c.OSDPBuses[0].DEPin = "gpio", "GPIO4"
+			},
+			want: []string{"hardware.osdp_buses[0].direction: gpio needs a DE pin, and the simulated board (driver: sim) drives no GPIO: use auto"},
+		},
+		{
+			name: "a simulated bus may keep its DE pin",
+			mutate: func(c *hal.Config) {
+				c.Driver, c.OSDPBuses[0].Direction, c.OSDPBuses[0].DEPin = "sim", "gpio", "GPIO3"
+			},
+		},
+		{
 			name:   "poll interval",
 			mutate: func(c *hal.Config) { c.OSDPBuses[0].PollInterval = 2 * time.Second },
 			want:   []string{"hardware.osdp_buses[0].poll_interval: 2s is outside 0–1s"},

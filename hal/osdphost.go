@@ -26,27 +26,42 @@ func openOSDP(cfg Config, doorIDs []string, r *resolver) []OSDPBus {
 	}
 	for i := range buses {
 		b := &buses[i]
-		k := "hardware.osdp_buses[" + fmt.Sprint(busIndex(cfg, b.Name)) + "]"
-		bc, _ := cfg.Bus(b.Name)
 		if b.Direction.Mode == osdp.DirectionPin {
-			if p := r.pin(k+".de_pin", bc.DEPin); p != nil {
+			bc, _ := cfg.Bus(b.Name)
+			if p := r.pin(busKey(cfg, b.Name)+".de_pin", bc.DEPin); p != nil {
 				b.Direction.Pin = p
 			}
 		}
+	}
+	r.problems = append(r.problems, OpenOSDPPorts(cfg, buses)...)
+	return buses
+}
+
+// OpenOSDPPorts opens the serial port of each bus of cfg's plan, exclusively
+// (a console, ModemManager or a second portier holding it is refused), and
+// sets its Opened, and Open to open it again after it failed. It returns one
+// problem per port that does not open, at its config key with its fix; such
+// a bus keeps Opened nil. Close the opened ports with CloseOSDPPorts unless
+// a runtime takes them. The periph board opens every bus this way, the
+// simulated board its real ones.
+func OpenOSDPPorts(cfg Config, buses []OSDPBus) []string {
+	var problems []string
+	for i := range buses {
+		b := &buses[i]
 		port, err := osdp.OpenSerial(b.Port, b.Baud)
 		if err != nil {
-			r.fail("%s.port: %v (%s)", k, err, serialFix(b.Port, err))
+			problems = append(problems, fmt.Sprintf("%s.port: %v (%s)", busKey(cfg, b.Name), err, serialFix(b.Port, err)))
 			continue
 		}
 		b.Opened = port
 		name, baud := b.Port, b.Baud
 		b.Open = func() (OSDPPort, error) { return osdp.OpenSerial(name, baud) }
 	}
-	return buses
+	return problems
 }
 
-// closeOSDP closes the ports openOSDP opened.
-func closeOSDP(buses []OSDPBus) {
+// CloseOSDPPorts closes the ports OpenOSDPPorts opened.
+func CloseOSDPPorts(buses []OSDPBus) {
 	for _, b := range buses {
 		if b.Opened != nil {
 			_ = b.Opened.Close()
@@ -54,13 +69,14 @@ func closeOSDP(buses []OSDPBus) {
 	}
 }
 
-func busIndex(cfg Config, name string) int {
+// busKey is the config key of the bus named name.
+func busKey(cfg Config, name string) string {
 	for i, b := range cfg.OSDPBuses {
 		if b.Name == name {
-			return i
+			return fmt.Sprintf("hardware.osdp_buses[%d]", i)
 		}
 	}
-	return -1
+	return "hardware.osdp_buses"
 }
 
 // serialFix tells why a serial port could not be opened.
@@ -97,7 +113,6 @@ func OSDPSelfTest(ctx context.Context, cfg Config, doorIDs []string, log *slog.L
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	gpioOK := gpioAvailable()
 	buses, err := cfg.OSDPBusPlan(doorIDs)
 	if err != nil {
 		return []Check{{Name: "OSDP readers", Detail: err.Error(), Fix: "correct the osdp: sections of the config"}}
@@ -108,7 +123,7 @@ func OSDPSelfTest(ctx context.Context, cfg Config, doorIDs []string, log *slog.L
 		bc, _ := cfg.Bus(b.Name)
 		c := Check{Name: fmt.Sprintf("OSDP bus %s: %s at %d baud", b.Name, b.Port, b.Baud)}
 		if b.Direction.Mode == osdp.DirectionPin {
-			if !gpioOK {
+			if !gpioAvailable() {
 				c.Detail, c.Fix = "DE pin "+bc.DEPin+" not available", "no GPIO chip (see above)"
 				checks = append(checks, c)
 				continue

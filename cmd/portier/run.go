@@ -250,6 +250,11 @@ func (d *daemon) openBoard() error {
 		if err != nil {
 			return usageError{err}
 		}
+		// Real OSDP buses (real: true) fail the start as on the periph board.
+		if err := b.OpenPorts(); err != nil {
+			_ = b.Close()
+			return err
+		}
 		d.board, d.sim = b, b
 	case hal.DriverPeriph:
 		b, err := hal.OpenPeriph(hw, ids, d.log.With("board", "periph"))

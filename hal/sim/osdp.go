@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portier-io/portier/agent"
 	"github.com/portier-io/portier/hal"
 	"github.com/portier-io/portier/hal/osdp"
 	"github.com/portier-io/portier/hal/osdp/osdpsim"
@@ -31,20 +33,28 @@ const simOutputs = 2
 // simVendor is the simulated readers' vendor OUI (locally administered).
 var simVendor = [3]byte{0x02, 0x50, 0x54}
 
-// osdpSim is the board's simulated OSDP side.
+// osdpSim is the board's OSDP side: simulated readers on simulated lines,
+// and the buses the config marks real (osdp_buses[].real) on their ports.
 type osdpSim struct {
 	clock *simtime.Clock // the lines' time
 	rt    *hal.OSDPRuntime
 	pds   map[string]*osdpsim.PD // by door
+
+	real *realOSDP
 }
 
-// newOSDPSim builds the simulated readers and lines of cfg's OSDP buses.
+// newOSDPSim builds the simulated readers and lines of cfg's OSDP buses,
+// and the runtime of its real ones.
 func newOSDPSim(cfg hal.Config, doorIDs []string, board Clock, log *slog.Logger) (*osdpSim, error) {
-	buses, err := cfg.OSDPBusPlan(doorIDs)
+	simulated, real := splitBuses(cfg)
+	buses, err := simulated.OSDPBusPlan(doorIDs)
 	if err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
 	s := &osdpSim{clock: simtime.New(), pds: map[string]*osdpsim.PD{}}
+	if s.real, err = newRealOSDP(cfg, real, doorIDs, board, log); err != nil {
+		return nil, err
+	}
 	s.clock.AdvanceTo(board.Now())
 	for i := range buses {
 		b := &buses[i]
@@ -112,9 +122,41 @@ func (p *pacedLine) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// runtime is the runtime that runs door's OSDP reader: the real buses'
+// or the simulated ones' (which has none for a door without a reader).
+func (s *osdpSim) runtime(door string) *hal.OSDPRuntime {
+	if s.real.rt.HasReader(door) {
+		return s.real.rt
+	}
+	return s.rt
+}
+
+// run runs the simulated and the real buses until ctx ends.
+func (s *osdpSim) run(ctx context.Context, emit func(hal.Event)) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.real.rt.Run(ctx, emit)
+	}()
+	s.rt.Run(ctx, emit)
+	<-done
+}
+
+// readers is every OSDP reader's health: the simulated buses', then the
+// real ones'.
+func (s *osdpSim) readers() []agent.ReaderHealth {
+	return append(s.rt.Readers(), s.real.rt.Readers()...)
+}
+
+// close releases the lines opened and never run.
+func (s *osdpSim) close() error { return errors.Join(s.rt.Close(), s.real.rt.Close()) }
+
 // reader returns door's simulated OSDP reader.
 func (b *Board) reader(doorID string) (*osdpsim.PD, error) {
 	if _, err := b.door(doorID); err != nil {
+		return nil, err
+	}
+	if err := b.osdp.real.simulate(doorID); err != nil {
 		return nil, err
 	}
 	pd, ok := b.osdp.pds[doorID]
@@ -215,18 +257,7 @@ func (b *Board) osdpCommand(args []string, w io.Writer) error {
 // gateway sees it, and its LED and buzzer as a person at the door does.
 func (b *Board) describeReader(door string) string {
 	pd := b.osdp.pds[door]
-	state := "starting"
-	for _, h := range b.osdp.rt.Readers() {
-		if h.Door == door {
-			state = string(h.State)
-			if h.Reason != "" {
-				state += " (" + h.Reason + ")"
-			}
-			if h.State == "online" && h.Secure {
-				state += " secure"
-			}
-		}
-	}
+	state := readerState(b.osdp.rt, door)
 	now := b.osdp.clock.Now()
 	buzz := "off"
 	if pd.Buzzing(now) {
@@ -251,6 +282,23 @@ func (b *Board) describeReader(door string) string {
 	return line
 }
 
+// readerState is door's reader's state as the gateway sees it.
+func readerState(rt *hal.OSDPRuntime, door string) string {
+	state := "starting"
+	for _, h := range rt.Readers() {
+		if h.Door == door {
+			state = string(h.State)
+			if h.Reason != "" {
+				state += " (" + h.Reason + ")"
+			}
+			if h.State == "online" && h.Secure {
+				state += " secure"
+			}
+		}
+	}
+	return state
+}
+
 // ledWord is an LED view as one word.
 func ledWord(v osdpsim.LEDView) string { return strings.ReplaceAll(v.String(), " ", "_") }
 
@@ -261,8 +309,9 @@ const osdpProbe = 5 * time.Second
 // the simulated OSDP buses briefly and checks each reader as doctor checks
 // a real one.
 func (b *Board) OSDPSelfTest(ctx context.Context) []hal.Check {
-	if len(b.osdp.pds) == 0 {
-		return nil
+	var checks []hal.Check
+	if len(b.osdp.pds) > 0 {
+		checks = hal.ReaderChecks(b.osdp.rt.Probe(ctx, osdpProbe))
 	}
-	return hal.ReaderChecks(b.osdp.rt.Probe(ctx, osdpProbe))
+	return append(checks, b.osdp.real.selfTest(ctx)...)
 }

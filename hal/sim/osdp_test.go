@@ -43,6 +43,12 @@ func runBoard(t *testing.T, cfg hal.Config) *running {
 	t.Helper()
 	b, err := sim.New(cfg, doorIDs, sim.Options{Clock: simtime.New()})
 	require.NoError(t, err)
+	return runBuilt(t, b)
+}
+
+// runBuilt runs b in the background.
+func runBuilt(t *testing.T, b *sim.Board) *running {
+	t.Helper()
 	r := &running{b: b, events: make(chan hal.Event, 4096)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -183,6 +183,10 @@ func (b *Board) show(w io.Writer, doors []string) {
 		if _, ok := b.osdp.pds[id]; ok {
 			parts = append(parts, b.describeReader(id))
 		}
+		if b.osdp.real.rt.HasReader(id) {
+			// Its LED and buzzer are at the reader itself.
+			parts = append(parts, "reader="+readerState(b.osdp.real.rt, id)+" (real)")
+		}
 		if len(parts) == 0 {
 			parts = []string{"no devices"}
 		}
@@ -224,7 +228,7 @@ func (b *Board) routesToOSDP(doorID string, own func(hal.DoorWiring) bool) bool 
 		return false
 	}
 	_, ok := b.osdp.pds[doorID]
-	return ok && !own(d.wiring)
+	return (ok || b.osdp.real.rt.HasReader(doorID)) && !own(d.wiring)
 }
 
 // selfTestISO runs the periph board's ISO/IEC 14443-4 check on the door's

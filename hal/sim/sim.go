@@ -24,8 +24,10 @@
 // parity and format settings behave the same; an MFRC522 card goes through
 // the real MFRC522 driver and the door's card checks over a chip model
 // (cards.go); an OSDP reader is a simulated reader on a simulated RS-485
-// line, polled by the real OSDP code over Secure Channel (osdp.go). Commands
-// for a device the door does not have fail.
+// line, polled by the real OSDP code over Secure Channel (osdp.go), unless
+// its bus is marked real: then it is a real reader on the bus's serial port
+// (realosdp.go), and `osdp DOOR …` for it fails. Commands for a device the
+// door does not have fail.
 package sim
 
 import (
@@ -236,7 +238,7 @@ type queued struct {
 	done chan struct{}
 }
 
-// Run implements hal.Board: it runs the simulated OSDP buses and delivers
+// Run implements hal.Board: it runs the OSDP buses and delivers
 // queued events until ctx ends.
 func (b *Board) Run(ctx context.Context, emit func(hal.Event)) error {
 	ctx, cancel := context.WithCancel(ctx)
@@ -244,7 +246,7 @@ func (b *Board) Run(ctx context.Context, emit func(hal.Event)) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		b.osdp.rt.Run(ctx, func(e hal.Event) {
+		b.osdp.run(ctx, func(e hal.Event) {
 			select {
 			case b.events <- queued{ev: e}:
 			case <-ctx.Done():
@@ -266,41 +268,41 @@ func (b *Board) Run(ctx context.Context, emit func(hal.Event)) error {
 	}
 }
 
-// Signal implements hal.Board: the door's simulated OSDP reader shows it.
+// Signal implements hal.Board: the door's OSDP reader shows it.
 func (b *Board) Signal(doorID string, s agent.Signal) error {
 	if _, err := b.door(doorID); err != nil {
 		return err
 	}
-	return b.osdp.rt.Signal(doorID, s)
+	return b.osdp.runtime(doorID).Signal(doorID, s)
 }
 
 // Readers implements hal.Board.
-func (b *Board) Readers() []agent.ReaderHealth { return b.osdp.rt.Readers() }
+func (b *Board) Readers() []agent.ReaderHealth { return b.osdp.readers() }
 
-// InstallReader implements hal.Board: the simulated reader takes its new key
+// InstallReader implements hal.Board: a simulated reader takes its new key
 // as a real one does.
 func (b *Board) InstallReader(ctx context.Context, doorID string, key [16]byte) error {
 	if _, err := b.door(doorID); err != nil {
 		return err
 	}
-	return b.osdp.rt.InstallReader(ctx, doorID, key)
+	return b.osdp.runtime(doorID).InstallReader(ctx, doorID, key)
 }
 
-// SetReaderAddress implements hal.Board: the simulated reader moves as a
+// SetReaderAddress implements hal.Board: a simulated reader moves as a
 // real one does.
 func (b *Board) SetReaderAddress(ctx context.Context, doorID string, addr, baud int) (hal.ReaderMove, error) {
 	if _, err := b.door(doorID); err != nil {
 		return hal.ReaderMove{}, err
 	}
-	return b.osdp.rt.SetReaderAddress(ctx, doorID, addr, baud)
+	return b.osdp.runtime(doorID).SetReaderAddress(ctx, doorID, addr, baud)
 }
 
-// ReaderOutput implements hal.Board: the simulated reader's output follows.
+// ReaderOutput implements hal.Board: a simulated reader's output follows.
 func (b *Board) ReaderOutput(ctx context.Context, doorID string, n int, action osdp.OutputAction, pulse time.Duration) error {
 	if _, err := b.door(doorID); err != nil {
 		return err
 	}
-	return b.osdp.rt.ReaderOutput(ctx, doorID, n, action, pulse)
+	return b.osdp.runtime(doorID).ReaderOutput(ctx, doorID, n, action, pulse)
 }
 
 // Drain returns once Run has handed every event queued before the call to
@@ -374,7 +376,7 @@ func (b *Board) Halt() error {
 // Close implements hal.Board: outputs go to their safe state and later Sets
 // fail.
 func (b *Board) Close() error {
-	err := errors.Join(b.Halt(), b.osdp.rt.Close())
+	err := errors.Join(b.Halt(), b.osdp.close())
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true

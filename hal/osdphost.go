@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -95,6 +97,30 @@ func serialFix(port string, err error) string {
 	return "check the port name and that it is a serial device"
 }
 
+// sysClassTTY is where the kernel shows serial ports' attributes.
+const sysClassTTY = "/sys/class/tty"
+
+// ttyName is the kernel's name of a serial port given by any of its paths
+// (/dev/serial/by-id/… links to /dev/ttyUSB0: ttyUSB0).
+func ttyName(port string) string {
+	if p, err := filepath.EvalSymlinks(port); err == nil {
+		port = p
+	}
+	return filepath.Base(port)
+}
+
+// usbLatencyTimer reads the latency timer of a USB serial adapter (FTDI's,
+// in ms) under sysClass; ok is false for a port without one (a UART, other
+// adapters).
+func usbLatencyTimer(sysClass, port string) (ms int, ok bool) {
+	b, err := os.ReadFile(filepath.Join(sysClass, ttyName(port), "device", "latency_timer"))
+	if err != nil {
+		return 0, false
+	}
+	ms, err = strconv.Atoi(strings.TrimSpace(string(b)))
+	return ms, err == nil
+}
+
 // osdpProbeTime bounds how long doctor waits for OSDP readers: a silent
 // reader is given up after the probe's offline limit.
 const (
@@ -144,6 +170,11 @@ func OSDPSelfTest(ctx context.Context, cfg Config, doorIDs []string, log *slog.L
 		}
 		b.Opened = port
 		c.OK, c.Detail = true, "the port opens"
+		if ms, ok := usbLatencyTimer(sysClassTTY, b.Port); ok && ms > 1 {
+			c.Warn = true
+			c.Detail += fmt.Sprintf("; its USB adapter holds what it receives up to %d ms (latency timer), which delays every reply", ms)
+			c.Fix = fmt.Sprintf("the package's udev rule sets 1 ms when an FTDI adapter is plugged in: replug it, or echo 1 | sudo tee /sys/class/tty/%s/device/latency_timer", ttyName(b.Port))
+		}
 		checks = append(checks, c)
 		run = append(run, b)
 	}

@@ -1,10 +1,7 @@
 package main_test
 
 import (
-	"bytes"
-	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/creack/pty"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -20,76 +16,9 @@ import (
 	"github.com/portier-io/portier/cmd/portier/config"
 	"github.com/portier-io/portier/hal/osdp"
 	"github.com/portier-io/portier/hal/osdp/osdpsim"
-	"github.com/portier-io/portier/hal/wallclock"
+	"github.com/portier-io/portier/hal/osdp/osdptest"
 	"github.com/portier-io/portier/hal/wiegand"
 )
-
-// ptyPD is an OSDP reader the test drives, on the master side of a
-// pseudo-terminal; portier opens the slave side (port) as a serial device,
-// as it would a USB RS-485 adapter. heard ticks whenever the reader hears
-// bytes.
-type ptyPD struct {
-	port  string
-	pd    *osdpsim.PD
-	heard chan struct{}
-}
-
-type heardRW struct {
-	io.ReadWriter
-	heard chan struct{}
-}
-
-func (h heardRW) Read(p []byte) (int, error) {
-	n, err := h.ReadWriter.Read(p)
-	select {
-	case h.heard <- struct{}{}:
-	default:
-	}
-	return n, err
-}
-
-func startPTYPD(t *testing.T, cfg osdpsim.Config) *ptyPD {
-	t.Helper()
-	ptm, pts, err := pty.Open()
-	require.NoError(t, err)
-	p := &ptyPD{port: pts.Name(), pd: osdpsim.NewPD(cfg), heard: make(chan struct{}, 1)}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- osdpsim.Serve(ctx, heardRW{ptm, p.heard}, 115200, wallclock.Clock{}, p.pd) }()
-	t.Cleanup(func() {
-		cancel()
-		// The test holds the slave open so the reader outlives portier's
-		// restarts; closing it (EIO on the master) ends Serve.
-		assert.NoError(t, pts.Close())
-		assert.NoError(t, <-served)
-		assert.NoError(t, ptm.Close())
-	})
-	return p
-}
-
-// waitFeedback waits for the LED command of feedback f after the reader's
-// first from commands (the reader's LED now is whatever came last: a grant
-// is over before anyone looks). A queued command goes out within a few
-// polls, so the wait is bounded on the line's progress: it fails after the
-// reader heard 1000 more transmissions without it, or nothing for 30 s.
-func (p *ptyPD) waitFeedback(t *testing.T, from int, f osdp.Feedback) {
-	t.Helper()
-	led, _ := osdp.FeedbackCommands(f)
-	want := led.Encode()
-	for heard := 0; heard < 1000; heard++ {
-		for _, c := range p.pd.Commands()[from:] {
-			if c.Code == osdp.CmdLED && bytes.Equal(c.Data, want) {
-				return
-			}
-		}
-		select {
-		case <-p.heard:
-		case <-time.After(30 * time.Second):
-			t.Fatalf("the reader heard nothing for 30 s and never got the LED command of feedback %v", f)
-		}
-	}
-	t.Fatalf("the reader never got the LED command of feedback %v", f)
-}
 
 // withRealOSDPStudio is withOSDPStudio with the studio's bus real, on port.
 func withRealOSDPStudio(t *testing.T, cfg []byte, port string) []byte {
@@ -108,17 +37,17 @@ func withRealOSDPStudio(t *testing.T, cfg []byte, port string) []byte {
 // follows, status shows it, `reader output` and `reader set-address` reach
 // it, the sim's osdp commands refuse it, and unplugged it goes offline.
 func TestRealOSDPReaderEndToEnd(t *testing.T) {
-	rd := startPTYPD(t, osdpsim.Config{Addr: 1, Install: true, Outputs: 2,
+	rd := osdptest.NewReader(t, osdpsim.Config{Addr: 1, Install: true, Outputs: 2,
 		Identity: osdp.Identity{Vendor: [3]byte{0x0A, 0x0B, 0x0C}, Model: 7, Version: 3, Serial: 0x1234, Firmware: [3]byte{1, 2, 3}}})
 	g := newGateway(t, "300ms", "clock_sync_check: \"off\"\n")
 	cfg, err := os.ReadFile(g.cfg)
 	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(g.cfg, withRealOSDPStudio(t, cfg, rd.port), 0o600))
+	require.NoError(t, os.WriteFile(g.cfg, withRealOSDPStudio(t, cfg, rd.Port), 0o600))
 	// doctor, portier stopped: the periph board's check of the bus.
 	doc, stderr, code := runPortier(t, g.env, "doctor", "--config", g.cfg)
 	assert.Equal(t, 3, code, "%s\n%s", doc, stderr)
-	assert.Regexp(t, `pass  OSDP bus rs485-0: `+rd.port+` at 115200 baud +the port opens`, doc)
-	assert.Regexp(t, `FAIL  studio: reader at OSDP rs485-0 \(`+rd.port+`\) address 1 +answers: vendor 0A-0B-0C .*; no key of its own yet`, doc)
+	assert.Regexp(t, `pass  OSDP bus rs485-0: `+rd.Port+` at 115200 baud +the port opens`, doc)
+	assert.Regexp(t, `FAIL  studio: reader at OSDP rs485-0 \(`+rd.Port+`\) address 1 +answers: vendor 0A-0B-0C .*; no key of its own yet`, doc)
 
 	out := newLineBuffer()
 	g.tee = out
@@ -135,50 +64,50 @@ func TestRealOSDPReaderEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	key, err := config.ParseOSDPKey(string(raw))
 	require.NoError(t, err)
-	held, install := rd.pd.Key()
+	held, install := rd.PD.Key()
 	assert.Equal(t, key, held, "the reader holds the key portier stored")
 	assert.False(t, install)
 	online := g.waitEvent(agent.EventReaderOnline)
-	assert.Contains(t, online.Detail, "OSDP rs485-0 ("+rd.port+") address 1: secure channel established")
+	assert.Contains(t, online.Detail, "OSDP rs485-0 ("+rd.Port+") address 1: secure channel established")
 
 	// Ada's fob, then her PIN, at the reader itself.
 	h10301, ok := wiegand.FormatByName("H10301")
 	require.True(t, ok)
 	fr, err := h10301.Encode(12, 1001)
 	require.NoError(t, err)
-	from := len(rd.pd.Commands())
-	rd.pd.PresentWiegand(fr.Raw, fr.Bits)
+	from := len(rd.PD.Commands())
+	rd.PD.PresentWiegand(fr.Raw, fr.Bits)
 	w := g.waitEvent(agent.EventAwaitingPIN)
 	assert.Equal(t, "studio", w.Door)
-	rd.pd.PressKeys("482915#")
+	rd.PD.PressKeys("482915#")
 	granted := g.waitEvent(agent.EventAccessGranted)
 	assert.Equal(t, "studio", granted.Door)
 	assert.Equal(t, "Ada Lovelace", granted.User.Name)
 	assert.Equal(t, "studio", g.waitEvent(agent.EventRelayOn).Door, "the simulated relay pulses")
 	assert.Equal(t, "studio", g.waitEvent(agent.EventRelayOff).Door)
-	rd.waitFeedback(t, from, osdp.FeedbackGrant)
+	rd.WaitFeedback(t, from, osdp.FeedbackGrant)
 
 	status, stderr, code := runPortier(t, g.env, "status", "--config", g.cfg)
 	require.Equal(t, 0, code, stderr)
-	assert.Regexp(t, `reader studio/osdp online, secure channel since .*; vendor 0A-0B-0C model 7 v3 serial 00001234 firmware 1\.2\.3; 2 outputs; OSDP rs485-0 \(`+rd.port+`\) address 1; \d+ polls`, status)
+	assert.Regexp(t, `reader studio/osdp online, secure channel since .*; vendor 0A-0B-0C model 7 v3 serial 00001234 firmware 1\.2\.3; 2 outputs; OSDP rs485-0 \(`+rd.Port+`\) address 1; \d+ polls`, status)
 
 	stdout, stderr, code = runPortier(t, g.env, "reader", "output", "--config", g.cfg, "--door", "studio", "--output", "1", "--on")
 	require.Equal(t, 0, code, "%s\n%s", stdout, stderr)
-	assert.True(t, rd.pd.Output(1, time.Now()), "the reader switched its output on")
+	assert.True(t, rd.PD.Output(1, time.Now()), "the reader switched its output on")
 	stdout, stderr, code = runPortier(t, g.env, "reader", "set-address", "--config", g.cfg, "--door", "studio", "--address", "5")
 	require.Equal(t, 0, code, "%s\n%s", stdout, stderr)
 	assert.Contains(t, stdout, "it moved from address 1 to 5 at 115200 baud")
-	assert.Equal(t, byte(5), rd.pd.Addr())
+	assert.Equal(t, byte(5), rd.PD.Addr())
 
 	g.sim("osdp studio card H10301 12 1001")
 	lines := waitNewLine(t, out, 0)
-	assert.Contains(t, strings.Join(lines, "\n"), "door studio's OSDP reader is real (bus rs485-0 on "+rd.port+", real: true)")
+	assert.Contains(t, strings.Join(lines, "\n"), "door studio's OSDP reader is real (bus rs485-0 on "+rd.Port+", real: true)")
 
-	rd.pd.SetFaults(osdpsim.Faults{Silent: true})
+	rd.PD.SetFaults(osdpsim.Faults{Silent: true})
 	off := g.waitEvent(agent.EventReaderOffline)
 	assert.Equal(t, "studio", off.Door)
 	assert.Contains(t, off.Detail, "timeout")
-	rd.pd.SetFaults(osdpsim.Faults{})
+	rd.PD.SetFaults(osdpsim.Faults{})
 	assert.Equal(t, "studio", g.waitEvent(agent.EventReaderOnline).Door)
 	require.Equal(t, 0, g.signal(syscall.SIGTERM))
 }

@@ -3,12 +3,10 @@ package sim_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/creack/pty"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -16,76 +14,11 @@ import (
 	"github.com/portier-io/portier/hal"
 	"github.com/portier-io/portier/hal/osdp"
 	"github.com/portier-io/portier/hal/osdp/osdpsim"
+	"github.com/portier-io/portier/hal/osdp/osdptest"
 	"github.com/portier-io/portier/hal/sim"
 	"github.com/portier-io/portier/hal/simtime"
-	"github.com/portier-io/portier/hal/wallclock"
 	"github.com/portier-io/portier/hal/wiegand"
 )
-
-// ptyReader is a reader on the far side of a pseudo-terminal, answering in
-// real time: the board opens Port as a serial device, as it would a USB
-// RS-485 adapter. heard ticks on every chunk of bytes the reader hears.
-type ptyReader struct {
-	Port  string
-	PD    *osdpsim.PD
-	heard chan struct{}
-}
-
-type tapRW struct {
-	io.ReadWriter
-	heard chan struct{}
-}
-
-func (t tapRW) Read(p []byte) (int, error) {
-	n, err := t.ReadWriter.Read(p)
-	select {
-	case t.heard <- struct{}{}:
-	default:
-	}
-	return n, err
-}
-
-func newPTYReader(t *testing.T, cfg osdpsim.Config) *ptyReader {
-	t.Helper()
-	ptm, pts, err := pty.Open()
-	require.NoError(t, err)
-	r := &ptyReader{Port: pts.Name(), PD: osdpsim.NewPD(cfg), heard: make(chan struct{}, 1)}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- osdpsim.Serve(ctx, tapRW{ptm, r.heard}, 115200, wallclock.Clock{}, r.PD) }()
-	t.Cleanup(func() {
-		cancel()
-		// Closing the last slave descriptor (EIO on the master) ends
-		// Serve's blocking read; the board closed its own already.
-		assert.NoError(t, pts.Close())
-		assert.NoError(t, <-served)
-		assert.NoError(t, ptm.Close())
-	})
-	return r
-}
-
-// waitFeedback waits for the LED command of feedback f after the reader's
-// first from commands. A queued command goes out within a few polls, so the
-// wait is bounded on the line's progress: it fails after the reader heard
-// 1000 more transmissions without it, or nothing for 20 s.
-func (r *ptyReader) waitFeedback(t *testing.T, from int, f osdp.Feedback) {
-	t.Helper()
-	led, _ := osdp.FeedbackCommands(f)
-	want := led.Encode()
-	for heard := 0; heard < 1000; heard++ {
-		for _, c := range r.PD.Commands()[from:] {
-			if c.Code == osdp.CmdLED && bytes.Equal(c.Data, want) {
-				return
-			}
-		}
-		select {
-		case <-r.heard:
-		case <-time.After(20 * time.Second):
-			t.Fatalf("the reader heard nothing for 20 s and never got the LED command of feedback %v", f)
-		}
-	}
-	t.Fatalf("the reader never got the LED command of feedback %v", f)
-}
 
 // realConfig is osdpConfig with the studio's bus real, on port, and the
 // front door's reader on a second, simulated bus.
@@ -114,7 +47,7 @@ func runOpened(t *testing.T, cfg hal.Config) *running {
 // pseudo-terminal, over Secure Channel, while the front door's reader on
 // the other bus stays simulated.
 func TestRealOSDPBus(t *testing.T) {
-	rd := newPTYReader(t, osdpsim.Config{Addr: 1, Key: studioKey, Identity: studioIdentity, Outputs: 2})
+	rd := osdptest.NewReader(t, osdpsim.Config{Addr: 1, Key: studioKey, Identity: studioIdentity, Outputs: 2})
 	r := runOpened(t, realConfig(studioKey, rd.Port))
 	on := r.wait(t, "the real reader online", readerState(agent.ReaderOnline))
 	assert.True(t, on.Reader.Secure)
@@ -138,7 +71,7 @@ func TestRealOSDPBus(t *testing.T) {
 
 	from := len(rd.PD.Commands())
 	require.NoError(t, r.b.Signal("studio", agent.SignalGranted))
-	rd.waitFeedback(t, from, osdp.FeedbackGrant)
+	rd.WaitFeedback(t, from, osdp.FeedbackGrant)
 	require.NoError(t, r.b.ReaderOutput(context.Background(), "studio", 1, osdp.OutputOn, 0))
 	assert.True(t, rd.PD.Output(1, time.Now()), "the reader acknowledged its output on")
 
@@ -173,7 +106,7 @@ func TestRealOSDPBus(t *testing.T) {
 // A real reader without a key file is installed as a simulated one is:
 // refused until InstallReader gives it its key.
 func TestRealOSDPInstall(t *testing.T) {
-	rd := newPTYReader(t, osdpsim.Config{Addr: 1, Install: true, Identity: studioIdentity})
+	rd := osdptest.NewReader(t, osdpsim.Config{Addr: 1, Install: true, Identity: studioIdentity})
 	r := runOpened(t, realConfig([16]byte{}, rd.Port))
 	ref := r.wait(t, "refused", readerState(agent.ReaderRefused))
 	assert.Equal(t, "no_key", ref.Reader.Reason)
@@ -211,7 +144,7 @@ func TestRealOSDPPortMissing(t *testing.T) {
 // Doctor checks a real bus as on the periph board: the port opens (even
 // when the board opened it first), the reader answers over its channel.
 func TestRealOSDPSelfTest(t *testing.T) {
-	rd := newPTYReader(t, osdpsim.Config{Addr: 1, Key: studioKey, Identity: studioIdentity})
+	rd := osdptest.NewReader(t, osdpsim.Config{Addr: 1, Key: studioKey, Identity: studioIdentity})
 	b, err := sim.New(realConfig(studioKey, rd.Port), doorIDs, sim.Options{Clock: simtime.New()})
 	require.NoError(t, err)
 	defer b.Close()

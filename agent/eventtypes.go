@@ -123,6 +123,27 @@ const (
 	EventReaderPowerRestored EventType = "reader_power_restored"
 )
 
+// An installer's actions on an OSDP reader through the daemon (`portier
+// reader …`), for the audit trail: the daemon records them when the action
+// ends (ReaderChange). Detail names the command, the reader (vendor, model,
+// serial from its osdp_PDID, its bus and address) and what changed, never
+// its key; CommandID and Actor say who asked.
+const (
+	// EventReaderInstalled: `portier reader install` moved the reader from
+	// the install key to a key of its own, proven by a new secure session.
+	EventReaderInstalled EventType = "reader_installed"
+	// EventReaderAddressChanged: `portier reader set-address` moved the
+	// reader to another address (old and new address, bus, baud rate).
+	EventReaderAddressChanged EventType = "reader_address_changed"
+	// EventReaderOutputTested: `portier reader output` switched one of the
+	// reader's outputs (its number; on, off, or pulsed and for how long).
+	EventReaderOutputTested EventType = "reader_output_tested"
+	// EventReaderSetupFailed: one of them failed or was refused; detail
+	// names the action (install, set-address, output) and says why, as
+	// command_failed's names the command.
+	EventReaderSetupFailed EventType = "reader_setup_failed"
+)
+
 // EventDeviceFault is recorded when a reader or input misbehaves (a rejected
 // Wiegand frame, an MFRC522 error); the door keeps running. Detail names the
 // device and the error.
@@ -169,6 +190,7 @@ var EventTypes = []EventType{
 	EventStoreFailed, EventStoreRecovered,
 	EventClockUnsynced, EventClockSynced,
 	EventReaderOnline, EventReaderOffline, EventReaderRefused, EventReaderPowerFault, EventReaderPowerRestored,
+	EventReaderInstalled, EventReaderAddressChanged, EventReaderOutputTested, EventReaderSetupFailed,
 	EventDeviceFault,
 	EventSaltoConfigMismatch, EventSaltoConfigMismatchCleared,
 	EventCommandsRefused, EventPacketRefused,

@@ -197,8 +197,8 @@ func ReaderChecks(health []agent.ReaderHealth) []Check {
 	for _, h := range health {
 		c := Check{Name: fmt.Sprintf("%s: reader at %s", h.Door, h.Connection)}
 		what := "answers"
-		if h.Vendor != "" {
-			what = fmt.Sprintf("answers: vendor %s model %s serial %s firmware %s", h.Vendor, h.Model, h.Serial, h.Firmware)
+		if id := h.Identity(); id != "" {
+			what = "answers: " + id
 		}
 		if h.Outputs > 0 {
 			what += fmt.Sprintf(", %d outputs (test them with `portier reader output --door %s`)", h.Outputs, h.Door)

@@ -107,7 +107,7 @@ const (
 	CategoryAccess  = "access"  // access decisions
 	CategoryAlarm   = "alarm"   // door alarms, lockouts, reader supervision, outbox alarms, Salto config mismatches
 	CategoryDoor    = "door"    // contact, relay and exit button
-	CategoryCommand = "command" // remote commands and the overrides they set
+	CategoryCommand = "command" // remote and local commands, the overrides they set, installers' card and reader actions
 	CategorySystem  = "system"  // everything else (controller start, …)
 )
 
@@ -131,7 +131,8 @@ func EventCategory(t agent.EventType) string {
 	case agent.EventRemoteUnlock, agent.EventCommandRejected, agent.EventLockdownOn, agent.EventLockdownOff,
 		agent.EventOfficeModeOn, agent.EventOfficeModeStarted, agent.EventOfficeModeOff,
 		agent.EventEnrolmentArmed, agent.EventEnrolled, agent.EventEnrolmentFailed, agent.EventEnrolmentExpired,
-		agent.EventCardIssued, agent.EventCardRekeyed, agent.EventCommandSucceeded, agent.EventCommandFailed, agent.EventCommandsRefused:
+		agent.EventCardIssued, agent.EventCardRekeyed, agent.EventCommandSucceeded, agent.EventCommandFailed, agent.EventCommandsRefused,
+		agent.EventReaderInstalled, agent.EventReaderAddressChanged, agent.EventReaderOutputTested, agent.EventReaderSetupFailed:
 		return CategoryCommand
 	}
 	return CategorySystem

@@ -38,16 +38,16 @@ func (b controlBackend) Status(ctx context.Context) control.Status {
 	return st
 }
 
-func (b controlBackend) InstallReader(ctx context.Context, door string, progress func(string)) error {
-	return b.d.installReader(ctx, door, progress)
+func (b controlBackend) InstallReader(ctx context.Context, door string, cmd agent.Command, progress func(string)) error {
+	return b.d.installReader(ctx, door, cmd, progress)
 }
 
-func (b controlBackend) SetReaderAddress(ctx context.Context, door string, req control.ReaderAddressRequest, progress func(string)) error {
-	return b.d.setReaderAddress(ctx, door, req, progress)
+func (b controlBackend) SetReaderAddress(ctx context.Context, door string, cmd agent.Command, req control.ReaderAddressRequest, progress func(string)) error {
+	return b.d.setReaderAddress(ctx, door, cmd, req, progress)
 }
 
-func (b controlBackend) ReaderOutput(ctx context.Context, door string, req control.ReaderOutputRequest) error {
-	return b.d.readerOutput(ctx, door, req)
+func (b controlBackend) ReaderOutput(ctx context.Context, door string, cmd agent.Command, req control.ReaderOutputRequest) error {
+	return b.d.readerOutput(ctx, door, cmd, req)
 }
 
 func (b controlBackend) Doors() control.Doors { return b.d.doors }

@@ -104,8 +104,8 @@ func describeReader(r agent.ReaderHealth) string {
 	if r.PowerFault {
 		parts = append(parts, "POWER FAULT")
 	}
-	if r.Vendor != "" {
-		parts = append(parts, fmt.Sprintf("vendor %s model %s serial %s firmware %s", r.Vendor, r.Model, r.Serial, r.Firmware))
+	if id := r.Identity(); id != "" {
+		parts = append(parts, id)
 	}
 	if r.Outputs > 0 {
 		parts = append(parts, fmt.Sprintf("%d outputs", r.Outputs))

@@ -40,13 +40,15 @@ const installTimeout = time.Minute
 // a fresh key of its own: it generates the key (crypto/rand), stores it in
 // the reader's key file (mode 0600) before the reader is told, has the bus
 // send it (KEYSET under the install key) and prove it (a new secure session
-// under it). It never runs by itself: an installer asks for it. A failure
-// before the reader took the key puts the key file back as it was.
-func (d *daemon) installReader(ctx context.Context, door string, progress func(string)) error {
+// under it). It never runs by itself: an installer asks for it (cmd). A
+// failure before the reader took the key puts the key file back as it was.
+// Its outcome is recorded, reader_installed or reader_setup_failed.
+func (d *daemon) installReader(ctx context.Context, door string, cmd agent.Command, progress func(string)) (err error) {
 	o, err := d.cfg.OSDPReader(door)
 	if err != nil {
 		return err
 	}
+	defer func() { d.recordReaderChange(ctx, door, agent.ReaderChange{Command: cmd, Op: agent.ReaderOpInstall}, err) }()
 	if o.Plaintext() {
 		return fmt.Errorf("door %s's reader is configured with secure_channel: off: it has no key to install (set secure_channel: on first)", door)
 	}
@@ -273,15 +275,21 @@ func cmdReaderOutput(ctx context.Context, e *env, args []string) int {
 // setReaderAddress moves door's OSDP reader to another address (osdp_COMSET
 // over its channel) and proves it answers there. The bus follows the reader;
 // the config file is the installer's to change (the command says which line).
-func (d *daemon) setReaderAddress(ctx context.Context, door string, req control.ReaderAddressRequest, progress func(string)) error {
+// Its outcome is recorded, reader_address_changed or reader_setup_failed.
+func (d *daemon) setReaderAddress(ctx context.Context, door string, cmd agent.Command, req control.ReaderAddressRequest, progress func(string)) (err error) {
 	o, err := d.cfg.OSDPReader(door)
 	if err != nil {
 		return err
 	}
+	var move hal.ReaderMove
+	defer func() {
+		d.recordReaderChange(ctx, door, agent.ReaderChange{Command: cmd, Op: agent.ReaderOpSetAddress,
+			Bus: move.Bus, From: int(move.From), To: req.Address, Baud: move.Baud}, err)
+	}()
 	progress(fmt.Sprintf("door %s: OSDP reader on bus %s; sending it osdp_COMSET for address %d over its channel…", door, o.Bus, req.Address))
 	ctx, cancel := context.WithTimeout(ctx, installTimeout)
 	defer cancel()
-	move, err := d.board.SetReaderAddress(ctx, door, req.Address, req.Baud)
+	move, err = d.board.SetReaderAddress(ctx, door, req.Address, req.Baud)
 	if err != nil {
 		return err
 	}
@@ -292,8 +300,9 @@ func (d *daemon) setReaderAddress(ctx context.Context, door string, req control.
 	return nil
 }
 
-// readerOutput drives one output of door's OSDP reader.
-func (d *daemon) readerOutput(ctx context.Context, door string, req control.ReaderOutputRequest) error {
+// readerOutput drives one output of door's OSDP reader. Its outcome is
+// recorded, reader_output_tested or reader_setup_failed.
+func (d *daemon) readerOutput(ctx context.Context, door string, cmd agent.Command, req control.ReaderOutputRequest) (err error) {
 	if _, err := d.cfg.OSDPReader(door); err != nil {
 		return err
 	}
@@ -301,10 +310,30 @@ func (d *daemon) readerOutput(ctx context.Context, door string, req control.Read
 	if err != nil {
 		return err
 	}
+	defer func() {
+		d.recordReaderChange(ctx, door, agent.ReaderChange{Command: cmd, Op: agent.ReaderOpOutput, Output: req.Output, Action: req.Action, Pulse: pulse}, err)
+	}()
 	action := map[string]osdp.OutputAction{control.OutputOn: osdp.OutputOn, control.OutputOff: osdp.OutputOff, control.OutputPulse: osdp.OutputPulseOn}[req.Action]
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	return d.board.ReaderOutput(ctx, door, req.Output, action, pulse)
+}
+
+// recordReaderChange records an installer's action on door's OSDP reader
+// (err: how it failed) with the reader as the board knows it now, for the
+// audit trail. It is recorded also when the caller gave up (ctx ended): the
+// action happened, or failed, all the same.
+func (d *daemon) recordReaderChange(ctx context.Context, door string, c agent.ReaderChange, err error) {
+	c.Err, c.Reader = err, agent.ReaderHealth{Door: door}
+	for _, h := range d.board.Readers() {
+		if h.Door == door {
+			c.Reader = h
+		}
+	}
+	e := c.Event(d.e.now())
+	if rerr := d.events.Record(context.WithoutCancel(ctx), e); rerr != nil {
+		d.log.Error("record reader event", "type", string(e.Type), "door", door, "err", rerr)
+	}
 }
 
 // osdpChecks are doctor's OSDP checks: from the running daemon when it

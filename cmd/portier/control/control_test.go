@@ -110,8 +110,8 @@ func (d *fakeDaemon) CancelEnrolment(_ context.Context, door string, cmd agent.C
 	return agent.CommandResult{Accepted: true}, nil
 }
 
-func (d *fakeDaemon) InstallReader(_ context.Context, door string, progress func(string)) error {
-	d.call("install " + door)
+func (d *fakeDaemon) InstallReader(_ context.Context, door string, cmd agent.Command, progress func(string)) error {
+	d.call("install " + door + " by " + cmd.Actor)
 	progress("generated a key")
 	progress("stored it")
 	if door == "back" {
@@ -121,8 +121,8 @@ func (d *fakeDaemon) InstallReader(_ context.Context, door string, progress func
 }
 
 // SetReaderAddress moves front's reader; back's refuses.
-func (d *fakeDaemon) SetReaderAddress(_ context.Context, door string, req control.ReaderAddressRequest, progress func(string)) error {
-	d.call(fmt.Sprintf("address %s %d %d", door, req.Address, req.Baud))
+func (d *fakeDaemon) SetReaderAddress(_ context.Context, door string, cmd agent.Command, req control.ReaderAddressRequest, progress func(string)) error {
+	d.call(fmt.Sprintf("address %s %d %d by %s", door, req.Address, req.Baud, cmd.Actor))
 	progress("sent osdp_COMSET")
 	if door == "back" {
 		return errors.New("address 2 on bus rs485-0 is taken")
@@ -131,8 +131,8 @@ func (d *fakeDaemon) SetReaderAddress(_ context.Context, door string, req contro
 }
 
 // ReaderOutput takes front's output 0 only.
-func (d *fakeDaemon) ReaderOutput(_ context.Context, door string, req control.ReaderOutputRequest) error {
-	d.call(fmt.Sprintf("output %s %d %s %s", door, req.Output, req.Action, req.Pulse))
+func (d *fakeDaemon) ReaderOutput(_ context.Context, door string, cmd agent.Command, req control.ReaderOutputRequest) error {
+	d.call(fmt.Sprintf("output %s %d %s %s by %s", door, req.Output, req.Action, req.Pulse, cmd.Actor))
 	if req.Output != 0 {
 		return errors.New("the reader has 1 outputs")
 	}
@@ -259,8 +259,8 @@ func TestClientAndServer(t *testing.T) {
 		"enroll front 02301234",
 		"enroll back 00000001",
 		"sync",
-		"install front",
-		"install back",
+		"install front by " + uid,
+		"install back by " + uid,
 	}, d.Calls())
 }
 
@@ -388,8 +388,9 @@ func TestReaderOperations(t *testing.T) {
 			assert.EqualError(t, err, tc.err)
 		})
 	}
+	by := fmt.Sprintf(" by local:uid=%d", os.Getuid())
 	assert.Equal(t, []string{
-		"address front 3 0", "address back 2 9600",
-		"output front 0 on ", "output front 0 pulse 1.5s", "output front 4 off ",
-	}, d.Calls(), "invalid requests never reach the daemon")
+		"address front 3 0" + by, "address back 2 9600" + by,
+		"output front 0 on " + by, "output front 0 pulse 1.5s" + by, "output front 4 off " + by,
+	}, d.Calls(), "invalid requests never reach the daemon; the others name the caller")
 }

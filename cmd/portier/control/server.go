@@ -33,14 +33,15 @@ type Daemon interface {
 	Events(ctx context.Context, after int64, limit int) ([]agent.Event, error)
 	// InstallReader moves door's new OSDP reader from its install key to a
 	// key of its own, calling progress after each step; the daemon owns
-	// the bus, so the install runs in it.
-	InstallReader(ctx context.Context, door string, progress func(string)) error
+	// the bus, so the install runs in it. cmd says who asked (the reader
+	// operations are recorded with it).
+	InstallReader(ctx context.Context, door string, cmd agent.Command, progress func(string)) error
 	// SetReaderAddress moves door's OSDP reader to another address and
 	// proves it answers there, calling progress after each step.
-	SetReaderAddress(ctx context.Context, door string, req ReaderAddressRequest, progress func(string)) error
+	SetReaderAddress(ctx context.Context, door string, cmd agent.Command, req ReaderAddressRequest, progress func(string)) error
 	// ReaderOutput drives one output of door's OSDP reader (validated: a
 	// known action, a valid pulse) and returns once the reader took it.
-	ReaderOutput(ctx context.Context, door string, req ReaderOutputRequest) error
+	ReaderOutput(ctx context.Context, door string, cmd agent.Command, req ReaderOutputRequest) error
 	// Card runs a card operation at door's reader (validated: a known
 	// door, a known op, a valid wait, a normalised tag number for issue),
 	// telling each step to progress; a failure is the error. ctx ends when
@@ -326,7 +327,7 @@ func (s *Server) installReader(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	streamSteps(w, func(progress func(string)) error { return s.d.InstallReader(r.Context(), door, progress) })
+	streamSteps(w, func(progress func(string)) error { return s.d.InstallReader(r.Context(), door, localCommand(r), progress) })
 }
 
 // readerAddress runs a reader's address change and streams its steps as
@@ -337,7 +338,7 @@ func (s *Server) readerAddress(w http.ResponseWriter, r *http.Request) {
 	if !ok || !decodeBody(w, r, &req) {
 		return
 	}
-	streamSteps(w, func(progress func(string)) error { return s.d.SetReaderAddress(r.Context(), door, req, progress) })
+	streamSteps(w, func(progress func(string)) error { return s.d.SetReaderAddress(r.Context(), door, localCommand(r), req, progress) })
 }
 
 // readerOutput drives a reader's output: 200 once the reader took it, 409
@@ -352,7 +353,7 @@ func (s *Server) readerOutput(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, errorBody{err.Error()})
 		return
 	}
-	if err := s.d.ReaderOutput(r.Context(), door, req); err != nil {
+	if err := s.d.ReaderOutput(r.Context(), door, localCommand(r), req); err != nil {
 		writeJSON(w, http.StatusConflict, errorBody{err.Error()})
 		return
 	}

@@ -287,9 +287,9 @@ func (d *daemon) setReaderAddress(ctx context.Context, door string, cmd agent.Co
 			Bus: move.Bus, From: int(move.From), To: req.Address, Baud: move.Baud}, err)
 	}()
 	progress(fmt.Sprintf("door %s: OSDP reader on bus %s; sending it osdp_COMSET for address %d over its channel…", door, o.Bus, req.Address))
-	ctx, cancel := context.WithTimeout(ctx, installTimeout)
+	sctx, cancel := context.WithTimeout(ctx, installTimeout)
 	defer cancel()
-	move, err = d.board.SetReaderAddress(ctx, door, req.Address, req.Baud)
+	move, err = d.board.SetReaderAddress(sctx, door, req.Address, req.Baud)
 	if err != nil {
 		return err
 	}
@@ -314,9 +314,9 @@ func (d *daemon) readerOutput(ctx context.Context, door string, cmd agent.Comman
 		d.recordReaderChange(ctx, door, agent.ReaderChange{Command: cmd, Op: agent.ReaderOpOutput, Output: req.Output, Action: req.Action, Pulse: pulse}, err)
 	}()
 	action := map[string]osdp.OutputAction{control.OutputOn: osdp.OutputOn, control.OutputOff: osdp.OutputOff, control.OutputPulse: osdp.OutputPulseOn}[req.Action]
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return d.board.ReaderOutput(ctx, door, req.Output, action, pulse)
+	return d.board.ReaderOutput(octx, door, req.Output, action, pulse)
 }
 
 // recordReaderChange records an installer's action on door's OSDP reader
@@ -325,6 +325,9 @@ func (d *daemon) readerOutput(ctx context.Context, door string, cmd agent.Comman
 // action happened, or failed, all the same.
 func (d *daemon) recordReaderChange(ctx context.Context, door string, c agent.ReaderChange, err error) {
 	c.Err, c.Reader = err, agent.ReaderHealth{Door: door}
+	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
+		c.Err = fmt.Errorf("the installer's command gave up before it ended: %w", err)
+	}
 	for _, h := range d.board.Readers() {
 		if h.Door == door {
 			c.Reader = h

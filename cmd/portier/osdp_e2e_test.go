@@ -2,6 +2,8 @@ package main_test
 
 import (
 	"bytes"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -115,13 +117,19 @@ mqtt:
 	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm())
 	raw, err := os.ReadFile(keyFile)
 	require.NoError(t, err)
-	_, err = config.ParseOSDPKey(string(raw))
+	key, err := config.ParseOSDPKey(string(raw))
 	require.NoError(t, err)
-	online := g.waitEvent(agent.EventReaderOnline)
-	assert.Contains(t, online.Detail, "secure channel established")
+	// The install is recorded (the reader comes online meanwhile, in either
+	// order): who, which reader, where; never its key.
+	ev := g.waitAll(agent.EventReaderInstalled, agent.EventReaderOnline)
+	assert.Contains(t, ev[agent.EventReaderOnline].Detail, "secure channel established")
+	installed := ev[agent.EventReaderInstalled]
+	actor := fmt.Sprintf("local:uid=%d", os.Getuid())
+	assertReaderEvent(t, installed, key, actor, `^command local-[0-9a-f]{16} by `+actor+`: reader vendor 02-50-54 model 1 v1 serial [0-9A-F]{8} firmware 2\.2\.0 at OSDP rs485-0 \(simulated line\) address 1: moved from the install key to a key of its own, proven by a new secure session$`)
 	_, stderr, code = runPortier(t, g.env, "reader", "install", "--config", g.cfg, "--door", "studio")
 	assert.Equal(t, 3, code)
 	assert.Contains(t, stderr, "online under its own key already: nothing to install")
+	assertReaderEvent(t, g.waitEvent(agent.EventReaderSetupFailed), key, actor, `: install: reader vendor 02-50-54 .* address 1: door studio's reader is online under its own key already: nothing to install$`)
 
 	// Ada's fob, then her PIN, through the reader.
 	g.sim("osdp studio card H10301 12 1001")
@@ -153,10 +161,14 @@ mqtt:
 	stdout, stderr, code = runPortier(t, g.env, "reader", "output", "--config", g.cfg, "--door", "studio", "--output", "1", "--on")
 	require.Equal(t, 0, code, "%s\n%s", stdout, stderr)
 	assert.Contains(t, stdout, "Door studio's reader switched its output 1 on.")
+	assertReaderEvent(t, g.waitEvent(agent.EventReaderOutputTested), key, actor, `by `+actor+`: reader vendor 02-50-54 .* address 1: output 1 on$`)
 	g.sim("osdp studio show")
 	lines := waitNewLine(t, out, seen)
 	seen = len(lines)
 	assert.Contains(t, lines[len(lines)-1], "reader_outputs=off,on")
+	stdout, stderr, code = runPortier(t, g.env, "reader", "output", "--config", g.cfg, "--door", "studio", "--output", "0", "--pulse", "1.5s")
+	require.Equal(t, 0, code, "%s\n%s", stdout, stderr)
+	assertReaderEvent(t, g.waitEvent(agent.EventReaderOutputTested), key, actor, `: output 0 pulsed for 1\.5s$`)
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -179,6 +191,12 @@ mqtt:
 		_, stderr, code := runPortier(t, g.env, append(args, tc.args[1:]...)...)
 		assert.Equal(t, tc.code, code, "%v: %s", tc.args, stderr)
 		assert.Contains(t, stderr, tc.err, "%v", tc.args)
+		if tc.code == 3 { // the running portier tried, and recorded the failure
+			failed := g.waitEvent(agent.EventReaderSetupFailed)
+			assertReaderEvent(t, failed, key, actor, `: (output: output|set-address to) `)
+			assert.Contains(t, failed.Detail, tc.err, "%v", tc.args)
+			assert.NotContains(t, failed.Detail, "gave up", "%v: the installer waited for the answer", tc.args)
+		}
 	}
 	stdout, stderr, code = runPortier(t, g.env, "reader", "set-address", "--config", g.cfg, "--door", "studio", "--address", "5")
 	require.Equal(t, 0, code, "%s\n%s", stdout, stderr)
@@ -188,11 +206,18 @@ mqtt:
 		"Now set hardware.doors.studio.osdp.address: 5 in " + g.cfg + ": until then a restart will not find the reader"} {
 		assert.Contains(t, stdout, step)
 	}
+	assertReaderEvent(t, g.waitEvent(agent.EventReaderAddressChanged), key, actor, `by `+actor+`: reader vendor 02-50-54 .* at OSDP rs485-0 \(simulated line\) address 5: moved from address 1 to 5 on bus rs485-0 at 115200 baud$`)
 	status, stderr, code = runPortier(t, g.env, "status", "--config", g.cfg)
 	require.Equal(t, 0, code, stderr)
 	assert.Regexp(t, `reader studio/osdp online, .*OSDP rs485-0 \(simulated line\) address 5; \d+ polls`, status)
 	g.sim("osdp studio card H10301 12 1001")
 	assert.Equal(t, "studio", g.waitEvent(agent.EventAwaitingPIN).Door, "cards come from the reader at its new address")
+
+	// The dashboard sees the installer's actions as commands.
+	for _, typ := range []agent.EventType{agent.EventReaderInstalled, agent.EventReaderOutputTested, agent.EventReaderAddressChanged, agent.EventReaderSetupFailed} {
+		m := c.await(string(typ)+" on MQTT", 0, on("{prefix}/{site}/{gateway}/event/{category}", map[string]any{"type": typ, "door": "studio", "category": mqtt.CategoryCommand})).json()
+		assert.Equal(t, actor, m["actor"], "%s", typ)
+	}
 
 	// Unplugged: reader_offline within OSDP's 8 s, an alarm on MQTT and in
 	// the door's state; plugged back: reader_online.
@@ -212,6 +237,41 @@ mqtt:
 	})
 	require.Equal(t, 0, g.signal(syscall.SIGTERM))
 	c.verify()
+}
+
+// assertReaderEvent checks an installer's reader event: at the studio, by
+// actor, its detail matching pattern, and nothing of the reader's key in it
+// (neither the key nor any 4 bytes of it, in either case of hex).
+func assertReaderEvent(t *testing.T, e agent.Event, key [16]byte, actor, pattern string) {
+	t.Helper()
+	assert.Equal(t, "studio", e.Door)
+	assert.Equal(t, actor, e.Actor)
+	assert.Regexp(t, `^local-[0-9a-f]{16}$`, e.CommandID)
+	assert.Regexp(t, pattern, e.Detail)
+	raw, err := json.Marshal(e)
+	require.NoError(t, err)
+	all := strings.ToLower(string(raw))
+	for i := 0; i+4 <= len(key); i++ {
+		assert.NotContains(t, all, hex.EncodeToString(key[i:i+4]), "%s carries part of the reader's key", e.Type)
+	}
+}
+
+// waitAll reads events until one of each type arrived, in any order, and
+// returns them by type (the first of each).
+func (g *gateway) waitAll(types ...agent.EventType) map[agent.EventType]agent.Event {
+	g.t.Helper()
+	got := map[agent.EventType]agent.Event{}
+	for len(got) < len(types) {
+		var missing []agent.EventType
+		for _, typ := range types {
+			if _, ok := got[typ]; !ok {
+				missing = append(missing, typ)
+			}
+		}
+		e := g.waitAny(missing...)
+		got[e.Type] = e
+	}
+	return got
 }
 
 // waitNewLine waits until out has more than n lines and returns them; it

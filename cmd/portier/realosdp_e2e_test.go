@@ -1,8 +1,11 @@
 package main_test
 
 import (
+	"context"
 	"fmt"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -109,6 +112,59 @@ func TestRealOSDPReaderEndToEnd(t *testing.T) {
 	assert.Contains(t, off.Detail, "timeout")
 	rd.PD.SetFaults(osdpsim.Faults{})
 	assert.Equal(t, "studio", g.waitEvent(agent.EventReaderOnline).Door)
+	require.Equal(t, 0, g.signal(syscall.SIGTERM))
+}
+
+// TestRealOSDPInstallFailuresRecorded: an install that fails is recorded as
+// reader_setup_failed, by whom and why, without a key: a reader that holds
+// another key refuses the install key (the key file is put back: there is
+// none), and an installer who gives up on a reader that went silent (the
+// command is killed mid-install) leaves the failure in the history too.
+func TestRealOSDPInstallFailuresRecorded(t *testing.T) {
+	held := [16]byte{0x5A, 0x11, 0xC3, 0x9E, 0x70, 0x42, 0xB8, 0x0D, 0xE6, 0x27, 0x94, 0xFA, 0x3B, 0x81, 0x6C, 0xD5}
+	rd := osdptest.NewReader(t, osdpsim.Config{Addr: 1, Key: held,
+		Identity: osdp.Identity{Vendor: [3]byte{0x0A, 0x0B, 0x0C}, Model: 7, Version: 3, Serial: 0x1234, Firmware: [3]byte{1, 2, 3}}})
+	g := newGateway(t, "300ms", "clock_sync_check: \"off\"\n")
+	cfg, err := os.ReadFile(g.cfg)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(g.cfg, withRealOSDPStudio(t, cfg, rd.Port), 0o600))
+	g.start()
+	g.follow()
+	assert.Equal(t, "studio", g.waitEvent(agent.EventReaderRefused).Door)
+	actor := fmt.Sprintf("local:uid=%d", os.Getuid())
+
+	_, stderr, code := runPortier(t, g.env, "reader", "install", "--config", g.cfg, "--door", "studio")
+	assert.Equal(t, 3, code, stderr)
+	assert.Contains(t, stderr, "the reader refused the default install key: it holds another key")
+	failed := g.waitEvent(agent.EventReaderSetupFailed)
+	assertReaderEvent(t, failed, held, actor, `^command local-[0-9a-f]{16} by `+actor+`: install: reader vendor 0A-0B-0C model 7 v3 serial 00001234 firmware 1\.2\.3 at OSDP rs485-0 \(`+rd.Port+`\) address 1: the reader refused the default install key: it holds another key`)
+	_, err = os.Stat(filepath.Join(g.dir, "osdp", "studio.key"))
+	assert.ErrorIs(t, err, fs.ErrNotExist, "the key file is put back as it was: none")
+	k, _ := rd.PD.Key()
+	assert.Equal(t, held, k, "the reader keeps its key")
+
+	// The reader goes silent; the installer gives up mid-install.
+	rd.PD.SetFaults(osdpsim.Faults{Silent: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	inst := exec.CommandContext(ctx, portierBin, "reader", "install", "--config", g.cfg, "--door", "studio")
+	inst.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, g.env...)
+	out := newLineBuffer()
+	inst.Stdout, inst.Stderr = out, out
+	require.NoError(t, inst.Start())
+	for seen := 0; ; {
+		lines := waitNewLine(t, out, seen)
+		seen = len(lines)
+		if strings.Contains(lines[seen-1], "sending it the new key (osdp_KEYSET)") {
+			break
+		}
+		require.NotContains(t, lines[seen-1], "reader install:", "the install ended before it was given up")
+	}
+	cancel() // the installer's Ctrl-C
+	assert.Error(t, inst.Wait())
+	gaveUp := g.waitEvent(agent.EventReaderSetupFailed)
+	assertReaderEvent(t, gaveUp, held, actor, `: install: reader vendor 0A-0B-0C .* address 1: the installer's command gave up before it ended: osdp: install studio: context canceled$`)
+	assert.NotEqual(t, failed.CommandID, gaveUp.CommandID, "every attempt is its own command")
 	require.Equal(t, 0, g.signal(syscall.SIGTERM))
 }
 

@@ -33,6 +33,7 @@ func TestTour(t *testing.T) {
 		"access_denied      unknown_credential  pin:******",
 		"awaiting_pin       second_factor_required  Ada Lovelace",
 		"the reader proved the new key",
+		"studio  reader_installed    — command local-",
 		"studio: relay=off door_contact=off reader=online secure led=",
 		"reader_offline",
 		"reader_online",

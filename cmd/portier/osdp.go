@@ -48,7 +48,9 @@ func (d *daemon) installReader(ctx context.Context, door string, cmd agent.Comma
 	if err != nil {
 		return err
 	}
-	defer func() { d.recordReaderChange(ctx, door, agent.ReaderChange{Command: cmd, Op: agent.ReaderOpInstall}, err) }()
+	defer func() {
+		d.recordReaderChange(ctx, door, agent.ReaderChange{Command: cmd, Op: agent.ReaderOpInstall}, err)
+	}()
 	if o.Plaintext() {
 		return fmt.Errorf("door %s's reader is configured with secure_channel: off: it has no key to install (set secure_channel: on first)", door)
 	}

@@ -327,7 +327,9 @@ func (s *Server) installReader(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	streamSteps(w, func(progress func(string)) error { return s.d.InstallReader(r.Context(), door, localCommand(r), progress) })
+	streamSteps(w, func(progress func(string)) error {
+		return s.d.InstallReader(r.Context(), door, localCommand(r), progress)
+	})
 }
 
 // readerAddress runs a reader's address change and streams its steps as
@@ -338,7 +340,9 @@ func (s *Server) readerAddress(w http.ResponseWriter, r *http.Request) {
 	if !ok || !decodeBody(w, r, &req) {
 		return
 	}
-	streamSteps(w, func(progress func(string)) error { return s.d.SetReaderAddress(r.Context(), door, localCommand(r), req, progress) })
+	streamSteps(w, func(progress func(string)) error {
+		return s.d.SetReaderAddress(r.Context(), door, localCommand(r), req, progress)
+	})
 }
 
 // readerOutput drives a reader's output: 200 once the reader took it, 409

@@ -15,22 +15,40 @@ import (
 // retainedView subscribes a fresh client to exact topics on a broker and
 // returns the retained messages it is given, by topic. Exact topics: some
 // brokers (RabbitMQ 3.x) deliver no retained message to a wildcard filter.
+// A subscription that came before the gateway's publish (it publishes its
+// state right after connecting) gets it live instead: that view is
+// discarded and a fresh client looks again, a few times at most — a broker
+// that does not retain fails every time.
 func retainedView(t *testing.T, url string, topics ...string) map[string]message {
 	t.Helper()
-	d := newDashboard(t, url, nil, topics...)
-	msgs := d.waitUntil(t, "the retained messages", func(m []message) bool {
-		got := map[string]bool{}
-		for _, x := range m {
-			got[x.Topic] = true
+	var live []string
+	for range 5 {
+		d := newDashboard(t, url, nil, topics...)
+		msgs := d.waitUntil(t, "the retained messages", func(m []message) bool {
+			got := map[string]bool{}
+			for _, x := range m {
+				got[x.Topic] = true
+			}
+			return len(got) == len(topics)
+		}, nil)
+		d.client.Disconnect(0)
+		out := map[string]message{}
+		live = live[:0]
+		for _, m := range msgs {
+			if _, seen := out[m.Topic]; seen {
+				continue // a later publish; the first one tells
+			}
+			out[m.Topic] = m
+			if !m.Retained {
+				live = append(live, m.Topic)
+			}
 		}
-		return len(got) == len(topics)
-	}, nil)
-	out := map[string]message{}
-	for _, m := range msgs {
-		assert.True(t, m.Retained, "%s arrives as a retained message", m.Topic)
-		out[m.Topic] = m
+		if len(live) == 0 {
+			return out
+		}
 	}
-	return out
+	t.Fatalf("%v never arrived as retained messages", live)
+	return nil
 }
 
 // TestFailoverRepublishesRetainedState: three independent brokers stand

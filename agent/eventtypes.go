@@ -59,6 +59,10 @@ const (
 	// EventCardRekeyed: `portier card rekey` moved a card to a new site
 	// key version.
 	EventCardRekeyed EventType = "card_rekeyed"
+	// EventCardOperationFailed: `portier card issue` or `rekey` failed or
+	// was given up (CardFailure builds it; CommandID and Actor say who
+	// asked): what was asked, the card and the tag number masked, and why.
+	EventCardOperationFailed EventType = "card_operation_failed"
 )
 
 // Commands at a door and the overrides they set (the door controller).
@@ -182,7 +186,7 @@ var EventTypes = []EventType{
 	EventRemoteUnlock, EventCommandRejected, EventLockdownOn, EventLockdownOff,
 	EventOfficeModeOn, EventOfficeModeStarted, EventOfficeModeOff,
 	EventLockoutStarted, EventLockoutEnded,
-	EventCardAlarm, EventCardLearned, EventCardIssued, EventCardRekeyed,
+	EventCardAlarm, EventCardLearned, EventCardIssued, EventCardRekeyed, EventCardOperationFailed,
 	EventEnrolmentArmed, EventEnrolled, EventEnrolmentFailed, EventEnrolmentExpired,
 	EventRelayOn, EventRelayOff, EventControllerStarted, EventInputQueueOverflow,
 	EventCommandSucceeded, EventCommandFailed,

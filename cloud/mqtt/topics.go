@@ -131,7 +131,7 @@ func EventCategory(t agent.EventType) string {
 	case agent.EventRemoteUnlock, agent.EventCommandRejected, agent.EventLockdownOn, agent.EventLockdownOff,
 		agent.EventOfficeModeOn, agent.EventOfficeModeStarted, agent.EventOfficeModeOff,
 		agent.EventEnrolmentArmed, agent.EventEnrolled, agent.EventEnrolmentFailed, agent.EventEnrolmentExpired,
-		agent.EventCardIssued, agent.EventCardRekeyed, agent.EventCommandSucceeded, agent.EventCommandFailed, agent.EventCommandsRefused,
+		agent.EventCardIssued, agent.EventCardRekeyed, agent.EventCardOperationFailed, agent.EventCommandSucceeded, agent.EventCommandFailed, agent.EventCommandsRefused,
 		agent.EventReaderInstalled, agent.EventReaderAddressChanged, agent.EventReaderOutputTested, agent.EventReaderSetupFailed:
 		return CategoryCommand
 	}

@@ -161,6 +161,7 @@ type cardJobber interface {
 type cardOp struct {
 	d        *daemon
 	door     string
+	cmd      agent.Command // who asked, for the audit trail
 	req      control.CardRequest
 	keys     []desfire.SiteKeys // every key set of the key file, newest first
 	progress func(string)
@@ -171,9 +172,15 @@ type cardOp struct {
 	fp       desfire.Fingerprint
 }
 
-// card runs a card operation at door's reader for the control socket.
-func (d *daemon) card(ctx context.Context, door string, req control.CardRequest, progress func(string)) (control.CardReport, error) {
-	o := &cardOp{d: d, door: door, req: req, progress: progress, rep: control.CardReport{Op: req.Op, Door: door}}
+// card runs a card operation at door's reader for the control socket. A
+// failed issue or rekey is recorded, card_operation_failed.
+func (d *daemon) card(ctx context.Context, door string, cmd agent.Command, req control.CardRequest, progress func(string)) (_ control.CardReport, err error) {
+	o := &cardOp{d: d, door: door, cmd: cmd, req: req, progress: progress, rep: control.CardReport{Op: req.Op, Door: door}}
+	defer func() {
+		if err != nil && req.Op != control.CardInspect {
+			o.recordFailure(ctx, err)
+		}
+	}()
 	jb, ok := d.board.(cardJobber)
 	if !ok || d.cfg.Hardware.Doors[door].MFRC522 == nil {
 		return o.rep, fmt.Errorf("door %s has no MFRC522 reader: card operations need one", door)
@@ -206,7 +213,7 @@ func (d *daemon) card(ctx context.Context, door string, req control.CardRequest,
 	}
 	// wait bounds the wait for a card only: once the reader has the card
 	// the job runs to its end, as a half-issued card helps nobody.
-	ctx, cancel := context.WithCancel(ctx)
+	jctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var state atomic.Int32 // 0 waiting, 1 working, 2 given up
 	timer := time.AfterFunc(wait, func() {
@@ -215,10 +222,11 @@ func (d *daemon) card(ctx context.Context, door string, req control.CardRequest,
 		}
 	})
 	defer timer.Stop()
-	err = jb.CardJob(ctx, door, func(ctx context.Context, pc hal.PresentedCard) error {
+	err = jb.CardJob(jctx, door, func(ctx context.Context, pc hal.PresentedCard) error {
 		if !state.CompareAndSwap(0, 1) {
 			return ctx.Err()
 		}
+		o.fp.UID = pc.UID // the card worked on, also should it fail before its fingerprint
 		if got := strings.ToUpper(hex.EncodeToString(pc.UID)); req.UID != "" && got != req.UID {
 			return fmt.Errorf("the card presented (UID %s) is not the one named (--uid %s): it was left untouched", got, req.UID)
 		}
@@ -388,9 +396,31 @@ func (o *cardOp) record(ctx context.Context) error {
 // event records a card event of this operation.
 func (o *cardOp) event(ctx context.Context, t agent.EventType, detail string) {
 	p := agent.CardDESFire(o.fp.UID, o.rep.TagNumber, agent.CardCheck{})
-	e := agent.Event{Time: o.d.e.now(), Type: t, Door: o.door, User: o.rep.User, Kind: agent.KindDESFire, Credential: p.Masked(), Detail: detail}
+	o.emit(ctx, agent.Event{Time: o.d.e.now(), Type: t, Door: o.door, User: o.rep.User, Kind: agent.KindDESFire, Credential: p.Masked(), Detail: detail,
+		CommandID: o.cmd.ID, Actor: o.cmd.Actor})
+}
+
+// recordFailure records the failed issue or rekey (err: how it failed). It
+// is recorded also when the operator gave up (ctx ended): a card may have
+// been half changed all the same.
+func (o *cardOp) recordFailure(ctx context.Context, err error) {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		err = fmt.Errorf("the operator's command gave up before it ended: %w", err)
+	}
+	f := agent.CardFailure{Command: o.cmd, Op: agent.CardOpRekey, Door: o.door, TagNumber: o.rep.TagNumber, UID: o.fp.UID, User: o.rep.User, Err: err}
+	if o.req.Op == control.CardIssue {
+		f.Op, f.TagNumber = agent.CardOpIssue, o.req.TagNumber
+	}
+	if o.req.UID != "" {
+		f.Named, _ = hex.DecodeString(o.req.UID) // normalised by the control socket
+	}
+	o.emit(context.WithoutCancel(ctx), f.Event(o.d.e.now()))
+}
+
+// emit records one of the operation's events.
+func (o *cardOp) emit(ctx context.Context, e agent.Event) {
 	if err := o.d.events.Record(ctx, e); err != nil {
-		o.d.log.Error("record card event", "type", string(t), "err", err)
+		o.d.log.Error("record card event", "type", string(e.Type), "door", o.door, "err", err)
 	}
 }
 
@@ -470,6 +500,10 @@ func (o *cardOp) rekey(ctx context.Context, pc hal.PresentedCard) error {
 		return fmt.Errorf("no key set of the key file reads the card (%s): %w", (&cardcheck.Result{Err: err}).Cause(), cardTrouble(err))
 	}
 	o.rep.Site, o.rep.TagNumber, o.rep.Generation = "issued", fmt.Sprintf("%08d", id.TagNumber), id.Generation
+	// The holder, for the report and for the event, also of a failure.
+	if f, _, err := o.d.db.Lookup(ctx, agent.TagKey(o.rep.TagNumber)); err == nil && f != nil && f.User != nil {
+		o.rep.User = f.User.Ref()
+	}
 	next := o.issuing
 	var old *desfire.SiteKeys
 	for i, k := range o.keys { // newest first
@@ -495,8 +529,5 @@ func (o *cardOp) rekey(ctx context.Context, pc hal.PresentedCard) error {
 	}
 	v := int(next.Version)
 	o.rep.KeyVersion = &v
-	if f, _, err := o.d.db.Lookup(ctx, agent.TagKey(o.rep.TagNumber)); err == nil && f != nil && f.User != nil {
-		o.rep.User = f.User.Ref()
-	}
 	return nil
 }

@@ -172,6 +172,8 @@ func TestCardsEndToEnd(t *testing.T) {
 	issued := g.waitEvent(agent.EventCardIssued)
 	assert.Equal(t, "lab", issued.Door)
 	assert.Equal(t, "Ada Lovelace", issued.User.Name)
+	assert.Equal(t, localActor(), issued.Actor, "who issued it")
+	assert.True(t, strings.HasPrefix(issued.CommandID, "local-"), issued.CommandID)
 	for _, k := range []string{"0102030405060708", "2122232425262728"} {
 		assert.NotContains(t, steps+out+issued.Detail, k, "no key is ever shown")
 	}
@@ -195,9 +197,14 @@ func TestCardsEndToEnd(t *testing.T) {
 	_, steps, err = g.cardCommand("card lab ada", "issue", "lab", "--tag-number", "2301234", "--uid", "04:B1:C2:D3:E4:F5:06")
 	require.Error(t, err)
 	assert.Contains(t, steps, "the card presented (UID 04A1B2C3D4E5F6) is not the one named (--uid 04B1C2D3E4F506): it was left untouched")
+	g.waitCardFailure("issue tag:…234: card uid:7 bytes …E5F6: the card presented (UID uid:7 bytes …E5F6) is not the one named (--uid uid:7 bytes …F506): it was left untouched")
 	_, steps, err = g.cardCommand("card lab blank", "issue", "lab", "--tag-number", "2301234")
 	require.Error(t, err)
 	assert.Contains(t, steps, "run again with --reissue --uid 04B1C2D3E4F506")
+	failed := g.waitCardFailure("issue tag:…234: card uid:7 bytes …F506: the card already carries this site's application: run again with --reissue --uid uid:7 bytes …F506 to replace it (its old identity stops working; also after an issue that was interrupted)")
+	onFailed := c.await("the failed issue on MQTT", 0, on("{prefix}/{site}/{gateway}/event/{category}", map[string]any{"type": "card_operation_failed"}))
+	assert.Equal(t, tp.Event(mqtt.CategoryCommand), onFailed.topic)
+	assert.Equal(t, failed.Actor, onFailed.json()["actor"])
 	out, steps, err = g.cardCommand("card lab blank", "issue", "lab", "--tag-number", "2301234", "--reissue", "--uid", "04B1C2D3E4F506")
 	require.NoError(t, err, steps)
 	assert.Contains(t, steps, "deleting the card's old site application (reissue)")
@@ -208,6 +215,15 @@ func TestCardsEndToEnd(t *testing.T) {
 	_, errOut, code = runPortier(t, g.env, "card", "inspect", "lab", "--wait", "50ms", "--config", g.cfg)
 	assert.Equal(t, 3, code)
 	assert.Contains(t, errOut, "no card was presented within 50ms")
+	// An issue that saw no card is recorded; the inspect before it, which
+	// changes nothing, is not (this is the next failure recorded).
+	_, errOut, code = runPortier(t, g.env, "card", "issue", "lab", "--tag-number", "2301234", "--wait", "50ms", "--config", g.cfg)
+	assert.Equal(t, 3, code)
+	assert.Contains(t, errOut, "no card was presented within 50ms")
+	g.waitCardFailure("issue tag:…234: no card presented: no card was presented within 50ms")
+	_, steps, err = g.cardCommand("", "rekey", "lab")
+	require.Error(t, err, steps)
+	g.waitCardFailure("rekey: no card presented: the operator's command gave up before it ended: context canceled")
 	_, errOut, code = runPortier(t, g.env, "card", "issue", "front", "--config", g.cfg)
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "--tag-number is required")
@@ -220,8 +236,9 @@ func TestCardsEndToEnd(t *testing.T) {
 }
 
 // cardCommand runs `portier card ARGS` against the running gateway,
-// presents a card with the sim command present once it asks for one, and
-// returns its standard output, its steps (standard error) and its end.
+// presents a card with the sim command present once it asks for one (with
+// present "", the operator gives up instead: Ctrl-C), and returns its
+// standard output, its steps (standard error) and its end.
 func (g *gateway) cardCommand(present string, args ...string) (stdout, steps string, err error) {
 	g.t.Helper()
 	cmd := exec.Command(portierBin, append(append([]string{"card"}, args...), "--config", g.cfg)...)
@@ -250,7 +267,11 @@ func (g *gateway) cardCommand(present string, args ...string) (stdout, steps str
 			g.t.Fatalf("portier card %s did not ask for the card:\n%s", args[0], strings.Join(all, "\n"))
 		}
 	}
-	g.sim(present)
+	if present == "" {
+		require.NoError(g.t, cmd.Process.Signal(os.Interrupt))
+	} else {
+		g.sim(present)
+	}
 	for l := range lines {
 		all = append(all, l)
 	}
@@ -298,6 +319,14 @@ func TestCardKeyRotationEndToEnd(t *testing.T) {
 	_, steps, err = g.cardCommand("card lab blank", "rekey", "lab")
 	require.Error(t, err)
 	assert.Contains(t, steps, "the card already uses site key version 1, the newest")
+	failed := g.waitCardFailure("rekey: card uid:7 bytes …F506: the card already uses site key version 1, the newest")
+	assert.Equal(t, "desfire:tag …234", failed.Credential)
+	assert.Equal(t, "Ada Lovelace", failed.User.Name)
+	// A card taken away mid-way.
+	_, steps, err = g.cardCommand("card lab pulled", "rekey", "lab")
+	require.Error(t, err)
+	assert.Contains(t, steps, "the card stopped answering")
+	g.waitCardFailure("rekey: card uid:7 bytes …1526: the card stopped answering (taken away too early?): present it again")
 
 	// The issuing station gets version 2's masters; the card is moved.
 	require.NoError(t, os.WriteFile(keyFile, []byte(siteKeys+v2+`    picc: 3132333435363738393A3B3C3D3E3F40
@@ -309,6 +338,7 @@ func TestCardKeyRotationEndToEnd(t *testing.T) {
 	assert.Contains(t, out, "The card now uses site key version 2.")
 	rekeyed := g.waitEvent(agent.EventCardRekeyed)
 	assert.Equal(t, "Ada Lovelace", rekeyed.User.Name)
+	assert.Equal(t, localActor(), rekeyed.Actor)
 	assert.Contains(t, rekeyed.Detail, "site key version 2")
 
 	opened := present("blank")
@@ -323,6 +353,28 @@ func TestCardKeyRotationEndToEnd(t *testing.T) {
 	assert.Equal(t, "02301234", rep.TagNumber)
 	require.Equal(t, 0, g.signal(syscall.SIGTERM))
 }
+
+// waitCardFailure waits for the next card_operation_failed and checks it:
+// at the lab's reader, asked by this process's user, with what (after the
+// command: what, or what its detail starts with) and never a key, a whole
+// UID or a whole tag number.
+func (g *gateway) waitCardFailure(what string) agent.Event {
+	g.t.Helper()
+	e := g.waitEvent(agent.EventCardOperationFailed)
+	assert.Equal(g.t, "lab", e.Door)
+	assert.Equal(g.t, localActor(), e.Actor)
+	want := fmt.Sprintf("command %s by %s: %s", e.CommandID, e.Actor, what)
+	assert.True(g.t, strings.HasPrefix(e.Detail, want), "%q\ndoes not start with\n%q", e.Detail, want)
+	assert.True(g.t, strings.HasPrefix(e.CommandID, "local-"), e.CommandID)
+	for _, secret := range []string{"0102030405060708", "1112131415161718", "2122232425262728", "3132333435363738", "4142434445464748",
+		"02301234", "04B1C2D3E4F506", "04A1B2C3D4E5F6"} {
+		assert.NotContains(g.t, e.Detail+e.Credential, secret, "no key, whole UID or tag number")
+	}
+	return e
+}
+
+// localActor is the actor the control socket names for this process.
+func localActor() string { return fmt.Sprintf("local:uid=%d", os.Getuid()) }
 
 // generationIn returns the card generation that pattern's group matches in s.
 func generationIn(t *testing.T, s, pattern string) uint32 {

@@ -60,8 +60,8 @@ func (b controlBackend) SyncNow() error {
 	return nil
 }
 
-func (b controlBackend) Card(ctx context.Context, door string, req control.CardRequest, progress func(string)) (control.CardReport, error) {
-	return b.d.card(ctx, door, req, progress)
+func (b controlBackend) Card(ctx context.Context, door string, cmd agent.Command, req control.CardRequest, progress func(string)) (control.CardReport, error) {
+	return b.d.card(ctx, door, cmd, req, progress)
 }
 
 func (b controlBackend) Events(ctx context.Context, after int64, limit int) ([]agent.Event, error) {

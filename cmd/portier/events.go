@@ -112,6 +112,9 @@ func formatEvent(ev agent.Event) string {
 	if ev.Credential != "" {
 		parts = append(parts, ev.Credential)
 	}
+	if ev.Actor != "" {
+		parts = append(parts, "by "+ev.Actor)
+	}
 	if ev.Detail != "" && ev.Type != agent.EventAccessGranted {
 		parts = append(parts, "("+ev.Detail+")")
 	}

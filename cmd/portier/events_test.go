@@ -37,6 +37,7 @@ func TestEvents(t *testing.T) {
 	for _, e := range []agent.Event{
 		{Time: at, Type: agent.EventAccessGranted, Door: "front", Reason: agent.ReasonGranted, User: &agent.UserRef{ID: "u1", Name: "Ada Lovelace"}, Credential: "tag:…234"},
 		{Time: at.Add(time.Minute), Type: agent.EventAccessDenied, Door: "front", Reason: agent.ReasonUserBlocked, Credential: "pin:******", Detail: "the user is blocked in Salto KS"},
+		{Time: at.Add(2 * time.Minute), Type: agent.EventCommandFailed, Door: "front", Reason: "action_failed", Detail: "unlock: the relay did not switch", CommandID: "c-1", Actor: "dashboard:alice"},
 	} {
 		_, err := db.Append(ctx, e)
 		require.NoError(t, err)
@@ -44,15 +45,17 @@ func TestEvents(t *testing.T) {
 	out, _, code := runPortier(t, append(env, "TZ=UTC"), "events")
 	require.Equal(t, 0, code)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	require.Len(t, lines, 2)
+	require.Len(t, lines, 3)
 	assert.Equal(t, "2026-11-24 09:00:00 UTC  #1  front  access_granted  Ada Lovelace  tag:…234", lines[0])
 	assert.Equal(t, "2026-11-24 09:01:00 UTC  #2  front  access_denied  user_blocked  pin:******  (the user is blocked in Salto KS)", lines[1])
+	assert.Equal(t, "2026-11-24 09:02:00 UTC  #3  front  command_failed  action_failed  by dashboard:alice  (unlock: the relay did not switch)", lines[2], "who sent the command")
 
 	out, _, code = runPortier(t, env, "events", "--json", "--limit", "1")
 	require.Equal(t, 0, code)
 	var e agent.Event
 	require.NoError(t, json.Unmarshal([]byte(out), &e))
-	assert.EqualValues(t, 2, e.Seq)
+	assert.EqualValues(t, 3, e.Seq)
+	assert.Equal(t, "dashboard:alice", e.Actor)
 
 	_, errOut, code = runPortier(t, env, "events", "--follow")
 	assert.Equal(t, 3, code)

@@ -141,8 +141,8 @@ func (d *fakeDaemon) ReaderOutput(_ context.Context, door string, cmd agent.Comm
 
 // Card answers an inspect at front in two steps; back has no reader; a
 // wait of 1ms never sees a card.
-func (d *fakeDaemon) Card(ctx context.Context, door string, req control.CardRequest, progress func(string)) (control.CardReport, error) {
-	d.call(fmt.Sprintf("card %s %s %s %v %s", door, req.Op, req.TagNumber, req.Reissue, req.UID))
+func (d *fakeDaemon) Card(ctx context.Context, door string, cmd agent.Command, req control.CardRequest, progress func(string)) (control.CardReport, error) {
+	d.call(fmt.Sprintf("card %s %s %s %v %s by %s", door, req.Op, req.TagNumber, req.Reissue, req.UID, cmd.Actor))
 	if door == "back" {
 		return control.CardReport{}, errors.New("door back has no RFID reader")
 	}
@@ -322,7 +322,7 @@ func TestCardOperations(t *testing.T) {
 	assert.Equal(t, []string{"present the card at front", "reading its version"}, steps)
 	assert.Equal(t, "02301234", rep.TagNumber, "the tag number arrives normalised")
 	assert.Equal(t, "DESFire EV2", rep.Product)
-	assert.Equal(t, "card front issue 02301234 true 04A1B2C3", d.Calls()[0], "tag number and UID arrive normalised")
+	assert.Equal(t, fmt.Sprintf("card front issue 02301234 true 04A1B2C3 by local:uid=%d", os.Getuid()), d.Calls()[0], "tag number and UID arrive normalised, with the caller")
 
 	steps = nil
 	rep, err = c.Card(ctx, "front", control.CardRequest{Op: control.CardInspect}, func(s string) { steps = append(steps, s) })

@@ -45,8 +45,8 @@ type Daemon interface {
 	// Card runs a card operation at door's reader (validated: a known
 	// door, a known op, a valid wait, a normalised tag number for issue),
 	// telling each step to progress; a failure is the error. ctx ends when
-	// the operator gives up.
-	Card(ctx context.Context, door string, req CardRequest, progress func(step string)) (CardReport, error)
+	// the operator gives up; cmd is the caller, for the audit trail.
+	Card(ctx context.Context, door string, cmd agent.Command, req CardRequest, progress func(step string)) (CardReport, error)
 }
 
 // Doors runs commands at a door by id; *agent.Doors implements it. A refusal
@@ -412,7 +412,7 @@ func (s *Server) card(w http.ResponseWriter, r *http.Request) {
 		req.UID = strings.ToUpper(hex.EncodeToString(uid))
 	}
 	send := streamLines(w)
-	rep, err := s.d.Card(r.Context(), door, req, func(step string) { send(CardProgress{Step: step}) })
+	rep, err := s.d.Card(r.Context(), door, localCommand(r), req, func(step string) { send(CardProgress{Step: step}) })
 	if err != nil {
 		send(CardProgress{Done: true, Error: err.Error()})
 		return
